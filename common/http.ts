@@ -1,0 +1,175 @@
+// Minimal HTTP plumbing for the internal services (namespace, storage node, repair):
+// a method+pattern router, bounded JSON bodies and typed error replies.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from './log.js';
+import type { Registry } from './metrics.js';
+
+/** An error an internal service answers with: HTTP status plus a stable machine-readable code. */
+export class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export type Params = Record<string, string>;
+export type Handler = (req: http.IncomingMessage, res: http.ServerResponse, params: Params, url: URL) => Promise<void> | void;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  names: string[];
+  handler: Handler;
+}
+
+/** Routes like "/objects/:bucket/:key" — each param matches one path segment and arrives URL-decoded. */
+export class Router {
+  private readonly routes: Route[] = [];
+
+  on(method: string, path: string, handler: Handler): this {
+    const names: string[] = [];
+    const source = path
+      .split('/')
+      .map((part) => {
+        if (!part.startsWith(':')) return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        names.push(part.slice(1));
+        return '([^/]+)';
+      })
+      .join('/');
+    this.routes.push({ method, pattern: new RegExp(`^${source}$`), names, handler });
+    return this;
+  }
+
+  async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://internal');
+    let pathMatched = false;
+    for (const route of this.routes) {
+      const match = route.pattern.exec(url.pathname);
+      if (!match) continue;
+      pathMatched = true;
+      if (route.method !== req.method) continue;
+      const params: Params = {};
+      route.names.forEach((name, i) => (params[name] = decodeURIComponent(match[i + 1])));
+      await route.handler(req, res, params, url);
+      return;
+    }
+    throw pathMatched
+      ? new HttpError(405, 'MethodNotAllowed', `${req.method} not allowed on ${url.pathname}`)
+      : new HttpError(404, 'NotFound', `no route for ${req.method} ${url.pathname}`);
+  }
+}
+
+export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function sendError(res: http.ServerResponse, err: HttpError): void {
+  const body: ErrorBody = { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
+  if (res.headersSent) {
+    res.destroy(err);
+    return;
+  }
+  sendJson(res, err.status, body);
+}
+
+/** Reads a JSON request body, refusing more than `limit` bytes so a client cannot make us buffer without bound. */
+export async function readJson<T>(req: http.IncomingMessage, limit = 1024 * 1024): Promise<T> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new HttpError(413, 'BodyTooLarge', `JSON body exceeds ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  if (size === 0) return {} as T;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as T;
+  } catch {
+    throw new HttpError(400, 'MalformedJSON', 'request body is not valid JSON');
+  }
+}
+
+export interface ServiceServerOptions {
+  service: string;
+  router: Router;
+  log: Logger;
+  metrics: Registry;
+  /** Extra fields reported by GET /health. */
+  health?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+}
+
+/**
+ * An http.Server that serves the router plus GET /health and GET /metrics, counts requests,
+ * and turns thrown HttpErrors (and unexpected errors) into JSON error replies.
+ */
+export function createServiceServer(opts: ServiceServerOptions): http.Server {
+  const requests = opts.metrics.counter('cairn_http_requests_total', 'HTTP requests served');
+  const latency = opts.metrics.histogram('cairn_http_request_seconds', 'HTTP request latency');
+  opts.router.on('GET', '/health', async (_req, res) => {
+    sendJson(res, 200, { status: 'ok', service: opts.service, pid: process.pid, ...(opts.health ? await opts.health() : {}) });
+  });
+  opts.router.on('GET', '/metrics', (_req, res) => {
+    const text = opts.metrics.render();
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+    res.end(text);
+  });
+  const server = http.createServer((req, res) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      requests.inc({ method: req.method ?? '?', status: String(res.statusCode) });
+      latency.observe(seconds, { method: req.method ?? '?' });
+    });
+    opts.router.dispatch(req, res).catch((err: unknown) => {
+      if (err instanceof HttpError) {
+        sendError(res, err);
+        return;
+      }
+      opts.log.error('request failed', { method: req.method, url: req.url, err });
+      sendError(res, new HttpError(500, 'InternalError', err instanceof Error ? err.message : String(err)));
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  return server;
+}
+
+export async function listen(server: http.Server, host: string, port: number): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${shownHost}:${address.port}`;
+}
+
+export async function close(server: http.Server): Promise<void> {
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), 2000).unref();
+  });
+}
+
+/** Raises a typed error from a non-2xx JSON reply of an internal service. */
+export async function errorFromResponse(status: number, bodyText: string): Promise<HttpError> {
+  try {
+    const body = JSON.parse(bodyText) as ErrorBody;
+    return new HttpError(status, body.code ?? 'Unknown', body.message ?? bodyText, body.details);
+  } catch {
+    return new HttpError(status, status >= 500 ? 'InternalError' : 'BadRequest', bodyText.slice(0, 200));
+  }
+}

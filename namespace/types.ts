@@ -1,0 +1,189 @@
+// The namespace's records and API shapes: the contract between the namespace service and its
+// clients (gateway, repair, storage nodes). Everything here is JSON over HTTP.
+
+/** How a segment is erasure coded. `blockSize` is the data bytes of one full block; a stripe holds k blocks of data. */
+export interface Layout {
+  k: number;
+  m: number;
+  blockSize: number;
+}
+
+/** Where shard `i` of a segment lives. `nodeId` is null when the shard was never written (a degraded write): repair fills it. */
+export interface ShardPlacement {
+  nodeId: string | null;
+  shardId: string;
+}
+
+/** A contiguous run of object bytes coded as one unit: `placements[i]` is shard i (0..k-1 data, k..k+m-1 parity). */
+export interface Segment {
+  size: number;
+  placements: ShardPlacement[];
+}
+
+export interface BucketRecord {
+  name: string;
+  createdAt: string; // ISO-8601
+  owner: string;
+}
+
+export interface ObjectRecord {
+  bucket: string;
+  key: string;
+  /** Unique per write; shard ids embed it, and compare-and-swap on it guards concurrent updates. */
+  versionId: string;
+  size: number;
+  /** Quoted, as S3 sends it: "\"<md5 hex>\"" or "\"<hex>-N\"" for multipart. */
+  etag: string;
+  lastModified: string; // ISO-8601
+  contentType: string;
+  /** x-amz-meta-* without the prefix, lower-cased names. */
+  userMetadata: Record<string, string>;
+  /** Other stored response headers (content-encoding, content-disposition, cache-control, ...). */
+  headers: Record<string, string>;
+  /** S3 additional checksums, e.g. { CRC32: "base64" }. */
+  checksums: Record<string, string>;
+  layout: Layout;
+  segments: Segment[];
+  /** Multipart objects: the parts in order, each covering `segmentCount` consecutive segments. */
+  parts?: PartSummary[];
+}
+
+export interface PartSummary {
+  partNumber: number;
+  size: number;
+  etag: string;
+  segmentCount: number;
+}
+
+/** Preconditions on a commit or delete, checked atomically with it. */
+export interface WriteCondition {
+  /** Commit only if no object exists under the key ("If-None-Match: *"). */
+  ifNoneMatch?: boolean;
+  /** Commit only if the current object has this version id. */
+  ifVersionId?: string;
+  /** Commit only if the current object has this ETag (quoted). */
+  ifEtag?: string;
+}
+
+export interface CommitObjectRequest {
+  record: ObjectRecord;
+  condition?: WriteCondition;
+}
+
+export interface CommitObjectResponse {
+  record: ObjectRecord;
+  /** The object this commit replaced, whose shards are now queued for garbage collection. */
+  replaced: ObjectRecord | null;
+}
+
+export interface DeleteObjectResponse {
+  deleted: ObjectRecord | null;
+}
+
+export interface ListObjectsQuery {
+  prefix?: string;
+  delimiter?: string;
+  /** Exclusive start key (S3 start-after / marker). */
+  startAfter?: string;
+  /** Opaque token from a previous page's `nextContinuation`; wins over startAfter. */
+  continuation?: string;
+  maxKeys?: number; // 0..1000, default 1000
+}
+
+export interface ListEntry {
+  key: string;
+  size: number;
+  etag: string;
+  lastModified: string;
+}
+
+export interface ListObjectsResponse {
+  entries: ListEntry[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  /** Present when isTruncated: pass back as `continuation`. */
+  nextContinuation?: string;
+  /** The last key or common prefix returned (S3 v1 NextMarker). */
+  lastReturned?: string;
+}
+
+export type NodeState = 'up' | 'suspect' | 'down';
+
+export interface HeartbeatRequest {
+  url: string;
+  capacityBytes: number;
+  usedBytes: number;
+  freeBytes: number;
+  zone?: string;
+}
+
+export interface NodeRecord {
+  id: string;
+  url: string;
+  zone?: string;
+  capacityBytes: number;
+  usedBytes: number;
+  freeBytes: number;
+  firstSeen: string;
+  lastHeartbeat: string;
+  state: NodeState;
+}
+
+export interface PlacementRequest {
+  /** How many distinct nodes are wanted (k+m). */
+  count: number;
+  /** Nodes that must not be chosen (e.g. ones that just failed). */
+  exclude?: string[];
+}
+
+export interface PlacementResponse {
+  /** Up to `count` distinct live nodes; fewer when fewer are up. The caller decides if that is enough. */
+  nodes: { id: string; url: string }[];
+}
+
+/** One entry of the reverse index node → shards. */
+export interface ShardRef {
+  nodeId: string;
+  shardId: string;
+  bucket: string;
+  key: string;
+  versionId: string;
+  segment: number;
+  index: number;
+}
+
+export interface ShardRefPage {
+  refs: ShardRef[];
+  /** Pass as `after` for the next page; absent at the end. */
+  next?: string;
+}
+
+/** A shard no object references any more (overwritten, deleted, aborted), waiting out the GC grace period. */
+export interface GarbageEntry {
+  id: string; // queue key, pass back to acknowledge
+  nodeId: string | null;
+  shardId: string;
+  queuedAt: string;
+}
+
+export interface MultipartUploadRecord {
+  uploadId: string;
+  bucket: string;
+  key: string;
+  initiated: string;
+  contentType: string;
+  userMetadata: Record<string, string>;
+  headers: Record<string, string>;
+  checksumAlgorithm?: string;
+}
+
+export interface PartRecord {
+  uploadId: string;
+  partNumber: number;
+  size: number;
+  etag: string;
+  lastModified: string;
+  checksums: Record<string, string>;
+  layout: Layout;
+  segments: Segment[];
+}
