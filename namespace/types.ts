@@ -1,12 +1,8 @@
 // The namespace's records and API shapes: the contract between the namespace service and its
 // clients (gateway, repair, storage nodes). Everything here is JSON over HTTP.
 
-/** How a segment is erasure coded. `blockSize` is the data bytes of one full block; a stripe holds k blocks of data. */
-export interface Layout {
-  k: number;
-  m: number;
-  blockSize: number;
-}
+import type { Layout } from "../erasure/layout.js";
+export type { Layout };
 
 /** Where shard `i` of a segment lives. `nodeId` is null when the shard was never written (a degraded write): repair fills it. */
 export interface ShardPlacement {
