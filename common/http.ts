@@ -48,21 +48,34 @@ export class Router {
   }
 
   async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://internal');
+    // Routes match the raw path: URL parsing would resolve "." and ".." segments (even
+    // percent-encoded ones), and those are legitimate object keys and must not be rewritten.
+    const raw = req.url ?? '/';
+    const queryAt = raw.indexOf('?');
+    const pathname = queryAt === -1 ? raw : raw.slice(0, queryAt);
+    const url = new URL(queryAt === -1 ? '' : raw.slice(queryAt), 'http://internal');
     let pathMatched = false;
     for (const route of this.routes) {
-      const match = route.pattern.exec(url.pathname);
+      const match = route.pattern.exec(pathname);
       if (!match) continue;
       pathMatched = true;
       if (route.method !== req.method) continue;
       const params: Params = {};
-      route.names.forEach((name, i) => (params[name] = decodeURIComponent(match[i + 1])));
+      route.names.forEach((name, i) => (params[name] = decodeParam(match[i + 1])));
       await route.handler(req, res, params, url);
       return;
     }
     throw pathMatched
-      ? new HttpError(405, 'MethodNotAllowed', `${req.method} not allowed on ${url.pathname}`)
-      : new HttpError(404, 'NotFound', `no route for ${req.method} ${url.pathname}`);
+      ? new HttpError(405, 'MethodNotAllowed', `${req.method} not allowed on ${pathname}`)
+      : new HttpError(404, 'NotFound', `no route for ${req.method} ${pathname.slice(0, 200)}`);
+  }
+}
+
+function decodeParam(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(400, 'InvalidArgument', `malformed percent-encoding in path segment "${raw.slice(0, 100)}"`);
   }
 }
 

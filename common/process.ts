@@ -61,4 +61,20 @@ export function onShutdown(log: Logger, stop: () => Promise<void>): void {
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  if (process.env[WATCH_PARENT_ENV]) watchParent(() => handler('SIGTERM'));
+}
+
+/** Set by the cluster launcher: its services stop when it disappears, even if it was SIGKILLed. */
+export const WATCH_PARENT_ENV = 'CAIRN_WATCH_PARENT';
+
+function watchParent(onOrphaned: () => void): void {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    // process.ppid is read afresh each time: it changes when the parent dies and we are re-parented.
+    if (process.ppid !== parent) {
+      clearInterval(timer);
+      onOrphaned();
+    }
+  }, 1000);
+  timer.unref();
 }

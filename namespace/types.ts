@@ -146,6 +146,8 @@ export interface ShardRef {
   versionId: string;
   segment: number;
   index: number;
+  /** Set while the shard belongs to a part of a multipart upload that is not completed yet. */
+  upload?: ShardRefUpload;
 }
 
 export interface ShardRefPage {
@@ -182,4 +184,82 @@ export interface PartRecord {
   checksums: Record<string, string>;
   layout: Layout;
   segments: Segment[];
+}
+
+// ---- Added with the namespace service (existing shapes above are unchanged). ----
+
+/** The upload and part a ShardRef's shard belongs to, before completion; `versionId` then holds the upload id. */
+export interface ShardRefUpload {
+  uploadId: string;
+  partNumber: number;
+}
+
+export interface CreateBucketRequest {
+  owner: string;
+}
+
+export interface ListBucketsResponse {
+  buckets: BucketRecord[];
+}
+
+export interface DeleteObjectRequest {
+  condition?: WriteCondition;
+}
+
+export interface ListNodesResponse {
+  nodes: NodeRecord[];
+}
+
+export interface GarbageResponse {
+  entries: GarbageEntry[];
+}
+
+export interface GarbageAckRequest {
+  ids: string[];
+}
+
+export interface GarbageAckResponse {
+  acked: number;
+}
+
+/** A new upload: the id is chosen by the namespace; `initiated` defaults to now. */
+export type CreateUploadRequest = Omit<MultipartUploadRecord, 'uploadId' | 'initiated'> & { initiated?: string };
+
+export interface PutPartResponse {
+  part: PartRecord;
+  /** The earlier upload of the same part number, whose shards are now queued for garbage collection. */
+  replaced: PartRecord | null;
+}
+
+export interface ListPartsQuery {
+  /** Exclusive part-number marker. */
+  after?: number;
+  maxParts?: number; // 1..1000, default 1000
+}
+
+export interface ListPartsResponse {
+  parts: PartRecord[];
+  isTruncated: boolean;
+  nextPartNumberMarker?: number;
+}
+
+export interface ListUploadsQuery {
+  prefix?: string;
+  keyMarker?: string;
+  uploadIdMarker?: string;
+  maxUploads?: number; // 0..1000, default 1000
+}
+
+export interface ListUploadsResponse {
+  uploads: MultipartUploadRecord[];
+  isTruncated: boolean;
+  nextKeyMarker?: string;
+  nextUploadIdMarker?: string;
+}
+
+export interface CompleteUploadRequest {
+  /** The final object: its segments must be exactly the segments of `usedParts`, in order. */
+  record: ObjectRecord;
+  usedParts: number[];
+  condition?: WriteCondition;
 }

@@ -28,7 +28,10 @@ export interface ShardListPage {
 export interface VerifyShardResponse {
   id: string;
   blocks: number;
+  /** Indices of blocks failing their CRC or missing; [WHOLE_SHARD_BLOCK] when the header itself is unreadable. */
   corruptBlocks: number[];
+  /** Set when the file header is corrupt: blockSize and length are unknown, so the whole shard must be rebuilt. */
+  headerCorrupt?: boolean;
 }
 
 /** Error codes a storage node answers with; the gateway acts on CorruptBlock and NoSuchShard. */
@@ -40,4 +43,27 @@ export type StorageErrorCode =
   | 'BadFrame'
   | 'InsufficientStorage'
   | 'Unavailable'
-  | 'InternalError';
+  | 'InternalError'
+  | StorageLimitErrorCode;
+
+// ---- Added with the storage node implementation ----
+
+/** Error codes beyond the core set: bad arguments, oversize uploads and write back-pressure. */
+export type StorageLimitErrorCode = 'InvalidArgument' | 'ShardTooLarge' | 'Busy';
+
+/** Response headers of GET/HEAD besides the data length. */
+export const STORED_LENGTH_HEADER = 'x-cairn-stored-length';
+export const MTIME_HEADER = 'x-cairn-mtime';
+
+/**
+ * Shard ids are also file names, so they are held to a strict alphabet: no separators, no
+ * leading dot (so never "." or ".."), nothing that needs escaping in a URL path segment.
+ */
+export const SHARD_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+
+export function isValidShardId(id: string): boolean {
+  return SHARD_ID_PATTERN.test(id);
+}
+
+/** A corrupt or unreadable shard header spoils every block; it is reported as this block index. */
+export const WHOLE_SHARD_BLOCK = -1;

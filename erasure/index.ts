@@ -1,0 +1,40 @@
+// Public API of the erasure coding core: geometry, framing, the stripe codec and the streaming transforms.
+export {
+  type Layout,
+  DEFAULT_LAYOUT,
+  CRC_BYTES,
+  MAX_K,
+  MAX_M,
+  validateLayout,
+  stripeDataSize,
+  roundUp8,
+  stripeCount,
+  stripeDataLength,
+  blockLengthFor,
+  stripeBlockLength,
+  shardDataLength,
+  shardFramedLength,
+  stripesForRange,
+} from './layout.js';
+export {
+  type Frame,
+  crcBytes,
+  blockCrc,
+  verifyFrame,
+  FrameParser,
+  CorruptFrameError,
+  TruncatedFrameError,
+} from './frames.js';
+export { StripeCodec } from './codec.js';
+export { ExactReader, UnexpectedEndError } from './exact-reader.js';
+export {
+  type EncodedStripe,
+  type RebuiltStripe,
+  type StripeSpan,
+  encodeStripes,
+  shardFrame,
+  decodeStripes,
+  rebuildShards,
+  NotEnoughShardsError,
+  ShardSourceError,
+} from './stream.js';

@@ -1,0 +1,345 @@
+// Streaming erasure coding of one segment. Every function works stripe by stripe and reads at most
+// one stripe ahead of the consumer, so memory stays at a few stripes whatever the segment size.
+import { StripeCodec } from './codec.js';
+import { ExactReader } from './exact-reader.js';
+import { blockCrc, crcBytes } from './frames.js';
+import {
+  type Layout,
+  blockLengthFor,
+  stripeBlockLength,
+  stripeCount,
+  stripeDataLength,
+  stripeDataSize,
+  validateLayout,
+} from './layout.js';
+
+export interface EncodedStripe {
+  /** Stripe number within the segment. */
+  index: number;
+  /** Segment data bytes in this stripe. */
+  dataLength: number;
+  /** Length of each of the k+m blocks. */
+  blockLength: number;
+  /** k+m blocks (0..k-1 data incl. zero padding, k.. parity), each blockLength bytes. */
+  blocks: Buffer[];
+  /** CRC32C of each block. */
+  crcs: number[];
+}
+
+export interface RebuiltStripe {
+  stripe: number;
+  /** The blocks of the wanted shards, in the order they were asked for. */
+  blocks: Buffer[];
+  crcs: number[];
+}
+
+/** Which stripes of the segment to decode (inclusive); the shard sources then hold blocks first..last only. */
+export interface StripeSpan {
+  first: number;
+  last: number;
+}
+
+export class NotEnoughShardsError extends Error {
+  constructor(readonly available: number, readonly needed: number) {
+    super(`only ${available} usable shards; decoding needs ${needed}`);
+    this.name = 'NotEnoughShardsError';
+  }
+}
+
+/** A shard source failed, ended early or ran long; `shardIndex` says which, so a caller can retry elsewhere. */
+export class ShardSourceError extends Error {
+  constructor(readonly shardIndex: number, message: string, options?: { cause: unknown }) {
+    super(`shard ${shardIndex}: ${message}`, options);
+    this.name = 'ShardSourceError';
+  }
+}
+
+/**
+ * Cuts a byte stream into stripes and erasure-codes each. Yields nothing for an empty source.
+ * Each yielded stripe owns fresh buffers (the consumer may keep them while pulling the next);
+ * its blocks are views of one data and one parity buffer per stripe.
+ */
+export async function* encodeStripes(
+  source: AsyncIterable<Uint8Array>,
+  layout: Layout,
+  codec?: StripeCodec,
+): AsyncGenerator<EncodedStripe> {
+  const coder = codecFor(layout, codec);
+  const reader = new ExactReader(source);
+  let next = 0;
+  try {
+    yield* pipelined(
+      () => readSourceStripe(reader, layout, next++),
+      (raw) => encodeStripe(coder, raw),
+    );
+  } finally {
+    await reader.close();
+  }
+}
+
+/** The framed bytes of shard i of a stripe: [block, crcBytes(crc)]. */
+export function shardFrame(stripe: EncodedStripe, shardIndex: number): Buffer[] {
+  const block = stripe.blocks[shardIndex];
+  const crc = stripe.crcs[shardIndex];
+  if (block === undefined || crc === undefined) {
+    throw new RangeError(`shard index ${shardIndex} is not in 0..${stripe.blocks.length - 1}`);
+  }
+  return [block, crcBytes(crc)];
+}
+
+/**
+ * Rebuilds the segment's data bytes from any k of its k+m shards. `shards[i]` is shard i's
+ * unframed block data (arbitrary chunking) or null when missing. Yields the data in order, padding
+ * stripped. Reads the data shards when they are all there (no Reed-Solomon work), otherwise the
+ * first k present; sources it does not need are closed unread. With `span`, decodes only those
+ * stripes and the sources must start at block span.first.
+ * Throws NotEnoughShardsError with fewer than k sources, ShardSourceError if one fails or ends early.
+ */
+export async function* decodeStripes(
+  shards: (AsyncIterable<Uint8Array> | null)[],
+  layout: Layout,
+  segmentSize: number,
+  codec?: StripeCodec,
+  span?: StripeSpan,
+): AsyncGenerator<Buffer> {
+  const coder = codecFor(layout, codec);
+  const stripes = spanOf(layout, segmentSize, span);
+  const sources = await openSources(shards, layout, [], stripes);
+  const missingData = range(0, layout.k).filter((i) => !sources.has(i));
+  try {
+    yield* pipelined(
+      nextStripeReader(stripes, (s) => readShardStripe(sources, layout, segmentSize, s, missingData.length > 0)),
+      async (stripe) => {
+        if (missingData.length > 0) {
+          await coder.recover(stripe.data, stripe.parity, stripe.len, missingData, [...sources.keys()]);
+        }
+        return stripe.data.subarray(0, stripe.dataLength);
+      },
+    );
+    await requireEnded(sources);
+  } finally {
+    await closeAll(sources);
+  }
+}
+
+/**
+ * Rebuilds whole shards for repair: from k of the other shards (unframed data), yields for every
+ * stripe the recomputed blocks of the `wanted` shard indices. Sources given for wanted shards, and
+ * any beyond the k it reads, are closed unread.
+ */
+export async function* rebuildShards(
+  shards: (AsyncIterable<Uint8Array> | null)[],
+  layout: Layout,
+  segmentSize: number,
+  wanted: number[],
+  codec?: StripeCodec,
+): AsyncGenerator<RebuiltStripe> {
+  const coder = codecFor(layout, codec);
+  checkWanted(wanted, layout);
+  const stripes = spanOf(layout, segmentSize, undefined);
+  const sources = await openSources(shards, layout, wanted, stripes);
+  try {
+    yield* pipelined(
+      nextStripeReader(stripes, (s) => readShardStripe(sources, layout, segmentSize, s, true)),
+      async (stripe) => {
+        await coder.recover(stripe.data, stripe.parity, stripe.len, wanted, [...sources.keys()]);
+        const blocks = wanted.map((i) => blockView(stripe, layout.k, i));
+        return { stripe: stripe.index, blocks, crcs: blocks.map(blockCrc) };
+      },
+    );
+    await requireEnded(sources);
+  } finally {
+    await closeAll(sources);
+  }
+}
+
+// ---- encoding -------------------------------------------------------------------------------
+
+interface RawStripe {
+  index: number;
+  data: Buffer;
+  dataLength: number;
+  blockLength: number;
+}
+
+async function readSourceStripe(reader: ExactReader, layout: Layout, index: number): Promise<RawStripe | null> {
+  const full = Buffer.allocUnsafe(stripeDataSize(layout));
+  const filled = await fillFrom(reader, full);
+  if (filled === 0) return null;
+  if (filled === full.length) return { index, data: full, dataLength: filled, blockLength: layout.blockSize };
+  // The tail stripe gets its own right-sized buffer so a small object does not pin a full stripe.
+  const blockLength = blockLengthFor(layout, filled);
+  const data = Buffer.alloc(layout.k * blockLength);
+  full.copy(data, 0, 0, filled);
+  return { index, data, dataLength: filled, blockLength };
+}
+
+/** Fills as much of `target` as the source has; returns the byte count (short only at the end). */
+async function fillFrom(reader: ExactReader, target: Buffer): Promise<number> {
+  let filled = 0;
+  while (filled < target.length) {
+    const piece = await reader.readSome(target.length - filled);
+    if (!piece) break;
+    piece.copy(target, filled);
+    filled += piece.length;
+  }
+  return filled;
+}
+
+async function encodeStripe(codec: StripeCodec, raw: RawStripe): Promise<EncodedStripe> {
+  const { k, m } = codec.layout;
+  const len = raw.blockLength;
+  const parity = Buffer.allocUnsafe(m * len);
+  await codec.encode(raw.data, parity, len);
+  const blocks = [...splitBlocks(raw.data, k, len), ...splitBlocks(parity, m, len)];
+  return { index: raw.index, dataLength: raw.dataLength, blockLength: len, blocks, crcs: blocks.map(blockCrc) };
+}
+
+function splitBlocks(buf: Buffer, count: number, len: number): Buffer[] {
+  return range(0, count).map((i) => buf.subarray(i * len, (i + 1) * len));
+}
+
+// ---- decoding and rebuilding ------------------------------------------------------------------
+
+interface ShardStripe {
+  index: number;
+  data: Buffer;
+  parity: Buffer;
+  len: number;
+  dataLength: number;
+}
+
+/** Readers for the first k present shards not in `exclude`; all other sources are closed unread. */
+async function openSources(
+  shards: (AsyncIterable<Uint8Array> | null)[],
+  layout: Layout,
+  exclude: number[],
+  stripes: StripeSpan,
+): Promise<Map<number, ExactReader>> {
+  const total = layout.k + layout.m;
+  if (shards.length !== total) throw new RangeError(`expected ${total} shard sources, got ${shards.length}`);
+  const needed = stripes.last >= stripes.first ? layout.k : 0;
+  const readers = new Map<number, ExactReader>();
+  const unused: ExactReader[] = [];
+  shards.forEach((shard, i) => {
+    if (!shard) return;
+    const reader = new ExactReader(shard);
+    if (readers.size < needed && !exclude.includes(i)) readers.set(i, reader);
+    else unused.push(reader);
+  });
+  await Promise.all(unused.map((r) => r.close()));
+  if (readers.size < needed) {
+    await closeAll(readers);
+    throw new NotEnoughShardsError(readers.size, needed);
+  }
+  return readers;
+}
+
+async function readShardStripe(
+  sources: Map<number, ExactReader>,
+  layout: Layout,
+  segmentSize: number,
+  index: number,
+  withParity: boolean,
+): Promise<ShardStripe> {
+  const { k, m } = layout;
+  const len = stripeBlockLength(layout, segmentSize, index);
+  // Unsafe allocation is fine: every slot is either read into or recomputed before use; the rest is scratch.
+  const stripe: ShardStripe = {
+    index,
+    data: Buffer.allocUnsafe(k * len),
+    parity: withParity ? Buffer.allocUnsafe(m * len) : Buffer.alloc(0),
+    len,
+    dataLength: stripeDataLength(layout, segmentSize, index),
+  };
+  await Promise.all(
+    [...sources].map(([i, reader]) =>
+      reader.readInto(blockView(stripe, k, i)).catch((err: unknown) => {
+        throw new ShardSourceError(i, `reading stripe ${index} failed: ${messageOf(err)}`, { cause: err });
+      }),
+    ),
+  );
+  return stripe;
+}
+
+function blockView(stripe: ShardStripe, k: number, shard: number): Buffer {
+  const { len } = stripe;
+  const [buf, at] = shard < k ? [stripe.data, shard] : [stripe.parity, shard - k];
+  return buf.subarray(at * len, (at + 1) * len);
+}
+
+/** A source that keeps going past the segment means it is not the shard we think it is. */
+async function requireEnded(sources: Map<number, ExactReader>): Promise<void> {
+  for (const [i, reader] of sources) {
+    if (!(await reader.atEnd())) throw new ShardSourceError(i, `has bytes beyond the ${reader.bytesRead} expected`);
+  }
+}
+
+async function closeAll(sources: Map<number, ExactReader>): Promise<void> {
+  await Promise.all([...sources.values()].map((r) => r.close()));
+}
+
+function spanOf(layout: Layout, segmentSize: number, span: StripeSpan | undefined): StripeSpan {
+  if (!Number.isSafeInteger(segmentSize) || segmentSize < 0) {
+    throw new RangeError(`segment size must be a non-negative integer, got ${segmentSize}`);
+  }
+  const count = stripeCount(layout, segmentSize);
+  if (!span) return { first: 0, last: count - 1 };
+  const { first, last } = span;
+  if (!Number.isInteger(first) || !Number.isInteger(last) || first < 0 || last < first || last >= count) {
+    throw new RangeError(`stripes ${first}..${last} are not within the segment's ${count} stripes`);
+  }
+  return span;
+}
+
+function checkWanted(wanted: number[], layout: Layout): void {
+  const total = layout.k + layout.m;
+  const bad = wanted.find((i) => !Number.isInteger(i) || i < 0 || i >= total);
+  if (bad !== undefined) throw new RangeError(`wanted shard ${bad} is not in 0..${total - 1}`);
+  if (new Set(wanted).size !== wanted.length) throw new RangeError('wanted lists a shard twice');
+  if (wanted.length < 1 || wanted.length > layout.m) throw new RangeError(`can rebuild 1..${layout.m} shards, asked for ${wanted.length}`);
+}
+
+// ---- plumbing -------------------------------------------------------------------------------
+
+function codecFor(layout: Layout, codec: StripeCodec | undefined): StripeCodec {
+  validateLayout(layout);
+  if (!codec) return new StripeCodec(layout);
+  if (codec.layout.k !== layout.k || codec.layout.m !== layout.m) {
+    throw new RangeError(`codec is for k=${codec.layout.k} m=${codec.layout.m}, layout is k=${layout.k} m=${layout.m}`);
+  }
+  return codec;
+}
+
+function nextStripeReader<T>(stripes: StripeSpan, read: (index: number) => Promise<T>): () => Promise<T | null> {
+  let next = stripes.first;
+  return async () => (next > stripes.last ? null : read(next++));
+}
+
+/**
+ * Overlaps reading item n+1 with the (threadpool) work on item n and with the consumer's handling
+ * of it. At most three items are alive: the consumer's, the one being worked on, the one being read.
+ */
+async function* pipelined<R, T>(read: () => Promise<R | null>, work: (item: R) => Promise<T>): AsyncGenerator<T> {
+  let item = await read();
+  while (item !== null) {
+    const result = handled(work(item));
+    const next = handled(read());
+    yield await result;
+    item = await next;
+  }
+}
+
+/** Marks a promise as observed so that abandoning it (consumer stopped early) is not an unhandled rejection. */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,206 @@
+// The typed client other services use to reach the namespace. Every failure is a NamespaceError:
+// the service's own S3-style code and status, or ServiceUnavailable (503) when it cannot be reached.
+import { Pool } from 'undici';
+import { errorFromResponse } from '../common/http.js';
+import { NamespaceError } from './errors.js';
+import type * as T from './types.js';
+
+export { NamespaceError } from './errors.js';
+
+export interface NamespaceClientOptions {
+  /** Keep-alive connections to the namespace (default 32). */
+  connections?: number;
+  /** Per-request limit on waiting for headers and body (default 30 s). */
+  timeoutMs?: number;
+}
+
+type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
+type Query = Record<string, string | number | undefined>;
+
+export class NamespaceClient {
+  private readonly pool: Pool;
+  /** A path the namespace is mounted under (usually empty), e.g. behind a proxy. */
+  private readonly basePath: string;
+
+  constructor(readonly baseUrl: string, opts: NamespaceClientOptions = {}) {
+    const timeout = opts.timeoutMs ?? 30_000;
+    const base = new URL(baseUrl);
+    this.basePath = base.pathname.replace(/\/+$/, '');
+    this.pool = new Pool(base.origin, {
+      connections: opts.connections ?? 32,
+      keepAliveTimeout: 30_000,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+    });
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  // ---- buckets ----
+
+  createBucket(bucket: string, owner: string): Promise<T.BucketRecord> {
+    const body: T.CreateBucketRequest = { owner };
+    return this.call('PUT', `/buckets/${seg(bucket)}`, body);
+  }
+
+  getBucket(bucket: string): Promise<T.BucketRecord> {
+    return this.call('GET', `/buckets/${seg(bucket)}`);
+  }
+
+  async listBuckets(): Promise<T.BucketRecord[]> {
+    return (await this.call<T.ListBucketsResponse>('GET', '/buckets')).buckets;
+  }
+
+  async deleteBucket(bucket: string): Promise<void> {
+    await this.call<undefined>('DELETE', `/buckets/${seg(bucket)}`);
+  }
+
+  // ---- objects ----
+
+  commitObject(request: T.CommitObjectRequest): Promise<T.CommitObjectResponse> {
+    return this.call('PUT', objectPath(request.record.bucket, request.record.key), request);
+  }
+
+  getObject(bucket: string, key: string): Promise<T.ObjectRecord> {
+    return this.call('GET', objectPath(bucket, key));
+  }
+
+  /** Like getObject, but a missing key (not a missing bucket) is null. */
+  async getObjectOrNull(bucket: string, key: string): Promise<T.ObjectRecord | null> {
+    try {
+      return await this.getObject(bucket, key);
+    } catch (err) {
+      if (err instanceof NamespaceError && err.code === 'NoSuchKey') return null;
+      throw err;
+    }
+  }
+
+  deleteObject(bucket: string, key: string, condition?: T.WriteCondition): Promise<T.DeleteObjectResponse> {
+    const body: T.DeleteObjectRequest = condition ? { condition } : {};
+    return this.call('DELETE', objectPath(bucket, key), body);
+  }
+
+  listObjects(bucket: string, query: T.ListObjectsQuery = {}): Promise<T.ListObjectsResponse> {
+    return this.call('GET', `/list/${seg(bucket)}`, undefined, {
+      prefix: query.prefix,
+      delimiter: query.delimiter,
+      'start-after': query.startAfter,
+      continuation: query.continuation,
+      'max-keys': query.maxKeys,
+    });
+  }
+
+  // ---- nodes, placement, reverse index, GC ----
+
+  heartbeat(nodeId: string, request: T.HeartbeatRequest): Promise<T.NodeRecord> {
+    return this.call('POST', `/nodes/${seg(nodeId)}/heartbeat`, request);
+  }
+
+  async listNodes(): Promise<T.NodeRecord[]> {
+    return (await this.call<T.ListNodesResponse>('GET', '/nodes')).nodes;
+  }
+
+  getNode(nodeId: string): Promise<T.NodeRecord> {
+    return this.call('GET', `/nodes/${seg(nodeId)}`);
+  }
+
+  place(request: T.PlacementRequest): Promise<T.PlacementResponse> {
+    return this.call('POST', '/placements', request);
+  }
+
+  shardsOnNode(nodeId: string, after?: string, limit?: number): Promise<T.ShardRefPage> {
+    return this.call('GET', `/nodes/${seg(nodeId)}/shards`, undefined, { after, limit });
+  }
+
+  /** GC entries queued before `before`, oldest first. */
+  async garbage(before: Date, limit?: number): Promise<T.GarbageEntry[]> {
+    return (await this.call<T.GarbageResponse>('GET', '/gc', undefined, { before: before.toISOString(), limit })).entries;
+  }
+
+  async ackGarbage(ids: string[]): Promise<number> {
+    const body: T.GarbageAckRequest = { ids };
+    return (await this.call<T.GarbageAckResponse>('POST', '/gc/ack', body)).acked;
+  }
+
+  // ---- multipart ----
+
+  createUpload(request: T.CreateUploadRequest): Promise<T.MultipartUploadRecord> {
+    return this.call('POST', '/uploads', request);
+  }
+
+  getUpload(uploadId: string): Promise<T.MultipartUploadRecord> {
+    return this.call('GET', `/uploads/${seg(uploadId)}`);
+  }
+
+  putPart(part: T.PartRecord): Promise<T.PutPartResponse> {
+    return this.call('PUT', `/uploads/${seg(part.uploadId)}/parts/${part.partNumber}`, part);
+  }
+
+  listParts(uploadId: string, query: T.ListPartsQuery = {}): Promise<T.ListPartsResponse> {
+    return this.call('GET', `/uploads/${seg(uploadId)}/parts`, undefined, { after: query.after, 'max-parts': query.maxParts });
+  }
+
+  listUploads(bucket: string, query: T.ListUploadsQuery = {}): Promise<T.ListUploadsResponse> {
+    return this.call('GET', '/uploads', undefined, {
+      bucket,
+      prefix: query.prefix,
+      'key-marker': query.keyMarker,
+      'upload-id-marker': query.uploadIdMarker,
+      'max-uploads': query.maxUploads,
+    });
+  }
+
+  /** Aborts the upload; returns its record. Its parts' shards are queued for GC. */
+  abortUpload(uploadId: string): Promise<T.MultipartUploadRecord> {
+    return this.call('DELETE', `/uploads/${seg(uploadId)}`);
+  }
+
+  completeUpload(uploadId: string, request: T.CompleteUploadRequest): Promise<T.CommitObjectResponse> {
+    return this.call('POST', `/uploads/${seg(uploadId)}/complete`, request);
+  }
+
+  // ---- transport ----
+
+  private async call<R>(method: Method, path: string, body?: unknown, query?: Query): Promise<R> {
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    let status: number;
+    let reply: string;
+    try {
+      const res = await this.pool.request({
+        method,
+        path: this.basePath + path + queryString(query),
+        headers: text === undefined ? {} : { 'content-type': 'application/json' },
+        body: text,
+      });
+      status = res.statusCode;
+      reply = await res.body.text();
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new NamespaceError(503, 'ServiceUnavailable', `namespace at ${this.baseUrl} unreachable: ${reason}`);
+    }
+    if (status >= 200 && status < 300) return (reply === '' ? undefined : JSON.parse(reply)) as R;
+    const err = await errorFromResponse(status, reply);
+    throw new NamespaceError(err.status, err.code, err.message, err.details);
+  }
+}
+
+const seg = (part: string): string => encodeURIComponent(part);
+
+/**
+ * Object keys travel as one encoded path segment, except "." and "..": URL parsing on the server
+ * resolves those as dot segments (even when percent-encoded), so they go in the query instead.
+ */
+function objectPath(bucket: string, key: string): string {
+  if (key === '.' || key === '..') return `/objects/${seg(bucket)}?key=${seg(key)}`;
+  return `/objects/${seg(bucket)}/${seg(key)}`;
+}
+
+function queryString(query: Query | undefined): string {
+  if (!query) return '';
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query)) if (value !== undefined) params.set(name, String(value));
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}

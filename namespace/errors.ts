@@ -1,0 +1,29 @@
+// One error type for the namespace, thrown alike by the in-process store and by the HTTP client,
+// so callers handle a missing key or a lost race the same way whichever side they talk to.
+import { HttpError } from '../common/http.js';
+
+export class NamespaceError extends HttpError {
+  constructor(status: number, code: string, message: string, details?: Record<string, unknown>) {
+    super(status, code, message, details);
+    this.name = 'NamespaceError';
+  }
+}
+
+export const noSuchBucket = (bucket: string): NamespaceError =>
+  new NamespaceError(404, 'NoSuchBucket', `bucket ${JSON.stringify(bucket)} does not exist`);
+
+export const noSuchKey = (bucket: string, key: string): NamespaceError =>
+  new NamespaceError(404, 'NoSuchKey', `no object ${JSON.stringify(key)} in bucket ${JSON.stringify(bucket)}`);
+
+export const noSuchUpload = (uploadId: string): NamespaceError =>
+  new NamespaceError(404, 'NoSuchUpload', `multipart upload ${JSON.stringify(uploadId)} does not exist`);
+
+export const noSuchNode = (nodeId: string): NamespaceError =>
+  new NamespaceError(404, 'NoSuchNode', `node ${JSON.stringify(nodeId)} is not registered`);
+
+export const preconditionFailed = (why: string): NamespaceError => new NamespaceError(412, 'PreconditionFailed', why);
+
+export const invalidArgument = (why: string): NamespaceError => new NamespaceError(400, 'InvalidArgument', why);
+
+export const conflict = (code: 'BucketNotEmpty' | 'BucketAlreadyExists' | 'BucketAlreadyOwnedByYou', why: string): NamespaceError =>
+  new NamespaceError(409, code, why);

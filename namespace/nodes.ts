@@ -1,0 +1,82 @@
+// The node registry. Heartbeats arrive every few seconds from every storage node, so the live
+// view is kept in memory and written through without fsync: losing the last heartbeats in a
+// crash only makes a node look older until its next heartbeat.
+// 'down' (which makes repair rebuild everything a node held) counts silence only from this
+// process's start: after a namespace restart, stale heartbeats must not declare the whole cluster
+// down before the nodes have had a chance to report in. Until they do, they are 'suspect'.
+import type { KvEngine } from './engine.js';
+import { nodeKey } from './keys.js';
+import { decode, encode } from './records.js';
+import type { HeartbeatRequest, NodeRecord, NodeState } from './types.js';
+
+export type StoredNode = Omit<NodeRecord, 'state'>;
+
+export interface NodeTiming {
+  suspectAfterMs: number;
+  downAfterMs: number;
+  now: () => number;
+}
+
+export class NodeRegistry {
+  private readonly nodes = new Map<string, StoredNode>();
+  private readonly startedAt: number;
+
+  constructor(private readonly engine: KvEngine, private readonly timing: NodeTiming) {
+    this.startedAt = timing.now();
+  }
+
+  async load(): Promise<void> {
+    const cursor = this.engine.cursor('nodes', {});
+    try {
+      for (let entry = await cursor.next(); entry; entry = await cursor.next()) {
+        const node = decode<StoredNode>(entry[1]);
+        this.nodes.set(node.id, node);
+      }
+    } finally {
+      await cursor.close();
+    }
+  }
+
+  async heartbeat(id: string, hb: HeartbeatRequest): Promise<NodeRecord> {
+    const now = new Date(this.timing.now()).toISOString();
+    const node: StoredNode = {
+      id,
+      url: hb.url,
+      ...(hb.zone !== undefined ? { zone: hb.zone } : {}),
+      capacityBytes: hb.capacityBytes,
+      usedBytes: hb.usedBytes,
+      freeBytes: hb.freeBytes,
+      firstSeen: this.nodes.get(id)?.firstSeen ?? now,
+      lastHeartbeat: now,
+    };
+    this.nodes.set(id, node);
+    await this.engine.batch([{ type: 'put', space: 'nodes', key: nodeKey(id), value: encode(node) }], { sync: false });
+    return this.withState(node);
+  }
+
+  get(id: string): NodeRecord | undefined {
+    const node = this.nodes.get(id);
+    return node && this.withState(node);
+  }
+
+  list(): NodeRecord[] {
+    return [...this.nodes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((n) => this.withState(n));
+  }
+
+  counts(): Record<NodeState, number> {
+    const out: Record<NodeState, number> = { up: 0, suspect: 0, down: 0 };
+    for (const node of this.nodes.values()) out[this.stateOf(node)]++;
+    return out;
+  }
+
+  private stateOf(node: StoredNode): NodeState {
+    const last = Date.parse(node.lastHeartbeat);
+    const now = this.timing.now();
+    if (now - last <= this.timing.suspectAfterMs) return 'up';
+    return now - Math.max(last, this.startedAt) > this.timing.downAfterMs ? 'down' : 'suspect';
+  }
+
+  private withState(node: StoredNode): NodeRecord {
+    return { ...node, state: this.stateOf(node) };
+  }
+}

@@ -1,0 +1,180 @@
+// The namespace's HTTP API: JSON in and out, object keys as single URL-encoded path segments.
+// Bodies are parsed by validate.ts before they reach the store; store errors are NamespaceErrors
+// (HttpErrors), which the common server turns into S3-style JSON error replies.
+import type http from 'node:http';
+import { createServiceServer, HttpError, readJson, Router, sendJson, type Params } from '../common/http.js';
+import { createLogger, type Logger } from '../common/log.js';
+import { Registry, type Counter } from '../common/metrics.js';
+import type { NamespaceStore } from './store.js';
+import type * as T from './types.js';
+import * as v from './validate.js';
+
+export interface NamespaceServerOptions {
+  log?: Logger;
+  metrics?: Registry;
+}
+
+/** Large multipart objects carry thousands of segments, so record bodies may be far above the default 1 MiB. */
+const RECORD_BODY_LIMIT = 64 * 1024 * 1024;
+
+interface Counters {
+  commits: Counter;
+  deletes: Counter;
+  lists: Counter;
+  heartbeats: Counter;
+}
+
+type Reply = (params: Params, url: URL, req: http.IncomingMessage) => Promise<unknown> | unknown;
+
+export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServerOptions = {}): http.Server {
+  const metrics = opts.metrics ?? new Registry('namespace');
+  const counters: Counters = {
+    commits: metrics.counter('cairn_namespace_commits_total', 'Object records committed (PUT, repair and multipart completion)'),
+    deletes: metrics.counter('cairn_namespace_deletes_total', 'Object records deleted'),
+    lists: metrics.counter('cairn_namespace_list_calls_total', 'Object listings served'),
+    heartbeats: metrics.counter('cairn_namespace_heartbeats_total', 'Storage node heartbeats received'),
+  };
+  const router = new Router();
+  bucketRoutes(router, store);
+  objectRoutes(router, store, counters);
+  nodeRoutes(router, store, counters);
+  uploadRoutes(router, store, counters);
+  return createServiceServer({
+    service: 'namespace',
+    router,
+    log: opts.log ?? createLogger('namespace'),
+    metrics,
+    health: () => ({ nodes: store.nodes.counts() }),
+  });
+}
+
+/** Adapts a function returning the reply body (undefined → 204) to a route handler. */
+function route(router: Router, method: string, path: string, reply: Reply): void {
+  router.on(method, path, async (req, res, params, url) => {
+    const out = await reply(params, url, req);
+    if (out === undefined) {
+      res.writeHead(204).end();
+      return;
+    }
+    sendJson(res, 200, out);
+  });
+}
+
+/** The JSON body; unparsable JSON is InvalidArgument like every other bad input. */
+async function body(req: http.IncomingMessage, limit?: number): Promise<unknown> {
+  try {
+    return await readJson<unknown>(req, limit);
+  } catch (err) {
+    if (err instanceof HttpError && err.code === 'MalformedJSON') v.fail(err.message);
+    throw err;
+  }
+}
+
+function bucketRoutes(router: Router, store: NamespaceStore): void {
+  route(router, 'PUT', '/buckets/:bucket', async (p, _u, req) => {
+    const input = v.fields(await body(req), 'body');
+    return store.createBucket(p.bucket, v.token(input.owner, 'owner'));
+  });
+  route(router, 'GET', '/buckets', async (): Promise<T.ListBucketsResponse> => ({ buckets: await store.listBuckets() }));
+  route(router, 'GET', '/buckets/:bucket', (p) => store.getBucket(p.bucket));
+  route(router, 'DELETE', '/buckets/:bucket', async (p) => {
+    await store.deleteBucket(p.bucket);
+    return undefined;
+  });
+}
+
+function objectRoutes(router: Router, store: NamespaceStore, c: Counters): void {
+  // "/objects/:bucket?key=" carries the keys "." and "..", which cannot be path segments (see client.ts).
+  for (const path of ['/objects/:bucket/:key', '/objects/:bucket']) {
+    route(router, 'PUT', path, async (p, url, req) => {
+      const key = keyOf(p, url);
+      const input = v.fields(await body(req, RECORD_BODY_LIMIT), 'body');
+      const record = v.objectRecord(input.record);
+      if (record.bucket !== p.bucket || record.key !== key) v.fail('record bucket/key differ from the URL');
+      const result = await store.commitObject({ record, condition: v.condition(input.condition) });
+      c.commits.inc();
+      return result;
+    });
+    route(router, 'GET', path, (p, url) => store.getObject(p.bucket, keyOf(p, url)));
+    route(router, 'DELETE', path, async (p, url, req) => {
+      const key = keyOf(p, url);
+      const input = v.fields(await body(req), 'body');
+      const result = await store.deleteObject(p.bucket, key, v.condition(input.condition));
+      if (result.deleted) c.deletes.inc();
+      return result;
+    });
+  }
+  route(router, 'GET', '/list/:bucket', async (p, url) => {
+    const q = url.searchParams;
+    const query: T.ListObjectsQuery = {
+      prefix: q.get('prefix') ?? undefined,
+      delimiter: q.get('delimiter') ?? undefined,
+      startAfter: q.get('start-after') ?? undefined,
+      continuation: q.get('continuation') ?? undefined,
+      maxKeys: v.countParam(q.get('max-keys'), 'max-keys', 1000, 1000),
+    };
+    const result = await store.listObjects(p.bucket, query);
+    c.lists.inc();
+    return result;
+  });
+}
+
+function keyOf(params: Params, url: URL): string {
+  return params.key ?? url.searchParams.get('key') ?? v.fail('object key is required');
+}
+
+function nodeRoutes(router: Router, store: NamespaceStore, c: Counters): void {
+  route(router, 'POST', '/nodes/:id/heartbeat', async (p, _u, req) => {
+    const node = await store.heartbeat(p.id, v.heartbeat(await body(req)));
+    c.heartbeats.inc();
+    return node;
+  });
+  route(router, 'GET', '/nodes', (): T.ListNodesResponse => ({ nodes: store.listNodes() }));
+  route(router, 'GET', '/nodes/:id', (p) => store.getNode(p.id));
+  route(router, 'GET', '/nodes/:id/shards', (p, url) =>
+    store.shardsOnNode(p.id, url.searchParams.get('after') ?? undefined, v.countParam(url.searchParams.get('limit'), 'limit', 1000, 1000, 1)),
+  );
+  route(router, 'POST', '/placements', async (_p, _u, req) => store.place(v.placementRequest(await body(req))));
+  route(router, 'GET', '/gc', async (_p, url): Promise<T.GarbageResponse> => {
+    const raw = url.searchParams.get('before');
+    const before = raw === null ? new Date() : new Date(/^\d+$/.test(raw) ? Number(raw) : raw);
+    return { entries: await store.garbage(before, v.countParam(url.searchParams.get('limit'), 'limit', 1000, 1000, 1)) };
+  });
+  route(router, 'POST', '/gc/ack', async (_p, _u, req): Promise<T.GarbageAckResponse> => {
+    const input = v.fields(await body(req, 16 * 1024 * 1024), 'body');
+    if (!Array.isArray(input.ids)) v.fail('ids must be an array');
+    return { acked: await store.ackGarbage(input.ids.map((id) => v.text(id, 'garbage id'))) };
+  });
+}
+
+function uploadRoutes(router: Router, store: NamespaceStore, c: Counters): void {
+  route(router, 'POST', '/uploads', async (_p, _u, req) => store.createUpload(v.createUploadRequest(await body(req))));
+  route(router, 'GET', '/uploads', (_p, url) => {
+    const q = url.searchParams;
+    const bucket = q.get('bucket') ?? v.fail('bucket is required');
+    return store.listUploads(bucket, {
+      prefix: q.get('prefix') ?? undefined,
+      keyMarker: q.get('key-marker') ?? undefined,
+      uploadIdMarker: q.get('upload-id-marker') ?? undefined,
+      maxUploads: v.countParam(q.get('max-uploads'), 'max-uploads', 1000, 1000),
+    });
+  });
+  route(router, 'GET', '/uploads/:uploadId', (p) => store.getUpload(p.uploadId));
+  route(router, 'DELETE', '/uploads/:uploadId', (p) => store.abortUpload(p.uploadId));
+  route(router, 'PUT', '/uploads/:uploadId/parts/:partNumber', async (p, _u, req) => {
+    const part = v.partRecord(await body(req, RECORD_BODY_LIMIT));
+    if (part.uploadId !== p.uploadId || String(part.partNumber) !== p.partNumber) v.fail('part uploadId/partNumber differ from the URL');
+    return store.putPart(part);
+  });
+  route(router, 'GET', '/uploads/:uploadId/parts', (p, url) =>
+    store.listParts(p.uploadId, {
+      after: v.countParam(url.searchParams.get('after'), 'after', 0, v.MAX_PART_NUMBER),
+      maxParts: v.countParam(url.searchParams.get('max-parts'), 'max-parts', 1000, 1000, 1),
+    }),
+  );
+  route(router, 'POST', '/uploads/:uploadId/complete', async (p, _u, req) => {
+    const result = await store.completeUpload(p.uploadId, v.completeUploadRequest(await body(req, RECORD_BODY_LIMIT)));
+    c.commits.inc();
+    return result;
+  });
+}

@@ -1,0 +1,368 @@
+// The namespace store: the only commit point of Cairn. An object exists exactly when its record is
+// in the objects space; every change to a record, its reverse-index entries and the GC queue is one
+// atomic, fsynced batch. Check-then-write sequences (conditions, bucket emptiness, upload state)
+// are serialised with in-process locks, which is sound because one process owns the database.
+// Lock order, to rule out deadlock: bucket (shared, or exclusive for create/delete) → object key → upload.
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { checkCondition } from './conditions.js';
+import { LevelEngine, type KvEngine, type KvOp, type KvRange, type Space } from './engine.js';
+import * as errors from './errors.js';
+import * as k from './keys.js';
+import { listObjects, listPlan } from './listing.js';
+import { KeyedLock } from './lock.js';
+import { checkAssembly, forgetUpload, uploadRange } from './multipart.js';
+import { NodeRegistry } from './nodes.js';
+import { choosePlacement, type RandomSource } from './placement.js';
+import { decode, encode, objectRefs, partRefs, placedShards, shardTransition, type PlacedShard } from './records.js';
+import type * as T from './types.js';
+import * as v from './validate.js';
+
+export interface StoreOptions {
+  /** A node that has not sent a heartbeat for this long is 'suspect' (default 5 s). */
+  suspectAfterMs?: number;
+  /** ... and 'down' after this long (default 10 min). */
+  downAfterMs?: number;
+  /** fsync every mutation (default true). Turning it off is for tests and bulk loads only. */
+  sync?: boolean;
+  now?: () => number;
+  random?: RandomSource;
+}
+
+/** Counters for tests and diagnostics. */
+export interface StoreStats {
+  /** Entries read by object listings; shows that a rolled-up prefix is skipped, not walked. */
+  listSteps: number;
+}
+
+const MAX_PAGE = 1000;
+
+export class NamespaceStore {
+  readonly stats: StoreStats = { listSteps: 0 };
+  readonly nodes: NodeRegistry;
+  private readonly bucketLocks = new KeyedLock();
+  private readonly keyLocks = new KeyedLock();
+  private readonly uploadLocks = new KeyedLock();
+  private readonly sync: boolean;
+  private readonly now: () => number;
+  private readonly random: RandomSource;
+
+  constructor(private readonly engine: KvEngine, opts: StoreOptions = {}) {
+    this.sync = opts.sync ?? true;
+    this.now = opts.now ?? Date.now;
+    this.random = opts.random ?? Math.random;
+    this.nodes = new NodeRegistry(engine, {
+      suspectAfterMs: opts.suspectAfterMs ?? 5_000,
+      downAfterMs: opts.downAfterMs ?? 600_000,
+      now: this.now,
+    });
+  }
+
+  /** Opens the LevelDB store at `<dataDir>/meta`. */
+  static async open(dataDir: string, opts: StoreOptions = {}): Promise<NamespaceStore> {
+    const store = new NamespaceStore(await LevelEngine.open(path.join(dataDir, 'meta')), opts);
+    await store.nodes.load();
+    return store;
+  }
+
+  close(): Promise<void> {
+    return this.engine.close();
+  }
+
+  // ---- buckets ----
+
+  createBucket(name: string, owner: string): Promise<T.BucketRecord> {
+    const bucket = v.bucketName(name);
+    const who = v.token(owner, 'owner');
+    return this.bucketLocks.exclusive(bucket, async () => {
+      const existing = await this.read<T.BucketRecord>('buckets', k.bucketKey(bucket));
+      if (existing) {
+        throw existing.owner === who
+          ? errors.conflict('BucketAlreadyOwnedByYou', `you already own bucket ${JSON.stringify(bucket)}`)
+          : errors.conflict('BucketAlreadyExists', `bucket ${JSON.stringify(bucket)} is taken`);
+      }
+      const record: T.BucketRecord = { name: bucket, createdAt: this.isoNow(), owner: who };
+      await this.write([put('buckets', k.bucketKey(bucket), record)]);
+      return record;
+    });
+  }
+
+  async getBucket(name: string): Promise<T.BucketRecord> {
+    const bucket = v.bucketName(name);
+    const record = await this.read<T.BucketRecord>('buckets', k.bucketKey(bucket));
+    if (!record) throw errors.noSuchBucket(bucket);
+    return record;
+  }
+
+  async listBuckets(): Promise<T.BucketRecord[]> {
+    return (await this.scan('buckets', {})).map(([, value]) => decode<T.BucketRecord>(value));
+  }
+
+  deleteBucket(name: string): Promise<void> {
+    const bucket = v.bucketName(name);
+    return this.bucketLocks.exclusive(bucket, async () => {
+      await this.getBucket(bucket);
+      if ((await this.anyUnder('objects', k.bucketObjectsPrefix(bucket))) || (await this.anyUnder('upload-keys', k.bucketObjectsPrefix(bucket)))) {
+        throw errors.conflict('BucketNotEmpty', `bucket ${JSON.stringify(bucket)} holds objects or multipart uploads`);
+      }
+      await this.write([{ type: 'del', space: 'buckets', key: k.bucketKey(bucket) }]);
+    });
+  }
+
+  // ---- objects ----
+
+  commitObject(request: T.CommitObjectRequest): Promise<T.CommitObjectResponse> {
+    const record = v.objectRecord(request.record);
+    const condition = v.condition(request.condition);
+    return this.withObject(record.bucket, record.key, async (current) => {
+      checkCondition(condition, current);
+      const ops: KvOp[] = [
+        put('objects', k.objectKey(record.bucket, record.key), record),
+        ...shardTransition(shardsOf(current), placedShards(record.segments), objectRefs(record), this.now()),
+      ];
+      await this.write(ops);
+      return { record, replaced: current ?? null };
+    });
+  }
+
+  async getObject(bucket: string, key: string): Promise<T.ObjectRecord> {
+    const b = v.bucketName(bucket);
+    const name = v.objectKey(key);
+    const record = await this.read<T.ObjectRecord>('objects', k.objectKey(b, name));
+    if (record) return record;
+    await this.getBucket(b);
+    throw errors.noSuchKey(b, name);
+  }
+
+  /** Deleting a key that does not exist is not an error (as in S3): `deleted` is then null. */
+  deleteObject(bucket: string, key: string, condition?: T.WriteCondition): Promise<T.DeleteObjectResponse> {
+    const cond = v.condition(condition);
+    return this.withObject(v.bucketName(bucket), v.objectKey(key), async (current) => {
+      checkCondition(cond, current);
+      if (!current) return { deleted: null };
+      await this.write([
+        { type: 'del', space: 'objects', key: k.objectKey(current.bucket, current.key) },
+        ...shardTransition(shardsOf(current), [], undefined, this.now()),
+      ]);
+      return { deleted: current };
+    });
+  }
+
+  async listObjects(bucket: string, query: T.ListObjectsQuery = {}): Promise<T.ListObjectsResponse> {
+    const b = v.bucketName(bucket);
+    const plan = listPlan(query);
+    await this.getBucket(b);
+    return listObjects(this.engine, b, plan, () => this.stats.listSteps++);
+  }
+
+  // ---- nodes, placement, reverse index, GC ----
+
+  heartbeat(nodeId: string, request: T.HeartbeatRequest): Promise<T.NodeRecord> {
+    return this.nodes.heartbeat(v.nodeId(nodeId), v.heartbeat(request));
+  }
+
+  listNodes(): T.NodeRecord[] {
+    return this.nodes.list();
+  }
+
+  getNode(nodeId: string): T.NodeRecord {
+    const node = this.nodes.get(v.nodeId(nodeId));
+    if (!node) throw errors.noSuchNode(nodeId);
+    return node;
+  }
+
+  place(request: T.PlacementRequest): T.PlacementResponse {
+    const { count, exclude = [] } = v.placementRequest(request);
+    const excluded = new Set(exclude);
+    const live = this.nodes.list().filter((n) => n.state === 'up' && !excluded.has(n.id));
+    return { nodes: choosePlacement(live, count, this.random).map((n) => ({ id: n.id, url: n.url })) };
+  }
+
+  async shardsOnNode(nodeId: string, after?: string, limit = MAX_PAGE): Promise<T.ShardRefPage> {
+    const id = v.nodeId(nodeId);
+    const max = v.integer(limit, 'limit', 1, MAX_PAGE);
+    const prefix = k.nodeRefsPrefix(id);
+    const start = after === undefined ? { gte: prefix } : { gt: k.refKey(id, v.shardId(after)) };
+    const rows = await this.scan('shards', { ...start, lt: k.pastPrefix(prefix), limit: max + 1 });
+    const refs = rows.slice(0, max).map(([, value]) => decode<T.ShardRef>(value));
+    return rows.length > max ? { refs, next: refs[refs.length - 1].shardId } : { refs };
+  }
+
+  /**
+   * GC entries queued strictly before `before`, oldest first. An entry whose shard is referenced
+   * again (the same shard id re-placed on the same node) is dropped instead of returned: deleting
+   * it would destroy live data. So a page may be shorter than `limit` while more entries wait.
+   */
+  async garbage(before: Date, limit = MAX_PAGE): Promise<T.GarbageEntry[]> {
+    if (Number.isNaN(before.getTime())) v.fail('before must be a valid date');
+    const max = v.integer(limit, 'limit', 1, MAX_PAGE);
+    const rows = await this.scan('gc', { lt: k.utf8(k.gcTime(Math.max(0, before.getTime()))), limit: max });
+    const entries = rows.map(([, value]) => decode<T.GarbageEntry>(value));
+    const live = await Promise.all(entries.map((e) => (e.nodeId === null ? undefined : this.engine.get('shards', k.refKey(e.nodeId, e.shardId)))));
+    const stale = entries.filter((_, i) => live[i] !== undefined);
+    if (stale.length > 0) await this.ackGarbage(stale.map((e) => e.id));
+    return entries.filter((_, i) => live[i] === undefined);
+  }
+
+  /** Forgets GC entries whose shards were deleted. Not fsynced: a lost ack only repeats an idempotent delete. */
+  async ackGarbage(ids: string[]): Promise<number> {
+    const keys = ids.map((id) => k.utf8(v.text(id, 'garbage id')));
+    await this.engine.batch(keys.map((key) => ({ type: 'del', space: 'gc', key })), { sync: false });
+    return keys.length;
+  }
+
+  // ---- multipart ----
+
+  createUpload(request: T.CreateUploadRequest): Promise<T.MultipartUploadRecord> {
+    const req = v.createUploadRequest(request);
+    return this.bucketLocks.shared(req.bucket, async () => {
+      await this.getBucket(req.bucket);
+      const upload: T.MultipartUploadRecord = { ...req, uploadId: this.newUploadId(), initiated: req.initiated ?? this.isoNow() };
+      await this.write([
+        put('uploads', k.uploadKey(upload.uploadId), upload),
+        put('upload-keys', k.uploadIndexKey(upload.bucket, upload.key, upload.uploadId), upload),
+      ]);
+      return upload;
+    });
+  }
+
+  async getUpload(uploadId: string): Promise<T.MultipartUploadRecord> {
+    const id = v.uploadId(uploadId);
+    const upload = await this.read<T.MultipartUploadRecord>('uploads', k.uploadKey(id));
+    if (!upload) throw errors.noSuchUpload(id);
+    return upload;
+  }
+
+  /** Stores a part; an earlier upload of the same part number is replaced and its shards queued for GC. */
+  putPart(request: T.PartRecord): Promise<T.PutPartResponse> {
+    const part = v.partRecord(request);
+    return this.uploadLocks.exclusive(part.uploadId, async () => {
+      const upload = await this.getUpload(part.uploadId);
+      const old = await this.read<T.PartRecord>('parts', k.partKey(part.uploadId, part.partNumber));
+      await this.write([
+        put('parts', k.partKey(part.uploadId, part.partNumber), part),
+        ...shardTransition(old ? placedShards(old.segments) : [], placedShards(part.segments), partRefs(upload, part), this.now()),
+      ]);
+      return { part, replaced: old ?? null };
+    });
+  }
+
+  async listParts(uploadId: string, query: T.ListPartsQuery = {}): Promise<T.ListPartsResponse> {
+    const id = v.uploadId(uploadId);
+    const after = query.after === undefined ? 0 : v.integer(query.after, 'after', 0, v.MAX_PART_NUMBER);
+    const max = query.maxParts === undefined ? MAX_PAGE : v.integer(query.maxParts, 'maxParts', 1, MAX_PAGE);
+    await this.getUpload(id);
+    const prefix = k.uploadPartsPrefix(id);
+    const rows = await this.scan('parts', { gt: k.partKey(id, after), lt: k.pastPrefix(prefix), limit: max + 1 });
+    const parts = rows.slice(0, max).map(([, value]) => decode<T.PartRecord>(value));
+    return rows.length > max ? { parts, isTruncated: true, nextPartNumberMarker: parts[parts.length - 1].partNumber } : { parts, isTruncated: false };
+  }
+
+  async listUploads(bucket: string, query: T.ListUploadsQuery = {}): Promise<T.ListUploadsResponse> {
+    const b = v.bucketName(bucket);
+    const max = query.maxUploads === undefined ? MAX_PAGE : v.integer(query.maxUploads, 'maxUploads', 0, MAX_PAGE);
+    const range = uploadRange(b, query);
+    await this.getBucket(b);
+    if (max === 0) return { uploads: [], isTruncated: false };
+    const rows = await this.scan('upload-keys', { ...range, limit: max + 1 });
+    const uploads = rows.slice(0, max).map(([, value]) => decode<T.MultipartUploadRecord>(value));
+    if (rows.length <= max) return { uploads, isTruncated: false };
+    const last = uploads[uploads.length - 1];
+    return { uploads, isTruncated: true, nextKeyMarker: last.key, nextUploadIdMarker: last.uploadId };
+  }
+
+  /** Aborts an upload: its parts' shards all go to the GC queue. */
+  abortUpload(uploadId: string): Promise<T.MultipartUploadRecord> {
+    const id = v.uploadId(uploadId);
+    return this.uploadLocks.exclusive(id, async () => {
+      const upload = await this.getUpload(id);
+      const parts = await this.partsOf(id);
+      await this.write([...forgetUpload(upload, parts), ...shardTransition(parts.flatMap(shardsOfPart), [], undefined, this.now())]);
+      return upload;
+    });
+  }
+
+  /**
+   * Commits the object assembled from `usedParts` (with the same conditions as a commit), removes
+   * the upload, queues the shards of unused parts and of any replaced object for GC, and re-points
+   * the used parts' reverse-index entries at the object's key, version and segment.
+   */
+  async completeUpload(uploadId: string, request: T.CompleteUploadRequest): Promise<T.CommitObjectResponse> {
+    const id = v.uploadId(uploadId);
+    const { record, usedParts, condition } = v.completeUploadRequest(request);
+    const first = await this.getUpload(id);
+    if (first.bucket !== record.bucket || first.key !== record.key) v.fail('record bucket/key differ from the upload');
+    return this.withObject(record.bucket, record.key, (current) =>
+      this.uploadLocks.exclusive(id, async () => {
+        const upload = await this.getUpload(id);
+        const parts = await this.partsOf(id);
+        checkAssembly(record, usedParts, parts);
+        checkCondition(condition, current);
+        const before = [...shardsOf(current), ...parts.flatMap(shardsOfPart)];
+        await this.write([
+          put('objects', k.objectKey(record.bucket, record.key), record),
+          ...forgetUpload(upload, parts),
+          ...shardTransition(before, placedShards(record.segments), objectRefs(record), this.now()),
+        ]);
+        return { record, replaced: current ?? null };
+      }),
+    );
+  }
+
+  // ---- plumbing ----
+
+  /** Runs `fn` with the bucket held against deletion and the key held exclusively. */
+  private withObject<R>(bucket: string, key: string, fn: (current: T.ObjectRecord | undefined) => Promise<R>): Promise<R> {
+    return this.bucketLocks.shared(bucket, () =>
+      this.keyLocks.exclusive(`${bucket}\x00${key}`, async () => {
+        await this.getBucket(bucket);
+        return fn(await this.read<T.ObjectRecord>('objects', k.objectKey(bucket, key)));
+      }),
+    );
+  }
+
+  private async partsOf(uploadId: string): Promise<T.PartRecord[]> {
+    const prefix = k.uploadPartsPrefix(uploadId);
+    return (await this.scan('parts', { gte: prefix, lt: k.pastPrefix(prefix) })).map(([, value]) => decode<T.PartRecord>(value));
+  }
+
+  private async read<R>(space: Space, key: Buffer): Promise<R | undefined> {
+    const raw = await this.engine.get(space, key);
+    return raw === undefined ? undefined : decode<R>(raw);
+  }
+
+  private async scan(space: Space, range: KvRange): Promise<[Buffer, Buffer][]> {
+    const cursor = this.engine.cursor(space, range);
+    const rows: [Buffer, Buffer][] = [];
+    try {
+      for (let entry = await cursor.next(); entry; entry = await cursor.next()) rows.push(entry);
+    } finally {
+      await cursor.close();
+    }
+    return rows;
+  }
+
+  private async anyUnder(space: Space, prefix: Buffer): Promise<boolean> {
+    return (await this.scan(space, { gte: prefix, lt: k.pastPrefix(prefix), limit: 1 })).length > 0;
+  }
+
+  private write(ops: KvOp[]): Promise<void> {
+    return this.engine.batch(ops, { sync: this.sync });
+  }
+
+  private isoNow(): string {
+    return new Date(this.now()).toISOString();
+  }
+
+  /** Time-ordered, so one key's uploads list in the order they were started, as S3 lists them. */
+  private newUploadId(): string {
+    return this.now().toString(16).padStart(12, '0') + randomBytes(12).toString('hex');
+  }
+}
+
+function put(space: Space, key: Buffer, value: unknown): KvOp {
+  return { type: 'put', space, key, value: encode(value) };
+}
+
+const shardsOf = (record: T.ObjectRecord | undefined): PlacedShard[] => (record ? placedShards(record.segments) : []);
+const shardsOfPart = (part: T.PartRecord): PlacedShard[] => placedShards(part.segments);

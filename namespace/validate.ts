@@ -1,0 +1,280 @@
+// Parsers for everything that reaches the namespace from outside. Each takes `unknown` and returns
+// a freshly built value holding only the contract's fields, so a malformed or padded record is
+// refused (InvalidArgument) and never stored.
+import { validateLayout, type Layout } from '../erasure/layout.js';
+import { invalidArgument } from './errors.js';
+import type {
+  CompleteUploadRequest,
+  CreateUploadRequest,
+  HeartbeatRequest,
+  ObjectRecord,
+  PartRecord,
+  PartSummary,
+  PlacementRequest,
+  Segment,
+  ShardPlacement,
+  WriteCondition,
+} from './types.js';
+
+type Fields = Record<string, unknown>;
+
+export const MAX_KEY_BYTES = 1024;
+export const MAX_PART_NUMBER = 10_000;
+const MAX_SIZE = Number.MAX_SAFE_INTEGER;
+// Control characters would break the 0x00-joined key schema (0x00) or logs and URLs (the rest).
+const CONTROL = /[\x00-\x1f\x7f]/;
+// In a /u regex a well-formed surrogate pair is one code point, so this matches only lone halves.
+const LONE_SURROGATE = /\p{Cs}/u;
+
+export function fail(why: string): never {
+  throw invalidArgument(why);
+}
+
+export function fields(value: unknown, what: string): Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(`${what} must be a JSON object`);
+  return value as Fields;
+}
+
+export function text(value: unknown, what: string, maxBytes = 1024, minLength = 1): string {
+  if (typeof value !== 'string') fail(`${what} must be a string`);
+  if (value.length < minLength) fail(`${what} must not be empty`);
+  if (Buffer.byteLength(value) > maxBytes) fail(`${what} is longer than ${maxBytes} bytes`);
+  if (LONE_SURROGATE.test(value)) fail(`${what} is not valid UTF-8`);
+  return value;
+}
+
+/** Ids and names that become key components or path segments: no control characters. */
+export function token(value: unknown, what: string, maxBytes = 256): string {
+  const s = text(value, what, maxBytes);
+  if (CONTROL.test(s)) fail(`${what} must not contain control characters`);
+  return s;
+}
+
+export function integer(value: unknown, what: string, min = 0, max = MAX_SIZE): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(`${what} must be an integer in ${min}..${max}`);
+  }
+  return value;
+}
+
+function isoDate(value: unknown, what: string): string {
+  const s = text(value, what, 64);
+  if (Number.isNaN(Date.parse(s))) fail(`${what} must be an ISO-8601 date`);
+  return s;
+}
+
+function stringMap(value: unknown, what: string): Record<string, string> {
+  const obj = fields(value, what);
+  const out: Record<string, string> = {};
+  let bytes = 0;
+  for (const [name, v] of Object.entries(obj)) {
+    out[text(name, `${what} name`, 256)] = text(v, `${what}.${name}`, 8192, 0);
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(out[name]);
+  }
+  if (bytes > 64 * 1024) fail(`${what} exceeds 64 KiB`);
+  return out;
+}
+
+function array(value: unknown, what: string, max: number): unknown[] {
+  if (!Array.isArray(value)) fail(`${what} must be an array`);
+  if (value.length > max) fail(`${what} has more than ${max} entries`);
+  return value;
+}
+
+export const bucketName = (value: unknown): string => {
+  const name = token(value, 'bucket name', 255);
+  if (name.includes('/') || name === '.' || name === '..') fail('bucket name must not contain "/" or be a dot segment');
+  return name;
+};
+
+export const objectKey = (value: unknown): string => {
+  const key = text(value, 'object key', MAX_KEY_BYTES);
+  if (key.includes('\x00')) fail('object key must not contain U+0000');
+  return key;
+};
+
+export const nodeId = (value: unknown): string => {
+  const id = token(value, 'node id', 200);
+  if (id.includes('/') || id === '.' || id === '..') fail('node id must not contain "/" or be a dot segment');
+  return id;
+};
+
+export const shardId = (value: unknown): string => token(value, 'shard id', 512);
+export const versionId = (value: unknown): string => token(value, 'versionId', 256);
+export const uploadId = (value: unknown): string => token(value, 'uploadId', 256);
+export const partNumber = (value: unknown): number => integer(value, 'partNumber', 1, MAX_PART_NUMBER);
+
+function layout(value: unknown): Layout {
+  const f = fields(value, 'layout');
+  const out: Layout = { k: integer(f.k, 'layout.k', 1), m: integer(f.m, 'layout.m', 0), blockSize: integer(f.blockSize, 'layout.blockSize', 1) };
+  try {
+    validateLayout(out);
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  }
+  return out;
+}
+
+function placement(value: unknown, what: string): ShardPlacement {
+  const f = fields(value, what);
+  return { nodeId: f.nodeId === null ? null : nodeId(f.nodeId), shardId: shardId(f.shardId) };
+}
+
+function segments(value: unknown, shape: Layout): Segment[] {
+  const width = shape.k + shape.m;
+  return array(value, 'segments', 1_000_000).map((raw, i) => {
+    const f = fields(raw, `segments[${i}]`);
+    const placements = array(f.placements, `segments[${i}].placements`, width).map((p, j) => placement(p, `segments[${i}].placements[${j}]`));
+    if (placements.length !== width) fail(`segments[${i}] must have k+m = ${width} placements`);
+    return { size: integer(f.size, `segments[${i}].size`), placements };
+  });
+}
+
+/** Every shard id of a record must be distinct: the reverse index and GC are keyed by it. */
+function checkShardIdsDistinct(list: Segment[]): void {
+  const seen = new Set<string>();
+  for (const seg of list) {
+    for (const p of seg.placements) {
+      if (seen.has(p.shardId)) fail(`shard id ${JSON.stringify(p.shardId)} is used twice`);
+      seen.add(p.shardId);
+    }
+  }
+}
+
+function sizeMatches(size: number, list: Segment[]): void {
+  const total = list.reduce((sum, s) => sum + s.size, 0);
+  if (total !== size) fail(`size ${size} does not equal the sum of segment sizes ${total}`);
+}
+
+function partSummaries(value: unknown, record: { size: number; segments: Segment[] }): PartSummary[] {
+  let previous = 0;
+  let segmentsCovered = 0;
+  let bytes = 0;
+  const parts = array(value, 'parts', MAX_PART_NUMBER).map((raw, i) => {
+    const f = fields(raw, `parts[${i}]`);
+    const part: PartSummary = {
+      partNumber: partNumber(f.partNumber),
+      size: integer(f.size, `parts[${i}].size`),
+      etag: text(f.etag, `parts[${i}].etag`, 256),
+      segmentCount: integer(f.segmentCount, `parts[${i}].segmentCount`),
+    };
+    if (part.partNumber <= previous) fail('parts must be in strictly ascending partNumber order');
+    previous = part.partNumber;
+    segmentsCovered += part.segmentCount;
+    bytes += part.size;
+    return part;
+  });
+  if (segmentsCovered !== record.segments.length) fail('parts[].segmentCount must add up to the number of segments');
+  if (bytes !== record.size) fail('parts[].size must add up to the object size');
+  return parts;
+}
+
+export function objectRecord(value: unknown): ObjectRecord {
+  const f = fields(value, 'record');
+  const shape = layout(f.layout);
+  const record: ObjectRecord = {
+    bucket: bucketName(f.bucket),
+    key: objectKey(f.key),
+    versionId: versionId(f.versionId),
+    size: integer(f.size, 'size'),
+    etag: text(f.etag, 'etag', 256),
+    lastModified: isoDate(f.lastModified, 'lastModified'),
+    contentType: text(f.contentType, 'contentType', 1024, 0),
+    userMetadata: stringMap(f.userMetadata, 'userMetadata'),
+    headers: stringMap(f.headers, 'headers'),
+    checksums: stringMap(f.checksums, 'checksums'),
+    layout: shape,
+    segments: segments(f.segments, shape),
+  };
+  sizeMatches(record.size, record.segments);
+  checkShardIdsDistinct(record.segments);
+  if (f.parts !== undefined) record.parts = partSummaries(f.parts, record);
+  return record;
+}
+
+export function partRecord(value: unknown): PartRecord {
+  const f = fields(value, 'part');
+  const shape = layout(f.layout);
+  const part: PartRecord = {
+    uploadId: uploadId(f.uploadId),
+    partNumber: partNumber(f.partNumber),
+    size: integer(f.size, 'size'),
+    etag: text(f.etag, 'etag', 256),
+    lastModified: isoDate(f.lastModified, 'lastModified'),
+    checksums: stringMap(f.checksums, 'checksums'),
+    layout: shape,
+    segments: segments(f.segments, shape),
+  };
+  sizeMatches(part.size, part.segments);
+  checkShardIdsDistinct(part.segments);
+  return part;
+}
+
+export function condition(value: unknown): WriteCondition | undefined {
+  if (value === undefined || value === null) return undefined;
+  const f = fields(value, 'condition');
+  const out: WriteCondition = {};
+  if (f.ifNoneMatch !== undefined) {
+    if (typeof f.ifNoneMatch !== 'boolean') fail('condition.ifNoneMatch must be a boolean');
+    out.ifNoneMatch = f.ifNoneMatch;
+  }
+  if (f.ifVersionId !== undefined) out.ifVersionId = versionId(f.ifVersionId);
+  if (f.ifEtag !== undefined) out.ifEtag = text(f.ifEtag, 'condition.ifEtag', 256);
+  return out;
+}
+
+export function heartbeat(value: unknown): HeartbeatRequest {
+  const f = fields(value, 'heartbeat');
+  const url = text(f.url, 'url', 2048);
+  if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) fail('url must be an http(s) URL');
+  const out: HeartbeatRequest = {
+    url,
+    capacityBytes: integer(f.capacityBytes, 'capacityBytes'),
+    usedBytes: integer(f.usedBytes, 'usedBytes'),
+    freeBytes: integer(f.freeBytes, 'freeBytes'),
+  };
+  if (f.zone !== undefined) out.zone = token(f.zone, 'zone', 128);
+  return out;
+}
+
+export function placementRequest(value: unknown): PlacementRequest {
+  const f = fields(value, 'placement request');
+  const out: PlacementRequest = { count: integer(f.count, 'count', 1, 256) };
+  if (f.exclude !== undefined) out.exclude = array(f.exclude, 'exclude', 10_000).map(nodeId);
+  return out;
+}
+
+export function createUploadRequest(value: unknown): CreateUploadRequest {
+  const f = fields(value, 'upload');
+  const out: CreateUploadRequest = {
+    bucket: bucketName(f.bucket),
+    key: objectKey(f.key),
+    contentType: text(f.contentType, 'contentType', 1024, 0),
+    userMetadata: stringMap(f.userMetadata, 'userMetadata'),
+    headers: stringMap(f.headers, 'headers'),
+  };
+  if (f.initiated !== undefined) out.initiated = isoDate(f.initiated, 'initiated');
+  if (f.checksumAlgorithm !== undefined) out.checksumAlgorithm = token(f.checksumAlgorithm, 'checksumAlgorithm', 64);
+  return out;
+}
+
+export function completeUploadRequest(value: unknown): CompleteUploadRequest {
+  const f = fields(value, 'complete request');
+  const used = array(f.usedParts, 'usedParts', MAX_PART_NUMBER).map(partNumber);
+  used.forEach((n, i) => {
+    if (i > 0 && n <= used[i - 1]) fail('usedParts must be in strictly ascending order');
+  });
+  const out: CompleteUploadRequest = { record: objectRecord(f.record), usedParts: used };
+  const cond = condition(f.condition);
+  if (cond) out.condition = cond;
+  return out;
+}
+
+/** A count from a query string: absent → fallback, above max → max (as S3 clamps max-keys). */
+export function countParam(raw: string | null | undefined, what: string, fallback: number, max: number, min = 0): number {
+  if (raw === null || raw === undefined || raw === '') return fallback;
+  if (!/^\d{1,12}$/.test(raw)) fail(`${what} must be a non-negative integer`);
+  const n = Number(raw);
+  if (n < min) fail(`${what} must be at least ${min}`);
+  return Math.min(n, max);
+}

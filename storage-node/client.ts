@@ -1,0 +1,303 @@
+// The typed client of a storage node, used by the gateway and repair. One undici Pool per node keeps
+// connections alive and bounded; every failure surfaces as a StorageNodeError with a stable code,
+// and anything that is not an HTTP answer (refused, reset, timeout, cut body) is 'Unavailable'.
+import { Readable } from 'node:stream';
+import { Pool, type Dispatcher } from 'undici';
+import {
+  BLOCK_SIZE_HEADER,
+  DATA_LENGTH_HEADER,
+  MTIME_HEADER,
+  STORED_LENGTH_HEADER,
+  isValidShardId,
+  type PutShardResponse,
+  type ShardInfo,
+  type ShardListPage,
+  type StorageErrorCode,
+  type VerifyShardResponse,
+} from './types.js';
+
+export interface StorageNodeClientOptions {
+  /** Connect, response-headers and between-body-chunks timeout. Default 30 s. */
+  timeoutMs?: number;
+  /** Most connections open to this node at once. Default 32. */
+  connections?: number;
+}
+
+export interface DataRange {
+  start: number;
+  /** Inclusive; clamped by the node to the shard's last byte, as HTTP ranges are. */
+  end: number;
+}
+
+export class StorageNodeError extends Error {
+  constructor(
+    readonly code: StorageErrorCode,
+    /** HTTP status; 503 when no answer came back (code 'Unavailable'). */
+    readonly status: number,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'StorageNodeError';
+  }
+}
+
+const KNOWN_CODES: ReadonlySet<string> = new Set<StorageErrorCode>([
+  'NoSuchShard', 'CorruptBlock', 'InvalidShardId', 'InvalidRange', 'BadFrame', 'InsufficientStorage',
+  'Unavailable', 'InternalError', 'InvalidArgument', 'ShardTooLarge', 'Busy',
+]);
+
+/** For replies without a JSON body (HEAD) or with a code this client does not know. */
+function codeForStatus(status: number): StorageErrorCode {
+  switch (status) {
+    case 404: return 'NoSuchShard';
+    case 409: return 'CorruptBlock';
+    case 413: return 'ShardTooLarge';
+    case 416: return 'InvalidRange';
+    case 507: return 'InsufficientStorage';
+    case 502: case 503: case 504: return 'Unavailable';
+    default: return status >= 500 ? 'InternalError' : 'InvalidArgument';
+  }
+}
+
+const MAX_ERROR_BODY = 64 * 1024;
+
+interface RequestSpec {
+  method: Dispatcher.HttpMethod;
+  path: string;
+  headers?: Record<string, string>;
+  body?: Readable;
+  idempotent?: boolean;
+  signal?: AbortSignal;
+}
+
+export class StorageNodeClient {
+  readonly baseUrl: string;
+  private readonly pool: Pool;
+  private readonly prefix: string;
+  private readonly timeoutMs: number;
+
+  constructor(baseUrl: string, opts: StorageNodeClientOptions = {}) {
+    const url = new URL(baseUrl);
+    this.baseUrl = baseUrl;
+    this.prefix = url.pathname.replace(/\/+$/, '');
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.pool = new Pool(url.origin, {
+      connections: opts.connections ?? 32,
+      connect: { timeout: Math.min(this.timeoutMs, 10_000) },
+      keepAliveTimeout: 10_000,
+      keepAliveMaxTimeout: 60_000,
+    });
+  }
+
+  async putShard(id: string, blockSize: number, body: AsyncIterable<Uint8Array> | NodeJS.ReadableStream, signal?: AbortSignal): Promise<PutShardResponse> {
+    const res = await this.send({
+      method: 'PUT',
+      path: this.shardPath(id),
+      headers: { [BLOCK_SIZE_HEADER]: String(blockSize), 'content-type': 'application/octet-stream' },
+      body: body instanceof Readable ? body : Readable.from(asBuffers(body), { objectMode: false }),
+      signal,
+    });
+    return this.json<PutShardResponse>(res, [201]);
+  }
+
+  /** Buffers the whole answer: meant for gateway windows (≤ 8 MiB), which the node verifies before replying. */
+  async readShard(id: string, range?: DataRange, signal?: AbortSignal): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of await this.streamShard(id, range, signal)) {
+      chunks.push(chunk);
+      size += chunk.length;
+    }
+    return Buffer.concat(chunks, size);
+  }
+
+  /**
+   * Streams data bytes. Iterate to the end or break out (either frees the connection). A node that
+   * finds a corrupt block past the first 8 MiB cuts the response: that surfaces here as 'Unavailable'
+   * with details.cut = true; verifyShard tells corruption from a network failure.
+   */
+  async streamShard(id: string, range?: DataRange, signal?: AbortSignal): Promise<AsyncIterable<Buffer>> {
+    const headers: Record<string, string> = {};
+    if (range) headers.range = `bytes=${range.start}-${range.end}`;
+    const res = await this.send({ method: 'GET', path: this.shardPath(id), headers, signal });
+    if (res.statusCode !== 200 && res.statusCode !== 206) throw await this.errorFrom(res);
+    const expected = Number(res.headers['content-length']);
+    return this.guardBody(res.body, Number.isSafeInteger(expected) ? expected : undefined, signal);
+  }
+
+  async headShard(id: string): Promise<ShardInfo | null> {
+    const res = await this.send({ method: 'HEAD', path: this.shardPath(id) });
+    await res.body.dump().catch(() => undefined);
+    if (res.statusCode === 404) return null;
+    if (res.statusCode !== 200) {
+      throw new StorageNodeError(codeForStatus(res.statusCode), res.statusCode, `HEAD ${id} answered ${res.statusCode}`);
+    }
+    const header = (name: string): string => String(res.headers[name] ?? '');
+    return {
+      id,
+      blockSize: Number(header(BLOCK_SIZE_HEADER)),
+      dataLength: Number(header(DATA_LENGTH_HEADER)),
+      storedLength: Number(header(STORED_LENGTH_HEADER)),
+      mtime: header(MTIME_HEADER),
+    };
+  }
+
+  /** Idempotent: an absent shard is not an error. */
+  async deleteShard(id: string): Promise<void> {
+    const res = await this.send({ method: 'DELETE', path: this.shardPath(id), idempotent: true });
+    if (res.statusCode !== 204 && res.statusCode !== 404) throw await this.errorFrom(res);
+    await res.body.dump().catch(() => undefined);
+  }
+
+  async listShards(after?: string, limit?: number): Promise<ShardListPage> {
+    const query = new URLSearchParams();
+    if (after !== undefined) query.set('after', after);
+    if (limit !== undefined) query.set('limit', String(limit));
+    const qs = query.toString();
+    const res = await this.send({ method: 'GET', path: `${this.prefix}/shards${qs ? `?${qs}` : ''}` });
+    return this.json<ShardListPage>(res, [200]);
+  }
+
+  async verifyShard(id: string): Promise<VerifyShardResponse> {
+    const res = await this.send({ method: 'POST', path: `${this.shardPath(id)}/verify` });
+    return this.json<VerifyShardResponse>(res, [200]);
+  }
+
+  async health(): Promise<Record<string, unknown>> {
+    const res = await this.send({ method: 'GET', path: `${this.prefix}/health` });
+    return this.json<Record<string, unknown>>(res, [200]);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  // ---- internals ----
+
+  /** Invalid ids are refused here too: "..", "%2e%2e" and friends would be rewritten by URL normalisation on the way. */
+  private shardPath(id: string): string {
+    if (!isValidShardId(id)) throw new StorageNodeError('InvalidShardId', 400, `invalid shard id ${JSON.stringify(id.slice(0, 64))}`);
+    return `${this.prefix}/shards/${encodeURIComponent(id)}`;
+  }
+
+  private async send(opts: RequestSpec): Promise<Dispatcher.ResponseData> {
+    try {
+      return await this.pool.request({ ...opts, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+    } catch (err) {
+      throw this.networkError(err, opts.signal);
+    }
+  }
+
+  private async json<T>(res: Dispatcher.ResponseData, ok: number[]): Promise<T> {
+    if (!ok.includes(res.statusCode)) throw await this.errorFrom(res);
+    try {
+      return (await res.body.json()) as T;
+    } catch (err) {
+      throw this.networkError(err, undefined);
+    }
+  }
+
+  private async errorFrom(res: Dispatcher.ResponseData): Promise<StorageNodeError> {
+    let text = '';
+    try {
+      text = await readBounded(res.body, MAX_ERROR_BODY);
+    } catch {
+      // The status alone still says what went wrong.
+    }
+    let body: { code?: unknown; message?: unknown; details?: unknown } = {};
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      // Not one of ours (a proxy, or a HEAD with no body): fall back to the status.
+    }
+    const serverCode = typeof body.code === 'string' ? body.code : undefined;
+    const code = serverCode && KNOWN_CODES.has(serverCode) ? (serverCode as StorageErrorCode) : codeForStatus(res.statusCode);
+    const details = isRecord(body.details) ? { ...body.details } : {};
+    if (serverCode && serverCode !== code) details.serverCode = serverCode;
+    const message = typeof body.message === 'string' ? body.message : `${this.baseUrl} answered ${res.statusCode} ${text.slice(0, 200)}`;
+    return new StorageNodeError(code, res.statusCode, message, Object.keys(details).length ? details : undefined);
+  }
+
+  private networkError(err: unknown, signal: AbortSignal | undefined): unknown {
+    if (signal?.aborted) return err;
+    if (err instanceof StorageNodeError) return err;
+    const cause = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+    const message = err instanceof Error ? err.message : String(err);
+    return new StorageNodeError('Unavailable', 503, `storage node ${this.baseUrl} unavailable: ${message}`, cause ? { cause } : undefined);
+  }
+
+  private async *guardBody(body: AsyncIterable<Buffer>, expected: number | undefined, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+    let got = 0;
+    try {
+      for await (const chunk of body) {
+        got += chunk.length;
+        yield chunk;
+      }
+    } catch (err) {
+      const mapped = this.networkError(err, signal);
+      if (mapped instanceof StorageNodeError && mapped.code === 'Unavailable') {
+        throw new StorageNodeError('Unavailable', 503, mapped.message, { ...mapped.details, cut: true, bytes: got });
+      }
+      throw mapped;
+    }
+    if (expected !== undefined && got !== expected) {
+      throw new StorageNodeError('Unavailable', 503, `response from ${this.baseUrl} cut after ${got} of ${expected} bytes`, { cut: true });
+    }
+  }
+}
+
+/** One client per node base URL, so the gateway reuses connections across requests. */
+export class StorageNodePool {
+  private readonly clients = new Map<string, StorageNodeClient>();
+
+  constructor(private readonly opts: StorageNodeClientOptions = {}) {}
+
+  get(baseUrl: string): StorageNodeClient {
+    const key = baseUrl.replace(/\/+$/, '');
+    let client = this.clients.get(key);
+    if (!client) {
+      client = new StorageNodeClient(key, this.opts);
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+
+  /** Drops the client of a node that left (its connections are closed). */
+  async forget(baseUrl: string): Promise<void> {
+    const key = baseUrl.replace(/\/+$/, '');
+    const client = this.clients.get(key);
+    this.clients.delete(key);
+    await client?.close();
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.clients.values()];
+    this.clients.clear();
+    await Promise.all(all.map((c) => c.close()));
+  }
+}
+
+async function* asBuffers(body: AsyncIterable<Uint8Array | string | Buffer> | NodeJS.ReadableStream): AsyncGenerator<Buffer> {
+  for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
+    yield typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  }
+}
+
+async function readBounded(body: AsyncIterable<Buffer> & { destroy(): void }, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size >= limit) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8').slice(0, limit);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

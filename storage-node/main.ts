@@ -1,0 +1,87 @@
+// Storage node process entry. Pass --node-id on the command line (not only via the environment)
+// so operators can find a node's process: pgrep -f 'node-id node-3'.
+import { parseDuration } from '../common/duration.js';
+import { close, listen } from '../common/http.js';
+import { createLogger } from '../common/log.js';
+import { Registry } from '../common/metrics.js';
+import { announceReady, onShutdown, readConfig } from '../common/process.js';
+import { Heartbeater } from './heartbeat.js';
+import { createStorageNodeServer } from './server.js';
+import { ShardStore } from './store.js';
+
+const log = createLogger('storage-node');
+
+interface NodeConfig {
+  nodeId: string | undefined;
+  dataDir: string;
+  host: string;
+  port: number;
+  namespaceUrl: string | undefined;
+  advertiseUrl: string | undefined;
+  zone: string | undefined;
+  heartbeatMs: number;
+}
+
+function loadConfig(): NodeConfig {
+  const c = readConfig({
+    'node-id': { env: 'CAIRN_NODE_ID' },
+    'data-dir': { env: 'CAIRN_NODE_DATA_DIR' },
+    host: { env: 'CAIRN_NODE_HOST', default: '127.0.0.1' },
+    port: { env: 'CAIRN_NODE_PORT', default: '0' },
+    namespace: { env: 'CAIRN_NAMESPACE_URL' },
+    // The URL others should use, when it differs from the bound one (0.0.0.0, NAT, containers).
+    'advertise-url': { env: 'CAIRN_NODE_ADVERTISE_URL' },
+    zone: { env: 'CAIRN_ZONE' },
+    'heartbeat-interval': { env: 'CAIRN_HEARTBEAT_INTERVAL', default: '1s' },
+  });
+  if (!c['data-dir']) throw new Error('--data-dir (or CAIRN_NODE_DATA_DIR) is required');
+  const port = Number(c.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got "${c.port}"`);
+  const heartbeatMs = parseDuration(c['heartbeat-interval'] ?? '1s');
+  if (heartbeatMs < 1) throw new Error('--heartbeat-interval must be positive');
+  return {
+    nodeId: c['node-id'],
+    dataDir: c['data-dir'],
+    host: c.host ?? '127.0.0.1',
+    port,
+    namespaceUrl: c.namespace,
+    advertiseUrl: c['advertise-url'],
+    zone: c.zone,
+    heartbeatMs,
+  };
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const store = await ShardStore.open({ dir: config.dataDir, nodeId: config.nodeId, log });
+  const server = createStorageNodeServer(store, { log, metrics: new Registry('storage-node') });
+  const boundUrl = await listen(server, config.host, config.port);
+  const url = config.advertiseUrl ?? boundUrl;
+  let heartbeats: Heartbeater | undefined;
+  if (config.namespaceUrl) {
+    heartbeats = new Heartbeater({
+      namespaceUrl: config.namespaceUrl,
+      nodeId: store.nodeId,
+      intervalMs: config.heartbeatMs,
+      log,
+      report: async () => {
+        const u = await store.usage();
+        return { url, capacityBytes: u.capacityBytes, usedBytes: u.usedBytes, freeBytes: u.freeBytes, ...(config.zone ? { zone: config.zone } : {}) };
+      },
+    });
+    heartbeats.start();
+  } else {
+    log.warn('no --namespace given: this node will not register itself');
+  }
+  log.info('serving', { url, nodeId: store.nodeId, dataDir: store.dir, shards: store.shardCount, usedBytes: store.usedBytes });
+  onShutdown(log, async () => {
+    await heartbeats?.stop();
+    await close(server);
+  });
+  announceReady({ service: 'storage-node', url, nodeId: store.nodeId });
+}
+
+main().catch((err: unknown) => {
+  log.error('cannot start storage node', { err });
+  process.exit(1);
+});

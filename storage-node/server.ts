@@ -1,0 +1,206 @@
+// The storage node's HTTP API over a ShardStore. Errors are JSON {code, message, details} with the
+// statuses in STATUS_BY_CODE; a read that fails after its headers went out is cut (socket destroyed)
+// so the client can never mistake a partial body for a whole one.
+import type http from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createServiceServer, HttpError, Router, sendJson } from '../common/http.js';
+import type { Logger } from '../common/log.js';
+import { Registry } from '../common/metrics.js';
+import { StoreError, type ByteRange, type ShardReader, type ShardStore } from './store.js';
+import {
+  BLOCK_SIZE_HEADER,
+  DATA_LENGTH_HEADER,
+  MTIME_HEADER,
+  STORED_LENGTH_HEADER,
+  type ShardInfo,
+  type StorageErrorCode,
+} from './types.js';
+
+export interface StorageNodeServerOptions {
+  log: Logger;
+  /** Defaults to a fresh registry for service "storage-node". */
+  metrics?: Registry;
+}
+
+export const STATUS_BY_CODE: Record<StorageErrorCode, number> = {
+  NoSuchShard: 404,
+  CorruptBlock: 409,
+  InvalidShardId: 400,
+  BadFrame: 400,
+  InvalidArgument: 400,
+  InvalidRange: 416,
+  ShardTooLarge: 413,
+  InsufficientStorage: 507,
+  Busy: 503,
+  Unavailable: 503,
+  InternalError: 500,
+};
+
+const MAX_LIST_LIMIT = 10_000;
+const DEFAULT_LIST_LIMIT = 1000;
+
+interface NodeMetrics {
+  bytesWritten: { inc(labels?: Record<string, string>, by?: number): void };
+  bytesRead: { inc(labels?: Record<string, string>, by?: number): void };
+  corruptBlocks: { inc(labels?: Record<string, string>, by?: number): void };
+}
+
+export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServerOptions): http.Server {
+  const metrics = opts.metrics ?? new Registry('storage-node');
+  const m = registerMetrics(metrics, store);
+  const router = new Router();
+  const route = (method: string, pattern: string, handler: Parameters<Router['on']>[2]): void => {
+    router.on(method, pattern, async (req, res, params, url) => {
+      try {
+        await handler(req, res, params, url);
+      } catch (err) {
+        if (err instanceof StoreError && err.code === 'CorruptBlock') m.corruptBlocks.inc();
+        throw toHttpError(err);
+      }
+    });
+  };
+
+  route('GET', '/shards', async (_req, res, _params, url) => {
+    const after = url.searchParams.get('after') ?? undefined;
+    const limit = parseLimit(url.searchParams.get('limit'));
+    sendJson(res, 200, await store.list(after || undefined, limit));
+  });
+
+  route('PUT', '/shards/:id', async (req, res, params) => {
+    const blockSize = parseBlockSize(req.headers[BLOCK_SIZE_HEADER]);
+    const expected = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+    try {
+      const result = await store.put(params.id, blockSize, requestBody(req), expected);
+      m.bytesWritten.inc(undefined, result.storedLength);
+      sendJson(res, 201, result);
+    } catch (err) {
+      // Stop the rest of an unread body from being drained through a refused upload.
+      if (!req.complete) res.setHeader('connection', 'close');
+      if (req.destroyed && !(err instanceof StoreError)) {
+        opts.log.debug('upload abandoned by client', { id: params.id });
+        res.destroy();
+        return;
+      }
+      throw err;
+    }
+  });
+
+  route('GET', '/shards/:id', async (req, res, params) => {
+    const range = parseRange(req.headers.range);
+    const reader = await store.openRead(params.id, range).catch((err: unknown) => {
+      if (err instanceof StoreError && err.code === 'InvalidRange' && typeof err.details?.dataLength === 'number') {
+        res.setHeader('content-range', `bytes */${err.details.dataLength}`);
+      }
+      throw err;
+    });
+    try {
+      await sendShard(res, reader, range !== undefined, m, opts.log);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  route('HEAD', '/shards/:id', async (_req, res, params) => {
+    const info = await store.stat(params.id);
+    if (!info) throw new StoreError('NoSuchShard', `no shard ${params.id}`);
+    res.writeHead(200, { ...infoHeaders(info), 'content-length': info.dataLength, 'accept-ranges': 'bytes' });
+    res.end();
+  });
+
+  route('DELETE', '/shards/:id', async (_req, res, params) => {
+    await store.delete(params.id);
+    res.writeHead(204);
+    res.end();
+  });
+
+  route('POST', '/shards/:id/verify', async (_req, res, params) => {
+    const result = await store.verify(params.id);
+    m.corruptBlocks.inc(undefined, result.corruptBlocks.length);
+    sendJson(res, 200, result);
+  });
+
+  return createServiceServer({
+    service: 'storage-node',
+    router,
+    log: opts.log,
+    metrics,
+    health: async () => ({ nodeId: store.nodeId, ...(await store.usage()), writesInFlight: store.writesInFlight }),
+  });
+}
+
+function registerMetrics(metrics: Registry, store: ShardStore): NodeMetrics {
+  metrics.gauge('cairn_storage_shards', 'Shards stored on this node').set(() => store.shardCount);
+  metrics.gauge('cairn_storage_used_bytes', 'Bytes of shard files on this node').set(() => store.usedBytes);
+  metrics.gauge('cairn_storage_writes_in_flight', 'Shard uploads being written').set(() => store.writesInFlight);
+  return {
+    bytesWritten: metrics.counter('cairn_storage_bytes_written_total', 'Bytes of shard files written'),
+    bytesRead: metrics.counter('cairn_storage_bytes_read_total', 'Data bytes sent by shard reads'),
+    corruptBlocks: metrics.counter('cairn_storage_corrupt_blocks_total', 'Blocks found failing their CRC32C (reads and verifies)'),
+  };
+}
+
+/** The request body, failing if the client went away: a cut at a frame boundary must not pass for a complete shard. */
+async function* requestBody(req: http.IncomingMessage): AsyncGenerator<Buffer> {
+  for await (const chunk of req as AsyncIterable<Buffer>) yield chunk;
+  if (!req.complete) throw new Error('client disconnected before the body was complete');
+}
+
+async function sendShard(res: http.ServerResponse, reader: ShardReader, ranged: boolean, m: NodeMetrics, log: Logger): Promise<void> {
+  const { info, start, end, length } = reader;
+  const headers: http.OutgoingHttpHeaders = { ...infoHeaders(info), 'content-type': 'application/octet-stream', 'content-length': length, 'accept-ranges': 'bytes' };
+  if (ranged) headers['content-range'] = `bytes ${start}-${end}/${info.dataLength}`;
+  res.writeHead(ranged ? 206 : 200, headers);
+  const counted = async function* (): AsyncGenerator<Buffer> {
+    for await (const chunk of reader) {
+      m.bytesRead.inc(undefined, chunk.length);
+      yield chunk;
+    }
+  };
+  try {
+    await pipeline(Readable.from(counted(), { objectMode: false }), res);
+  } catch (err) {
+    if (err instanceof StoreError && err.code === 'CorruptBlock') {
+      m.corruptBlocks.inc();
+      log.warn('corrupt block found mid-stream; response cut', { id: info.id, ...err.details });
+    }
+    res.destroy();
+  }
+}
+
+function infoHeaders(info: ShardInfo): http.OutgoingHttpHeaders {
+  return {
+    [DATA_LENGTH_HEADER]: info.dataLength,
+    [BLOCK_SIZE_HEADER]: info.blockSize,
+    [STORED_LENGTH_HEADER]: info.storedLength,
+    [MTIME_HEADER]: info.mtime,
+  };
+}
+
+function toHttpError(err: unknown): unknown {
+  if (!(err instanceof StoreError)) return err;
+  return new HttpError(STATUS_BY_CODE[err.code], err.code, err.message, err.details);
+}
+
+function parseBlockSize(value: string | string[] | undefined): number {
+  if (typeof value !== 'string' || !/^\d{1,10}$/.test(value)) {
+    throw new StoreError('InvalidArgument', `header ${BLOCK_SIZE_HEADER} must be a positive integer`);
+  }
+  return Number(value);
+}
+
+function parseLimit(value: string | null): number {
+  if (value === null || value === '') return DEFAULT_LIST_LIMIT;
+  const n = /^\d{1,6}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && n <= MAX_LIST_LIMIT)) throw new StoreError('InvalidArgument', `limit must be an integer in 1..${MAX_LIST_LIMIT}`);
+  return n;
+}
+
+/** One range over the data bytes: bytes=a-b, bytes=a- or bytes=-n. Several ranges are refused, not merged. */
+export function parseRange(header: string | undefined): ByteRange | undefined {
+  if (header === undefined) return undefined;
+  const match = /^bytes=(\d{0,15})-(\d{0,15})$/.exec(header.trim());
+  if (!match || (match[1] === '' && match[2] === '')) throw new StoreError('InvalidRange', `unsupported Range header "${header.slice(0, 100)}"`);
+  if (match[1] === '') return { suffix: Number(match[2]) };
+  return match[2] === '' ? { start: Number(match[1]) } : { start: Number(match[1]), end: Number(match[2]) };
+}

@@ -1,0 +1,792 @@
+// The on-disk shard store of a storage node (no HTTP here).
+//
+// Layout of the data dir:
+//   <dir>/node-id                 the node's identity, written once, checked on every start
+//   <dir>/shards/<xx>/<id>        shard files; xx = first byte of sha256(id), so no directory grows huge
+//   <dir>/tmp/                    uploads in progress; anything left here is a torn write and is wiped at start
+//
+// Shard file = 32-byte header + the frames (block data + CRC32C LE) exactly as received:
+//   0  "CAIRNSH1"   8  u16 version   10 u16 flags (0)   12 u32 blockSize
+//   16 u64 dataLength   24 u32 blockCount   28 u32 CRC32C of bytes 0..27
+// The header is written last, at offset 0, just before fsync: a file whose header does not check
+// out was never completely written (or has rotted), and rename makes only complete files visible.
+import { createHash, randomBytes } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { crc32c } from '@node-rs/crc32';
+import { CRC_BYTES } from '../erasure/layout.js';
+import { CorruptFrameError, FrameParser, TruncatedFrameError, verifyFrame } from '../erasure/frames.js';
+import type { Logger } from '../common/log.js';
+import {
+  isValidShardId,
+  WHOLE_SHARD_BLOCK,
+  type PutShardResponse,
+  type ShardInfo,
+  type ShardListPage,
+  type StorageErrorCode,
+  type VerifyShardResponse,
+} from './types.js';
+
+export const MAGIC = Buffer.from('CAIRNSH1', 'latin1');
+export const FORMAT_VERSION = 1;
+export const HEADER_BYTES = 32;
+
+const MiB = 1024 * 1024;
+/** Requested data bytes verified before a read returns, so a corrupt block in a gateway-sized read is a clean error. */
+export const PREVERIFY_BYTES = 8 * MiB;
+const READ_BATCH_BYTES = 1 * MiB;
+const WRITE_BATCH_BYTES = 1 * MiB;
+const STATFS_TTL_MS = 1000;
+const NODE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export interface StoreLimits {
+  /** Largest accepted blockSize. */
+  maxBlockSize: number;
+  /** Largest accepted shard, in framed bytes (data + CRCs). */
+  maxShardBytes: number;
+  /** Uploads written at once; more wait in line. */
+  maxConcurrentWrites: number;
+  /** Uploads allowed to wait for a slot; beyond this a PUT is refused with Busy. */
+  maxQueuedWrites: number;
+}
+
+export const DEFAULT_LIMITS: StoreLimits = {
+  maxBlockSize: 16 * MiB,
+  maxShardBytes: 4 * 1024 * MiB,
+  maxConcurrentWrites: 32,
+  maxQueuedWrites: 256,
+};
+
+export interface StoreOptions {
+  dir: string;
+  /** Required on first start; on later starts it must match the stored id if given. */
+  nodeId?: string;
+  limits?: Partial<StoreLimits>;
+  log?: Logger;
+}
+
+export interface StoreUsage {
+  usedBytes: number;
+  shardCount: number;
+  capacityBytes: number;
+  freeBytes: number;
+}
+
+/** Inclusive range of data bytes; `end` omitted = to the end; `suffix` = the last n bytes (HTTP semantics). */
+export type ByteRange = { start: number; end?: number } | { suffix: number };
+
+/** A verified read in progress: iterate it exactly once, or close() it. */
+export interface ShardReader extends AsyncIterable<Buffer> {
+  readonly info: ShardInfo;
+  readonly start: number;
+  /** Inclusive; start - 1 for an empty read. */
+  readonly end: number;
+  readonly length: number;
+  close(): Promise<void>;
+}
+
+export class StoreError extends Error {
+  constructor(readonly code: StorageErrorCode, message: string, readonly details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+export class NodeIdError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NodeIdError';
+  }
+}
+
+export function assertShardId(id: string): void {
+  if (!isValidShardId(id)) {
+    throw new StoreError('InvalidShardId', `invalid shard id ${JSON.stringify(id.slice(0, 64))}: want 1-200 of [A-Za-z0-9._-], not starting with . _ or -`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header and frame geometry
+
+interface Geometry {
+  blockSize: number;
+  dataLength: number;
+  blocks: number;
+}
+
+function encodeHeader(g: Geometry): Buffer {
+  const h = Buffer.alloc(HEADER_BYTES);
+  MAGIC.copy(h, 0);
+  h.writeUInt16LE(FORMAT_VERSION, 8);
+  h.writeUInt16LE(0, 10);
+  h.writeUInt32LE(g.blockSize, 12);
+  h.writeBigUInt64LE(BigInt(g.dataLength), 16);
+  h.writeUInt32LE(g.blocks, 24);
+  h.writeUInt32LE(crc32c(h.subarray(0, 28)) >>> 0, 28);
+  return h;
+}
+
+function corruptHeader(id: string, why: string): StoreError {
+  return new StoreError('CorruptBlock', `shard ${id} has a corrupt header (${why})`, { block: WHOLE_SHARD_BLOCK, header: true });
+}
+
+function decodeHeader(id: string, h: Buffer): Geometry {
+  if (h.length < HEADER_BYTES) throw corruptHeader(id, 'file shorter than its header');
+  if (!h.subarray(0, 8).equals(MAGIC)) throw corruptHeader(id, 'bad magic');
+  if ((crc32c(h.subarray(0, 28)) >>> 0) !== h.readUInt32LE(28)) throw corruptHeader(id, 'header CRC mismatch');
+  const version = h.readUInt16LE(8);
+  if (version !== FORMAT_VERSION) throw new StoreError('InternalError', `shard ${id} has format version ${version}; this node reads ${FORMAT_VERSION}`);
+  const g = { blockSize: h.readUInt32LE(12), dataLength: Number(h.readBigUInt64LE(16)), blocks: h.readUInt32LE(24) };
+  if (g.blockSize === 0 || g.blocks !== Math.ceil(g.dataLength / g.blockSize)) throw corruptHeader(id, 'inconsistent geometry');
+  return g;
+}
+
+function storedLength(g: Geometry): number {
+  return HEADER_BYTES + g.dataLength + g.blocks * CRC_BYTES;
+}
+
+function frameOffset(g: Geometry, index: number): number {
+  return HEADER_BYTES + index * (g.blockSize + CRC_BYTES);
+}
+
+function frameLength(g: Geometry, index: number): number {
+  return Math.min(g.blockSize, g.dataLength - index * g.blockSize) + CRC_BYTES;
+}
+
+/** Last frame index of a batch starting at `from`: as many frames as fit in READ_BATCH_BYTES, at least one. */
+function batchEnd(g: Geometry, from: number, last: number): number {
+  let to = from;
+  let bytes = frameLength(g, from);
+  while (to < last && bytes + frameLength(g, to + 1) <= READ_BATCH_BYTES) bytes += frameLength(g, ++to);
+  return to;
+}
+
+async function readFully(fh: FileHandle, length: number, position: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === length ? buf : buf.subarray(0, got);
+}
+
+/** Reads frames [from, to] in one call; frames cut short by the end of the file come back short (and fail verification). */
+async function readFrames(fh: FileHandle, g: Geometry, from: number, to: number): Promise<Buffer[]> {
+  const start = frameOffset(g, from);
+  const buf = await readFully(fh, frameOffset(g, to) + frameLength(g, to) - start, start);
+  const frames: Buffer[] = [];
+  for (let i = from, at = 0; i <= to; i++) {
+    const len = frameLength(g, i);
+    frames.push(buf.subarray(Math.min(at, buf.length), Math.min(at + len, buf.length)));
+    at += len;
+  }
+  return frames;
+}
+
+function verifyStoredFrame(id: string, frame: Buffer, index: number): Buffer {
+  try {
+    return verifyFrame(frame, index).data;
+  } catch (err) {
+    if (err instanceof CorruptFrameError || err instanceof TruncatedFrameError) {
+      throw new StoreError('CorruptBlock', `shard ${id}: ${err.message}`, { block: index });
+    }
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small concurrency helpers
+
+/** Serialises commits and deletes of the same id so the used-bytes accounting sees them in order. */
+class KeyedMutex {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = prev.then(() => mine);
+    this.tails.set(key, tail);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
+
+/** Bounds uploads: a waiting upload costs only a socket (TCP back-pressure holds its body), a running one a file and buffers. */
+class WriteSlots {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly max: number, private readonly maxQueued: number) {}
+
+  get inFlight(): number {
+    return this.active;
+  }
+
+  async acquire(): Promise<() => void> {
+    if (this.active >= this.max) {
+      if (this.waiting.length >= this.maxQueued) {
+        throw new StoreError('Busy', `node is busy: ${this.active} uploads running and ${this.waiting.length} waiting`);
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } else {
+      this.active++;
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    };
+  }
+}
+
+/** Ids in sorted order for paginated listing, with each shard's size for the used-bytes total. */
+class ShardIndex {
+  private readonly sizes = new Map<string, number>();
+  private ids: string[] = [];
+  usedBytes = 0;
+
+  get count(): number {
+    return this.sizes.size;
+  }
+
+  load(entries: [string, number][]): void {
+    for (const [id, size] of entries) {
+      this.sizes.set(id, size);
+      this.usedBytes += size;
+    }
+    this.ids = [...this.sizes.keys()].sort(compareIds);
+  }
+
+  set(id: string, size: number): void {
+    const old = this.sizes.get(id);
+    if (old === undefined) this.ids.splice(lowerBound(this.ids, id), 0, id);
+    this.usedBytes += size - (old ?? 0);
+    this.sizes.set(id, size);
+  }
+
+  remove(id: string): void {
+    const old = this.sizes.get(id);
+    if (old === undefined) return;
+    this.sizes.delete(id);
+    this.usedBytes -= old;
+    this.ids.splice(lowerBound(this.ids, id), 1);
+  }
+
+  size(id: string): number | undefined {
+    return this.sizes.get(id);
+  }
+
+  after(after: string | undefined, limit: number): { ids: string[]; more: boolean } {
+    const from = after === undefined ? 0 : upperBound(this.ids, after);
+    return { ids: this.ids.slice(from, from + limit), more: from + limit < this.ids.length };
+  }
+}
+
+/** Plain code-unit order, the same order JavaScript's default sort and string comparison use. */
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function lowerBound(ids: string[], id: string): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function upperBound(ids: string[], id: string): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid] <= id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+function errnoCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes a small file so that after a crash it is either absent or complete. */
+async function writeFileDurably(file: string, data: string): Promise<void> {
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  const fh = await fs.open(tmp, 'wx');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.rename(tmp, file);
+  await fsyncDir(path.dirname(file));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store
+
+export class ShardStore {
+  private readonly index = new ShardIndex();
+  private readonly locks = new KeyedMutex();
+  private readonly slots: WriteSlots;
+  private statfsCache: { at: number; capacityBytes: number; freeBytes: number } | undefined;
+
+  private constructor(
+    readonly dir: string,
+    readonly nodeId: string,
+    readonly limits: StoreLimits,
+    private readonly log: Logger | undefined,
+  ) {
+    this.slots = new WriteSlots(limits.maxConcurrentWrites, limits.maxQueuedWrites);
+  }
+
+  static async open(opts: StoreOptions): Promise<ShardStore> {
+    const dir = path.resolve(opts.dir);
+    await fs.mkdir(dir, { recursive: true });
+    const nodeId = await resolveNodeId(dir, opts.nodeId);
+    const store = new ShardStore(dir, nodeId, { ...DEFAULT_LIMITS, ...opts.limits }, opts.log);
+    await store.prepareDirs();
+    store.index.load(await store.walk());
+    return store;
+  }
+
+  get shardCount(): number {
+    return this.index.count;
+  }
+
+  get usedBytes(): number {
+    return this.index.usedBytes;
+  }
+
+  get writesInFlight(): number {
+    return this.slots.inFlight;
+  }
+
+  async usage(): Promise<StoreUsage> {
+    const now = Date.now();
+    if (!this.statfsCache || now - this.statfsCache.at > STATFS_TTL_MS) {
+      const s = await fs.statfs(this.dir);
+      this.statfsCache = { at: now, capacityBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
+    }
+    const { capacityBytes, freeBytes } = this.statfsCache;
+    return { usedBytes: this.index.usedBytes, shardCount: this.index.count, capacityBytes, freeBytes };
+  }
+
+  /**
+   * Stores a framed shard. Every frame is CRC-checked as it arrives; a bad frame, a failing body
+   * (client gone) or a full disk removes the temp file and nothing becomes visible. `expectedBytes`
+   * (the request's content-length, when known) lets an oversize upload be refused before any I/O.
+   */
+  async put(id: string, blockSize: number, body: AsyncIterable<Uint8Array>, expectedBytes?: number): Promise<PutShardResponse> {
+    assertShardId(id);
+    this.assertBlockSize(blockSize);
+    if (expectedBytes !== undefined) await this.assertRoomFor(expectedBytes);
+    const release = await this.slots.acquire();
+    const tmp = path.join(this.dir, 'tmp', `${randomBytes(12).toString('hex')}.part`);
+    let fh: FileHandle | undefined;
+    try {
+      fh = await fs.open(tmp, 'wx');
+      const received = await this.receive(fh, blockSize, body);
+      await fh.write(encodeHeader(received.geometry), 0, HEADER_BYTES, 0);
+      await fh.sync();
+      const mtime = (await fh.stat()).mtime.toISOString();
+      await fh.close();
+      fh = undefined;
+      const info: ShardInfo = { id, blockSize, dataLength: received.geometry.dataLength, storedLength: storedLength(received.geometry), mtime };
+      await this.commit(id, tmp, info.storedLength);
+      return { ...info, blockCrcs: received.crcs };
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      await fs.rm(tmp, { force: true }).catch(() => undefined);
+      throw mapWriteError(err);
+    } finally {
+      release();
+    }
+  }
+
+  /** Header facts of a shard, or null when absent. */
+  async stat(id: string): Promise<ShardInfo | null> {
+    assertShardId(id);
+    const opened = await this.openShard(id);
+    if (!opened) return null;
+    await opened.fh.close();
+    return opened.info;
+  }
+
+  /**
+   * Opens a verified read of data bytes `range` (whole shard if omitted). The frames holding the
+   * first PREVERIFY_BYTES of the range are read and checked before this resolves; later frames
+   * are checked as the reader is iterated and a bad one makes the iteration throw.
+   */
+  async openRead(id: string, range?: ByteRange): Promise<ShardReader> {
+    assertShardId(id);
+    const opened = await this.openShard(id);
+    if (!opened) throw noSuchShard(id);
+    try {
+      const { start, end } = resolveRange(opened.geometry.dataLength, range);
+      const reader = new RangeReader(id, opened.fh, opened.geometry, opened.info, start, end);
+      await reader.prefetch();
+      return reader;
+    } catch (err) {
+      await opened.fh.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Removes a shard; false when it was not there. */
+  async delete(id: string): Promise<boolean> {
+    assertShardId(id);
+    const file = this.shardPath(id);
+    return this.locks.run(id, async () => {
+      try {
+        await fs.unlink(file);
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') return false;
+        throw err;
+      }
+      this.index.remove(id);
+      await fsyncDir(path.dirname(file));
+      return true;
+    });
+  }
+
+  /** Shards with id > after, in id order. A shard whose header is unreadable is listed with blockSize and dataLength 0. */
+  async list(after?: string, limit = 1000): Promise<ShardListPage> {
+    const page = this.index.after(after, limit);
+    const infos = await mapLimit(page.ids, 16, (id) => this.listInfo(id));
+    const shards = infos.filter((s): s is ShardInfo => s !== null);
+    const last = page.ids[page.ids.length - 1];
+    return page.more && last !== undefined ? { shards, next: last } : { shards };
+  }
+
+  /** Checks every block of a shard (for the scrubber). */
+  async verify(id: string): Promise<VerifyShardResponse> {
+    assertShardId(id);
+    let opened: OpenedShard | null;
+    try {
+      opened = await this.openShard(id);
+    } catch (err) {
+      if (err instanceof StoreError && err.details?.header === true) return { id, blocks: 0, corruptBlocks: [WHOLE_SHARD_BLOCK], headerCorrupt: true };
+      throw err;
+    }
+    if (!opened) throw noSuchShard(id);
+    const { fh, geometry: g } = opened;
+    const corruptBlocks: number[] = [];
+    try {
+      for (let from = 0; from < g.blocks; ) {
+        const to = batchEnd(g, from, g.blocks - 1);
+        const frames = await readFrames(fh, g, from, to);
+        frames.forEach((frame, i) => {
+          try {
+            verifyFrame(frame, from + i);
+          } catch {
+            corruptBlocks.push(from + i);
+          }
+        });
+        from = to + 1;
+      }
+    } finally {
+      await fh.close();
+    }
+    return { id, blocks: g.blocks, corruptBlocks };
+  }
+
+  /** Where a shard's file lives (for operators and tests; it need not exist). */
+  shardPath(id: string): string {
+    assertShardId(id);
+    const fan = createHash('sha256').update(id).digest('hex').slice(0, 2);
+    return path.join(this.dir, 'shards', fan, id);
+  }
+
+  // ---- internals ----
+
+  private assertBlockSize(blockSize: number): void {
+    if (!Number.isSafeInteger(blockSize) || blockSize < 1 || blockSize > this.limits.maxBlockSize) {
+      throw new StoreError('InvalidArgument', `block size must be an integer in 1..${this.limits.maxBlockSize}, got ${blockSize}`);
+    }
+  }
+
+  private async assertRoomFor(bytes: number): Promise<void> {
+    if (bytes > this.limits.maxShardBytes) {
+      throw new StoreError('ShardTooLarge', `shard of ${bytes} bytes exceeds the limit of ${this.limits.maxShardBytes}`);
+    }
+    const { freeBytes } = await this.usage();
+    if (bytes + HEADER_BYTES > freeBytes) {
+      throw new StoreError('InsufficientStorage', `shard of ${bytes} bytes does not fit in ${freeBytes} free bytes`);
+    }
+  }
+
+  private async receive(fh: FileHandle, blockSize: number, body: AsyncIterable<Uint8Array>): Promise<{ geometry: Geometry; crcs: number[] }> {
+    const parser = new FrameParser(blockSize);
+    const crcs: number[] = [];
+    let dataLength = 0;
+    let received = 0;
+    let position = HEADER_BYTES;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const flush = async (): Promise<void> => {
+      if (pendingBytes === 0) return;
+      await writeFully(fh, pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes), position);
+      position += pendingBytes;
+      pending = [];
+      pendingBytes = 0;
+    };
+    const accept = (frames: { data: Buffer; crc: number }[]): void => {
+      for (const f of frames) {
+        crcs.push(f.crc);
+        dataLength += f.data.length;
+      }
+    };
+    try {
+      for await (const chunk of body) {
+        const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        received += buf.length;
+        if (received > this.limits.maxShardBytes) {
+          throw new StoreError('ShardTooLarge', `shard exceeds the limit of ${this.limits.maxShardBytes} bytes`);
+        }
+        accept(parser.push(buf));
+        pending.push(buf);
+        pendingBytes += buf.length;
+        if (pendingBytes >= WRITE_BATCH_BYTES) await flush();
+      }
+      accept(parser.end());
+    } catch (err) {
+      if (err instanceof CorruptFrameError || err instanceof TruncatedFrameError) {
+        throw new StoreError('BadFrame', err.message, { block: err.blockIndex });
+      }
+      throw err;
+    }
+    await flush();
+    return { geometry: { blockSize, dataLength, blocks: crcs.length }, crcs };
+  }
+
+  private async commit(id: string, tmp: string, size: number): Promise<void> {
+    const target = this.shardPath(id);
+    await this.locks.run(id, async () => {
+      await fs.rename(tmp, target);
+      this.index.set(id, size);
+      await fsyncDir(path.dirname(target));
+    });
+  }
+
+  private async openShard(id: string): Promise<OpenedShard | null> {
+    let fh: FileHandle;
+    try {
+      fh = await fs.open(this.shardPath(id), 'r');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return null;
+      throw err;
+    }
+    try {
+      const geometry = decodeHeader(id, await readFully(fh, HEADER_BYTES, 0));
+      const stat = await fh.stat();
+      const info: ShardInfo = { id, blockSize: geometry.blockSize, dataLength: geometry.dataLength, storedLength: stat.size, mtime: stat.mtime.toISOString() };
+      return { fh, geometry, info };
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async listInfo(id: string): Promise<ShardInfo | null> {
+    try {
+      return await this.stat(id);
+    } catch (err) {
+      if (!(err instanceof StoreError && err.code === 'CorruptBlock')) throw err;
+      return { id, blockSize: 0, dataLength: 0, storedLength: this.index.size(id) ?? 0, mtime: new Date(0).toISOString() };
+    }
+  }
+
+  private async prepareDirs(): Promise<void> {
+    const tmp = path.join(this.dir, 'tmp');
+    await fs.rm(tmp, { recursive: true, force: true });
+    await fs.mkdir(tmp, { recursive: true });
+    const shards = path.join(this.dir, 'shards');
+    await fs.mkdir(shards, { recursive: true });
+    const fans = Array.from({ length: 256 }, (_, i) => path.join(shards, i.toString(16).padStart(2, '0')));
+    await mapLimit(fans, 32, (fan) => fs.mkdir(fan, { recursive: true }));
+    await fsyncDir(shards);
+    await fsyncDir(this.dir);
+  }
+
+  /** Sizes of all shard files, read once at start; stray files are reported and left alone. */
+  private async walk(): Promise<[string, number][]> {
+    const shards = path.join(this.dir, 'shards');
+    const fans = (await fs.readdir(shards)).filter((name) => /^[0-9a-f]{2}$/.test(name));
+    const perFan = await mapLimit(fans, 8, async (fan) => {
+      const names = await fs.readdir(path.join(shards, fan));
+      const sized = await mapLimit(names, 32, async (name): Promise<[string, number] | null> => {
+        const file = path.join(shards, fan, name);
+        if (!isValidShardId(name) || this.shardPath(name) !== file) {
+          this.log?.warn('ignoring stray file in shard dir', { file });
+          return null;
+        }
+        const st = await fs.lstat(file);
+        return st.isFile() ? [name, st.size] : null;
+      });
+      return sized.filter((e): e is [string, number] => e !== null);
+    });
+    return perFan.flat();
+  }
+}
+
+interface OpenedShard {
+  fh: FileHandle;
+  geometry: Geometry;
+  info: ShardInfo;
+}
+
+class RangeReader implements ShardReader {
+  readonly length: number;
+  private nextBlock: number;
+  private readonly lastBlock: number;
+  private prefetched: Buffer[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly id: string,
+    private readonly fh: FileHandle,
+    private readonly g: Geometry,
+    readonly info: ShardInfo,
+    readonly start: number,
+    readonly end: number,
+  ) {
+    this.length = end - start + 1;
+    this.nextBlock = this.length > 0 ? Math.floor(start / g.blockSize) : 0;
+    this.lastBlock = this.length > 0 ? Math.floor(end / g.blockSize) : -1;
+  }
+
+  async prefetch(): Promise<void> {
+    let bytes = 0;
+    while (this.nextBlock <= this.lastBlock && bytes < PREVERIFY_BYTES) {
+      for (const chunk of await this.readBatch()) {
+        this.prefetched.push(chunk);
+        bytes += chunk.length;
+      }
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    try {
+      const ready = this.prefetched;
+      this.prefetched = [];
+      yield* ready;
+      while (this.nextBlock <= this.lastBlock) yield* await this.readBatch();
+    } finally {
+      await this.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.prefetched = [];
+    await this.fh.close();
+  }
+
+  /** The requested data bytes of the next batch of frames, every frame verified. */
+  private async readBatch(): Promise<Buffer[]> {
+    const from = this.nextBlock;
+    const to = batchEnd(this.g, from, this.lastBlock);
+    const frames = await readFrames(this.fh, this.g, from, to);
+    this.nextBlock = to + 1;
+    return frames.map((frame, i) => {
+      const index = from + i;
+      const data = verifyStoredFrame(this.id, frame, index);
+      const base = index * this.g.blockSize;
+      return data.subarray(Math.max(0, this.start - base), Math.min(data.length, this.end - base + 1));
+    });
+  }
+}
+
+async function resolveNodeId(dir: string, wanted: string | undefined): Promise<string> {
+  const file = path.join(dir, 'node-id');
+  let stored: string | undefined;
+  try {
+    stored = (await fs.readFile(file, 'utf8')).trim();
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  }
+  if (stored !== undefined) {
+    if (wanted !== undefined && wanted !== stored) {
+      throw new NodeIdError(`data dir ${dir} belongs to node "${stored}", not "${wanted}"; refusing to start (use the right --data-dir or --node-id)`);
+    }
+    return stored;
+  }
+  if (wanted === undefined) throw new NodeIdError(`data dir ${dir} has no node id yet: pass --node-id (or CAIRN_NODE_ID) on first start`);
+  if (!NODE_ID_PATTERN.test(wanted)) throw new NodeIdError(`invalid node id "${wanted}": want 1-64 of [A-Za-z0-9._-], starting with a letter or digit`);
+  await writeFileDurably(file, wanted + '\n');
+  return wanted;
+}
+
+function resolveRange(dataLength: number, range: ByteRange | undefined): { start: number; end: number } {
+  if (range === undefined) return { start: 0, end: dataLength - 1 };
+  const unsatisfiable = (): StoreError =>
+    new StoreError('InvalidRange', `range not satisfiable for a shard of ${dataLength} data bytes`, { dataLength });
+  if ('suffix' in range) {
+    if (!Number.isSafeInteger(range.suffix) || range.suffix <= 0 || dataLength === 0) throw unsatisfiable();
+    return { start: Math.max(0, dataLength - range.suffix), end: dataLength - 1 };
+  }
+  const { start } = range;
+  const end = Math.min(range.end ?? dataLength - 1, dataLength - 1);
+  if (!Number.isSafeInteger(start) || start < 0 || start >= dataLength) throw unsatisfiable();
+  if (range.end !== undefined && (!Number.isSafeInteger(range.end) || range.end < start)) throw unsatisfiable();
+  return { start, end };
+}
+
+async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+function noSuchShard(id: string): StoreError {
+  return new StoreError('NoSuchShard', `no shard ${id}`);
+}
+
+function mapWriteError(err: unknown): unknown {
+  const code = errnoCode(err);
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new StoreError('InsufficientStorage', 'the node ran out of disk space while writing the shard');
+  return err;
+}

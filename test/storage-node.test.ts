@@ -1,0 +1,448 @@
+// Storage node: the real server in-process on loopback over a temp dir, driven through its client;
+// plus the process entry spawned once as a child.
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { request } from 'undici';
+import { close, listen } from '../common/http.js';
+import { createLogger } from '../common/log.js';
+import { Registry } from '../common/metrics.js';
+import { parseReadyLine } from '../common/process.js';
+import { blockCrc, crcBytes } from '../erasure/frames.js';
+import { StorageNodeClient, StorageNodeError, StorageNodePool } from '../storage-node/client.js';
+import { Heartbeater } from '../storage-node/heartbeat.js';
+import { createStorageNodeServer } from '../storage-node/server.js';
+import { HEADER_BYTES, NodeIdError, ShardStore, type StoreLimits } from '../storage-node/store.js';
+import type { HeartbeatRequest } from '../namespace/types.js';
+
+const log = createLogger('test', 'error');
+const children = new Set<ChildProcess>();
+
+t.teardown(() => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+async function tempDir(t: Tap): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-sn-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The part of a tap test these helpers need (the root `t` and subtests have different static types). */
+interface Tap {
+  teardown(fn: () => unknown): void;
+}
+
+interface Node {
+  dir: string;
+  store: ShardStore;
+  url: string;
+  client: StorageNodeClient;
+  metrics: Registry;
+}
+
+async function startNode(t: Tap, opts: { dir?: string; nodeId?: string; limits?: Partial<StoreLimits> } = {}): Promise<Node> {
+  const dir = opts.dir ?? (await tempDir(t));
+  const store = await ShardStore.open({ dir, nodeId: opts.nodeId ?? 'node-t', limits: opts.limits, log });
+  const metrics = new Registry('storage-node');
+  const server = createStorageNodeServer(store, { log, metrics });
+  const url = await listen(server, '127.0.0.1', 0);
+  const client = new StorageNodeClient(url, { timeoutMs: 5000 });
+  t.teardown(async () => {
+    await client.close();
+    await close(server);
+  });
+  return { dir, store, url, client, metrics };
+}
+
+/** The framed form of `data`: blocks of blockSize (last one shorter), each followed by its CRC32C. */
+function frame(data: Buffer, blockSize: number): Buffer {
+  const parts: Buffer[] = [];
+  for (let at = 0; at < data.length; at += blockSize) {
+    const block = data.subarray(at, at + blockSize);
+    parts.push(block, crcBytes(blockCrc(block)));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Splits a body into awkward chunk sizes so frames straddle chunk boundaries. */
+async function* chunks(buf: Buffer, size = 777): AsyncGenerator<Buffer> {
+  for (let at = 0; at < buf.length; at += size) yield buf.subarray(at, at + size);
+}
+
+async function tmpFiles(dir: string): Promise<string[]> {
+  return fs.readdir(path.join(dir, 'tmp'));
+}
+
+async function until(check: () => Promise<boolean> | boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function flipByte(file: string, offset: number): Promise<void> {
+  const fh = await fs.open(file, 'r+');
+  const b = Buffer.alloc(1);
+  await fh.read(b, 0, 1, offset);
+  b[0] ^= 0x40;
+  await fh.write(b, 0, 1, offset);
+  await fh.close();
+}
+
+t.test('put/get round trip of multi-block shards, head and pool', async (t) => {
+  const { client, url } = await startNode(t);
+  const data = randomBytes(3500);
+  const put = await client.putShard('obj1.v1.s0.i0', 1000, chunks(frame(data, 1000)));
+  t.equal(put.dataLength, 3500);
+  t.equal(put.blockSize, 1000);
+  t.equal(put.storedLength, HEADER_BYTES + 3500 + 4 * 4);
+  t.same(put.blockCrcs, [0, 1, 2, 3].map((i) => blockCrc(data.subarray(i * 1000, i * 1000 + 1000))));
+  t.ok((await client.readShard('obj1.v1.s0.i0')).equals(data), 'whole shard reads back');
+
+  const big = randomBytes(3 * 1024 * 1024 + 123);
+  await client.putShard('big', 256 * 1024, chunks(frame(big, 256 * 1024), 65536));
+  t.ok((await client.readShard('big')).equals(big), 'multi-batch shard reads back');
+  let streamed = 0;
+  for await (const c of await client.streamShard('big', { start: 100, end: 2_000_000 })) streamed += c.length;
+  t.equal(streamed, 2_000_000 - 100 + 1);
+
+  const info = await client.headShard('obj1.v1.s0.i0');
+  t.match(info, { id: 'obj1.v1.s0.i0', blockSize: 1000, dataLength: 3500, storedLength: put.storedLength });
+  t.ok(info && !Number.isNaN(Date.parse(info.mtime)));
+  t.equal(await client.headShard('nope'), null);
+
+  // Exactly one full block, and an empty shard, are valid shards too.
+  await client.putShard('one', 8, chunks(frame(Buffer.from('12345678'), 8)));
+  t.equal((await client.readShard('one')).toString(), '12345678');
+  const empty = await client.putShard('empty', 8, chunks(Buffer.alloc(0)));
+  t.equal(empty.dataLength, 0);
+  t.equal((await client.readShard('empty')).length, 0);
+
+  // Replacing a shard (repair rewrites) is allowed.
+  await client.putShard('one', 4, chunks(frame(Buffer.from('abcdefgh'), 4)));
+  t.equal((await client.readShard('one')).toString(), 'abcdefgh');
+
+  const pool = new StorageNodePool();
+  t.equal(pool.get(url), pool.get(url + '/'), 'one client per node');
+  t.equal((await pool.get(url).headShard('one'))?.blockSize, 4);
+  await pool.close();
+});
+
+t.test('ranged reads across block boundaries', async (t) => {
+  const { client, url } = await startNode(t);
+  const data = randomBytes(3500);
+  await client.putShard('r', 1000, chunks(frame(data, 1000)));
+  const cases: [number, number][] = [[0, 0], [999, 1000], [998, 2001], [1000, 1999], [3000, 3499], [3499, 3499], [0, 3499], [17, 3333]];
+  for (const [start, end] of cases) {
+    t.ok((await client.readShard('r', { start, end })).equals(data.subarray(start, end + 1)), `bytes ${start}-${end}`);
+  }
+  t.ok((await client.readShard('r', { start: 3400, end: 9999 })).equals(data.subarray(3400)), 'end is clamped');
+  await t.rejects(client.readShard('r', { start: 3500, end: 3600 }), { code: 'InvalidRange', status: 416 });
+  await t.rejects(client.readShard('r', { start: 10, end: 5 }), { code: 'InvalidRange' });
+
+  const suffix = await request(`${url}/shards/r`, { headers: { range: 'bytes=-10' } });
+  t.equal(suffix.statusCode, 206);
+  t.equal(suffix.headers['content-range'], 'bytes 3490-3499/3500');
+  t.equal(suffix.headers['x-cairn-data-length'], '3500');
+  t.equal(suffix.headers['content-length'], '10');
+  t.ok(Buffer.from(await suffix.body.arrayBuffer()).equals(data.subarray(3490)));
+  const open = await request(`${url}/shards/r`, { headers: { range: 'bytes=3000-' } });
+  t.equal(open.statusCode, 206);
+  t.ok(Buffer.from(await open.body.arrayBuffer()).equals(data.subarray(3000)));
+  const multi = await request(`${url}/shards/r`, { headers: { range: 'bytes=0-1,5-6' } });
+  t.equal(multi.statusCode, 416);
+  t.match(await multi.body.json(), { code: 'InvalidRange' });
+  const full = await request(`${url}/shards/r`);
+  t.equal(full.statusCode, 200);
+  t.equal(full.headers['x-cairn-block-size'], '1000');
+  await full.body.dump();
+});
+
+t.test('a bad CRC or a torn final frame in an upload is refused and nothing is stored', async (t) => {
+  const { client, dir, store } = await startNode(t);
+  const framed = frame(randomBytes(3500), 1000);
+  framed[2 * 1004 + 10] ^= 1;
+  await t.rejects(client.putShard('bad', 1000, chunks(framed)), { code: 'BadFrame', status: 400, details: { block: 2 } });
+  t.equal(await client.headShard('bad'), null);
+  t.same(await tmpFiles(dir), []);
+
+  const torn = Buffer.concat([frame(randomBytes(1000), 1000), Buffer.from([1, 2, 3])]);
+  await t.rejects(client.putShard('torn', 1000, chunks(torn)), { code: 'BadFrame', details: { block: 1 } });
+
+  // A bad first frame of a larger upload still gets its error reply, not a reset.
+  const large = frame(randomBytes(4 * 1024 * 1024), 64 * 1024);
+  large[5] ^= 1;
+  await t.rejects(client.putShard('bad-large', 64 * 1024, chunks(large, 65536)), { code: 'BadFrame' });
+  t.equal(store.shardCount, 0);
+  t.same(await tmpFiles(dir), []);
+  await t.rejects(client.putShard('x', 0, chunks(Buffer.alloc(0))), { code: 'InvalidArgument' });
+  await t.rejects(client.putShard('x', 64 * 1024 * 1024, chunks(Buffer.alloc(0))), { code: 'InvalidArgument' });
+});
+
+t.test('corruption on disk is detected by reads and by verify', async (t) => {
+  const { client, store, url } = await startNode(t);
+  const data = randomBytes(4000);
+  await client.putShard('c', 1000, chunks(frame(data, 1000)));
+  const file = store.shardPath('c');
+  await flipByte(file, HEADER_BYTES + 2 * 1004 + 10);
+
+  await t.rejects(client.readShard('c'), { name: 'StorageNodeError', code: 'CorruptBlock', status: 409, details: { block: 2 } });
+  await t.rejects(client.readShard('c', { start: 1990, end: 2010 }), { code: 'CorruptBlock', details: { block: 2 } });
+  t.ok((await client.readShard('c', { start: 0, end: 1999 })).equals(data.subarray(0, 2000)), 'healthy blocks still read');
+  t.ok((await client.readShard('c', { start: 3000, end: 3999 })).equals(data.subarray(3000)));
+  t.same(await client.verifyShard('c'), { id: 'c', blocks: 4, corruptBlocks: [2] });
+
+  // A CRC byte counts as the block's corruption too; several blocks are all reported.
+  await flipByte(file, HEADER_BYTES + 1004 + 1001);
+  t.same((await client.verifyShard('c')).corruptBlocks, [1, 2]);
+
+  // A damaged header spoils the whole shard.
+  await client.putShard('h', 1000, chunks(frame(data, 1000)));
+  await flipByte(store.shardPath('h'), 13);
+  await t.rejects(client.readShard('h'), { code: 'CorruptBlock', details: { block: -1 } });
+  t.match(await client.verifyShard('h'), { corruptBlocks: [-1], headerCorrupt: true });
+  await t.rejects(client.headShard('h'), { code: 'CorruptBlock' });
+  t.match((await client.listShards()).shards.find((s) => s.id === 'h'), { blockSize: 0, dataLength: 0 });
+
+  const metrics = await (await request(`${url}/metrics`)).body.text();
+  t.match(metrics, /cairn_storage_corrupt_blocks_total \d+/);
+  t.match(metrics, /cairn_storage_bytes_written_total \d+/);
+});
+
+t.test('corruption past the pre-verified 8 MiB cuts the stream instead of passing bad data', async (t) => {
+  const { client, store } = await startNode(t);
+  const MiB = 1024 * 1024;
+  const data = randomBytes(12 * MiB);
+  await client.putShard('long', MiB, chunks(frame(data, MiB), 256 * 1024));
+  await flipByte(store.shardPath('long'), HEADER_BYTES + 10 * (MiB + 4) + 7);
+  await t.rejects(client.readShard('long'), { code: 'Unavailable', details: { cut: true } });
+  t.ok((await client.readShard('long', { start: 0, end: 8 * MiB - 1 })).equals(data.subarray(0, 8 * MiB)));
+  await t.rejects(client.readShard('long', { start: 9 * MiB, end: 11 * MiB }), { code: 'CorruptBlock', details: { block: 10 } });
+  t.same((await client.verifyShard('long')).corruptBlocks, [10]);
+});
+
+t.test('invalid shard ids are rejected everywhere', async (t) => {
+  const { client, url, store, dir } = await startNode(t);
+  const bad = ['..', '.', 'a/b', '%2e%2e', '../x', 'x'.repeat(201), '', '.hidden', 'a\0b', 'a b', '-x', 'é'];
+  for (const id of bad) {
+    await t.rejects(client.putShard(id, 8, chunks(Buffer.alloc(0))), { code: 'InvalidShardId' }, `client: ${JSON.stringify(id)}`);
+    await t.rejects(store.put(id, 8, chunks(Buffer.alloc(0))), { code: 'InvalidShardId' }, `store: ${JSON.stringify(id)}`);
+    await t.rejects(store.openRead(id), { code: 'InvalidShardId' });
+    await t.rejects(store.delete(id), { code: 'InvalidShardId' });
+  }
+  t.ok(await client.putShard('x'.repeat(200), 8, chunks(Buffer.alloc(0))), '200 chars is fine');
+  const raw = ['a%2Fb', '%252e%252e', '..%2Fx', 'a%00b', 'x'.repeat(201), '.hidden'];
+  for (const p of raw) {
+    const res = await request(`${url}/shards/${p}`, { method: 'PUT', headers: { 'x-cairn-block-size': '8' }, body: '' });
+    t.equal(res.statusCode, 400, `raw PUT ${p}`);
+    t.match(await res.body.json(), { code: 'InvalidShardId' });
+  }
+  // Dot segments are normalised away before routing: they never reach a shard handler.
+  for (const p of ['%2e%2e', '%2e', '..']) {
+    const dots = await request(`${url}/shards/${p}`, { method: 'PUT', headers: { 'x-cairn-block-size': '8' }, body: '' });
+    t.equal(dots.statusCode, 404, `raw PUT ${p}`);
+    await dots.body.dump();
+  }
+  t.equal(store.shardCount, 1);
+  t.same((await fs.readdir(dir)).sort(), ['node-id', 'shards', 'tmp']);
+});
+
+t.test('delete is idempotent; list paginates in id order', async (t) => {
+  const { client } = await startNode(t);
+  await client.putShard('d', 8, chunks(frame(Buffer.from('abcdefghij'), 8)));
+  await client.deleteShard('d');
+  await client.deleteShard('d');
+  await client.deleteShard('never-existed');
+  t.equal(await client.headShard('d'), null);
+  await t.rejects(client.readShard('d'), { code: 'NoSuchShard', status: 404 });
+  await t.rejects(client.verifyShard('d'), { code: 'NoSuchShard' });
+
+  const ids = Array.from({ length: 25 }, (_, i) => `s${String(i).padStart(2, '0')}`).reverse();
+  for (const id of ids) await client.putShard(id, 8, chunks(frame(Buffer.from(id), 8)));
+  const seen: string[] = [];
+  let after: string | undefined;
+  let pages = 0;
+  do {
+    const page = await client.listShards(after, 10);
+    pages++;
+    seen.push(...page.shards.map((s) => s.id));
+    t.ok(page.shards.every((s) => s.dataLength === 3 && s.blockSize === 8));
+    after = page.next;
+  } while (after);
+  t.equal(pages, 3);
+  t.same(seen, [...ids].sort());
+  t.same((await client.listShards('s24')).shards, []);
+  t.same((await client.listShards('s1', 3)).shards.map((s) => s.id), ['s10', 's11', 's12']);
+  await t.rejects(client.listShards(undefined, 0), { code: 'InvalidArgument' });
+});
+
+t.test('node id persists; used bytes are tracked and rebuilt on restart', async (t) => {
+  const dir = await tempDir(t);
+  await t.rejects(ShardStore.open({ dir }), NodeIdError, 'first start needs an id');
+  const a = await ShardStore.open({ dir, nodeId: 'node-7' });
+  t.equal(a.nodeId, 'node-7');
+  t.equal((await ShardStore.open({ dir })).nodeId, 'node-7', 'kept without --node-id');
+  await t.rejects(ShardStore.open({ dir, nodeId: 'node-8' }), { name: 'NodeIdError', message: /belongs to node "node-7"/ });
+  await t.rejects(ShardStore.open({ dir: await tempDir(t), nodeId: '../evil' }), NodeIdError);
+
+  const { client, store } = await startNode(t, { dir, nodeId: 'node-7' });
+  const p1 = await client.putShard('u1', 100, chunks(frame(randomBytes(1000), 100)));
+  const p2 = await client.putShard('u2', 100, chunks(frame(randomBytes(250), 100)));
+  t.equal(store.usedBytes, p1.storedLength + p2.storedLength);
+  const p1b = await client.putShard('u1', 100, chunks(frame(randomBytes(10), 100)));
+  t.equal(store.usedBytes, p1b.storedLength + p2.storedLength, 'replace adjusts');
+  await client.deleteShard('u2');
+  t.equal(store.usedBytes, p1b.storedLength);
+  await client.putShard('u3', 100, chunks(frame(randomBytes(500), 100)));
+  const health = await client.health();
+  t.match(health, { status: 'ok', nodeId: 'node-7', shardCount: 2, usedBytes: store.usedBytes });
+  t.ok(Number(health.capacityBytes) > 0 && Number(health.freeBytes) > 0);
+
+  // A crashed upload's leftovers are wiped, and the walk recounts the same bytes.
+  await fs.writeFile(path.join(dir, 'tmp', 'leftover.part'), 'junk');
+  const again = await ShardStore.open({ dir });
+  t.equal(again.usedBytes, store.usedBytes);
+  t.equal(again.shardCount, 2);
+  t.same(await tmpFiles(dir), []);
+});
+
+t.test('an upload the client abandons leaves no shard and no temp file', async (t) => {
+  const { client, dir, url } = await startNode(t);
+  const ac = new AbortController();
+  const framed = frame(randomBytes(8192), 1024);
+  async function* stalled(): AsyncGenerator<Buffer> {
+    yield framed.subarray(0, 3000);
+    await new Promise((r) => setTimeout(r, 10_000).unref());
+  }
+  const put = client.putShard('abandoned', 1024, stalled(), ac.signal);
+  await until(async () => (await tmpFiles(dir)).length === 1);
+  ac.abort();
+  await t.rejects(put);
+  await until(async () => (await tmpFiles(dir)).length === 0);
+  t.equal(await client.headShard('abandoned'), null);
+
+  // A connection dropped exactly at a frame boundary must not pass for a shorter complete shard.
+  const { port } = new URL(url);
+  const sock = net.connect(Number(port), '127.0.0.1');
+  await new Promise((r) => sock.once('connect', r));
+  const twoFrames = framed.subarray(0, 2 * 1028);
+  sock.write(`PUT /shards/cut HTTP/1.1\r\nhost: x\r\nx-cairn-block-size: 1024\r\ntransfer-encoding: chunked\r\n\r\n`);
+  sock.write(`${twoFrames.length.toString(16)}\r\n`);
+  sock.write(twoFrames);
+  sock.write('\r\n');
+  await until(async () => (await tmpFiles(dir)).length === 1);
+  sock.destroy();
+  await until(async () => (await tmpFiles(dir)).length === 0);
+  t.equal(await client.headShard('cut'), null);
+});
+
+t.test('limits: busy, too large, unavailable node', async (t) => {
+  const { client } = await startNode(t, { limits: { maxConcurrentWrites: 1, maxQueuedWrites: 0, maxShardBytes: 10_000 } });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  async function* slow(): AsyncGenerator<Buffer> {
+    yield frame(Buffer.alloc(100), 100);
+    await gate;
+  }
+  const first = client.putShard('slow', 100, slow());
+  await new Promise((r) => setTimeout(r, 100));
+  await t.rejects(client.putShard('second', 100, chunks(frame(Buffer.alloc(100), 100))), { code: 'Busy', status: 503 });
+  release();
+  t.equal((await first).dataLength, 100);
+  await t.rejects(client.putShard('huge', 1000, chunks(frame(Buffer.alloc(20_000), 1000))), { code: 'ShardTooLarge', status: 413 });
+
+  const dead = new StorageNodeClient('http://127.0.0.1:9', { timeoutMs: 1000 });
+  const err = await dead.headShard('x').catch((e: unknown) => e);
+  t.ok(err instanceof StorageNodeError);
+  t.match(err, { code: 'Unavailable', status: 503 });
+  await dead.close();
+});
+
+async function fakeNamespace(t: Tap): Promise<{ url: string; beats: { path: string; body: HeartbeatRequest }[] }> {
+  const beats: { path: string; body: HeartbeatRequest }[] = [];
+  const server = http.createServer((req, res) => {
+    let text = '';
+    req.on('data', (c: Buffer) => (text += c.toString()));
+    req.on('end', () => {
+      beats.push({ path: req.url ?? '', body: JSON.parse(text) as HeartbeatRequest });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  const url = await listen(server, '127.0.0.1', 0);
+  t.teardown(() => close(server));
+  return { url, beats };
+}
+
+t.test('heartbeats reach the namespace; failures do not throw', async (t) => {
+  const ns = await fakeNamespace(t);
+  const { store, url } = await startNode(t, { nodeId: 'hb-1' });
+  const hb = new Heartbeater({
+    namespaceUrl: ns.url,
+    nodeId: store.nodeId,
+    intervalMs: 50,
+    log,
+    report: async () => ({ url, ...(await store.usage()), zone: 'z1' }),
+  });
+  hb.start();
+  await until(() => ns.beats.length >= 3);
+  await hb.stop();
+  t.equal(ns.beats[0].path, '/nodes/hb-1/heartbeat');
+  t.match(ns.beats[0].body, { url, usedBytes: 0, zone: 'z1' });
+  t.ok(ns.beats[0].body.capacityBytes > 0 && ns.beats[0].body.freeBytes > 0);
+
+  const down = new Heartbeater({ namespaceUrl: 'http://127.0.0.1:9', nodeId: 'x', log, report: async () => ({ url, capacityBytes: 1, usedBytes: 0, freeBytes: 1 }) });
+  t.equal(await down.beat(), false);
+  t.equal(down.stats.failed, 1);
+  await down.stop();
+});
+
+function spawnNode(args: string[]): { child: ChildProcess; ready: Promise<Record<string, unknown>>; exit: Promise<number | null>; stderr: () => string } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'storage-node/main.ts', ...args], { cwd: path.resolve(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let err = '';
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => {
+    children.delete(child);
+    resolve(code);
+  }));
+  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      for (const line of out.split('\n')) {
+        const info = parseReadyLine(line);
+        if (info) resolve(info);
+      }
+    });
+    void exit.then((code) => reject(new Error(`exited ${code} before ready: ${err}`)));
+  });
+  return { child, ready, exit, stderr: () => err };
+}
+
+t.test('main.ts runs as a process: ready line, /health, heartbeats, clean SIGTERM', async (t) => {
+  const dir = await tempDir(t);
+  const ns = await fakeNamespace(t);
+  const node = spawnNode(['--node-id', 'node-proc', '--data-dir', dir, '--port', '0', '--namespace', ns.url, '--heartbeat-interval', '100ms', '--zone', 'z9']);
+  const ready = await node.ready;
+  t.match(ready, { service: 'storage-node', nodeId: 'node-proc' });
+  const client = new StorageNodeClient(String(ready.url));
+  t.match(await client.health(), { status: 'ok', nodeId: 'node-proc', shardCount: 0 });
+  await until(() => ns.beats.length > 0, 5000);
+  t.match(ns.beats[0], { path: '/nodes/node-proc/heartbeat', body: { url: ready.url, zone: 'z9' } });
+  await client.close();
+  node.child.kill('SIGTERM');
+  t.equal(await node.exit, 0, 'exits 0 on SIGTERM');
+
+  const wrong = spawnNode(['--node-id', 'node-other', '--data-dir', dir]);
+  await t.rejects(wrong.ready);
+  t.equal(await wrong.exit, 1);
+  t.match(wrong.stderr(), /belongs to node .*node-proc.*refusing to start/);
+});
