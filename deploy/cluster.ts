@@ -1,0 +1,186 @@
+// Starts a whole Cairn cluster on this machine, every service its own OS process: the namespace,
+// N storage nodes, a gateway and the repair service. Used by `npm start` and by the tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseReadyLine, WATCH_PARENT_ENV, type ReadyInfo } from '../common/process.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const STARTUP_TIMEOUT_MS = 60_000;
+
+export interface ClusterOptions {
+  dataDir: string;
+  host?: string;
+  /** Gateway port; 0 picks a free one. */
+  port?: number;
+  accessKeyId: string;
+  secretAccessKey: string;
+  nodes?: number;
+  k?: number;
+  m?: number;
+  blockSize?: number;
+  segmentSize?: number;
+  downAfter?: string;
+  /** Echo every service's log lines to this process's stderr, prefixed with the service name. */
+  echoLogs?: boolean;
+}
+
+export interface ServiceProcess {
+  name: string;
+  child: ChildProcess;
+  ready: ReadyInfo;
+}
+
+export class Cluster {
+  readonly services = new Map<string, ServiceProcess>();
+  private readonly logs: WriteStream[] = [];
+  /** Every process ever spawned, ready or not, so that nothing outlives a failed start. */
+  readonly children = new Set<ChildProcess>();
+  namespaceUrl = '';
+
+  constructor(readonly opts: ClusterOptions) {}
+
+  get endpoint(): string {
+    return this.require('gateway').ready.url;
+  }
+
+  get nodeIds(): string[] {
+    return Array.from({ length: this.opts.nodes ?? 6 }, (_, i) => `node-${i + 1}`);
+  }
+
+  async start(): Promise<void> {
+    await mkdir(path.join(this.opts.dataDir, 'logs'), { recursive: true });
+    const ns = await this.spawnService('namespace', 'namespace/main.ts', [
+      '--data-dir', path.join(this.opts.dataDir, 'namespace'),
+      '--host', this.host,
+      ...(this.opts.downAfter ? ['--down-after', this.opts.downAfter] : []),
+    ]);
+    this.namespaceUrl = ns.ready.url;
+    await Promise.all(this.nodeIds.map((id) => this.startNode(id)));
+    await Promise.all([this.startGateway(), this.startRepair()]);
+  }
+
+  startNode(nodeId: string): Promise<ServiceProcess> {
+    return this.spawnService(nodeId, 'storage-node/main.ts', [
+      '--node-id', nodeId,
+      '--data-dir', path.join(this.opts.dataDir, 'nodes', nodeId),
+      '--host', this.host,
+      '--namespace', this.namespaceUrl,
+    ]);
+  }
+
+  startGateway(): Promise<ServiceProcess> {
+    const o = this.opts;
+    return this.spawnService('gateway', 'gateway/main.ts', [
+      '--host', this.host,
+      '--port', String(o.port ?? 9000),
+      '--namespace', this.namespaceUrl,
+      '--access-key-id', o.accessKeyId,
+      ...(o.k ? ['--k', String(o.k)] : []),
+      ...(o.m ? ['--m', String(o.m)] : []),
+      ...(o.blockSize ? ['--block-size', String(o.blockSize)] : []),
+      ...(o.segmentSize ? ['--segment-size', String(o.segmentSize)] : []),
+    ], { CAIRN_SECRET_ACCESS_KEY: o.secretAccessKey }); // never on a command line, where `ps` shows it
+  }
+
+  startRepair(): Promise<ServiceProcess> {
+    return this.spawnService('repair', 'repair/main.ts', ['--namespace', this.namespaceUrl, '--host', this.host]);
+  }
+
+  /** Sends `signal` to one service and waits for its process to exit. */
+  async kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const service = this.require(name);
+    this.services.delete(name);
+    if (service.child.exitCode !== null || service.child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => service.child.once('exit', () => resolve()));
+    service.child.kill(signal);
+    await exited;
+  }
+
+  /** Stops everything: the gateway and repair first so no new writes start, the namespace last. */
+  async stop(): Promise<void> {
+    const order = ['gateway', 'repair', ...this.nodeIds, 'namespace'];
+    for (const group of [order.slice(0, 2), order.slice(2, -1), order.slice(-1)]) {
+      await Promise.all(group.filter((n) => this.services.has(n)).map((n) => this.stopGracefully(n)));
+    }
+    const logs = this.logs.splice(0);
+    await Promise.all(logs.map((log) => new Promise<void>((resolve) => log.end(() => resolve()))));
+  }
+
+  private async stopGracefully(name: string): Promise<void> {
+    const service = this.require(name);
+    const timer = setTimeout(() => service.child.kill('SIGKILL'), 15_000);
+    await this.kill(name, 'SIGTERM');
+    clearTimeout(timer);
+  }
+
+  private get host(): string {
+    return this.opts.host ?? '127.0.0.1';
+  }
+
+  private require(name: string): ServiceProcess {
+    const service = this.services.get(name);
+    if (!service) throw new Error(`service ${name} is not running`);
+    return service;
+  }
+
+  private spawnService(name: string, entry: string, args: string[], env: Record<string, string> = {}): Promise<ServiceProcess> {
+    const child = spawn(process.execPath, ['--no-warnings', '--import', 'tsx', entry, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env, [WATCH_PARENT_ENV]: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group: a terminal's Ctrl-C reaches only the launcher, which stops services in order.
+      detached: true,
+    });
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    const log = createWriteStream(path.join(this.opts.dataDir, 'logs', `${name}.log`), { flags: 'a' });
+    this.logs.push(log);
+    child.stderr?.pipe(log, { end: false });
+    if (this.opts.echoLogs) {
+      createInterface({ input: child.stderr! }).on('line', (line) => process.stderr.write(`${name.padEnd(9)} | ${line}\n`));
+    }
+    return new Promise<ServiceProcess>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error(`${name} did not become ready within ${STARTUP_TIMEOUT_MS} ms`)), STARTUP_TIMEOUT_MS);
+      const fail = (err: Error): void => {
+        clearTimeout(timer);
+        child.kill('SIGKILL');
+        reject(err);
+      };
+      child.once('error', fail);
+      const onEarlyExit = (code: number | null, signal: NodeJS.Signals | null): void =>
+        fail(new Error(`${name} exited (code ${code}, signal ${signal}) before it was ready; see ${log.path}`));
+      child.once('exit', onEarlyExit);
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        const ready = parseReadyLine(line);
+        if (!ready) return;
+        clearTimeout(timer);
+        child.removeListener('exit', onEarlyExit);
+        child.once('exit', (code, signal) => {
+          if (this.services.get(name)?.child === child) {
+            this.services.delete(name);
+            process.stderr.write(`cairn: ${name} exited unexpectedly (code ${code}, signal ${signal})\n`);
+          }
+        });
+        const service = { name, child, ready };
+        this.services.set(name, service);
+        resolve(service);
+      });
+    });
+  }
+}
+
+export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
+  const cluster = new Cluster(opts);
+  try {
+    await cluster.start();
+  } catch (err) {
+    await cluster.stop().catch(() => undefined);
+    for (const child of cluster.children) child.kill('SIGKILL');
+    throw err;
+  }
+  return cluster;
+}

@@ -1,0 +1,71 @@
+// `npm start`: a local Cairn cluster on embedded defaults, every service its own process.
+import path from 'node:path';
+import { readConfig } from '../common/process.js';
+import { startCluster } from './cluster.js';
+
+const config = readConfig({
+  port: { env: 'CAIRN_PORT', default: '9000' },
+  host: { env: 'CAIRN_HOST', default: '127.0.0.1' },
+  'data-dir': { env: 'CAIRN_DATA_DIR', default: './data' },
+  'access-key-id': { env: 'CAIRN_ACCESS_KEY_ID', default: 'cairnadmin' },
+  'secret-access-key': { env: 'CAIRN_SECRET_ACCESS_KEY', default: 'cairnadmin' },
+  nodes: { env: 'CAIRN_NODES', default: '6' },
+  k: { env: 'CAIRN_K', default: '4' },
+  m: { env: 'CAIRN_M', default: '2' },
+  'down-after': { env: 'CAIRN_DOWN_AFTER', default: '10m' },
+  quiet: { env: 'CAIRN_QUIET' },
+});
+
+const nodes = Number(config.nodes);
+const k = Number(config.k);
+const m = Number(config.m);
+if (!Number.isInteger(nodes) || nodes < k + m) {
+  console.error(`cairn: --nodes must be at least k+m = ${k + m}, got ${config.nodes}`);
+  process.exit(2);
+}
+
+const dataDir = path.resolve(config['data-dir']!);
+console.log(`Cairn: starting a local cluster (namespace, ${nodes} storage nodes k=${k} m=${m}, gateway, repair) in ${dataDir}`);
+const cluster = await startCluster({
+  dataDir,
+  host: config.host,
+  port: Number(config.port),
+  accessKeyId: config['access-key-id']!,
+  secretAccessKey: config['secret-access-key']!,
+  nodes,
+  k,
+  m,
+  downAfter: config['down-after'],
+  echoLogs: !config.quiet,
+}).catch((err: unknown) => {
+  console.error(`cairn: the cluster did not start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
+
+for (const [name, service] of cluster.services) console.log(`  ${name.padEnd(10)} pid ${String(service.child.pid).padEnd(8)} ${service.ready.url}`);
+console.log('');
+console.log(`S3 endpoint:        ${cluster.endpoint}`);
+console.log(`Access key id:      ${config['access-key-id']}`);
+console.log(`Secret access key:  ${config['secret-access-key']}`);
+console.log('Region:             us-east-1 (path-style addressing)');
+console.log(`Logs:               ${path.join(dataDir, 'logs')}`);
+console.log('Cairn is ready. Press Ctrl-C to stop.');
+
+let stopping = false;
+const stop = (signal: string): void => {
+  if (stopping) return;
+  stopping = true;
+  console.log(`\nCairn: ${signal} received, stopping all services...`);
+  cluster.stop().then(
+    () => {
+      console.log('Cairn: stopped.');
+      process.exit(0);
+    },
+    (err: unknown) => {
+      console.error('cairn: stop failed', err);
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGINT', () => stop('SIGINT'));
+process.on('SIGTERM', () => stop('SIGTERM'));

@@ -1,0 +1,76 @@
+// SigV4 primitives shared by the request verifier and the aws-chunked decoder.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+export const ALGORITHM = 'AWS4-HMAC-SHA256';
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function hmac(key: Uint8Array | string, data: string): Buffer {
+  return createHmac('sha256', key).update(data, 'utf8').digest();
+}
+
+export function hmacHex(key: Uint8Array, data: string): string {
+  return createHmac('sha256', key).update(data, 'utf8').digest('hex');
+}
+
+export function deriveSigningKey(secret: string, date: string, region: string, service: string): Buffer {
+  const kDate = hmac(`AWS4${secret}`, date);
+  return hmac(hmac(hmac(kDate, region), service), 'aws4_request');
+}
+
+// A signing key is valid for a whole day and region, so most requests of a client hit this.
+const MAX_CACHED_KEYS = 256;
+const keyCache = new Map<string, Buffer>();
+
+export function cachedSigningKey(secret: string, date: string, region: string, service: string): Buffer {
+  const id = `${date}\n${region}\n${service}\n${secret}`;
+  const hit = keyCache.get(id);
+  if (hit !== undefined) {
+    keyCache.delete(id);
+    keyCache.set(id, hit);
+    return hit;
+  }
+  const key = deriveSigningKey(secret, date, region, service);
+  keyCache.set(id, key);
+  if (keyCache.size > MAX_CACHED_KEYS) keyCache.delete(keyCache.keys().next().value!);
+  return key;
+}
+
+/** Constant-time comparison of two hex signatures; case of the provided one is ignored. */
+export function signaturesEqual(expectedHex: string, providedHex: string): boolean {
+  const expected = Buffer.from(expectedHex, 'latin1');
+  const provided = Buffer.from(providedHex.toLowerCase(), 'latin1');
+  if (provided.length !== expected.length) {
+    timingSafeEqual(expected, expected);
+    return false;
+  }
+  return timingSafeEqual(expected, provided);
+}
+
+/** "20130524T000000Z" from a Date. */
+export function amzDateOf(time: Date): string {
+  return time.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+}
+
+const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
+
+/** Parses the ISO-8601 basic form; undefined unless it is a real instant in that exact form. */
+export function parseAmzDate(text: string): Date | undefined {
+  const m = AMZ_DATE.exec(text);
+  if (m === null) return undefined;
+  const date = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
+  return amzDateOf(date) === text ? date : undefined;
+}
+
+/** ISO-8601 without milliseconds, the form S3 uses for ServerTime and Expires. */
+export function isoSeconds(time: Date | number): string {
+  return new Date(time).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** "41 57 53 34" — how S3 shows the bytes of a string it signed. */
+export function spacedHex(text: string): string {
+  return Buffer.from(text, 'utf8').toString('hex').replace(/(..)(?!$)/g, '$1 ');
+}

@@ -1,0 +1,42 @@
+// Process entry of an S3 gateway.
+import { createLogger } from '../common/log.js';
+import { Registry } from '../common/metrics.js';
+import { announceReady, onShutdown } from '../common/process.js';
+import { close, listen } from '../common/http.js';
+import { StripeCodec } from '../erasure/codec.js';
+import { NamespaceClient } from '../namespace/client.js';
+import { StorageNodePool } from '../storage-node/client.js';
+import { loadGatewayConfig } from './config.js';
+import { NodeDirectory } from './data/node-directory.js';
+import { createGatewayServer } from './server.js';
+import { createGatewayMetrics, type GatewayServices } from './services.js';
+
+const log = createLogger('gateway');
+let config;
+try {
+  config = loadGatewayConfig();
+} catch (err) {
+  log.error(err instanceof Error ? err.message : String(err));
+  process.exit(2);
+}
+
+const namespace = new NamespaceClient(config.namespaceUrl);
+const nodes = new StorageNodePool();
+const services: GatewayServices = {
+  config,
+  namespace,
+  nodes,
+  directory: new NodeDirectory(namespace),
+  codec: new StripeCodec(config.layout),
+  log,
+  metrics: createGatewayMetrics(new Registry('gateway')),
+};
+const server = createGatewayServer(services);
+const url = await listen(server, config.host, config.port);
+announceReady({ service: 'gateway', url, layout: config.layout });
+log.info('serving S3', { url, layout: config.layout, segmentSize: config.segmentSize, writeQuorum: config.writeQuorum });
+onShutdown(log, async () => {
+  await close(server);
+  await nodes.close();
+  await namespace.close();
+});

@@ -1,0 +1,23 @@
+// CreateBucket: PUT /bucket, with an optional CreateBucketConfiguration body.
+import { validateBucketName } from '../request-target.js';
+import { parseCreateBucketConfiguration } from '../s3/xml.js';
+import { s3Error } from '../s3/errors.js';
+import type { OperationHandler } from '../server.js';
+import { readSmallBody } from './body.js';
+
+export const createBucket: OperationHandler = async (ctx, { namespace, config }) => {
+  const bucket = ctx.state.target.bucket!;
+  validateBucketName(bucket);
+  const body = await readSmallBody(ctx.req, 64 * 1024);
+  if (body.length > 0) {
+    const location = parseCreateBucketConfiguration(body).locationConstraint ?? '';
+    // us-east-1 is the default region and must not be named explicitly, as in AWS.
+    if (location !== '' && location !== config.region) {
+      throw s3Error('InvalidLocationConstraint', 'The specified location-constraint is not valid', { LocationConstraint: location });
+    }
+  }
+  await namespace.createBucket(bucket, ctx.state.auth.accessKeyId);
+  ctx.set('Location', `/${bucket}`);
+  ctx.status = 200;
+  ctx.body = null;
+};

@@ -1,0 +1,86 @@
+// GetObject and HeadObject: GET|HEAD /bucket/key, with Range, conditional headers and response-*
+// overrides. The body streams from the storage nodes window by window.
+import { Readable } from 'node:stream';
+import { s3Error } from '../s3/errors.js';
+import { parseRange, contentRange } from '../s3/range.js';
+import { evaluateReadConditions } from '../conditions.js';
+import { RESPONSE_OVERRIDES } from '../metadata.js';
+import { readObjectRange } from '../data/reader.js';
+import type { ObjectRecord } from '../../namespace/types.js';
+import type { OperationHandler, S3Context } from '../server.js';
+import type { GatewayServices } from '../services.js';
+
+export const getObject: OperationHandler = async (ctx, services) => {
+  const { bucket, key } = ctx.state.target as { bucket: string; key: string };
+  const record = await services.namespace.getObject(bucket, key);
+  const lastModified = new Date(record.lastModified);
+  setObjectHeaders(ctx, record, lastModified);
+
+  const outcome = evaluateReadConditions(ctx.req.headers, record.etag, lastModified);
+  if (outcome === 'precondition-failed') throw s3Error('PreconditionFailed', undefined, { Condition: 'If-Match' });
+  if (outcome === 'not-modified') {
+    ctx.status = 304;
+    ctx.body = null;
+    return;
+  }
+
+  const range = ctx.get('range') ? parseRange(ctx.get('range'), record.size) : undefined;
+  const start = range?.start ?? 0;
+  const end = range?.end ?? record.size - 1;
+  if (range) {
+    ctx.status = 206;
+    ctx.set('Content-Range', contentRange(range.start, range.end, record.size));
+  } else {
+    ctx.status = 200;
+    setChecksumHeaders(ctx, record);
+  }
+  applyResponseOverrides(ctx);
+  ctx.length = end - start + 1;
+  if (ctx.method === 'HEAD' || ctx.length === 0) {
+    ctx.body = ctx.method === 'HEAD' ? null : '';
+    ctx.length = end - start + 1;
+    return;
+  }
+  ctx.body = Readable.from(countBytes(readObjectRange(record, start, end, readerDeps(services)), services), { objectMode: false });
+  ctx.length = end - start + 1;
+};
+
+function setObjectHeaders(ctx: S3Context, record: ObjectRecord, lastModified: Date): void {
+  ctx.set('ETag', record.etag);
+  ctx.set('Last-Modified', lastModified.toUTCString());
+  ctx.set('Accept-Ranges', 'bytes');
+  ctx.type = record.contentType;
+  for (const [name, value] of Object.entries(record.headers)) ctx.set(name, value);
+  for (const [name, value] of Object.entries(record.userMetadata)) ctx.set(`x-amz-meta-${name}`, value);
+}
+
+/** Stored checksums describe the whole object, so they are returned only for whole-object reads. */
+function setChecksumHeaders(ctx: S3Context, record: ObjectRecord): void {
+  if (ctx.get('x-amz-checksum-mode').toUpperCase() !== 'ENABLED') return;
+  for (const [algorithm, value] of Object.entries(record.checksums)) ctx.set(`x-amz-checksum-${algorithm.toLowerCase()}`, value);
+}
+
+function applyResponseOverrides(ctx: S3Context): void {
+  for (const [param, header] of Object.entries(RESPONSE_OVERRIDES)) {
+    const value = ctx.query[param];
+    if (typeof value === 'string') ctx.set(header, value);
+  }
+}
+
+function readerDeps(services: GatewayServices) {
+  return {
+    nodes: services.nodes,
+    directory: services.directory,
+    codec: services.codec,
+    log: services.log,
+    onShardFailure: () => services.metrics.shardReadFailures.inc(),
+    onDegradedRead: () => services.metrics.degradedReads.inc(),
+  };
+}
+
+async function* countBytes(source: AsyncIterable<Buffer>, services: GatewayServices): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    services.metrics.bytesOut.inc(undefined, chunk.length);
+    yield chunk;
+  }
+}

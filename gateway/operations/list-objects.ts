@@ -1,0 +1,66 @@
+// ListObjectsV2 (GET /bucket?list-type=2) and ListObjects v1 (GET /bucket): one range scan in the
+// namespace per page; the continuation token is the namespace's opaque resume point.
+import type { ParsedUrlQuery } from 'node:querystring';
+import { s3Error } from '../s3/errors.js';
+import { listObjectsV1Xml, listObjectsV2Xml, type ObjectEntry } from '../s3/xml.js';
+import type { OperationHandler } from '../server.js';
+
+const MAX_KEYS = 1000;
+
+function single(query: ParsedUrlQuery, name: string): string | undefined {
+  const value = query[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function parseMaxKeys(text: string | undefined): number {
+  if (text === undefined) return MAX_KEYS;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) {
+    throw s3Error('InvalidArgument', 'Provided max-keys not an integer or within integer range', { ArgumentName: 'max-keys', ArgumentValue: text });
+  }
+  return Math.min(n, MAX_KEYS);
+}
+
+export const listObjects: OperationHandler = async (ctx, { namespace }) => {
+  const bucket = ctx.state.target.bucket!;
+  const q = ctx.query;
+  const v2 = single(q, 'list-type') === '2';
+  const encodingType = single(q, 'encoding-type');
+  if (encodingType !== undefined && encodingType !== 'url') {
+    throw s3Error('InvalidArgument', 'Invalid Encoding Method specified in Request', { ArgumentName: 'encoding-type', ArgumentValue: encodingType });
+  }
+  const prefix = single(q, 'prefix') ?? '';
+  const delimiter = single(q, 'delimiter') || undefined;
+  const maxKeys = parseMaxKeys(single(q, 'max-keys'));
+  const continuationToken = v2 ? single(q, 'continuation-token') : undefined;
+  if (continuationToken === '') throw s3Error('InvalidArgument', 'The continuation token provided is incorrect', { ArgumentName: 'continuation-token' });
+  const startAfter = v2 ? single(q, 'start-after') : single(q, 'marker');
+
+  const page = await namespace.listObjects(bucket, { prefix, delimiter, maxKeys, startAfter, continuation: continuationToken });
+  const fetchOwner = v2 ? single(q, 'fetch-owner') === 'true' : true;
+  const owner = fetchOwner ? { id: ctx.state.auth.accessKeyId, displayName: ctx.state.auth.accessKeyId } : undefined;
+  const common = {
+    name: bucket,
+    prefix,
+    delimiter,
+    maxKeys,
+    encodingType: encodingType === 'url' ? ('url' as const) : undefined,
+    isTruncated: page.isTruncated,
+    contents: page.entries.map((e): ObjectEntry => ({ key: e.key, lastModified: new Date(e.lastModified), etag: e.etag, size: e.size, owner })),
+    commonPrefixes: page.commonPrefixes,
+  };
+  ctx.type = 'application/xml';
+  ctx.body = v2
+    ? listObjectsV2Xml({
+        ...common,
+        continuationToken,
+        nextContinuationToken: page.isTruncated ? page.nextContinuation : undefined,
+        startAfter: single(q, 'start-after'),
+      })
+    : listObjectsV1Xml({
+        ...common,
+        marker: startAfter ?? '',
+        // v1 reports NextMarker only with a delimiter; without one the client continues from the last key.
+        nextMarker: page.isTruncated && delimiter ? page.lastReturned : undefined,
+      });
+};

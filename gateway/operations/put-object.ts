@@ -1,0 +1,66 @@
+// PutObject: PUT /bucket/key — streams the decoded body through the erasure encoder to the storage
+// nodes, verifies every digest the client sent, then commits the record: the object exists from
+// the commit on, never before, and a failed upload leaves nothing visible.
+import { randomBytes } from 'node:crypto';
+import { s3Error } from '../s3/errors.js';
+import { decodePayload } from '../auth/payload.js';
+import { validateKey } from '../request-target.js';
+import { objectHeadersFrom } from '../metadata.js';
+import { discardSegments, writeObjectData } from '../data/writer.js';
+import type { ObjectRecord } from '../../namespace/types.js';
+import type { OperationHandler } from '../server.js';
+
+/** S3's limit for a single PUT. */
+export const MAX_PUT_SIZE = 5 * 1024 ** 3;
+
+/** Time-ordered and unique: shard ids embed it, and GC can tell old writes from new ones. */
+export function newVersionId(): string {
+  return Date.now().toString(36).padStart(9, '0') + randomBytes(8).toString('hex');
+}
+
+export const putObject: OperationHandler = async (ctx, services) => {
+  const { bucket, key } = ctx.state.target as { bucket: string; key: string };
+  validateKey(key);
+  if ('x-amz-copy-source' in ctx.req.headers) throw s3Error('NotImplemented', 'CopyObject is not implemented by Cairn yet.');
+  const meta = objectHeadersFrom(ctx.req.headers);
+  const payload = decodePayload(ctx.req, ctx.req.headers, ctx.state.auth);
+  if (payload.declaredLength === undefined) throw s3Error('MissingContentLength', 'You must provide the Content-Length HTTP header.');
+  if (payload.declaredLength > MAX_PUT_SIZE) {
+    throw s3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size', { ProposedSize: payload.declaredLength, MaxSizeAllowed: MAX_PUT_SIZE });
+  }
+  await services.namespace.getBucket(bucket); // NoSuchBucket before any byte is stored
+
+  const versionId = newVersionId();
+  const { config } = services;
+  const written = await writeObjectData(
+    payload.body,
+    { layout: config.layout, segmentSize: config.segmentSize, versionId, writeQuorum: config.writeQuorum },
+    services,
+  );
+  try {
+    const digests = payload.digests();
+    services.metrics.bytesIn.inc(undefined, written.size);
+    const record: ObjectRecord = {
+      bucket,
+      key,
+      versionId,
+      size: written.size,
+      etag: `"${digests.md5Hex}"`,
+      lastModified: new Date().toISOString(),
+      contentType: meta.contentType,
+      userMetadata: meta.userMetadata,
+      headers: meta.headers,
+      checksums: digests.checksums,
+      layout: config.layout,
+      segments: written.segments,
+    };
+    await services.namespace.commitObject({ record });
+    ctx.set('ETag', record.etag);
+    for (const [algorithm, value] of Object.entries(record.checksums)) ctx.set(`x-amz-checksum-${algorithm.toLowerCase()}`, value);
+    ctx.status = 200;
+    ctx.body = null;
+  } catch (err) {
+    discardSegments(written.segments, services);
+    throw err;
+  }
+};

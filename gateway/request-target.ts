@@ -1,0 +1,52 @@
+// Pure: which bucket and key a request addresses. Path-style only for now: /bucket/key...
+// The key is everything after the first slash following the bucket, URL-decoded once, so keys
+// may contain '/', '//' and any UTF-8.
+import { s3Error } from './s3/errors.js';
+
+export interface RequestTarget {
+  bucket?: string;
+  key?: string;
+}
+
+export function parseTarget(rawPath: string): RequestTarget {
+  const path = rawPath.startsWith('/') ? rawPath.slice(1) : rawPath;
+  if (path === '') return {};
+  const slash = path.indexOf('/');
+  const bucket = decode(slash === -1 ? path : path.slice(0, slash));
+  const rawKey = slash === -1 ? '' : path.slice(slash + 1);
+  return rawKey === '' ? { bucket } : { bucket, key: decode(rawKey) };
+}
+
+function decode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw s3Error('InvalidURI', 'Couldn\'t parse the specified URI.');
+  }
+}
+
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const IP_ADDRESS = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/** S3's general-purpose bucket naming rules. */
+export function validateBucketName(name: string): void {
+  const ok =
+    BUCKET_NAME.test(name) &&
+    !name.includes('..') &&
+    !name.includes('.-') &&
+    !name.includes('-.') &&
+    !IP_ADDRESS.test(name) &&
+    !name.startsWith('xn--') &&
+    !name.startsWith('sthree-') &&
+    !name.endsWith('-s3alias') &&
+    !name.endsWith('--ol-s3');
+  if (!ok) throw s3Error('InvalidBucketName', 'The specified bucket is not valid.', { BucketName: name });
+}
+
+export const MAX_KEY_BYTES = 1024;
+
+export function validateKey(key: string): void {
+  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
+    throw s3Error('KeyTooLongError', 'Your key is too long');
+  }
+}

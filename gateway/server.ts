@@ -1,0 +1,130 @@
+// The S3 REST API over koa. One middleware chain for every request: request id and common headers,
+// metrics, S3 XML errors, SigV4 authentication, then the operation's own handler (one file each in
+// operations/).
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import Koa from 'koa';
+import { S3Error, s3Error } from './s3/errors.js';
+import { errorXml } from './s3/xml.js';
+import { verifyRequest, type AuthContext } from './auth/sigv4.js';
+import { parseTarget, type RequestTarget } from './request-target.js';
+import { resolveOperation } from './operations/index.js';
+import type { GatewayServices } from './services.js';
+
+export interface S3State {
+  requestId: string;
+  target: RequestTarget;
+  operation: string;
+  auth: AuthContext;
+}
+
+export type S3Context = Koa.ParameterizedContext<S3State>;
+export type OperationHandler = (ctx: S3Context, services: GatewayServices) => Promise<void>;
+
+export function createGatewayApp(services: GatewayServices): Koa<S3State> {
+  const app = new Koa<S3State>();
+  app.on('error', (err: Error & { code?: string }) => {
+    // Clients that hang up mid-response are normal; everything else is worth a line.
+    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+    services.log.warn('response failed', { err });
+  });
+  app.use(commonHeaders(services));
+  app.use(s3Errors(services));
+  app.use(internalRoutes(services));
+  app.use(authenticate(services));
+  app.use(async (ctx) => {
+    const operation = resolveOperation(ctx.method, ctx.state.target, ctx.query);
+    ctx.state.operation = operation.name;
+    await operation.handler(ctx, services);
+  });
+  return app;
+}
+
+export function createGatewayServer(services: GatewayServices): http.Server {
+  const server = http.createServer(createGatewayApp(services).callback());
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 0; // large uploads take as long as they take; idle sockets time out instead
+  return server;
+}
+
+function commonHeaders(services: GatewayServices): Koa.Middleware<S3State> {
+  return async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    ctx.state.requestId = randomBytes(8).toString('hex').toUpperCase();
+    ctx.state.operation = 'Unknown';
+    ctx.set('x-amz-request-id', ctx.state.requestId);
+    ctx.set('x-amz-id-2', randomBytes(24).toString('base64'));
+    ctx.set('Server', 'Cairn');
+    try {
+      await next();
+    } finally {
+      const labels = { operation: ctx.state.operation, status: String(ctx.status) };
+      services.metrics.requests.inc(labels);
+      services.metrics.latency.observe(Number(process.hrtime.bigint() - started) / 1e9, { operation: ctx.state.operation });
+    }
+  };
+}
+
+/** Every failure leaves as S3 XML with the code and status AWS would use. */
+function s3Errors(services: GatewayServices): Koa.Middleware<S3State> {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } catch (caught) {
+      const err = caught instanceof S3Error ? caught : internalError(caught, ctx, services);
+      // A body the client is still sending must be drained or the connection closed, or the next
+      // request on this keep-alive connection would read it as headers.
+      if (!ctx.req.readableEnded) ctx.set('Connection', 'close');
+      ctx.status = err.status;
+      ctx.remove('Content-Length');
+      ctx.remove('Content-Range');
+      ctx.remove('ETag');
+      ctx.remove('Last-Modified');
+      if (ctx.method === 'HEAD') {
+        ctx.body = null;
+        return;
+      }
+      ctx.type = 'application/xml';
+      ctx.body = errorXml(err, ctx.state.requestId);
+    }
+  };
+}
+
+function internalError(caught: unknown, ctx: S3Context, services: GatewayServices): S3Error {
+  services.log.error('request failed', { method: ctx.method, path: ctx.path, operation: ctx.state.operation, err: caught });
+  return s3Error('InternalError');
+}
+
+/** Unauthenticated operational endpoints under a prefix no bucket name can have. */
+function internalRoutes(services: GatewayServices): Koa.Middleware<S3State> {
+  return async (ctx, next) => {
+    if (ctx.path === '/-/health' && ctx.method === 'GET') {
+      ctx.body = { status: 'ok', service: 'gateway', pid: process.pid };
+      return;
+    }
+    if (ctx.path === '/-/metrics' && ctx.method === 'GET') {
+      ctx.type = 'text/plain; version=0.0.4';
+      ctx.body = services.metrics.registry.render();
+      return;
+    }
+    await next();
+  };
+}
+
+function authenticate(services: GatewayServices): Koa.Middleware<S3State> {
+  return async (ctx, next) => {
+    const raw = ctx.req.url ?? '/';
+    const q = raw.indexOf('?');
+    const rawPath = q === -1 ? raw : raw.slice(0, q);
+    const rawQuery = q === -1 ? '' : raw.slice(q + 1);
+    ctx.state.target = parseTarget(rawPath);
+    ctx.state.auth = verifyRequest(
+      { method: ctx.method, rawPath, rawQuery, headers: ctx.req.headers },
+      (accessKeyId) => services.config.credentials.get(accessKeyId),
+      new Date(),
+      { region: services.config.region },
+    );
+    await next();
+  };
+}

@@ -1,0 +1,40 @@
+// What every S3 operation handler may use: the clients of the other services and shared state.
+import type { Logger } from '../common/log.js';
+import type { Counter, Histogram, Registry } from '../common/metrics.js';
+import type { StripeCodec } from '../erasure/codec.js';
+import type { NamespaceClient } from '../namespace/client.js';
+import type { StorageNodePool } from '../storage-node/client.js';
+import type { GatewayConfig } from './config.js';
+import type { NodeDirectory } from './data/node-directory.js';
+
+export interface GatewayMetrics {
+  registry: Registry;
+  requests: Counter;
+  latency: Histogram;
+  bytesIn: Counter;
+  bytesOut: Counter;
+  shardReadFailures: Counter;
+  degradedReads: Counter;
+}
+
+export interface GatewayServices {
+  config: GatewayConfig;
+  namespace: NamespaceClient;
+  nodes: StorageNodePool;
+  directory: NodeDirectory;
+  codec: StripeCodec;
+  log: Logger;
+  metrics: GatewayMetrics;
+}
+
+export function createGatewayMetrics(registry: Registry): GatewayMetrics {
+  return {
+    registry,
+    requests: registry.counter('cairn_s3_requests_total', 'S3 requests by operation and status'),
+    latency: registry.histogram('cairn_s3_request_seconds', 'S3 request latency by operation'),
+    bytesIn: registry.counter('cairn_s3_bytes_received_total', 'Object bytes received'),
+    bytesOut: registry.counter('cairn_s3_bytes_sent_total', 'Object bytes sent'),
+    shardReadFailures: registry.counter('cairn_shard_read_failures_total', 'Shard reads that failed and fell back to parity'),
+    degradedReads: registry.counter('cairn_degraded_read_windows_total', 'Read windows reconstructed from parity'),
+  };
+}
