@@ -4,7 +4,8 @@
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import Koa from 'koa';
-import { S3Error, s3Error } from './s3/errors.js';
+import { S3Error, s3Error, S3_ERROR_CODES, type S3ErrorCode } from './s3/errors.js';
+import { HttpError } from '../common/http.js';
 import { errorXml } from './s3/xml.js';
 import { verifyRequest, type AuthContext } from './auth/sigv4.js';
 import { parseTarget, type RequestTarget } from './request-target.js';
@@ -20,6 +21,17 @@ export interface S3State {
 
 export type S3Context = Koa.ParameterizedContext<S3State>;
 export type OperationHandler = (ctx: S3Context, services: GatewayServices) => Promise<void>;
+
+/** A reply with no body but an explicit status (koa would turn a null body into 204). */
+export function sendEmpty(ctx: S3Context, status: number): void {
+  ctx.status = status;
+  if (status === 204 || status === 304) {
+    ctx.body = null;
+    return;
+  }
+  ctx.body = Buffer.alloc(0);
+  ctx.remove('Content-Type');
+}
 
 export function createGatewayApp(services: GatewayServices): Koa<S3State> {
   const app = new Koa<S3State>();
@@ -72,7 +84,7 @@ function s3Errors(services: GatewayServices): Koa.Middleware<S3State> {
     try {
       await next();
     } catch (caught) {
-      const err = caught instanceof S3Error ? caught : internalError(caught, ctx, services);
+      const err = asS3Error(caught, ctx, services);
       // A body the client is still sending must be drained or the connection closed, or the next
       // request on this keep-alive connection would read it as headers.
       if (!ctx.req.readableEnded) ctx.set('Connection', 'close');
@@ -81,14 +93,30 @@ function s3Errors(services: GatewayServices): Koa.Middleware<S3State> {
       ctx.remove('Content-Range');
       ctx.remove('ETag');
       ctx.remove('Last-Modified');
-      if (ctx.method === 'HEAD') {
-        ctx.body = null;
-        return;
-      }
+      // HEAD: the status says it all; a null body would make koa turn it into 204.
+      if (ctx.method === 'HEAD') return;
       ctx.type = 'application/xml';
       ctx.body = errorXml(err, ctx.state.requestId);
     }
   };
+}
+
+const KNOWN_CODES = new Set<string>(S3_ERROR_CODES);
+
+/**
+ * The one place where failures become S3 errors: the namespace already speaks S3 codes
+ * (NoSuchKey, BucketNotEmpty, PreconditionFailed, ...); storage-node failures have been handled
+ * by the data path; anything else is an internal error, logged with its cause.
+ */
+function asS3Error(caught: unknown, ctx: S3Context, services: GatewayServices): S3Error {
+  if (caught instanceof S3Error) return caught;
+  if (caught instanceof HttpError && KNOWN_CODES.has(caught.code)) {
+    const code = caught.code as S3ErrorCode;
+    if (code === 'InternalError' || code === 'ServiceUnavailable') services.log.warn('namespace failed', { code, message: caught.message });
+    // Internal detail stays in our log; the client gets AWS's text for the code.
+    return s3Error(code);
+  }
+  return internalError(caught, ctx, services);
 }
 
 function internalError(caught: unknown, ctx: S3Context, services: GatewayServices): S3Error {

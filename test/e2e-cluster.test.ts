@@ -4,6 +4,8 @@
 import t, { type Test } from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import {
   CreateBucketCommand,
   DeleteBucketCommand,
@@ -33,6 +35,24 @@ const SIZES: Record<string, number> = {
 };
 
 const objects = new Map<string, Buffer>(Object.entries(SIZES).map(([key, size]) => [key, randomBytes(size)]));
+
+function* chunksOf(data: Buffer, size: number): Generator<Buffer> {
+  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+}
+
+/** The gateway's count of read windows it had to reconstruct from parity. */
+async function degradedReads(endpoint: string): Promise<number> {
+  const text = await (await fetch(`${endpoint}/-/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('cairn_degraded_read_windows_total'));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+async function shardFiles(nodeDir: string): Promise<string[]> {
+  const out: string[] = [];
+  const root = path.join(nodeDir, 'shards');
+  for (const fan of await readdir(root)) for (const f of await readdir(path.join(root, fan))) out.push(path.join(root, fan, f));
+  return out;
+}
 
 function md5(data: Buffer): string {
   return `"${createHash('md5').update(data).digest('hex')}"`;
@@ -80,8 +100,12 @@ async function expectS3Error(t: Test, promise: Promise<unknown>, code: string, s
 }
 
 t.test('a real cluster stores erasure-coded objects and survives node loss and restart', async (t) => {
-  let env: TestCluster | undefined = await startTestCluster({ segmentSize: SEGMENT_SIZE });
-  t.teardown(async () => env?.destroy());
+  let env: TestCluster = await startTestCluster({ segmentSize: SEGMENT_SIZE });
+  const dataDir = env.dataDir;
+  t.teardown(async () => {
+    await env.destroy();
+    await rm(dataDir, { recursive: true, force: true });
+  });
   let { s3, cluster } = env;
 
   await t.test('buckets', async (t) => {
@@ -96,9 +120,10 @@ t.test('a real cluster stores erasure-coded objects and survives node loss and r
   await t.test('put objects of odd sizes, with Buffer and streaming (aws-chunked) bodies', async (t) => {
     for (const [key, data] of objects) {
       const streamed = data.length > MiB; // the SDK sends streams as aws-chunked with a CRC32 trailer
-      const body = streamed ? Readable.from([data.subarray(0, 100_000), data.subarray(100_000)]) : data;
+      const body = streamed ? Readable.from(chunksOf(data, 64 * 1024)) : data;
       const res = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body, ContentLength: data.length, ContentType: 'application/x-test', Metadata: { origin: 'e2e' } }));
       t.equal(res.ETag, md5(data), `${key}: ETag is the MD5 of the bytes`);
+      t.equal(res.$metadata.httpStatusCode, 200);
     }
     const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'mib-plus-1' }));
     t.equal(head.ContentLength, MiB + 1);
@@ -109,9 +134,40 @@ t.test('a real cluster stores erasure-coded objects and survives node loss and r
 
   await t.test('read back whole and by ranges', async (t) => {
     await verifyAll(t, s3, 'healthy');
+    t.equal(await degradedReads(cluster.endpoint), 0, 'healthy reads decode nothing');
     await expectS3Error(t, getBytes(s3, 'mib', `bytes=${MiB}-`), 'InvalidRange', 416);
     await expectS3Error(t, getBytes(s3, 'no-such-key'), 'NoSuchKey', 404);
     await expectS3Error(t, s3.send(new GetObjectCommand({ Bucket: 'no-such-bucket', Key: 'x' })), 'NoSuchBucket', 404);
+  });
+
+  await t.test('shards are spread over all six nodes with 1.5x overhead', async (t) => {
+    let stored = 0;
+    for (const id of cluster.nodeIds) {
+      const files = await shardFiles(path.join(env.dataDir, 'nodes', id));
+      t.ok(files.length > 0, `${id} holds shards`);
+      for (const f of files) stored += (await stat(f)).size;
+    }
+    const logical = [...objects.values()].reduce((sum, d) => sum + d.length, 0);
+    t.ok(stored >= logical * 1.5 && stored < logical * 1.5 * 1.01 + 64 * 1024, `stored ${stored} B for ${logical} B of objects`);
+  });
+
+  await t.test('corrupt blocks on disk are detected and read around', async (t) => {
+    // Flip one byte in the middle of every shard on node-1: reads that need its blocks get
+    // CorruptBlock from the node and fall back to parity; the client still gets exact bytes.
+    const files = await shardFiles(path.join(env.dataDir, 'nodes', 'node-1'));
+    const originals = new Map<string, Buffer>();
+    for (const f of files) {
+      const bytes = await readFile(f);
+      originals.set(f, Buffer.from(bytes));
+      if (bytes.length > 40) {
+        bytes[32 + Math.floor((bytes.length - 32) / 2)] ^= 0x55;
+        await writeFile(f, bytes);
+      }
+    }
+    const before = await degradedReads(cluster.endpoint);
+    await verifyAll(t, s3, 'corrupt node-1');
+    t.ok((await degradedReads(cluster.endpoint)) > before, 'corrupt blocks forced reconstruction from parity');
+    for (const [f, bytes] of originals) await writeFile(f, bytes);
   });
 
   await t.test('list', async (t) => {
@@ -147,7 +203,9 @@ t.test('a real cluster stores erasure-coded objects and survives node loss and r
   await t.test('two storage nodes SIGKILLed: every object still reads back, writes still work', async (t) => {
     await cluster.kill('node-2', 'SIGKILL');
     await cluster.kill('node-5', 'SIGKILL');
+    const before = await degradedReads(cluster.endpoint);
     await verifyAll(t, s3, 'degraded');
+    t.ok((await degradedReads(cluster.endpoint)) > before, 'reads were reconstructed from parity');
     const data = randomBytes(3 * MiB + 3);
     objects.set('written-while-degraded', data);
     const res = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'written-while-degraded', Body: data }));
@@ -156,16 +214,9 @@ t.test('a real cluster stores erasure-coded objects and survives node loss and r
   });
 
   await t.test('restart of the whole cluster on the same data dir serves every object', async (t) => {
-    const dataDir = env!.dataDir;
     s3.destroy();
     await cluster.stop();
     env = await startTestCluster({ segmentSize: SEGMENT_SIZE, dataDir });
-    const cleanup = env;
-    t.teardown(async () => {
-      const { rm } = await import('node:fs/promises');
-      await cleanup.destroy();
-      await rm(dataDir, { recursive: true, force: true });
-    });
     ({ s3, cluster } = env);
     await verifyAll(t, s3, 'restarted');
   });

@@ -120,7 +120,7 @@ export class AwsChunkedDecoder {
     if (this.state === 'data-cr') {
       this.state = 'data-lf';
     } else {
-      this.verifyChunk(this.chunkHash!.digest('hex'));
+      this.verifyChunk(this.chunkHash?.digest('hex') ?? '');
       this.state = 'size-line';
     }
     return pos + 1;

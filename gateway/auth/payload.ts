@@ -71,7 +71,7 @@ const DEFAULT_LIMITS = {
 
 const TRAILER_MODES: ReadonlySet<PayloadMode> = new Set(['streaming-unsigned-trailer', 'streaming-signed-trailer']);
 
-interface ChecksumExpectation {
+export interface ChecksumExpectation {
   readonly algorithm: ChecksumAlgorithm;
   readonly source: ComputedChecksum['source'];
   /** The client's base64 value when it came in a header. */

@@ -2,7 +2,7 @@
 import { validateBucketName } from '../request-target.js';
 import { parseCreateBucketConfiguration } from '../s3/xml.js';
 import { s3Error } from '../s3/errors.js';
-import type { OperationHandler } from '../server.js';
+import { sendEmpty, type OperationHandler } from '../server.js';
 import { readSmallBody } from './body.js';
 
 export const createBucket: OperationHandler = async (ctx, { namespace, config }) => {
@@ -18,6 +18,5 @@ export const createBucket: OperationHandler = async (ctx, { namespace, config })
   }
   await namespace.createBucket(bucket, ctx.state.auth.accessKeyId);
   ctx.set('Location', `/${bucket}`);
-  ctx.status = 200;
-  ctx.body = null;
+  sendEmpty(ctx, 200);
 };

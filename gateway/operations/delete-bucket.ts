@@ -1,8 +1,7 @@
 // DeleteBucket: DELETE /bucket — only an empty bucket (no objects, no multipart uploads in progress).
-import type { OperationHandler } from '../server.js';
+import { sendEmpty, type OperationHandler } from '../server.js';
 
 export const deleteBucket: OperationHandler = async (ctx, { namespace }) => {
   await namespace.deleteBucket(ctx.state.target.bucket!);
-  ctx.status = 204;
-  ctx.body = null;
+  sendEmpty(ctx, 204);
 };

@@ -7,7 +7,7 @@ import { evaluateReadConditions } from '../conditions.js';
 import { RESPONSE_OVERRIDES } from '../metadata.js';
 import { readObjectRange } from '../data/reader.js';
 import type { ObjectRecord } from '../../namespace/types.js';
-import type { OperationHandler, S3Context } from '../server.js';
+import { sendEmpty, type OperationHandler, type S3Context } from '../server.js';
 import type { GatewayServices } from '../services.js';
 
 export const getObject: OperationHandler = async (ctx, services) => {
@@ -19,8 +19,7 @@ export const getObject: OperationHandler = async (ctx, services) => {
   const outcome = evaluateReadConditions(ctx.req.headers, record.etag, lastModified);
   if (outcome === 'precondition-failed') throw s3Error('PreconditionFailed', undefined, { Condition: 'If-Match' });
   if (outcome === 'not-modified') {
-    ctx.status = 304;
-    ctx.body = null;
+    sendEmpty(ctx, 304);
     return;
   }
 
@@ -35,14 +34,14 @@ export const getObject: OperationHandler = async (ctx, services) => {
     setChecksumHeaders(ctx, record);
   }
   applyResponseOverrides(ctx);
-  ctx.length = end - start + 1;
-  if (ctx.method === 'HEAD' || ctx.length === 0) {
-    ctx.body = ctx.method === 'HEAD' ? null : '';
-    ctx.length = end - start + 1;
+  const length = end - start + 1;
+  // HEAD: koa sends the headers only; the body must stay unset (a null body drops Content-Length).
+  if (ctx.method === 'HEAD') {
+    ctx.length = length;
     return;
   }
-  ctx.body = Readable.from(countBytes(readObjectRange(record, start, end, readerDeps(services)), services), { objectMode: false });
-  ctx.length = end - start + 1;
+  ctx.body = length === 0 ? Buffer.alloc(0) : Readable.from(countBytes(readObjectRange(record, start, end, readerDeps(services)), services));
+  ctx.length = length;
 };
 
 function setObjectHeaders(ctx: S3Context, record: ObjectRecord, lastModified: Date): void {

@@ -8,7 +8,7 @@ import { validateKey } from '../request-target.js';
 import { objectHeadersFrom } from '../metadata.js';
 import { discardSegments, writeObjectData } from '../data/writer.js';
 import type { ObjectRecord } from '../../namespace/types.js';
-import type { OperationHandler } from '../server.js';
+import { sendEmpty, type OperationHandler } from '../server.js';
 
 /** S3's limit for a single PUT. */
 export const MAX_PUT_SIZE = 5 * 1024 ** 3;
@@ -57,8 +57,7 @@ export const putObject: OperationHandler = async (ctx, services) => {
     await services.namespace.commitObject({ record });
     ctx.set('ETag', record.etag);
     for (const [algorithm, value] of Object.entries(record.checksums)) ctx.set(`x-amz-checksum-${algorithm.toLowerCase()}`, value);
-    ctx.status = 200;
-    ctx.body = null;
+    sendEmpty(ctx, 200);
   } catch (err) {
     discardSegments(written.segments, services);
     throw err;

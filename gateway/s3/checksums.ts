@@ -45,10 +45,9 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** S3 rejects a value that is not canonical base64 of exactly the digest width. */
 export function isValidChecksumValue(algorithm: ChecksumAlgorithm, value: string): boolean {
-  const bytes = DIGEST_BYTES[algorithm];
-  const expectedLength = Math.ceil(bytes / 3) * 4;
-  if (value.length !== expectedLength || !BASE64.test(value)) return false;
-  return Buffer.from(value, 'base64').toString('base64') === value;
+  if (!BASE64.test(value) || value.length % 4 !== 0) return false;
+  const decoded = Buffer.from(value, 'base64');
+  return decoded.length === DIGEST_BYTES[algorithm] && decoded.toString('base64') === value;
 }
 
 class CrcHasher implements Hasher {
