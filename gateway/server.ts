@@ -148,7 +148,7 @@ function authenticate(services: GatewayServices): Koa.Middleware<S3State> {
     const rawQuery = q === -1 ? '' : raw.slice(q + 1);
     ctx.state.target = parseTarget(rawPath);
     ctx.state.auth = verifyRequest(
-      { method: ctx.method, rawPath, rawQuery, headers: ctx.req.headers },
+      { method: ctx.method, rawPath, rawQuery, headers: ctx.req.headersDistinct },
       (accessKeyId) => services.config.credentials.get(accessKeyId),
       new Date(),
       { region: services.config.region },

@@ -1,14 +1,8 @@
-// Small request bodies (XML configuration documents) read with a hard size limit.
-import type { IncomingMessage } from 'node:http';
-import { s3Error } from '../s3/errors.js';
+// Small request bodies (XML documents) read with a hard size limit and verified against what the
+// client signed (x-amz-content-sha256, Content-MD5, checksums), like any other payload.
+import { decodePayload, readPayload } from '../auth/payload.js';
+import type { S3Context } from '../server.js';
 
-export async function readSmallBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw s3Error('MaxMessageLengthExceeded', 'Your request was too big.');
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
+export async function readSmallBody(ctx: S3Context, limit: number): Promise<Buffer> {
+  return readPayload(decodePayload(ctx.req, ctx.req.headersDistinct, ctx.state.auth, { maxSize: limit }), limit);
 }

@@ -8,7 +8,7 @@ import { readSmallBody } from './body.js';
 export const createBucket: OperationHandler = async (ctx, { namespace, config }) => {
   const bucket = ctx.state.target.bucket!;
   validateBucketName(bucket);
-  const body = await readSmallBody(ctx.req, 64 * 1024);
+  const body = await readSmallBody(ctx, 64 * 1024);
   if (body.length > 0) {
     const location = parseCreateBucketConfiguration(body).locationConstraint ?? '';
     // us-east-1 is the default region and must not be named explicitly, as in AWS.

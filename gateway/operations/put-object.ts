@@ -23,11 +23,7 @@ export const putObject: OperationHandler = async (ctx, services) => {
   validateKey(key);
   if ('x-amz-copy-source' in ctx.req.headers) throw s3Error('NotImplemented', 'CopyObject is not implemented by Cairn yet.');
   const meta = objectHeadersFrom(ctx.req.headers);
-  const payload = decodePayload(ctx.req, ctx.req.headers, ctx.state.auth);
-  if (payload.declaredLength === undefined) throw s3Error('MissingContentLength', 'You must provide the Content-Length HTTP header.');
-  if (payload.declaredLength > MAX_PUT_SIZE) {
-    throw s3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size', { ProposedSize: payload.declaredLength, MaxSizeAllowed: MAX_PUT_SIZE });
-  }
+  const payload = decodePayload(ctx.req, ctx.req.headersDistinct, ctx.state.auth, { maxSize: MAX_PUT_SIZE });
   await services.namespace.getBucket(bucket); // NoSuchBucket before any byte is stored
 
   const versionId = newVersionId();
