@@ -19,6 +19,7 @@ import {
   S3ServiceException,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { RepairClient, type NodeDamage } from '../repair/client.js';
 import { startTestCluster, s3ClientFor, ACCESS_KEY_ID, type TestCluster } from './helpers/cluster.js';
 
 const MiB = 1024 * 1024;
@@ -100,7 +101,8 @@ async function expectS3Error(t: Test, promise: Promise<unknown>, code: string, s
 }
 
 t.test('a real cluster stores erasure-coded objects and survives node loss and restart', async (t) => {
-  let env: TestCluster = await startTestCluster({ segmentSize: SEGMENT_SIZE });
+  // Nodes count as down 4 s after their last heartbeat, so the repair service's plan can be checked.
+  let env: TestCluster = await startTestCluster({ segmentSize: SEGMENT_SIZE, downAfter: '4s' });
   const dataDir = env.dataDir;
   t.teardown(async () => {
     await env.destroy();
@@ -213,10 +215,26 @@ t.test('a real cluster stores erasure-coded objects and survives node loss and r
     t.ok((await getBytes(s3, 'written-while-degraded')).equals(data));
   });
 
+  await t.test('the repair service sees the lost nodes and what they held', async (t) => {
+    const repair = new RepairClient(cluster.services.get('repair')!.ready.url);
+    const deadline = Date.now() + 20_000;
+    let damage: NodeDamage[] = [];
+    while (Date.now() < deadline) {
+      damage = (await repair.status()).damage;
+      if (damage.length === 2) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    t.same(damage.map((d) => d.nodeId).sort(), ['node-2', 'node-5'], 'both killed nodes are reported down');
+    for (const d of damage) {
+      t.ok(d.shards > 0, `${d.nodeId}: ${d.shards} shards to rebuild`);
+      t.ok(d.objects > 0 && d.objects <= objects.size, `${d.nodeId}: ${d.objects} objects affected`);
+    }
+  });
+
   await t.test('restart of the whole cluster on the same data dir serves every object', async (t) => {
     s3.destroy();
     await cluster.stop();
-    env = await startTestCluster({ segmentSize: SEGMENT_SIZE, dataDir });
+    env = await startTestCluster({ segmentSize: SEGMENT_SIZE, downAfter: '4s', dataDir });
     ({ s3, cluster } = env);
     await verifyAll(t, s3, 'restarted');
   });
