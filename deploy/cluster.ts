@@ -24,6 +24,12 @@ export interface ClusterOptions {
   blockSize?: number;
   segmentSize?: number;
   downAfter?: string;
+  /** How long a storage node may stall a shard read or write before the gateway gives up on it (e.g. "10s"). */
+  shardTimeout?: string;
+  /** Domain(s), comma-separated, served virtual-hosted style: Host `<bucket>.<domain>` (e.g. "s3.localhost"). */
+  domain?: string;
+  /** Origins browsers may call the gateway from (CORS), comma-separated; the gateway defaults to "*". */
+  corsOrigins?: string;
   /** Echo every service's log lines to this process's stderr, prefixed with the service name. */
   echoLogs?: boolean;
 }
@@ -83,6 +89,9 @@ export class Cluster {
       ...(o.m ? ['--m', String(o.m)] : []),
       ...(o.blockSize ? ['--block-size', String(o.blockSize)] : []),
       ...(o.segmentSize ? ['--segment-size', String(o.segmentSize)] : []),
+      ...(o.shardTimeout ? ['--shard-timeout', o.shardTimeout] : []),
+      ...(o.domain ? ['--domain', o.domain] : []),
+      ...(o.corsOrigins ? ['--cors-origins', o.corsOrigins] : []),
     ], { CAIRN_SECRET_ACCESS_KEY: o.secretAccessKey }); // never on a command line, where `ps` shows it
   }
 

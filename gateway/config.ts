@@ -1,6 +1,9 @@
 // The gateway's configuration, from flags and environment (see main.ts).
 import { DEFAULT_LAYOUT, validateLayout, type Layout } from '../erasure/layout.js';
 import { readConfig } from '../common/process.js';
+import { parseDuration } from '../common/duration.js';
+import { parseDomains } from './virtual-host.js';
+import { parseCorsOrigins } from './cors.js';
 
 export interface GatewayConfig {
   host: string;
@@ -14,6 +17,12 @@ export interface GatewayConfig {
   segmentSize: number;
   /** Shards that must be durable before a write is acknowledged. */
   writeQuorum: number;
+  /** How long a storage node may stall a shard read or write before it counts as failed. */
+  shardTimeoutMs: number;
+  /** Domains served virtual-hosted style (Host `<bucket>.<domain>`); empty: path-style only. */
+  domains: string[];
+  /** Origins browsers may call from (CORS); `*` is any. */
+  corsOrigins: string[];
 }
 
 export function loadGatewayConfig(argv = process.argv.slice(2)): GatewayConfig {
@@ -30,6 +39,9 @@ export function loadGatewayConfig(argv = process.argv.slice(2)): GatewayConfig {
       'block-size': { env: 'CAIRN_BLOCK_SIZE', default: String(DEFAULT_LAYOUT.blockSize) },
       'segment-size': { env: 'CAIRN_SEGMENT_SIZE', default: String(32 * 1024 * 1024) },
       'write-quorum': { env: 'CAIRN_WRITE_QUORUM' },
+      'shard-timeout': { env: 'CAIRN_SHARD_TIMEOUT', default: '10s' },
+      domain: { env: 'CAIRN_DOMAIN' },
+      'cors-origins': { env: 'CAIRN_CORS_ORIGINS', default: '*' },
     },
     argv,
   );
@@ -49,6 +61,9 @@ export function loadGatewayConfig(argv = process.argv.slice(2)): GatewayConfig {
     layout,
     segmentSize,
     writeQuorum,
+    shardTimeoutMs: parseDuration(c['shard-timeout']!),
+    domains: parseDomains(c.domain),
+    corsOrigins: parseCorsOrigins(c['cors-origins']),
   };
 }
 

@@ -5,7 +5,9 @@ import { s3Error } from '../s3/errors.js';
 import { parseRange, contentRange } from '../s3/range.js';
 import { evaluateReadConditions } from '../conditions.js';
 import { RESPONSE_OVERRIDES } from '../metadata.js';
+import { checksumTypeOf } from '../s3/checksums.js';
 import { readObjectRange } from '../data/reader.js';
+import { readerDeps } from '../data/options.js';
 import type { ObjectRecord } from '../../namespace/types.js';
 import { sendEmpty, type OperationHandler, type S3Context } from '../server.js';
 import type { GatewayServices } from '../services.js';
@@ -56,7 +58,10 @@ function setObjectHeaders(ctx: S3Context, record: ObjectRecord, lastModified: Da
 /** Stored checksums describe the whole object, so they are returned only for whole-object reads. */
 function setChecksumHeaders(ctx: S3Context, record: ObjectRecord): void {
   if (ctx.get('x-amz-checksum-mode').toUpperCase() !== 'ENABLED') return;
-  for (const [algorithm, value] of Object.entries(record.checksums)) ctx.set(`x-amz-checksum-${algorithm.toLowerCase()}`, value);
+  for (const [algorithm, value] of Object.entries(record.checksums)) {
+    ctx.set(`x-amz-checksum-${algorithm.toLowerCase()}`, value);
+    ctx.set('x-amz-checksum-type', checksumTypeOf(value));
+  }
 }
 
 function applyResponseOverrides(ctx: S3Context): void {
@@ -64,17 +69,6 @@ function applyResponseOverrides(ctx: S3Context): void {
     const value = ctx.query[param];
     if (typeof value === 'string') ctx.set(header, value);
   }
-}
-
-function readerDeps(services: GatewayServices) {
-  return {
-    nodes: services.nodes,
-    directory: services.directory,
-    codec: services.codec,
-    log: services.log,
-    onShardFailure: () => services.metrics.shardReadFailures.inc(),
-    onDegradedRead: () => services.metrics.degradedReads.inc(),
-  };
 }
 
 async function* countBytes(source: AsyncIterable<Buffer>, services: GatewayServices): AsyncGenerator<Buffer> {

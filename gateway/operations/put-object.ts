@@ -2,13 +2,14 @@
 // nodes, verifies every digest the client sent, then commits the record: the object exists from
 // the commit on, never before, and a failed upload leaves nothing visible.
 import { randomBytes } from 'node:crypto';
-import { s3Error } from '../s3/errors.js';
 import { decodePayload } from '../auth/payload.js';
 import { validateKey } from '../request-target.js';
 import { objectHeadersFrom } from '../metadata.js';
 import { discardSegments, writeObjectData } from '../data/writer.js';
+import { writeOptions } from '../data/options.js';
 import type { ObjectRecord } from '../../namespace/types.js';
 import { sendEmpty, type OperationHandler } from '../server.js';
+import { parseWritePrecondition, resolveWritePrecondition } from '../write-conditions.js';
 
 /** S3's limit for a single PUT. */
 export const MAX_PUT_SIZE = 5 * 1024 ** 3;
@@ -21,16 +22,17 @@ export function newVersionId(): string {
 export const putObject: OperationHandler = async (ctx, services) => {
   const { bucket, key } = ctx.state.target as { bucket: string; key: string };
   validateKey(key);
-  if ('x-amz-copy-source' in ctx.req.headers) throw s3Error('NotImplemented', 'CopyObject is not implemented by Cairn yet.');
+  const precondition = parseWritePrecondition(ctx.req.headers);
   const meta = objectHeadersFrom(ctx.req.headers);
-  const payload = decodePayload(ctx.req, ctx.req.headersDistinct, ctx.state.auth, { maxSize: MAX_PUT_SIZE });
+  const payload = decodePayload(ctx.req, ctx.req.headersDistinct, ctx.state.auth, { maxSize: MAX_PUT_SIZE, defaultChecksum: 'CRC64NVME' });
   await services.namespace.getBucket(bucket); // NoSuchBucket before any byte is stored
+  const condition = await resolveWritePrecondition(precondition, services.namespace, bucket, key);
 
   const versionId = newVersionId();
   const { config } = services;
   const written = await writeObjectData(
     payload.body,
-    { layout: config.layout, segmentSize: config.segmentSize, versionId, writeQuorum: config.writeQuorum },
+    writeOptions(services, versionId),
     services,
   );
   try {
@@ -50,9 +52,10 @@ export const putObject: OperationHandler = async (ctx, services) => {
       layout: config.layout,
       segments: written.segments,
     };
-    await services.namespace.commitObject({ record });
+    await services.namespace.commitObject({ record, condition });
     ctx.set('ETag', record.etag);
     for (const [algorithm, value] of Object.entries(record.checksums)) ctx.set(`x-amz-checksum-${algorithm.toLowerCase()}`, value);
+    ctx.set('x-amz-checksum-type', 'FULL_OBJECT');
     sendEmpty(ctx, 200);
   } catch (err) {
     discardSegments(written.segments, services);

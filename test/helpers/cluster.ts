@@ -37,7 +37,8 @@ export async function startTestCluster(opts: Partial<ClusterOptions> = {}): Prom
       s3.destroy();
       await cluster.stop().catch(() => undefined);
       for (const child of cluster.children) child.kill('SIGKILL');
-      if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+      if (process.env.CAIRN_KEEP_TEST_DATA) console.error(`# kept test data in ${dataDir}`);
+      else if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

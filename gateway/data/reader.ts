@@ -1,0 +1,197 @@
+// The read path: streams a byte range of an object. For each window of stripes it reads only the
+// data shards that hold the wanted bytes (no decoding on the healthy path); when one of them is
+// missing, down, or returns a corrupt block, it reads other shards of the same stripes until it has
+// k, and reconstructs. The next window is fetched while the current one is sent.
+import { blockLengthFor, stripeCount, stripeDataLength, type Layout } from '../../erasure/layout.js';
+import type { StripeCodec } from '../../erasure/codec.js';
+import type { ObjectRecord, Segment } from '../../namespace/types.js';
+import type { StorageNodePool } from '../../storage-node/client.js';
+import type { Logger } from '../../common/log.js';
+import type { NodeDirectory } from './node-directory.js';
+import { s3Error } from '../s3/errors.js';
+
+export interface ReaderDeps {
+  nodes: StorageNodePool;
+  directory: NodeDirectory;
+  codec: StripeCodec;
+  log: Logger;
+  /** A shard read slower than this is abandoned for parity: one hung node must not stall a GET for long. */
+  readTimeoutMs: number;
+  /** Called when a shard could not be read (for metrics and, later, repair hints). */
+  onShardFailure?: (shardId: string, nodeId: string | null, reason: string) => void;
+  /** Called when a window had to be reconstructed from parity. */
+  onDegradedRead?: () => void;
+}
+
+/** Upper bound on shard bytes fetched per request; the storage node verifies that much before answering. */
+const WINDOW_SHARD_BYTES = 2 * 1024 * 1024;
+
+/** Yields bytes [start, end] (inclusive) of the object. */
+export async function* readObjectRange(record: ObjectRecord, start: number, end: number, deps: ReaderDeps): AsyncGenerator<Buffer> {
+  let segmentStart = 0;
+  for (const segment of record.segments) {
+    const segmentEnd = segmentStart + segment.size - 1;
+    if (segment.size > 0 && segmentEnd >= start && segmentStart <= end) {
+      const from = Math.max(start, segmentStart) - segmentStart;
+      const to = Math.min(end, segmentEnd) - segmentStart;
+      yield* readSegmentRange(segment, record.layout, from, to, deps);
+    }
+    segmentStart += segment.size;
+    if (segmentStart > end) return;
+  }
+}
+
+interface Window {
+  firstStripe: number;
+  lastStripe: number;
+  /** Segment bytes [from, to] wanted from this window. */
+  from: number;
+  to: number;
+}
+
+async function* readSegmentRange(segment: Segment, layout: Layout, from: number, to: number, deps: ReaderDeps): AsyncGenerator<Buffer> {
+  const windows = planWindows(layout, segment.size, from, to);
+  const failed = new Set<number>(); // shard indices that failed once: not asked again for this segment
+  let next = readWindow(segment, layout, windows[0], failed, deps);
+  for (let i = 0; i < windows.length; i++) {
+    const current = await next;
+    if (i + 1 < windows.length) next = readWindow(segment, layout, windows[i + 1], failed, deps);
+    yield* current;
+  }
+}
+
+function planWindows(layout: Layout, segmentSize: number, from: number, to: number): Window[] {
+  const stripeBytes = layout.k * layout.blockSize;
+  const stripesPerWindow = Math.max(1, Math.floor(WINDOW_SHARD_BYTES / layout.blockSize));
+  const first = Math.floor(from / stripeBytes);
+  const last = Math.min(Math.floor(to / stripeBytes), stripeCount(layout, segmentSize) - 1);
+  const windows: Window[] = [];
+  for (let s = first; s <= last; s += stripesPerWindow) {
+    const lastStripe = Math.min(last, s + stripesPerWindow - 1);
+    windows.push({
+      firstStripe: s,
+      lastStripe,
+      from: Math.max(from, s * stripeBytes),
+      to: Math.min(to, (lastStripe + 1) * stripeBytes - 1),
+    });
+  }
+  return windows;
+}
+
+/** Which data shards hold bytes of the window. */
+function wantedDataShards(layout: Layout, segmentSize: number, w: Window): number[] {
+  const stripeBytes = layout.k * layout.blockSize;
+  const wanted = new Set<number>();
+  for (let s = w.firstStripe; s <= w.lastStripe; s++) {
+    const len = blockLengthFor(layout, stripeDataLength(layout, segmentSize, s));
+    const lo = Math.max(w.from, s * stripeBytes) - s * stripeBytes;
+    const hi = Math.min(w.to, s * stripeBytes + stripeDataLength(layout, segmentSize, s) - 1) - s * stripeBytes;
+    for (let b = Math.floor(lo / len); b <= Math.floor(hi / len) && b < layout.k; b++) wanted.add(b);
+    if (wanted.size === layout.k) break;
+  }
+  return [...wanted].sort((a, b) => a - b);
+}
+
+/** Shard byte range covering the window's stripes: every stripe before the last is a full block. */
+function shardRange(layout: Layout, segmentSize: number, w: Window): { start: number; end: number } {
+  const lastLen = blockLengthFor(layout, stripeDataLength(layout, segmentSize, w.lastStripe));
+  return { start: w.firstStripe * layout.blockSize, end: w.lastStripe * layout.blockSize + lastLen - 1 };
+}
+
+async function readWindow(segment: Segment, layout: Layout, w: Window, failed: Set<number>, deps: ReaderDeps): Promise<Buffer[]> {
+  const range = shardRange(layout, segment.size, w);
+  const wanted = wantedDataShards(layout, segment.size, w);
+  const shards = new Map<number, Buffer>();
+  await fetchShards(segment, wanted, range, shards, failed, deps);
+  if (wanted.every((i) => shards.has(i))) return assemble(layout, segment.size, w, shards);
+
+  deps.onDegradedRead?.();
+  const others = [...Array(layout.k + layout.m).keys()].filter((i) => !shards.has(i) && !failed.has(i));
+  // Ask for just enough more shards to reach k, then more if some of those fail too.
+  while (shards.size < layout.k && others.length > 0) {
+    const batch = others.splice(0, layout.k - shards.size);
+    await fetchShards(segment, batch, range, shards, failed, deps);
+  }
+  if (shards.size < layout.k) {
+    throw s3Error('ServiceUnavailable', `only ${shards.size} of the ${layout.k} shards needed are readable for a segment`);
+  }
+  await reconstructWindow(layout, segment.size, w, shards, deps.codec);
+  return assemble(layout, segment.size, w, shards);
+}
+
+async function fetchShards(
+  segment: Segment,
+  indices: number[],
+  range: { start: number; end: number },
+  into: Map<number, Buffer>,
+  failed: Set<number>,
+  deps: ReaderDeps,
+): Promise<void> {
+  await Promise.all(
+    indices.map(async (index) => {
+      if (failed.has(index)) return;
+      const placement = segment.placements[index];
+      try {
+        if (!placement?.nodeId) throw new Error('shard was never written');
+        const node = await deps.directory.lookup(placement.nodeId);
+        if (!node) throw new Error(`node ${placement.nodeId} is unknown`);
+        if (node.state === 'down') throw new Error(`node ${placement.nodeId} is down`);
+        const data = await deps.nodes.get(node.url).readShard(placement.shardId, range, AbortSignal.timeout(deps.readTimeoutMs));
+        if (data.length !== range.end - range.start + 1) throw new Error(`short read: ${data.length} bytes`);
+        into.set(index, data);
+      } catch (err) {
+        failed.add(index);
+        const reason = err instanceof Error ? err.message : String(err);
+        deps.onShardFailure?.(placement?.shardId ?? '?', placement?.nodeId ?? null, reason);
+        deps.log.warn('shard read failed; reading parity instead', { shard: placement?.shardId, node: placement?.nodeId, reason });
+      }
+    }),
+  );
+}
+
+/** Fills in the missing shards of every stripe of the window, one stripe per codec call. */
+async function reconstructWindow(layout: Layout, segmentSize: number, w: Window, shards: Map<number, Buffer>, codec: StripeCodec): Promise<void> {
+  const total = layout.k + layout.m;
+  const missing = [...Array(total).keys()].filter((i) => !shards.has(i));
+  const rebuiltLength = shardRange(layout, segmentSize, w);
+  const rebuilt = new Map(missing.map((i) => [i, Buffer.alloc(rebuiltLength.end - rebuiltLength.start + 1)]));
+  // Only data shards matter for the reader; the codec recomputes at most m shards per call.
+  const targets = missing.filter((i) => i < layout.k);
+  let offset = 0;
+  for (let s = w.firstStripe; s <= w.lastStripe; s++) {
+    const len = blockLengthFor(layout, stripeDataLength(layout, segmentSize, s));
+    const data = Buffer.alloc(layout.k * len);
+    const parity = Buffer.alloc(layout.m * len);
+    for (const [i, buf] of shards) {
+      const block = buf.subarray(offset, offset + len);
+      if (i < layout.k) block.copy(data, i * len);
+      else block.copy(parity, (i - layout.k) * len);
+    }
+    const lost = missing.slice(0, layout.m);
+    await codec.reconstruct(data, parity, len, lost);
+    for (const i of targets) data.copy(rebuilt.get(i)!, offset, i * len, (i + 1) * len);
+    offset += len;
+  }
+  for (const i of targets) shards.set(i, rebuilt.get(i)!);
+}
+
+/** Cuts the wanted bytes out of the data shards, stripe by stripe, without copying. */
+function assemble(layout: Layout, segmentSize: number, w: Window, shards: Map<number, Buffer>): Buffer[] {
+  const stripeBytes = layout.k * layout.blockSize;
+  const out: Buffer[] = [];
+  let shardOffset = 0;
+  for (let s = w.firstStripe; s <= w.lastStripe; s++) {
+    const dataLen = stripeDataLength(layout, segmentSize, s);
+    const len = blockLengthFor(layout, dataLen);
+    const base = s * stripeBytes;
+    const lo = Math.max(w.from, base) - base;
+    const hi = Math.min(w.to, base + dataLen - 1) - base;
+    for (let b = Math.floor(lo / len); b <= Math.floor(hi / len); b++) {
+      const blockLo = Math.max(lo, b * len) - b * len;
+      const blockHi = Math.min(hi, (b + 1) * len - 1) - b * len;
+      out.push(shards.get(b)!.subarray(shardOffset + blockLo, shardOffset + blockHi + 1));
+    }
+    shardOffset += len;
+  }
+  return out;
+}

@@ -1,0 +1,174 @@
+// The write path: cuts an object's bytes into segments, erasure-codes each segment stripe by stripe
+// and streams shard i of every stripe to its node, all k+m nodes in parallel. Memory is bounded by a
+// couple of stripes per segment, whatever the object size.
+import { PassThrough } from 'node:stream';
+import { once } from 'node:events';
+import { encodeStripes, shardFrame } from '../../erasure/stream.js';
+import type { StripeCodec } from '../../erasure/codec.js';
+import type { Layout } from '../../erasure/layout.js';
+import type { NamespaceClient } from '../../namespace/client.js';
+import type { Segment, ShardPlacement } from '../../namespace/types.js';
+import type { StorageNodePool } from '../../storage-node/client.js';
+import type { Logger } from '../../common/log.js';
+import { ChunkSource } from './chunk-source.js';
+import { s3Error } from '../s3/errors.js';
+
+export interface WriterDeps {
+  namespace: NamespaceClient;
+  nodes: StorageNodePool;
+  codec: StripeCodec;
+  log: Logger;
+}
+
+export interface WriteOptions {
+  layout: Layout;
+  /** Bytes of object data per segment; each segment gets its own placement. */
+  segmentSize: number;
+  /** Embedded in every shard id, so shards can be traced back to the object version that wrote them. */
+  versionId: string;
+  /** Shards that must be durable for the write to succeed (k by default: up to m nodes may be down). */
+  writeQuorum: number;
+  /**
+   * A node that accepts no bytes for this long is treated as failed for this write, so one hung
+   * node (stopped, not dead) cannot stall every upload that placed a shard on it.
+   */
+  stallTimeoutMs: number;
+}
+
+export interface WrittenData {
+  size: number;
+  segments: Segment[];
+}
+
+export function shardIdFor(versionId: string, segment: number, index: number): string {
+  return `${versionId}.${segment}.${index}`;
+}
+
+/** Writes all bytes of `source`; on failure, deletes what it wrote (best effort) and throws an S3Error. */
+export async function writeObjectData(source: AsyncIterable<Uint8Array>, opts: WriteOptions, deps: WriterDeps): Promise<WrittenData> {
+  const chunks = new ChunkSource(source);
+  const segments: Segment[] = [];
+  let size = 0;
+  try {
+    while (!(await chunks.atEnd())) {
+      const segment = await writeSegment(chunks.take(opts.segmentSize), segments.length, opts, deps);
+      segments.push(segment);
+      size += segment.size;
+    }
+    return { size, segments };
+  } catch (err) {
+    discardSegments(segments, deps);
+    throw err;
+  }
+}
+
+/** Best-effort removal of shards that no committed object will reference; GC catches what this misses. */
+export function discardSegments(segments: Segment[], deps: Pick<WriterDeps, 'nodes' | 'namespace' | 'log'>): void {
+  void (async () => {
+    const nodes = await deps.namespace.listNodes().catch(() => []);
+    const urls = new Map(nodes.map((n) => [n.id, n.url]));
+    for (const segment of segments) {
+      for (const placement of segment.placements) {
+        const url = placement.nodeId ? urls.get(placement.nodeId) : undefined;
+        if (url) await deps.nodes.get(url).deleteShard(placement.shardId).catch(() => undefined);
+      }
+    }
+  })().catch((err: unknown) => deps.log.warn('discarding shards failed', { err }));
+}
+
+interface ShardUpload {
+  index: number;
+  nodeId: string;
+  body: PassThrough;
+  done: Promise<void>;
+  failed: Error | undefined;
+}
+
+async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: number, opts: WriteOptions, deps: WriterDeps): Promise<Segment> {
+  const { k, m } = opts.layout;
+  const { nodes } = await deps.namespace.place({ count: k + m });
+  if (nodes.length < opts.writeQuorum) {
+    throw s3Error('ServiceUnavailable', `only ${nodes.length} storage nodes are up; a write needs ${opts.writeQuorum}`);
+  }
+  const uploads = nodes.map((node, index) => startUpload(node, index, segmentIndex, opts, deps));
+  let size = 0;
+  try {
+    for await (const stripe of encodeStripes(source, opts.layout, deps.codec)) {
+      size += stripe.dataLength;
+      await Promise.all(uploads.map((u) => sendFrames(u, shardFrame(stripe, u.index), opts.stallTimeoutMs)));
+      requireQuorum(uploads, opts.writeQuorum);
+    }
+    for (const upload of uploads) if (!upload.failed) upload.body.end();
+    await Promise.all(uploads.map((u) => awaitCompletion(u, opts.stallTimeoutMs)));
+    requireQuorum(uploads, opts.writeQuorum);
+  } catch (err) {
+    for (const upload of uploads) upload.body.destroy();
+    await Promise.all(uploads.map((u) => u.done));
+    discardSegments([{ size, placements: placementsOf(uploads, segmentIndex, opts) }], deps);
+    throw err;
+  }
+  for (const u of uploads) if (u.failed) deps.log.warn('shard write failed; repair will rebuild it', { shard: shardIdFor(opts.versionId, segmentIndex, u.index), node: u.nodeId, err: u.failed });
+  return { size, placements: placementsOf(uploads, segmentIndex, opts) };
+}
+
+function startUpload(node: { id: string; url: string }, index: number, segmentIndex: number, opts: WriteOptions, deps: WriterDeps): ShardUpload {
+  const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const upload: ShardUpload = { index, nodeId: node.id, body, failed: undefined, done: Promise.resolve() };
+  const shardId = shardIdFor(opts.versionId, segmentIndex, index);
+  upload.done = deps.nodes
+    .get(node.url)
+    .putShard(shardId, opts.layout.blockSize, body)
+    .then(
+      () => undefined,
+      (err: unknown) => {
+        upload.failed = err instanceof Error ? err : new Error(String(err));
+        body.destroy();
+      },
+    );
+  return upload;
+}
+
+/** Writes one stripe's frame to a shard upload and waits for it to drain: the slowest node sets the pace. */
+async function sendFrames(upload: ShardUpload, frames: Buffer[], stallTimeoutMs: number): Promise<void> {
+  if (upload.failed || upload.body.destroyed) return;
+  let full = false;
+  for (const frame of frames) full = !upload.body.write(frame) || full;
+  if (!full) return;
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), stallTimeoutMs)));
+  const outcome = await Promise.race([once(upload.body, 'drain'), once(upload.body, 'close'), upload.done, stalled]);
+  clearTimeout(timer);
+  if (outcome === 'stalled') {
+    upload.failed = new Error(`node accepted no data for ${stallTimeoutMs} ms`);
+    upload.body.destroy();
+  }
+}
+
+/** Waits for the node to confirm the shard is durable; a node that does not answer in time has failed. */
+async function awaitCompletion(upload: ShardUpload, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+  const outcome = await Promise.race([upload.done, timedOut]);
+  clearTimeout(timer);
+  if (outcome === 'timeout' && !upload.failed) {
+    upload.failed = new Error(`node did not confirm the shard within ${timeoutMs} ms`);
+    upload.body.destroy();
+  }
+}
+
+function requireQuorum(uploads: ShardUpload[], quorum: number): void {
+  const healthy = uploads.filter((u) => !u.failed).length;
+  if (healthy < quorum) {
+    const reasons = uploads.filter((u) => u.failed).map((u) => `${u.nodeId}: ${u.failed?.message}`);
+    throw s3Error('ServiceUnavailable', `only ${healthy} shard writes succeeded, ${quorum} needed (${reasons.join('; ')})`);
+  }
+}
+
+/** Placements by shard index; a shard that was not written (node missing or failed) gets nodeId null. */
+function placementsOf(uploads: ShardUpload[], segmentIndex: number, opts: WriteOptions): ShardPlacement[] {
+  const total = opts.layout.k + opts.layout.m;
+  return Array.from({ length: total }, (_, index) => {
+    const upload = uploads.find((u) => u.index === index);
+    return { nodeId: upload && !upload.failed ? upload.nodeId : null, shardId: shardIdFor(opts.versionId, segmentIndex, index) };
+  });
+}
