@@ -78,11 +78,12 @@ export class Cluster {
     ]);
   }
 
-  startGateway(): Promise<ServiceProcess> {
+  /** More gateways over the same namespace and nodes take another `name` and usually port 0. */
+  startGateway(name = 'gateway', port = this.opts.port ?? 9000): Promise<ServiceProcess> {
     const o = this.opts;
-    return this.spawnService('gateway', 'gateway/main.ts', [
+    return this.spawnService(name, 'gateway/main.ts', [
       '--host', this.host,
-      '--port', String(o.port ?? 9000),
+      '--port', String(port),
       '--namespace', this.namespaceUrl,
       '--access-key-id', o.accessKeyId,
       ...(o.k ? ['--k', String(o.k)] : []),
@@ -112,7 +113,8 @@ export class Cluster {
   /** Stops everything: the gateway and repair first so no new writes start, the namespace last. */
   async stop(): Promise<void> {
     const order = ['gateway', 'repair', ...this.nodeIds, 'namespace'];
-    for (const group of [order.slice(0, 2), order.slice(2, -1), order.slice(-1)]) {
+    const extraGateways = [...this.services.keys()].filter((n) => !order.includes(n));
+    for (const group of [[...order.slice(0, 2), ...extraGateways], order.slice(2, -1), order.slice(-1)]) {
       await Promise.all(group.filter((n) => this.services.has(n)).map((n) => this.stopGracefully(n)));
     }
     const logs = this.logs.splice(0);

@@ -13,6 +13,8 @@ const config = readConfig({
   k: { env: 'CAIRN_K', default: '4' },
   m: { env: 'CAIRN_M', default: '2' },
   'down-after': { env: 'CAIRN_DOWN_AFTER', default: '10m' },
+  domain: { env: 'CAIRN_DOMAIN' },
+  'cors-origins': { env: 'CAIRN_CORS_ORIGINS' },
   quiet: { env: 'CAIRN_QUIET' },
 });
 
@@ -36,6 +38,8 @@ const cluster = await startCluster({
   k,
   m,
   downAfter: config['down-after'],
+  domain: config.domain,
+  corsOrigins: config['cors-origins'],
   echoLogs: !config.quiet,
 }).catch((err: unknown) => {
   console.error(`cairn: the cluster did not start: ${err instanceof Error ? err.message : String(err)}`);
@@ -47,7 +51,11 @@ console.log('');
 console.log(`S3 endpoint:        ${cluster.endpoint}`);
 console.log(`Access key id:      ${config['access-key-id']}`);
 console.log(`Secret access key:  ${config['secret-access-key']}`);
-console.log('Region:             us-east-1 (path-style addressing)');
+console.log(
+  config.domain
+    ? `Region:             us-east-1 (path-style, or virtual-hosted style under ${config.domain})`
+    : 'Region:             us-east-1 (path-style addressing)',
+);
 console.log(`Logs:               ${path.join(dataDir, 'logs')}`);
 console.log('Cairn is ready. Press Ctrl-C to stop.');
 

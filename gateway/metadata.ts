@@ -1,6 +1,7 @@
 // Pure: the object headers S3 stores on PUT and returns on GET/HEAD.
 import type { IncomingHttpHeaders } from 'node:http';
 import { s3Error } from './s3/errors.js';
+import { decodeHeaderText } from './s3/mime-words.js';
 
 /** System headers stored verbatim with an object and returned on GET/HEAD. */
 export const STORED_HEADERS = ['content-encoding', 'content-disposition', 'cache-control', 'content-language', 'expires'] as const;
@@ -20,7 +21,7 @@ export function objectHeadersFrom(headers: IncomingHttpHeaders): ObjectHeaders {
   for (const [name, value] of Object.entries(headers)) {
     if (!name.startsWith('x-amz-meta-') || value === undefined) continue;
     const short = name.slice('x-amz-meta-'.length);
-    const text = Array.isArray(value) ? value.join(',') : value;
+    const text = decodeHeaderText(Array.isArray(value) ? value.join(',') : value);
     userMetadata[short] = text;
     metadataBytes += Buffer.byteLength(short) + Buffer.byteLength(text);
   }

@@ -1,4 +1,5 @@
-// Pure: which bucket and key a request addresses. Path-style only for now: /bucket/key...
+// Pure: which bucket and key a request addresses. Path-style: /bucket/key...; virtual-hosted
+// style (the bucket came from the Host header, see virtual-host.ts): /key...
 // The key is everything after the first slash following the bucket, URL-decoded once, so keys
 // may contain '/', '//' and any UTF-8.
 import { s3Error } from './s3/errors.js';
@@ -8,8 +9,9 @@ export interface RequestTarget {
   key?: string;
 }
 
-export function parseTarget(rawPath: string): RequestTarget {
+export function parseTarget(rawPath: string, hostBucket?: string): RequestTarget {
   const path = rawPath.startsWith('/') ? rawPath.slice(1) : rawPath;
+  if (hostBucket !== undefined) return path === '' ? { bucket: hostBucket } : { bucket: hostBucket, key: decode(path) };
   if (path === '') return {};
   const slash = path.indexOf('/');
   const bucket = decode(slash === -1 ? path : path.slice(0, slash));
@@ -38,8 +40,12 @@ export function validateBucketName(name: string): void {
     !IP_ADDRESS.test(name) &&
     !name.startsWith('xn--') &&
     !name.startsWith('sthree-') &&
+    !name.startsWith('amzn-s3-demo-') &&
     !name.endsWith('-s3alias') &&
-    !name.endsWith('--ol-s3');
+    !name.endsWith('--ol-s3') &&
+    !name.endsWith('.mrap') &&
+    !name.endsWith('--x-s3') &&
+    !name.endsWith('--table-s3');
   if (!ok) throw s3Error('InvalidBucketName', 'The specified bucket is not valid.', { BucketName: name });
 }
 

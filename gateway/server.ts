@@ -1,5 +1,5 @@
 // The S3 REST API over koa. One middleware chain for every request: request id and common headers,
-// metrics, S3 XML errors, SigV4 authentication, then the operation's own handler (one file each in
+// metrics, S3 XML errors, CORS, SigV4 authentication, then the operation's own handler (one file each in
 // operations/).
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -8,7 +8,9 @@ import { S3Error, s3Error, S3_ERROR_CODES, type S3ErrorCode } from './s3/errors.
 import { HttpError } from '../common/http.js';
 import { errorXml } from './s3/xml.js';
 import { verifyRequest, type AuthContext } from './auth/sigv4.js';
-import { parseTarget, type RequestTarget } from './request-target.js';
+import type { RequestTarget } from './request-target.js';
+import { requestTarget } from './virtual-host.js';
+import { cors } from './cors.js';
 import { resolveOperation } from './operations/index.js';
 import type { GatewayServices } from './services.js';
 
@@ -43,6 +45,8 @@ export function createGatewayApp(services: GatewayServices): Koa<S3State> {
   app.use(commonHeaders(services));
   app.use(s3Errors(services));
   app.use(internalRoutes(services));
+  // Before authentication: preflights are never signed, and error replies need the CORS headers too.
+  app.use(cors(services.config.corsOrigins, (ctx) => requestTarget(ctx.path, ctx.get('Host'), services.config.domains)));
   app.use(authenticate(services));
   app.use(async (ctx) => {
     const operation = resolveOperation(ctx.method, ctx.state.target, ctx.query);
@@ -146,7 +150,7 @@ function authenticate(services: GatewayServices): Koa.Middleware<S3State> {
     const q = raw.indexOf('?');
     const rawPath = q === -1 ? raw : raw.slice(0, q);
     const rawQuery = q === -1 ? '' : raw.slice(q + 1);
-    ctx.state.target = parseTarget(rawPath);
+    ctx.state.target = requestTarget(rawPath, ctx.get('Host'), services.config.domains);
     ctx.state.auth = verifyRequest(
       { method: ctx.method, rawPath, rawQuery, headers: ctx.req.headersDistinct },
       (accessKeyId) => services.config.credentials.get(accessKeyId),

@@ -52,10 +52,20 @@ export async function listObjects(engine: KvEngine, bucket: string, plan: ListPl
 
 /** The later of "at the prefix" and "after the start-after/continuation key". */
 function startBound(base: Buffer, prefix: Buffer, plan: ListPlan): { gt: Buffer } | { gte: Buffer } {
-  const after = plan.continuation !== undefined ? decodeContinuation(plan.continuation) : plan.startAfter !== undefined ? utf8(plan.startAfter) : undefined;
+  const after = plan.continuation !== undefined ? decodeContinuation(plan.continuation) : plan.startAfter !== undefined ? startAfterBytes(plan.startAfter, plan) : undefined;
   if (after === undefined) return { gte: prefix };
   const afterKey = Buffer.concat([base, after]);
   return Buffer.compare(afterKey, prefix) >= 0 ? { gt: afterKey } : { gte: prefix };
+}
+
+/**
+ * A start-after (v1 marker) that falls in a common prefix resumes past the whole prefix: only
+ * entries sorting after it are listed, and the prefix itself does not. Without this, a v1 client
+ * paging with NextMarker = "dir/" would get "dir/" back on every page.
+ */
+function startAfterBytes(startAfter: string, plan: ListPlan): Buffer {
+  const rolled = startAfter.startsWith(plan.prefix) ? commonPrefixOf(startAfter, plan) : undefined;
+  return rolled === undefined ? utf8(startAfter) : pastPrefix(utf8(rolled));
 }
 
 async function fillPage(cursor: KvCursor, base: Buffer, plan: ListPlan, page: PageState, onStep: () => void): Promise<ListObjectsResponse> {

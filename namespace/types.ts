@@ -49,6 +49,8 @@ export interface PartSummary {
   size: number;
   etag: string;
   segmentCount: number;
+  /** The part's own S3 checksums: GetObject with partNumber returns them for that part. */
+  checksums?: Record<string, string>;
 }
 
 /** Preconditions on a commit or delete, checked atomically with it. */
@@ -173,6 +175,8 @@ export interface MultipartUploadRecord {
   userMetadata: Record<string, string>;
   headers: Record<string, string>;
   checksumAlgorithm?: string;
+  /** "COMPOSITE" or "FULL_OBJECT": how the parts' checksums make the object's (with checksumAlgorithm). */
+  checksumType?: string;
 }
 
 export interface PartRecord {

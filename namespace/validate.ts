@@ -158,6 +158,7 @@ function partSummaries(value: unknown, record: { size: number; segments: Segment
       etag: text(f.etag, `parts[${i}].etag`, 256),
       segmentCount: integer(f.segmentCount, `parts[${i}].segmentCount`),
     };
+    if (f.checksums !== undefined) part.checksums = stringMap(f.checksums, `parts[${i}].checksums`);
     if (part.partNumber <= previous) fail('parts must be in strictly ascending partNumber order');
     previous = part.partNumber;
     segmentsCovered += part.segmentCount;
@@ -255,6 +256,7 @@ export function createUploadRequest(value: unknown): CreateUploadRequest {
   };
   if (f.initiated !== undefined) out.initiated = isoDate(f.initiated, 'initiated');
   if (f.checksumAlgorithm !== undefined) out.checksumAlgorithm = token(f.checksumAlgorithm, 'checksumAlgorithm', 64);
+  if (f.checksumType !== undefined) out.checksumType = token(f.checksumType, 'checksumType', 64);
   return out;
 }
 

@@ -6,8 +6,10 @@ import { parseRange, contentRange } from '../s3/range.js';
 import { evaluateReadConditions } from '../conditions.js';
 import { RESPONSE_OVERRIDES } from '../metadata.js';
 import { checksumTypeOf } from '../s3/checksums.js';
+import { encodeHeaderText } from '../s3/mime-words.js';
 import { readObjectRange } from '../data/reader.js';
 import { readerDeps } from '../data/options.js';
+import { selectPart } from '../part-range.js';
 import type { ObjectRecord } from '../../namespace/types.js';
 import { sendEmpty, type OperationHandler, type S3Context } from '../server.js';
 import type { GatewayServices } from '../services.js';
@@ -25,7 +27,7 @@ export const getObject: OperationHandler = async (ctx, services) => {
     return;
   }
 
-  const range = ctx.get('range') ? parseRange(ctx.get('range'), record.size) : undefined;
+  const range = selectPart(ctx, record) ?? (ctx.get('range') ? parseRange(ctx.get('range'), record.size) : undefined);
   const start = range?.start ?? 0;
   const end = range?.end ?? record.size - 1;
   if (range) {
@@ -50,9 +52,10 @@ function setObjectHeaders(ctx: S3Context, record: ObjectRecord, lastModified: Da
   ctx.set('ETag', record.etag);
   ctx.set('Last-Modified', lastModified.toUTCString());
   ctx.set('Accept-Ranges', 'bytes');
-  ctx.type = record.contentType;
+  // Verbatim: koa's ctx.type would append "; charset=utf-8" to text types.
+  ctx.set('Content-Type', record.contentType);
   for (const [name, value] of Object.entries(record.headers)) ctx.set(name, value);
-  for (const [name, value] of Object.entries(record.userMetadata)) ctx.set(`x-amz-meta-${name}`, value);
+  for (const [name, value] of Object.entries(record.userMetadata)) ctx.set(`x-amz-meta-${name}`, encodeHeaderText(value));
 }
 
 /** Stored checksums describe the whole object, so they are returned only for whole-object reads. */

@@ -97,3 +97,8 @@ export function checksumOf(algorithm: ChecksumAlgorithm, data: Uint8Array): stri
   hasher.update(data);
   return hasher.digest().toString('base64');
 }
+
+/** A multipart checksum-of-checksums carries its part count ("…-3"); it describes no byte stream. */
+export function checksumTypeOf(value: string): 'FULL_OBJECT' | 'COMPOSITE' {
+  return /-\d+$/.test(value) ? 'COMPOSITE' : 'FULL_OBJECT';
+}

@@ -5,12 +5,18 @@
 
 const TABLE = {
   AccessDenied: [403, 'Access Denied'],
+  // A CORS preflight that no rule allows (AWS's text, its "evalution" typo included).
+  AccessForbidden: [
+    403,
+    "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
+  ],
   AuthorizationHeaderMalformed: [400, 'The authorization header you provided is invalid.'],
   AuthorizationQueryParametersError: [
     400,
     'Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.',
   ],
   BadDigest: [400, 'The Content-MD5 you specified did not match what we received.'],
+  BadRequest: [400, 'Bad Request'],
   BucketAlreadyExists: [
     409,
     'The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.',
@@ -18,7 +24,7 @@ const TABLE = {
   BucketAlreadyOwnedByYou: [409, 'Your previous request to create the named bucket succeeded and you already own it.'],
   BucketNotEmpty: [409, 'The bucket you tried to delete is not empty'],
   EntityTooLarge: [400, 'Your proposed upload exceeds the maximum allowed object size.'],
-  EntityTooSmall: [400, 'Your proposed upload is smaller than the minimum allowed object size.'],
+  EntityTooSmall: [400, 'Your proposed upload is smaller than the minimum allowed size'],
   ExpiredToken: [400, 'The provided token has expired.'],
   IllegalLocationConstraintException: [
     400,
@@ -32,14 +38,16 @@ const TABLE = {
   InvalidChunkSizeError: [403, 'Only the last chunk is allowed to have a size less than 8192 bytes'],
   InvalidDigest: [400, 'The Content-MD5 you specified was invalid.'],
   InvalidLocationConstraint: [400, 'The specified location-constraint is not valid'],
+  // S3's wire text, its double space included.
   InvalidPart: [
     400,
-    "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.",
+    "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
   ],
   InvalidPartOrder: [
     400,
     'The list of parts was not in ascending order. Parts list must be specified in order by part number.',
   ],
+  InvalidPartNumber: [416, 'The requested partnumber is not satisfiable'],
   InvalidRange: [416, 'The requested range is not satisfiable'],
   InvalidRequest: [400, 'Invalid Request'],
   InvalidStorageClass: [400, 'The storage class you specified is not valid.'],
@@ -61,7 +69,7 @@ const TABLE = {
   NoSuchKey: [404, 'The specified key does not exist.'],
   NoSuchUpload: [
     404,
-    'The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.',
+    'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
   ],
   NotImplemented: [501, 'A header you provided implies functionality that is not implemented'],
   PreconditionFailed: [412, 'At least one of the pre-conditions you specified did not hold'],

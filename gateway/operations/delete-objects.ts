@@ -1,0 +1,84 @@
+// DeleteObjects: POST /bucket?delete — up to 1000 keys in one request. Each key is deleted on its
+// own; a failure is reported for that key in the DeleteResult and the others go on. A key that does
+// not exist is reported as deleted, as S3 does. Quiet mode lists only the errors.
+import type { IncomingHttpHeaders } from 'node:http';
+import { S3Error, s3Error, S3_ERROR_CODES, defaultMessage, type S3ErrorCode } from '../s3/errors.js';
+import { deleteResultXml, parseDeleteRequest, type DeleteErrorEntry, type DeletedEntry } from '../s3/xml.js';
+import { algorithmOfHeader } from '../s3/checksums.js';
+import { MAX_KEY_BYTES } from '../request-target.js';
+import { HttpError } from '../../common/http.js';
+import type { OperationHandler } from '../server.js';
+import type { GatewayServices } from '../services.js';
+import { readSmallBody } from './body.js';
+
+/** 1000 keys of up to 1 KiB each, XML-escaped, fit well within this. */
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Deletes in flight at once: enough to hide namespace round trips without flooding it. */
+const PARALLEL_DELETES = 16;
+
+/** S3 refuses a multi-object delete whose body is not protected by Content-MD5 or a checksum. */
+function hasIntegrityHeader(headers: IncomingHttpHeaders): boolean {
+  if (headers['content-md5'] !== undefined) return true;
+  const trailer = headers['x-amz-trailer'];
+  if (typeof trailer === 'string' && algorithmOfHeader(trailer.trim()) !== undefined) return true;
+  return Object.keys(headers).some((name) => algorithmOfHeader(name) !== undefined);
+}
+
+export const deleteObjects: OperationHandler = async (ctx, services) => {
+  const bucket = ctx.state.target.bucket!;
+  if (!hasIntegrityHeader(ctx.req.headers)) {
+    throw s3Error('InvalidRequest', 'Missing required header for this request: Content-MD5 OR x-amz-checksum-*');
+  }
+  await services.namespace.getBucket(bucket);
+  const request = parseDeleteRequest(await readSmallBody(ctx, MAX_BODY_BYTES));
+
+  const results = new Array<DeletedEntry | DeleteErrorEntry>(request.objects.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < request.objects.length) {
+      const index = next++;
+      results[index] = await deleteOne(services, bucket, request.objects[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_DELETES, request.objects.length) }, worker));
+
+  const errors = results.filter((r): r is DeleteErrorEntry => 'code' in r);
+  const deleted = request.quiet ? [] : results.filter((r): r is DeletedEntry => !('code' in r));
+  ctx.status = 200;
+  ctx.type = 'application/xml';
+  ctx.body = deleteResultXml({ deleted, errors });
+};
+
+async function deleteOne(
+  services: GatewayServices,
+  bucket: string,
+  object: { readonly key: string; readonly versionId?: string },
+): Promise<DeletedEntry | DeleteErrorEntry> {
+  const { key, versionId } = object;
+  // Cairn keeps one version per key, which S3 calls version "null".
+  if (versionId !== undefined && versionId !== 'null') {
+    return { key, versionId, code: 'NoSuchVersion', message: 'The specified version does not exist.' };
+  }
+  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
+    return { key, code: 'KeyTooLongError', message: 'Your key is too long' };
+  }
+  try {
+    await services.namespace.deleteObject(bucket, key);
+    return versionId === undefined ? { key } : { key, versionId };
+  } catch (err) {
+    const { code, message } = keyError(err, services);
+    return { key, code, message };
+  }
+}
+
+const KNOWN_CODES = new Set<string>(S3_ERROR_CODES);
+
+function keyError(err: unknown, services: GatewayServices): { code: S3ErrorCode; message: string } {
+  if (err instanceof S3Error) return { code: err.code, message: err.message };
+  if (err instanceof HttpError && KNOWN_CODES.has(err.code) && err.code !== 'InternalError') {
+    const code = err.code as S3ErrorCode;
+    return { code, message: defaultMessage(code) };
+  }
+  services.log.warn('delete of one key failed', { err });
+  return { code: 'InternalError', message: defaultMessage('InternalError') };
+}

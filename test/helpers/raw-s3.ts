@@ -1,0 +1,181 @@
+// Test helper: S3 requests the SDK cannot express — signed by @smithy/signature-v4 (the SDK's own
+// signer) and sent byte for byte with node:http — and reference aws-chunked encoders written from
+// the SigV4 streaming specification, independent of the gateway's code.
+import http from 'node:http';
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { SignatureV4 } from '@smithy/signature-v4';
+
+export interface Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export interface RawRequest {
+  method: string;
+  /** As sent on the wire (already percent-encoded), e.g. "/bucket/my%20key". */
+  path: string;
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** x-amz-content-sha256; defaults to the hex SHA-256 of the body. */
+  payloadHash?: string;
+}
+
+export interface SignedRequest {
+  method: string;
+  url: URL;
+  headers: Record<string, string>;
+  /** What aws-chunked bodies need to sign their chunks: the seed signature and the signing scope. */
+  seedSignature: string;
+  amzDate: string;
+  scope: string;
+  signingKey: Buffer;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  /** Response header values exactly as their bytes arrived (Node decodes them as latin1). */
+  rawHeaders: string[];
+}
+
+export const EMPTY_SHA256 = createHash('sha256').update('').digest('hex');
+
+export function sha256Hex(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** @smithy/signature-v4 wants a hash class; node:crypto does the work. */
+class Sha256 {
+  private readonly hash: Hash | Hmac;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBuffer(secret));
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.hash.update(toBuffer(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.hash.digest());
+  }
+}
+
+function toBuffer(data: string | ArrayBuffer | ArrayBufferView): Buffer {
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return Buffer.from(data);
+}
+
+/** The SigV4 signing key straight from the specification. */
+export function signingKeyFor(secret: string, date: string, region = 'us-east-1'): Buffer {
+  const h = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest();
+  return h(h(h(h(`AWS4${secret}`, date), region), 's3'), 'aws4_request');
+}
+
+function encodeQuery(query: Record<string, string>): string {
+  const enc = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return Object.entries(query)
+    .map(([k, v]) => `${enc(k)}=${enc(v)}`)
+    .join('&');
+}
+
+export async function signRequest(endpoint: string, credentials: Credentials, req: RawRequest): Promise<SignedRequest> {
+  const base = new URL(endpoint);
+  const body = req.body ?? Buffer.alloc(0);
+  const headers: Record<string, string> = {
+    host: base.host,
+    'x-amz-content-sha256': req.payloadHash ?? sha256Hex(body),
+    ...req.headers,
+  };
+  const signer = new SignatureV4({ service: 's3', region: 'us-east-1', credentials, sha256: Sha256, uriEscapePath: false, applyChecksum: false });
+  const signed = await signer.sign({
+    method: req.method,
+    protocol: base.protocol,
+    hostname: base.hostname,
+    port: Number(base.port),
+    path: req.path,
+    query: req.query ?? {},
+    headers,
+  });
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(signed.headers)) out[k.toLowerCase()] = String(v);
+  const auth = out['authorization']!;
+  const seedSignature = /Signature=([0-9a-f]{64})/.exec(auth)![1]!;
+  const scope = /Credential=[^/]+\/([^,]+),/.exec(auth)![1]!;
+  const amzDate = out['x-amz-date']!;
+  const url = new URL(req.path, base);
+  url.search = req.query ? encodeQuery(req.query) : '';
+  return { method: req.method, url, headers: out, seedSignature, amzDate, scope, signingKey: signingKeyFor(credentials.secretAccessKey, amzDate.slice(0, 8)) };
+}
+
+export function send(method: string, url: URL, headers: Record<string, string>, body?: Buffer): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      const pieces: Buffer[] = [];
+      res.on('data', (d: Buffer) => pieces.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(pieces), rawHeaders: res.rawHeaders }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Signs and sends; the body goes with an explicit Content-Length unless the caller set its own framing. */
+export async function rawRequest(endpoint: string, credentials: Credentials, req: RawRequest): Promise<RawResponse> {
+  const body = req.body ?? Buffer.alloc(0);
+  const headers = { ...req.headers };
+  if (headers['content-length'] === undefined && headers['transfer-encoding'] === undefined && (body.length > 0 || req.method === 'PUT' || req.method === 'POST')) {
+    headers['content-length'] = String(body.length);
+  }
+  const signed = await signRequest(endpoint, credentials, { ...req, headers });
+  return send(req.method, signed.url, signed.headers, body);
+}
+
+/** The XML <Code> of an error body. */
+export function errorCode(res: RawResponse): string | undefined {
+  return /<Code>([^<]*)<\/Code>/.exec(res.body.toString('utf8'))?.[1];
+}
+
+function splitEvery(buf: Buffer, size: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < buf.length; i += size) out.push(buf.subarray(i, i + size));
+  return out;
+}
+
+/** aws-chunked with chunk signatures (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]). */
+export function signedChunkedBody(
+  data: Buffer,
+  chunkSize: number,
+  ctx: { signingKey: Buffer; amzDate: string; scope: string; seedSignature: string },
+  trailer?: { name: string; value: string },
+): Buffer {
+  const sign = (s: string) => createHmac('sha256', ctx.signingKey).update(s).digest('hex');
+  const parts: Buffer[] = [];
+  let previous = ctx.seedSignature;
+  const chunks = splitEvery(data, chunkSize);
+  chunks.push(Buffer.alloc(0));
+  for (const chunk of chunks) {
+    const sig = sign(['AWS4-HMAC-SHA256-PAYLOAD', ctx.amzDate, ctx.scope, previous, EMPTY_SHA256, sha256Hex(chunk)].join('\n'));
+    parts.push(Buffer.from(`${chunk.length.toString(16)};chunk-signature=${sig}\r\n`), chunk);
+    if (chunk.length > 0) parts.push(Buffer.from('\r\n'));
+    previous = sig;
+  }
+  if (trailer !== undefined) {
+    const line = `${trailer.name}:${trailer.value}`;
+    const sig = sign(['AWS4-HMAC-SHA256-TRAILER', ctx.amzDate, ctx.scope, previous, sha256Hex(`${line}\n`)].join('\n'));
+    parts.push(Buffer.from(`${line}\r\nx-amz-trailer-signature:${sig}\r\n`));
+  }
+  parts.push(Buffer.from('\r\n'));
+  return Buffer.concat(parts);
+}
+
+/** aws-chunked without signatures (STREAMING-UNSIGNED-PAYLOAD-TRAILER), as the JS SDK frames a stream. */
+export function unsignedChunkedBody(data: Buffer, chunkSize: number, trailer?: { name: string; value: string }): Buffer {
+  const parts: Buffer[] = [];
+  for (const chunk of splitEvery(data, chunkSize)) parts.push(Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n'));
+  parts.push(Buffer.from('0\r\n'));
+  if (trailer !== undefined) parts.push(Buffer.from(`${trailer.name}:${trailer.value}\r\n`));
+  parts.push(Buffer.from('\r\n'));
+  return Buffer.concat(parts);
+}
