@@ -2,6 +2,7 @@
 // payload decoder (aws-chunked, signatures, digests). Signatures are produced by the
 // SDK's own signer (@smithy/signature-v4) and by the AWS documentation's published
 // examples, so the verifier is not only checked against itself.
+import { signedChunkedBody, splitEvery, unsignedChunkedBody } from './helpers/aws-chunked.js';
 import t from 'tap';
 import { createHash, createHmac, randomBytes, type Hash, type Hmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -56,12 +57,6 @@ function rng(seed: number): () => number {
     x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-function splitEvery(buf: Buffer, size: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < buf.length; i += size) out.push(buf.subarray(i, i + size));
-  return out;
 }
 
 function splitRandom(buf: Buffer, seed: number, max = 5000): Buffer[] {
@@ -855,42 +850,6 @@ function referenceSigningKey(secret: string, date: string, region: string): Buff
   return h(h(h(h(`AWS4${secret}`, date), region), 's3'), 'aws4_request');
 }
 
-/** Reference aws-chunked encoder with chunk signatures, written from the AWS documentation. */
-function signedChunkedBody(
-  data: Buffer,
-  chunkSize: number,
-  ctx: { key: Buffer; amzDate: string; scope: string; seed: string },
-  trailer?: { name: string; value: string },
-): Buffer {
-  const sign = (s: string) => createHmac('sha256', ctx.key).update(s).digest('hex');
-  const parts: Buffer[] = [];
-  let previous = ctx.seed;
-  const chunks = splitEvery(data, chunkSize);
-  chunks.push(Buffer.alloc(0));
-  for (const chunk of chunks) {
-    const sig = sign(['AWS4-HMAC-SHA256-PAYLOAD', ctx.amzDate, ctx.scope, previous, EMPTY, sha256(chunk)].join('\n'));
-    parts.push(Buffer.from(`${chunk.length.toString(16)};chunk-signature=${sig}\r\n`), chunk);
-    if (chunk.length > 0) parts.push(Buffer.from('\r\n'));
-    previous = sig;
-  }
-  if (trailer !== undefined) {
-    const line = `${trailer.name}:${trailer.value}`;
-    const sig = sign(['AWS4-HMAC-SHA256-TRAILER', ctx.amzDate, ctx.scope, previous, sha256(`${line}\n`)].join('\n'));
-    parts.push(Buffer.from(`${line}\r\nx-amz-trailer-signature:${sig}\r\n`));
-  }
-  parts.push(Buffer.from('\r\n'));
-  return Buffer.concat(parts);
-}
-
-function unsignedChunkedBody(data: Buffer, chunkSize: number, trailer?: { name: string; value: string }): Buffer {
-  const parts: Buffer[] = [];
-  for (const chunk of splitEvery(data, chunkSize)) parts.push(Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n'));
-  parts.push(Buffer.from('0\r\n'));
-  if (trailer !== undefined) parts.push(Buffer.from(`${trailer.name}:${trailer.value}\r\n`));
-  parts.push(Buffer.from('\r\n'));
-  return Buffer.concat(parts);
-}
-
 /** An AuthContext for a PUT of `data` in the given payload mode, signed by the SDK signer. */
 async function streamingAuth(payloadHash: string, headers: Headers): Promise<{ auth: AuthContext; headers: Headers }> {
   const req = await signHeaders({ method: 'PUT', path: '/bkt/obj', payloadHash, headers });
@@ -1109,7 +1068,7 @@ t.test('payload: the AWS documentation\'s signed-chunk upload', async (t) => {
     ]);
   const wire = body(sigs);
   t.equal(wire.length, 66824, 'the documented Content-Length');
-  const reference = signedChunkedBody(data, 65536, { key: referenceSigningKey(DOC_SECRET, '20130524', 'us-east-1'), amzDate: '20130524T000000Z', scope: auth.scope, seed: auth.seedSignature });
+  const reference = signedChunkedBody(data, 65536, { signingKey: referenceSigningKey(DOC_SECRET, '20130524', 'us-east-1'), amzDate: '20130524T000000Z', scope: auth.scope, seedSignature: auth.seedSignature });
   t.ok(reference.equals(wire), 'the reference encoder reproduces the documented signatures');
   for (const [name, split] of [['whole', whole], ['1-byte', bytes1], ['random', (b: Buffer) => splitRandom(b, 9, 3000)]] as const) {
     const { data: out, payload } = await decodeAll(wire, split, DOC_SIGNED_CHUNKS, auth);
@@ -1148,7 +1107,7 @@ t.test('payload: the AWS documentation\'s signed-chunk upload with a signed trai
         'x-amz-trailer-signature:d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435\r\n\r\n',
     ),
   ]);
-  const reference = signedChunkedBody(data, 65536, { key: referenceSigningKey(DOC_SECRET, '20130524', 'us-east-1'), amzDate: '20130524T000000Z', scope: auth.scope, seed: auth.seedSignature }, { name: 'x-amz-checksum-crc32c', value: 'sOO8/Q==' });
+  const reference = signedChunkedBody(data, 65536, { signingKey: referenceSigningKey(DOC_SECRET, '20130524', 'us-east-1'), amzDate: '20130524T000000Z', scope: auth.scope, seedSignature: auth.seedSignature }, { name: 'x-amz-checksum-crc32c', value: 'sOO8/Q==' });
   t.ok(reference.equals(wire), 'the reference encoder reproduces the documented trailer signature');
   for (const split of [whole, bytes1, (b: Buffer) => splitRandom(b, 4, 777)]) {
     const { data: out, payload } = await decodeAll(wire, split, DOC_SIGNED_TRAILER, auth);
@@ -1171,7 +1130,7 @@ t.test('payload: signed chunks from the reference encoder', async (t) => {
     const token = trailer ? 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER' : 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD';
     const extra: Headers = trailer ? { 'x-amz-trailer': trailer.name } : {};
     const { auth, headers } = await streamingAuth(token, streamingHeaders(data.length, extra));
-    const ctx = { key: referenceSigningKey(SK, '20260101', 'us-east-1'), amzDate: auth.amzDate, scope: auth.scope, seed: auth.seedSignature };
+    const ctx = { signingKey: referenceSigningKey(SK, '20260101', 'us-east-1'), amzDate: auth.amzDate, scope: auth.scope, seedSignature: auth.seedSignature };
     for (const chunkSize of [8192, 10_000, 50_000, 60_000]) {
       const wire = signedChunkedBody(data, chunkSize, ctx, trailer);
       const { data: out, payload } = await decodeAll(wire, (b) => splitRandom(b, chunkSize, 4000), headers, auth);
@@ -1180,7 +1139,7 @@ t.test('payload: signed chunks from the reference encoder', async (t) => {
     }
   }
   const { auth, headers } = await streamingAuth('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', streamingHeaders(16384));
-  const ctx = { key: referenceSigningKey(SK, '20260101', 'us-east-1'), amzDate: auth.amzDate, scope: auth.scope, seed: auth.seedSignature };
+  const ctx = { signingKey: referenceSigningKey(SK, '20260101', 'us-east-1'), amzDate: auth.amzDate, scope: auth.scope, seedSignature: auth.seedSignature };
   // Two equal chunks swapped: each is validly signed, only the chain says they are out of order.
   const wire = signedChunkedBody(data.subarray(0, 16384), 8192, ctx).toString('latin1');
   const parts = wire.split(/(?<=\r\n)(?=[0-9a-f]+;chunk-signature=)/);
@@ -1189,13 +1148,13 @@ t.test('payload: signed chunks from the reference encoder', async (t) => {
 
   // A non-final signed chunk below 8 KiB is refused like S3 does.
   const { auth: small, headers: smallHeaders } = await streamingAuth('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', streamingHeaders(300));
-  const smallWire = signedChunkedBody(data.subarray(0, 300), 100, { ...ctx, amzDate: small.amzDate, scope: small.scope, seed: small.seedSignature });
+  const smallWire = signedChunkedBody(data.subarray(0, 300), 100, { ...ctx, amzDate: small.amzDate, scope: small.scope, seedSignature: small.seedSignature });
   await t.rejects(drain(decodePayload(stream([smallWire]), smallHeaders, small)), { code: 'InvalidChunkSizeError', status: 403, extra: { Chunk: 1, BadChunkSize: 100 } });
   t.ok((await decodeAll(smallWire, whole, smallHeaders, small, { minChunkSize: 0 })).data.equals(data.subarray(0, 300)), 'the minimum can be lifted');
 
   // A trailing checksum that is signed correctly but does not match the bytes.
   const { auth: tr, headers: trHeaders } = await streamingAuth('STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER', streamingHeaders(data.length, { 'x-amz-trailer': 'x-amz-checksum-crc32' }));
-  const wrongCrc = signedChunkedBody(data, 20_000, { ...ctx, amzDate: tr.amzDate, scope: tr.scope, seed: tr.seedSignature }, { name: 'x-amz-checksum-crc32', value: checksumOf('CRC32', Buffer.from('other')) });
+  const wrongCrc = signedChunkedBody(data, 20_000, { ...ctx, amzDate: tr.amzDate, scope: tr.scope, seedSignature: tr.seedSignature }, { name: 'x-amz-checksum-crc32', value: checksumOf('CRC32', Buffer.from('other')) });
   await t.rejects(drain(decodePayload(stream([wrongCrc]), trHeaders, tr)), { code: 'BadDigest', message: 'The CRC32 you specified did not match the calculated checksum.' });
 
   // A signed-chunk body with an x-amz-trailer but no trailer mode is refused up front.
@@ -1203,14 +1162,14 @@ t.test('payload: signed chunks from the reference encoder', async (t) => {
   t.throws(() => decodePayload(stream([]), ntHeaders, noTrailer), { code: 'MalformedTrailerError' });
 
   const empty = await streamingAuth('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', streamingHeaders(0));
-  const emptyWire = signedChunkedBody(Buffer.alloc(0), 8192, { ...ctx, amzDate: empty.auth.amzDate, scope: empty.auth.scope, seed: empty.auth.seedSignature });
+  const emptyWire = signedChunkedBody(Buffer.alloc(0), 8192, { ...ctx, amzDate: empty.auth.amzDate, scope: empty.auth.scope, seedSignature: empty.auth.seedSignature });
   t.equal((await decodeAll(emptyWire, bytes1, empty.headers, empty.auth)).data.length, 0, 'an empty object');
 });
 
 t.test('payload: fuzzed aws-chunked bodies fail only with S3Error', async (t) => {
   const data = randomBytes(20_000);
   const { auth, headers } = await streamingAuth('STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER', streamingHeaders(data.length, { 'x-amz-trailer': 'x-amz-checksum-crc32' }));
-  const ctx = { key: referenceSigningKey(SK, '20260101', 'us-east-1'), amzDate: auth.amzDate, scope: auth.scope, seed: auth.seedSignature };
+  const ctx = { signingKey: referenceSigningKey(SK, '20260101', 'us-east-1'), amzDate: auth.amzDate, scope: auth.scope, seedSignature: auth.seedSignature };
   const wire = signedChunkedBody(data, 8192, ctx, { name: 'x-amz-checksum-crc32', value: checksumOf('CRC32', data) });
   const next = rng(42);
   let wrongAccepted = 0;
