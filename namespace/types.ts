@@ -125,6 +125,8 @@ export interface NodeRecord {
   firstSeen: string;
   lastHeartbeat: string;
   state: NodeState;
+  /** 'draining': an operator asked for the node to be emptied; it gets no new placements. */
+  mode?: NodeMode;
 }
 
 export interface PlacementRequest {
@@ -266,4 +268,59 @@ export interface CompleteUploadRequest {
   record: ObjectRecord;
   usedParts: number[];
   condition?: WriteCondition;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repair (issue 4). The namespace keeps the durable record of what needs repair; the repair
+// service consumes it. Everything repair derives can be recomputed from namespace state, so a
+// repair process that crashes loses no work and, thanks to compare-and-swap, duplicates none.
+
+export type RepairReason = 'degraded-write' | 'corrupt' | 'unreadable' | 'node-down' | 'drain';
+
+/** A report that one shard of a segment is missing or bad (from a gateway, the scrubber, or repair itself). */
+export interface DamageReport {
+  bucket: string;
+  key: string;
+  versionId: string;
+  segment: number;
+  /** The shard index that is bad; absent = "check the whole segment". */
+  shardIndex?: number;
+  nodeId?: string | null;
+  reason: RepairReason;
+}
+
+/** One queued repair: a segment of one object version. Several reports of one segment collapse into one task. */
+export interface RepairTask {
+  /** Queue key; pass back to ackRepairs. */
+  id: string;
+  bucket: string;
+  key: string;
+  versionId: string;
+  segment: number;
+  reasons: RepairReason[];
+  /** Shard indices reported bad (may be empty: check all). */
+  shardIndices: number[];
+  queuedAt: string;
+}
+
+export interface RepairTaskPage {
+  tasks: RepairTask[];
+  next?: string;
+}
+
+/** Swap shard placements of one segment, only if the object is still at `versionId` and each `from` still holds. */
+export interface ReplaceShardsRequest {
+  versionId: string;
+  segment: number;
+  changes: { index: number; from: ShardPlacement; to: ShardPlacement }[];
+}
+
+export interface ReplaceShardsResponse {
+  record: ObjectRecord;
+}
+
+export type NodeMode = 'normal' | 'draining';
+
+export interface NodeModeRequest {
+  mode: NodeMode;
 }

@@ -67,3 +67,22 @@ export function isValidShardId(id: string): boolean {
 
 /** A corrupt or unreadable shard header spoils every block; it is reported as this block index. */
 export const WHOLE_SHARD_BLOCK = -1;
+
+/** POST /scrub: verify shards in id order after `after`, at the node's scrub rate (no data leaves the node). */
+export interface ScrubRequest {
+  after?: string;
+  /** At most this many shards (default 100, max 10000). */
+  limit?: number;
+  /** Stop after reading about this many bytes (default 256 MiB). */
+  maxBytes?: number;
+}
+
+export interface ScrubResponse {
+  /** Shards verified in this call. */
+  checked: number;
+  /** Bytes read and checked. */
+  bytes: number;
+  corrupt: { id: string; blocks: number[]; header?: boolean }[];
+  /** Cursor for the next call; absent when the walk reached the last shard. */
+  next?: string;
+}
