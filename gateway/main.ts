@@ -8,6 +8,7 @@ import { NamespaceClient } from '../namespace/client.js';
 import { StorageNodePool } from '../storage-node/client.js';
 import { loadGatewayConfig } from './config.js';
 import { NodeDirectory } from './data/node-directory.js';
+import { DamageReporter } from './data/damage-reporter.js';
 import { createGatewayServer } from './server.js';
 import { createGatewayMetrics, type GatewayServices } from './services.js';
 
@@ -22,6 +23,7 @@ try {
 
 const namespace = new NamespaceClient(config.namespaceUrl);
 const nodes = new StorageNodePool();
+const metrics = createGatewayMetrics(new Registry('gateway'));
 const services: GatewayServices = {
   config,
   namespace,
@@ -29,7 +31,8 @@ const services: GatewayServices = {
   directory: new NodeDirectory(namespace),
   codec: new StripeCodec(config.layout),
   log,
-  metrics: createGatewayMetrics(new Registry('gateway')),
+  metrics,
+  damage: new DamageReporter(namespace, log, metrics.damageReportsDropped),
 };
 const server = createGatewayServer(services);
 const url = await listen(server, config.host, config.port);
@@ -37,6 +40,7 @@ announceReady({ service: 'gateway', url, layout: config.layout });
 log.info('serving S3', { url, layout: config.layout, segmentSize: config.segmentSize, writeQuorum: config.writeQuorum });
 onShutdown(log, async () => {
   await close(server);
+  await services.damage.flush();
   await nodes.close();
   await namespace.close();
 });

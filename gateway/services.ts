@@ -6,6 +6,7 @@ import type { NamespaceClient } from '../namespace/client.js';
 import type { StorageNodePool } from '../storage-node/client.js';
 import type { GatewayConfig } from './config.js';
 import type { NodeDirectory } from './data/node-directory.js';
+import type { DamageReporter } from './data/damage-reporter.js';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -15,6 +16,7 @@ export interface GatewayMetrics {
   bytesOut: Counter;
   shardReadFailures: Counter;
   degradedReads: Counter;
+  damageReportsDropped: Counter;
 }
 
 export interface GatewayServices {
@@ -25,6 +27,7 @@ export interface GatewayServices {
   codec: StripeCodec;
   log: Logger;
   metrics: GatewayMetrics;
+  damage: DamageReporter;
 }
 
 export function createGatewayMetrics(registry: Registry): GatewayMetrics {
@@ -36,5 +39,6 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
     bytesOut: registry.counter('cairn_s3_bytes_sent_total', 'Object bytes sent'),
     shardReadFailures: registry.counter('cairn_shard_read_failures_total', 'Shard reads that failed and fell back to parity'),
     degradedReads: registry.counter('cairn_degraded_read_windows_total', 'Read windows reconstructed from parity'),
+    damageReportsDropped: registry.counter('cairn_damage_reports_dropped_total', 'Damaged-shard reports dropped because too many were pending'),
   };
 }

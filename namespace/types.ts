@@ -14,6 +14,13 @@ export interface ShardPlacement {
 export interface Segment {
   size: number;
   placements: ShardPlacement[];
+  /**
+   * End-to-end integrity chain: the CRC32C of the segment's bytes as received from the client,
+   * and the CRC32C of every data block as stored (base64 of little-endian u32s, stripe by stripe,
+   * block 0..k-1), checked against each other by CRC combination before the commit.
+   */
+  crc32c?: number;
+  blockCrcs?: string;
 }
 
 export interface BucketRecord {
@@ -323,4 +330,31 @@ export type NodeMode = 'normal' | 'draining';
 
 export interface NodeModeRequest {
   mode: NodeMode;
+}
+
+// ---- Wire shapes of the repair API (added with its implementation; the contract above is unchanged). ----
+
+export interface DamageReportRequest {
+  /** At most 1000 per call (the client splits longer lists). */
+  reports: DamageReport[];
+}
+
+export interface RepairAckRequest {
+  /** Task ids as listed; at most 1000 per call (the client splits longer lists). */
+  ids: string[];
+}
+
+export interface RepairAckResponse {
+  /** Tasks removed. A task updated by a report after it was listed is kept (its id changed) and not counted. */
+  acked: number;
+}
+
+export interface ShardLookupRequest {
+  /** At most 1000 per call (the client splits longer lists). */
+  shardIds: string[];
+}
+
+export interface ShardLookupResponse {
+  /** The reverse-index entries that exist, in request order; ids without one are left out. */
+  refs: ShardRef[];
 }

@@ -7,6 +7,14 @@ import { objectHeadersFrom } from '../gateway/metadata.js';
 import { ChunkSource } from '../gateway/data/chunk-source.js';
 import { S3Error } from '../gateway/s3/errors.js';
 import { resolveOperation } from '../gateway/operations/index.js';
+import { DamageReporter } from '../gateway/data/damage-reporter.js';
+import { checkSegmentChain, combineBlockCrcs, crcTap, decodeBlockCrcs, encodeBlockCrcs, extendWithZeros, IntegrityError } from '../gateway/data/integrity.js';
+import { encodeStripes } from '../erasure/stream.js';
+import { crc32c } from '@node-rs/crc32';
+import { randomBytes } from 'node:crypto';
+import { Counter } from '../common/metrics.js';
+import { createLogger } from '../common/log.js';
+import type { DamageReport, ObjectRecord } from '../namespace/types.js';
 
 function s3Code(fn: () => unknown): string | undefined {
   try {
@@ -118,4 +126,69 @@ t.test('ChunkSource hands out bounded pieces and finds the end', async (t) => {
     count++;
   }
   t.equal(count, 2, 'a body ending on a boundary makes no empty trailing segment');
+});
+
+t.test('DamageReporter sends shard-level damage in batches, once per shard, and retries', async (t) => {
+  const sent: DamageReport[][] = [];
+  let failNext = true;
+  const namespace = {
+    async reportDamage(reports: DamageReport[]): Promise<void> {
+      if (failNext) {
+        failNext = false;
+        throw new Error('namespace unavailable');
+      }
+      sent.push(reports);
+    },
+  };
+  const dropped = new Counter('dropped', 'test');
+  const reporter = new DamageReporter(namespace, createLogger('test', 'error'), dropped);
+  const record = { bucket: 'b', key: 'k', versionId: 'v1' } as ObjectRecord;
+  reporter.report({ record, segment: 0, index: 1, nodeId: 'n1', code: 'CorruptBlock', reason: 'crc' });
+  reporter.report({ record, segment: 0, index: 1, nodeId: 'n1', code: 'CorruptBlock', reason: 'crc again' });
+  reporter.report({ record, segment: 2, index: 0, nodeId: 'n2', code: 'NoSuchShard', reason: 'gone' });
+  reporter.report({ record, segment: 3, index: 0, nodeId: 'n3', code: 'Unavailable', reason: 'node down: not shard damage' });
+  reporter.report({ record, segment: 3, index: 1, nodeId: null, code: 'NotPlaced', reason: 'already queued by the commit' });
+  await reporter.flush();
+  t.same(sent, [], 'the first attempt failed');
+  await reporter.flush();
+  t.equal(sent.length, 1);
+  t.same(
+    sent[0]!.map((r) => [r.segment, r.shardIndex, r.reason]),
+    [[0, 1, 'corrupt'], [2, 0, 'unreadable']],
+    'one report per shard, node outages and unplaced shards left to other mechanisms',
+  );
+  for (let i = 0; i < 1005; i++) reporter.report({ record, segment: i, index: 0, nodeId: 'n', code: 'CorruptBlock', reason: '' });
+  t.equal(dropped.get(), 5, 'a bounded queue: overflow is counted, not kept');
+  await reporter.flush();
+  t.equal(sent[1]!.length, 1000);
+});
+
+t.test('the integrity chain proves a segment from its block CRCs and catches in-memory corruption', async (t) => {
+  const layout = { k: 4, m: 2, blockSize: 4096 };
+  for (const size of [1, 4095, 16384, 16385, 50_000]) {
+    const data = randomBytes(size);
+    const tap = crcTap((async function* () { yield data.subarray(0, 1000); yield data.subarray(1000); })());
+    const crcs: number[] = [];
+    const lengths: number[] = [];
+    const blocks: Buffer[] = [];
+    for await (const stripe of encodeStripes(tap.bytes, layout)) {
+      for (let i = 0; i < layout.k; i++) {
+        crcs.push(stripe.crcs[i]!);
+        lengths.push(stripe.blockLength);
+        blocks.push(Buffer.from(stripe.blocks[i]!));
+      }
+    }
+    t.equal(tap.crc(), crc32c(data) >>> 0, `${size}: the tap sees the client's bytes`);
+    t.doesNotThrow(() => checkSegmentChain(tap.crc(), tap.length(), crcs, lengths), `${size}: chain holds`);
+    t.same(decodeBlockCrcs(encodeBlockCrcs(crcs)), crcs);
+    // A block corrupted before it was checksummed carries a CRC that matches its own bytes...
+    const victim = Math.floor(blocks.length / 2);
+    blocks[victim]![0]! ^= 1;
+    const forged = crcs.slice();
+    forged[victim] = crc32c(blocks[victim]!) >>> 0;
+    // ...but no longer the bytes the client sent.
+    t.throws(() => checkSegmentChain(tap.crc(), tap.length(), forged, lengths), IntegrityError, `${size}: corruption breaks the chain`);
+  }
+  t.equal(combineBlockCrcs([], []), 0);
+  t.equal(extendWithZeros(crc32c(Buffer.from('abc')), 5), crc32c(Buffer.from('abc\0\0\0\0\0')) >>> 0);
 });

@@ -11,7 +11,10 @@ export function readerDeps(services: GatewayServices): ReaderDeps {
     codec: services.codec,
     log: services.log,
     readTimeoutMs: services.config.shardTimeoutMs,
-    onShardFailure: () => services.metrics.shardReadFailures.inc(),
+    onShardFailure: (failure) => {
+      services.metrics.shardReadFailures.inc({ code: failure.code });
+      services.damage.report(failure);
+    },
     onDegradedRead: () => services.metrics.degradedReads.inc(),
   };
 }

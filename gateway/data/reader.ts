@@ -9,6 +9,8 @@ import type { StorageNodePool } from '../../storage-node/client.js';
 import type { Logger } from '../../common/log.js';
 import type { NodeDirectory } from './node-directory.js';
 import { s3Error } from '../s3/errors.js';
+import { crc32c } from '@node-rs/crc32';
+import { IntegrityError } from './integrity.js';
 
 export interface ReaderDeps {
   nodes: StorageNodePool;
@@ -17,8 +19,8 @@ export interface ReaderDeps {
   log: Logger;
   /** A shard read slower than this is abandoned for parity: one hung node must not stall a GET for long. */
   readTimeoutMs: number;
-  /** Called when a shard could not be read (for metrics and, later, repair hints). */
-  onShardFailure?: (shardId: string, nodeId: string | null, reason: string) => void;
+  /** Called when a shard could not be read: for metrics, and to tell repair about bad shards. */
+  onShardFailure?: (failure: ShardFailure) => void;
   /** Called when a window had to be reconstructed from parity. */
   onDegradedRead?: () => void;
 }
@@ -26,19 +28,46 @@ export interface ReaderDeps {
 /** Upper bound on shard bytes fetched per request; the storage node verifies that much before answering. */
 const WINDOW_SHARD_BYTES = 2 * 1024 * 1024;
 
+export interface ShardFailure {
+  record: ObjectRecord;
+  segment: number;
+  index: number;
+  nodeId: string | null;
+  /** The storage node's error code (CorruptBlock, NoSuchShard, Unavailable, ...), or 'NotPlaced' / 'NodeDown'. */
+  code: string;
+  reason: string;
+}
+
 /** Yields bytes [start, end] (inclusive) of the object. */
 export async function* readObjectRange(record: ObjectRecord, start: number, end: number, deps: ReaderDeps): AsyncGenerator<Buffer> {
   let segmentStart = 0;
-  for (const segment of record.segments) {
+  for (const [index, segment] of record.segments.entries()) {
     const segmentEnd = segmentStart + segment.size - 1;
     if (segment.size > 0 && segmentEnd >= start && segmentStart <= end) {
       const from = Math.max(start, segmentStart) - segmentStart;
       const to = Math.min(end, segmentEnd) - segmentStart;
-      yield* readSegmentRange(segment, record.layout, from, to, deps);
+      const onFailure = (f: Omit<ShardFailure, 'record' | 'segment'>): void => deps.onShardFailure?.({ ...f, record, segment: index });
+      const bytes = readSegmentRange(segment, record.layout, from, to, { ...deps, reportFailure: onFailure });
+      const whole = from === 0 && to === segment.size - 1;
+      yield* whole && segment.crc32c !== undefined ? verifiedAgainst(segment.crc32c, bytes) : bytes;
     }
     segmentStart += segment.size;
     if (segmentStart > end) return;
   }
+}
+
+/**
+ * Last line of defence: a whole segment's bytes must have the CRC32C the client's bytes had when
+ * they arrived. If not (a bug, or memory corruption after the block checks), the response is cut
+ * rather than completed with wrong bytes.
+ */
+async function* verifiedAgainst(expected: number, bytes: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let crc = 0;
+  for await (const chunk of bytes) {
+    crc = crc32c(chunk, crc) >>> 0;
+    yield chunk;
+  }
+  if (crc !== expected >>> 0) throw new IntegrityError(`segment read back with CRC32C ${crc.toString(16)}, stored ${expected.toString(16)}`);
 }
 
 interface Window {
@@ -49,7 +78,11 @@ interface Window {
   to: number;
 }
 
-async function* readSegmentRange(segment: Segment, layout: Layout, from: number, to: number, deps: ReaderDeps): AsyncGenerator<Buffer> {
+interface SegmentReaderDeps extends ReaderDeps {
+  reportFailure: (failure: Omit<ShardFailure, 'record' | 'segment'>) => void;
+}
+
+async function* readSegmentRange(segment: Segment, layout: Layout, from: number, to: number, deps: SegmentReaderDeps): AsyncGenerator<Buffer> {
   const windows = planWindows(layout, segment.size, from, to);
   const failed = new Set<number>(); // shard indices that failed once: not asked again for this segment
   let next = readWindow(segment, layout, windows[0], failed, deps);
@@ -78,6 +111,12 @@ function planWindows(layout: Layout, segmentSize: number, from: number, to: numb
   return windows;
 }
 
+class ShardUnavailable extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
 /** Which data shards hold bytes of the window. */
 function wantedDataShards(layout: Layout, segmentSize: number, w: Window): number[] {
   const stripeBytes = layout.k * layout.blockSize;
@@ -98,7 +137,7 @@ function shardRange(layout: Layout, segmentSize: number, w: Window): { start: nu
   return { start: w.firstStripe * layout.blockSize, end: w.lastStripe * layout.blockSize + lastLen - 1 };
 }
 
-async function readWindow(segment: Segment, layout: Layout, w: Window, failed: Set<number>, deps: ReaderDeps): Promise<Buffer[]> {
+async function readWindow(segment: Segment, layout: Layout, w: Window, failed: Set<number>, deps: SegmentReaderDeps): Promise<Buffer[]> {
   const range = shardRange(layout, segment.size, w);
   const wanted = wantedDataShards(layout, segment.size, w);
   const shards = new Map<number, Buffer>();
@@ -125,25 +164,26 @@ async function fetchShards(
   range: { start: number; end: number },
   into: Map<number, Buffer>,
   failed: Set<number>,
-  deps: ReaderDeps,
+  deps: SegmentReaderDeps,
 ): Promise<void> {
   await Promise.all(
     indices.map(async (index) => {
       if (failed.has(index)) return;
       const placement = segment.placements[index];
       try {
-        if (!placement?.nodeId) throw new Error('shard was never written');
+        if (!placement?.nodeId) throw new ShardUnavailable('NotPlaced', 'shard was never written');
         const node = await deps.directory.lookup(placement.nodeId);
-        if (!node) throw new Error(`node ${placement.nodeId} is unknown`);
-        if (node.state === 'down') throw new Error(`node ${placement.nodeId} is down`);
+        if (!node) throw new ShardUnavailable('NodeUnknown', `node ${placement.nodeId} is unknown`);
+        if (node.state === 'down') throw new ShardUnavailable('NodeDown', `node ${placement.nodeId} is down`);
         const data = await deps.nodes.get(node.url).readShard(placement.shardId, range, AbortSignal.timeout(deps.readTimeoutMs));
-        if (data.length !== range.end - range.start + 1) throw new Error(`short read: ${data.length} bytes`);
+        if (data.length !== range.end - range.start + 1) throw new ShardUnavailable('ShortRead', `short read: ${data.length} bytes`);
         into.set(index, data);
       } catch (err) {
         failed.add(index);
         const reason = err instanceof Error ? err.message : String(err);
-        deps.onShardFailure?.(placement?.shardId ?? '?', placement?.nodeId ?? null, reason);
-        deps.log.warn('shard read failed; reading parity instead', { shard: placement?.shardId, node: placement?.nodeId, reason });
+        const code = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'Unavailable';
+        deps.reportFailure({ index, nodeId: placement?.nodeId ?? null, code, reason });
+        deps.log.warn('shard read failed; reading parity instead', { shard: placement?.shardId, node: placement?.nodeId, code, reason });
       }
     }),
   );

@@ -11,6 +11,7 @@ import type { Segment, ShardPlacement } from '../../namespace/types.js';
 import type { StorageNodePool } from '../../storage-node/client.js';
 import type { Logger } from '../../common/log.js';
 import { ChunkSource } from './chunk-source.js';
+import { checkSegmentChain, crcTap, encodeBlockCrcs } from './integrity.js';
 import { s3Error } from '../s3/errors.js';
 
 export interface WriterDeps {
@@ -91,16 +92,24 @@ async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: num
     throw s3Error('ServiceUnavailable', `only ${nodes.length} storage nodes are up; a write needs ${opts.writeQuorum}`);
   }
   const uploads = nodes.map((node, index) => startUpload(node, index, segmentIndex, opts, deps));
+  const received = crcTap(source);
+  const dataBlockCrcs: number[] = [];
+  const dataBlockLengths: number[] = [];
   let size = 0;
   try {
-    for await (const stripe of encodeStripes(source, opts.layout, deps.codec)) {
+    for await (const stripe of encodeStripes(received.bytes, opts.layout, deps.codec)) {
       size += stripe.dataLength;
+      for (let i = 0; i < k; i++) {
+        dataBlockCrcs.push(stripe.crcs[i]!);
+        dataBlockLengths.push(stripe.blockLength);
+      }
       await Promise.all(uploads.map((u) => sendFrames(u, shardFrame(stripe, u.index), opts.stallTimeoutMs)));
       requireQuorum(uploads, opts.writeQuorum);
     }
     for (const upload of uploads) if (!upload.failed) upload.body.end();
     await Promise.all(uploads.map((u) => awaitCompletion(u, opts.stallTimeoutMs)));
     requireQuorum(uploads, opts.writeQuorum);
+    checkSegmentChain(received.crc(), received.length(), dataBlockCrcs, dataBlockLengths);
   } catch (err) {
     for (const upload of uploads) upload.body.destroy();
     await Promise.all(uploads.map((u) => u.done));
@@ -108,7 +117,7 @@ async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: num
     throw err;
   }
   for (const u of uploads) if (u.failed) deps.log.warn('shard write failed; repair will rebuild it', { shard: shardIdFor(opts.versionId, segmentIndex, u.index), node: u.nodeId, err: u.failed });
-  return { size, placements: placementsOf(uploads, segmentIndex, opts) };
+  return { size, placements: placementsOf(uploads, segmentIndex, opts), crc32c: received.crc(), blockCrcs: encodeBlockCrcs(dataBlockCrcs) };
 }
 
 function startUpload(node: { id: string; url: string }, index: number, segmentIndex: number, opts: WriteOptions, deps: WriterDeps): ShardUpload {
