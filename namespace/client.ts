@@ -82,6 +82,15 @@ export class NamespaceClient {
     return this.call('DELETE', objectPath(bucket, key), body);
   }
 
+  /**
+   * Swaps placements of one segment if the object is still at `req.versionId` and every `from`
+   * still holds; else PlacementConflict (409). NoSuchKey when the object is gone.
+   */
+  replaceShards(bucket: string, key: string, req: T.ReplaceShardsRequest): Promise<T.ReplaceShardsResponse> {
+    const path = key === '.' || key === '..' ? `/object-shards/${seg(bucket)}?key=${seg(key)}` : `${objectPath(bucket, key)}/shards`;
+    return this.call('PUT', path, req);
+  }
+
   listObjects(bucket: string, query: T.ListObjectsQuery = {}): Promise<T.ListObjectsResponse> {
     return this.call('GET', `/list/${seg(bucket)}`, undefined, {
       prefix: query.prefix,
@@ -122,6 +131,44 @@ export class NamespaceClient {
   async ackGarbage(ids: string[]): Promise<number> {
     const body: T.GarbageAckRequest = { ids };
     return (await this.call<T.GarbageAckResponse>('POST', '/gc/ack', body)).acked;
+  }
+
+  /** The reverse-index entries that exist for these shard ids on the node (NoSuchNode if it is not registered). */
+  async lookupShardRefs(nodeId: string, shardIds: string[]): Promise<T.ShardRef[]> {
+    const pages = await inBatches(shardIds, async (batch) => {
+      const body: T.ShardLookupRequest = { shardIds: batch };
+      return (await this.call<T.ShardLookupResponse>('POST', `/nodes/${seg(nodeId)}/shards/lookup`, body)).refs;
+    });
+    return pages.flat();
+  }
+
+  setNodeMode(nodeId: string, mode: T.NodeMode): Promise<T.NodeRecord> {
+    const body: T.NodeModeRequest = { mode };
+    return this.call('PUT', `/nodes/${seg(nodeId)}/mode`, body);
+  }
+
+  // ---- repair queue ----
+
+  /** Queues reports durably; reports of one segment merge into one task. Sent in batches of 1000 (each atomic, not the whole list). */
+  async reportDamage(reports: T.DamageReport[]): Promise<void> {
+    await inBatches(reports, async (batch) => {
+      const body: T.DamageReportRequest = { reports: batch };
+      await this.call<undefined>('POST', '/repairs', body);
+    });
+  }
+
+  /** Tasks in (bucket, key, version, segment) order after the task id `after`. */
+  repairTasks(after?: string, limit?: number): Promise<T.RepairTaskPage> {
+    return this.call('GET', '/repairs', undefined, { after, limit });
+  }
+
+  /** Removes tasks; one updated since it was listed (its id changed) stays and is not counted. */
+  async ackRepairs(ids: string[]): Promise<number> {
+    const counts = await inBatches(ids, async (batch) => {
+      const body: T.RepairAckRequest = { ids: batch };
+      return (await this.call<T.RepairAckResponse>('POST', '/repairs/ack', body)).acked;
+    });
+    return counts.reduce((sum, n) => sum + n, 0);
   }
 
   // ---- multipart ----
@@ -187,6 +234,16 @@ export class NamespaceClient {
 }
 
 const seg = (part: string): string => encodeURIComponent(part);
+
+/** The namespace takes at most this many reports, ids or acks per call. */
+const BATCH = 1000;
+
+/** Sends a long list as consecutive calls of at most BATCH entries. */
+async function inBatches<I, R>(items: I[], send: (batch: I[]) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let at = 0; at < items.length; at += BATCH) out.push(await send(items.slice(at, at + BATCH)));
+  return out;
+}
 
 /**
  * Object keys travel as one encoded path segment, except "." and "..": URL parsing on the server

@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 
-export const SPACES = ['buckets', 'objects', 'uploads', 'upload-keys', 'parts', 'nodes', 'shards', 'gc'] as const;
+export const SPACES = ['buckets', 'objects', 'uploads', 'upload-keys', 'parts', 'nodes', 'shards', 'gc', 'repairs'] as const;
 export type Space = (typeof SPACES)[number];
 
 export type KvOp = { type: 'put'; space: Space; key: Buffer; value: Buffer } | { type: 'del'; space: Space; key: Buffer };
@@ -29,9 +29,23 @@ export interface KvCursor {
 
 export interface KvEngine {
   get(space: Space, key: Buffer): Promise<Buffer | undefined>;
+  /** Point reads of several keys at once; missing keys come back undefined, in input order. */
+  getMany(space: Space, keys: Buffer[]): Promise<(Buffer | undefined)[]>;
   batch(ops: KvOp[], opts: { sync: boolean }): Promise<void>;
   cursor(space: Space, range: KvRange): KvCursor;
   close(): Promise<void>;
+}
+
+/** Every entry of a range, in key order (callers bound the range with `limit`). */
+export async function scanRange(engine: KvEngine, space: Space, range: KvRange): Promise<[Buffer, Buffer][]> {
+  const cursor = engine.cursor(space, range);
+  const rows: [Buffer, Buffer][] = [];
+  try {
+    for (let entry = await cursor.next(); entry; entry = await cursor.next()) rows.push(entry);
+  } finally {
+    await cursor.close();
+  }
+  return rows;
 }
 
 type Db = Level<Buffer, Buffer>;
@@ -54,6 +68,11 @@ export class LevelEngine implements KvEngine {
   async get(space: Space, key: Buffer): Promise<Buffer | undefined> {
     const value = await this.sub(space).get(key);
     return value ?? undefined;
+  }
+
+  async getMany(space: Space, keys: Buffer[]): Promise<(Buffer | undefined)[]> {
+    if (keys.length === 0) return [];
+    return (await this.sub(space).getMany(keys)).map((value) => value ?? undefined);
   }
 
   async batch(ops: KvOp[], opts: { sync: boolean }): Promise<void> {

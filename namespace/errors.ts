@@ -27,3 +27,6 @@ export const invalidArgument = (why: string): NamespaceError => new NamespaceErr
 
 export const conflict = (code: 'BucketNotEmpty' | 'BucketAlreadyExists' | 'BucketAlreadyOwnedByYou', why: string): NamespaceError =>
   new NamespaceError(409, code, why);
+
+/** A compare-and-swap on placements lost: the object moved on (overwritten, or its placements changed). Re-read and retry. */
+export const placementConflict = (why: string): NamespaceError => new NamespaceError(409, 'PlacementConflict', why);

@@ -48,3 +48,10 @@ export const nodeRefsPrefix = (nodeId: string): Buffer => join(nodeId, '');
 /** gc: 15-digit queued-at ms 0x00 shardId 0x00 nodeId ('' for none) → GarbageEntry. Ids are this key as text. */
 export const gcTime = (ms: number): string => String(ms).padStart(15, '0');
 export const gcKey = (ms: number, shardId: string, nodeId: string | null): Buffer => join(gcTime(ms), shardId, nodeId ?? '');
+
+/**
+ * repairs: bucket 0x00 key 0x00 versionId 0x00 zero-padded segment → stored repair task. One key
+ * per segment, so every report about a segment lands on (and merges into) the same task.
+ */
+export const repairKey = (bucket: string, key: string, versionId: string, segment: number): Buffer =>
+  join(bucket, key, versionId, String(segment).padStart(10, '0'));

@@ -24,6 +24,24 @@ export class KeyedLock {
     return this.run(key, true, fn);
   }
 
+  /**
+   * Holds several keys exclusively. They are taken one by one in sorted order, so two callers
+   * with overlapping key sets cannot deadlock each other.
+   */
+  async exclusiveAll<T>(keys: string[], fn: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(keys)].sort();
+    const held: string[] = [];
+    try {
+      for (const key of sorted) {
+        await this.acquire(key, true);
+        held.push(key);
+      }
+      return await fn();
+    } finally {
+      for (const key of held.reverse()) this.release(key, true);
+    }
+  }
+
   /** Keys currently held or awaited; lets tests check that nothing leaks. */
   get size(): number {
     return this.slots.size;

@@ -4,10 +4,13 @@
 // 'down' (which makes repair rebuild everything a node held) counts silence only from this
 // process's start: after a namespace restart, stale heartbeats must not declare the whole cluster
 // down before the nodes have had a chance to report in. Until they do, they are 'suspect'.
+// The operator-set mode lives on the same record but, unlike heartbeats, is fsynced; writes of one
+// node are serialised so a heartbeat finishing late can never put back the mode it started with.
 import type { KvEngine } from './engine.js';
 import { nodeKey } from './keys.js';
+import { KeyedLock } from './lock.js';
 import { decode, encode } from './records.js';
-import type { HeartbeatRequest, NodeRecord, NodeState } from './types.js';
+import type { HeartbeatRequest, NodeMode, NodeRecord, NodeState } from './types.js';
 
 export type StoredNode = Omit<NodeRecord, 'state'>;
 
@@ -19,6 +22,7 @@ export interface NodeTiming {
 
 export class NodeRegistry {
   private readonly nodes = new Map<string, StoredNode>();
+  private readonly writes = new KeyedLock();
   private readonly startedAt: number;
 
   constructor(private readonly engine: KvEngine, private readonly timing: NodeTiming) {
@@ -37,21 +41,32 @@ export class NodeRegistry {
     }
   }
 
-  async heartbeat(id: string, hb: HeartbeatRequest): Promise<NodeRecord> {
-    const now = new Date(this.timing.now()).toISOString();
-    const node: StoredNode = {
-      id,
-      url: hb.url,
-      ...(hb.zone !== undefined ? { zone: hb.zone } : {}),
-      capacityBytes: hb.capacityBytes,
-      usedBytes: hb.usedBytes,
-      freeBytes: hb.freeBytes,
-      firstSeen: this.nodes.get(id)?.firstSeen ?? now,
-      lastHeartbeat: now,
-    };
-    this.nodes.set(id, node);
-    await this.engine.batch([{ type: 'put', space: 'nodes', key: nodeKey(id), value: encode(node) }], { sync: false });
-    return this.withState(node);
+  heartbeat(id: string, hb: HeartbeatRequest): Promise<NodeRecord> {
+    return this.writes.exclusive(id, async () => {
+      const now = new Date(this.timing.now()).toISOString();
+      const previous = this.nodes.get(id);
+      const node: StoredNode = {
+        id,
+        url: hb.url,
+        ...(hb.zone !== undefined ? { zone: hb.zone } : {}),
+        capacityBytes: hb.capacityBytes,
+        usedBytes: hb.usedBytes,
+        freeBytes: hb.freeBytes,
+        firstSeen: previous?.firstSeen ?? now,
+        lastHeartbeat: now,
+        ...(previous?.mode !== undefined ? { mode: previous.mode } : {}),
+      };
+      return this.store(node, false);
+    });
+  }
+
+  /** Sets the mode of a registered node (the caller checks it exists). */
+  setMode(id: string, mode: NodeMode): Promise<NodeRecord> {
+    return this.writes.exclusive(id, async () => {
+      const node = this.nodes.get(id);
+      if (!node) throw new Error(`node ${id} vanished from the registry`);
+      return this.store({ ...node, mode }, true);
+    });
   }
 
   get(id: string): NodeRecord | undefined {
@@ -77,6 +92,12 @@ export class NodeRegistry {
   }
 
   private withState(node: StoredNode): NodeRecord {
-    return { ...node, state: this.stateOf(node) };
+    return { ...node, state: this.stateOf(node), mode: node.mode ?? 'normal' };
+  }
+
+  private async store(node: StoredNode, sync: boolean): Promise<NodeRecord> {
+    this.nodes.set(node.id, node);
+    await this.engine.batch([{ type: 'put', space: 'nodes', key: nodeKey(node.id), value: encode(node) }], { sync });
+    return this.withState(node);
   }
 }

@@ -64,7 +64,8 @@ export function shardTransition(before: PlacedShard[], after: PlacedShard[], mak
   return ops;
 }
 
-function garbageOp(s: PlacedShard, nowMs: number): KvOp {
+/** Queues a shard for GC at `nowMs`. */
+export function garbageOp(s: { nodeId: string | null; shardId: string }, nowMs: number): KvOp {
   const key = gcKey(nowMs, s.shardId, s.nodeId);
   const entry: GarbageEntry = { id: key.toString('utf8'), nodeId: s.nodeId, shardId: s.shardId, queuedAt: new Date(nowMs).toISOString() };
   return { type: 'put', space: 'gc', key, value: encode(entry) };

@@ -16,12 +16,17 @@ export interface NamespaceServerOptions {
 
 /** Large multipart objects carry thousands of segments, so record bodies may be far above the default 1 MiB. */
 const RECORD_BODY_LIMIT = 64 * 1024 * 1024;
+/** Room for MAX_BATCH (1000) reports or ids of maximal length (a task id is up to ~2 KiB). */
+const BATCH_BODY_LIMIT = 4 * 1024 * 1024;
 
 interface Counters {
   commits: Counter;
   deletes: Counter;
   lists: Counter;
   heartbeats: Counter;
+  damageReports: Counter;
+  replacements: Counter;
+  repairAcks: Counter;
 }
 
 type Reply = (params: Params, url: URL, req: http.IncomingMessage) => Promise<unknown> | unknown;
@@ -33,12 +38,16 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
     deletes: metrics.counter('cairn_namespace_deletes_total', 'Object records deleted'),
     lists: metrics.counter('cairn_namespace_list_calls_total', 'Object listings served'),
     heartbeats: metrics.counter('cairn_namespace_heartbeats_total', 'Storage node heartbeats received'),
+    damageReports: metrics.counter('cairn_namespace_damage_reports_total', 'Damage reports queued for repair'),
+    replacements: metrics.counter('cairn_namespace_shard_replacements_total', 'Shard placements swapped by repair'),
+    repairAcks: metrics.counter('cairn_namespace_repair_acks_total', 'Repair tasks acknowledged and removed'),
   };
   const router = new Router();
   bucketRoutes(router, store);
   objectRoutes(router, store, counters);
   nodeRoutes(router, store, counters);
   uploadRoutes(router, store, counters);
+  repairRoutes(router, store, counters);
   return createServiceServer({
     service: 'namespace',
     router,
@@ -104,6 +113,14 @@ function objectRoutes(router: Router, store: NamespaceStore, c: Counters): void 
       return result;
     });
   }
+  // A key that cannot be a path segment ("." or "..") uses the query form, as above.
+  for (const path of ['/objects/:bucket/:key/shards', '/object-shards/:bucket']) {
+    route(router, 'PUT', path, async (p, url, req) => {
+      const result = await store.replaceShards(p.bucket, keyOf(p, url), v.replaceShardsRequest(await body(req)));
+      c.replacements.inc();
+      return result;
+    });
+  }
   route(router, 'GET', '/list/:bucket', async (p, url) => {
     const q = url.searchParams;
     const query: T.ListObjectsQuery = {
@@ -134,6 +151,14 @@ function nodeRoutes(router: Router, store: NamespaceStore, c: Counters): void {
   route(router, 'GET', '/nodes/:id/shards', (p, url) =>
     store.shardsOnNode(p.id, url.searchParams.get('after') ?? undefined, v.countParam(url.searchParams.get('limit'), 'limit', 1000, 1000, 1)),
   );
+  route(router, 'POST', '/nodes/:id/shards/lookup', async (p, _u, req): Promise<T.ShardLookupResponse> => {
+    const input = v.fields(await body(req, BATCH_BODY_LIMIT), 'body');
+    return { refs: await store.lookupShardRefs(p.id, v.idList(input.shardIds, 'shardIds', v.shardId)) };
+  });
+  route(router, 'PUT', '/nodes/:id/mode', async (p, _u, req) => {
+    const input = v.fields(await body(req), 'body');
+    return store.setNodeMode(p.id, v.nodeMode(input.mode));
+  });
   route(router, 'POST', '/placements', async (_p, _u, req) => store.place(v.placementRequest(await body(req))));
   route(router, 'GET', '/gc', async (_p, url): Promise<T.GarbageResponse> => {
     const raw = url.searchParams.get('before');
@@ -144,6 +169,24 @@ function nodeRoutes(router: Router, store: NamespaceStore, c: Counters): void {
     const input = v.fields(await body(req, 16 * 1024 * 1024), 'body');
     if (!Array.isArray(input.ids)) v.fail('ids must be an array');
     return { acked: await store.ackGarbage(input.ids.map((id) => v.text(id, 'garbage id'))) };
+  });
+}
+
+function repairRoutes(router: Router, store: NamespaceStore, c: Counters): void {
+  route(router, 'POST', '/repairs', async (_p, _u, req) => {
+    const reports = v.damageReports(v.fields(await body(req, BATCH_BODY_LIMIT), 'body').reports);
+    await store.reportDamage(reports);
+    c.damageReports.inc(undefined, reports.length);
+    return undefined;
+  });
+  route(router, 'GET', '/repairs', (_p, url) =>
+    store.repairTasks(url.searchParams.get('after') || undefined, v.countParam(url.searchParams.get('limit'), 'limit', v.MAX_BATCH, v.MAX_BATCH, 1)),
+  );
+  route(router, 'POST', '/repairs/ack', async (_p, _u, req): Promise<T.RepairAckResponse> => {
+    const input = v.fields(await body(req, BATCH_BODY_LIMIT), 'body');
+    const acked = await store.ackRepairs(v.idList(input.ids, 'ids', (id) => v.text(id, 'repair task id', 12_000)));
+    c.repairAcks.inc(undefined, acked);
+    return { acked };
   });
 }
 

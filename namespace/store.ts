@@ -2,11 +2,13 @@
 // in the objects space; every change to a record, its reverse-index entries and the GC queue is one
 // atomic, fsynced batch. Check-then-write sequences (conditions, bucket emptiness, upload state)
 // are serialised with in-process locks, which is sound because one process owns the database.
-// Lock order, to rule out deadlock: bucket (shared, or exclusive for create/delete) → object key → upload.
+// Lock order, to rule out deadlock: bucket (shared, or exclusive for create/delete) → object key → upload
+// → repair tasks (repairs.ts). A commit that leaves placements without a node queues their repair in
+// its own batch, so no crash can separate "committed degraded" from "queued for repair".
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { checkCondition } from './conditions.js';
-import { LevelEngine, type KvEngine, type KvOp, type KvRange, type Space } from './engine.js';
+import { LevelEngine, scanRange, type KvEngine, type KvOp, type KvRange, type Space } from './engine.js';
 import * as errors from './errors.js';
 import * as k from './keys.js';
 import { listObjects, listPlan } from './listing.js';
@@ -14,6 +16,8 @@ import { KeyedLock } from './lock.js';
 import { checkAssembly, forgetUpload, uploadRange } from './multipart.js';
 import { NodeRegistry } from './nodes.js';
 import { choosePlacement, type RandomSource } from './placement.js';
+import { degradedReports, RepairQueue } from './repairs.js';
+import { applyReplacement, replacementOps } from './replace.js';
 import { decode, encode, objectRefs, partRefs, placedShards, shardTransition, type PlacedShard } from './records.js';
 import type * as T from './types.js';
 import * as v from './validate.js';
@@ -40,6 +44,7 @@ const MAX_PAGE = 1000;
 export class NamespaceStore {
   readonly stats: StoreStats = { listSteps: 0 };
   readonly nodes: NodeRegistry;
+  private readonly repairs: RepairQueue;
   private readonly bucketLocks = new KeyedLock();
   private readonly keyLocks = new KeyedLock();
   private readonly uploadLocks = new KeyedLock();
@@ -56,6 +61,7 @@ export class NamespaceStore {
       downAfterMs: opts.downAfterMs ?? 600_000,
       now: this.now,
     });
+    this.repairs = new RepairQueue(engine, this.now);
   }
 
   /** Opens the LevelDB store at `<dataDir>/meta`. */
@@ -120,7 +126,7 @@ export class NamespaceStore {
         put('objects', k.objectKey(record.bucket, record.key), record),
         ...shardTransition(shardsOf(current), placedShards(record.segments), objectRefs(record), this.now()),
       ];
-      await this.write(ops);
+      await this.writeWithRepairs(ops, degradedReports(record));
       return { record, replaced: current ?? null };
     });
   }
@@ -155,6 +161,37 @@ export class NamespaceStore {
     return listObjects(this.engine, b, plan, () => this.stats.listSteps++);
   }
 
+  /**
+   * Compare-and-swap of shard placements in one segment (see replace.ts): the object must still be
+   * at `versionId` and every `from` must still hold. A segment left with placements without a node
+   * is re-queued for repair in the same batch.
+   */
+  replaceShards(bucket: string, key: string, request: T.ReplaceShardsRequest): Promise<T.ReplaceShardsResponse> {
+    const req = v.replaceShardsRequest(request);
+    return this.withObject(v.bucketName(bucket), v.objectKey(key), async (current) => {
+      if (!current) throw errors.noSuchKey(bucket, key);
+      const record = applyReplacement(current, req);
+      const ops = [put('objects', k.objectKey(record.bucket, record.key), record), ...replacementOps(record, req, this.now())];
+      await this.writeWithRepairs(ops, degradedReports(record, [req.segment]));
+      return { record };
+    });
+  }
+
+  // ---- repair queue ----
+
+  /** Queues damage reports (fsynced); reports of one segment merge into one task. */
+  async reportDamage(reports: T.DamageReport[]): Promise<void> {
+    await this.writeWithRepairs([], v.damageReports(reports));
+  }
+
+  repairTasks(after?: string, limit = MAX_PAGE): Promise<T.RepairTaskPage> {
+    return this.repairs.list(after, limit);
+  }
+
+  ackRepairs(ids: string[]): Promise<number> {
+    return this.repairs.ack(ids);
+  }
+
   // ---- nodes, placement, reverse index, GC ----
 
   heartbeat(nodeId: string, request: T.HeartbeatRequest): Promise<T.NodeRecord> {
@@ -163,6 +200,14 @@ export class NamespaceStore {
 
   listNodes(): T.NodeRecord[] {
     return this.nodes.list();
+  }
+
+  /** 'draining' takes a node out of placement; it stays readable and keeps its shards until repair moves them. */
+  setNodeMode(nodeId: string, mode: T.NodeMode): Promise<T.NodeRecord> {
+    const id = v.nodeId(nodeId);
+    const wanted = v.nodeMode(mode);
+    this.getNode(id);
+    return this.nodes.setMode(id, wanted);
   }
 
   getNode(nodeId: string): T.NodeRecord {
@@ -174,7 +219,7 @@ export class NamespaceStore {
   place(request: T.PlacementRequest): T.PlacementResponse {
     const { count, exclude = [] } = v.placementRequest(request);
     const excluded = new Set(exclude);
-    const live = this.nodes.list().filter((n) => n.state === 'up' && !excluded.has(n.id));
+    const live = this.nodes.list().filter((n) => n.state === 'up' && n.mode !== 'draining' && !excluded.has(n.id));
     return { nodes: choosePlacement(live, count, this.random).map((n) => ({ id: n.id, url: n.url })) };
   }
 
@@ -186,6 +231,14 @@ export class NamespaceStore {
     const rows = await this.scan('shards', { ...start, lt: k.pastPrefix(prefix), limit: max + 1 });
     const refs = rows.slice(0, max).map(([, value]) => decode<T.ShardRef>(value));
     return rows.length > max ? { refs, next: refs[refs.length - 1].shardId } : { refs };
+  }
+
+  /** The reverse-index entries of `shardIds` on a registered node; ids no object or part references are left out. */
+  async lookupShardRefs(nodeId: string, shardIds: string[]): Promise<T.ShardRef[]> {
+    const id = this.getNode(nodeId).id;
+    const ids = v.idList(shardIds, 'shardIds', v.shardId);
+    const found = await this.engine.getMany('shards', ids.map((s) => k.refKey(id, s)));
+    return found.flatMap((raw) => (raw === undefined ? [] : [decode<T.ShardRef>(raw)]));
   }
 
   /**
@@ -299,11 +352,12 @@ export class NamespaceStore {
         checkAssembly(record, usedParts, parts);
         checkCondition(condition, current);
         const before = [...shardsOf(current), ...parts.flatMap(shardsOfPart)];
-        await this.write([
+        const ops = [
           put('objects', k.objectKey(record.bucket, record.key), record),
           ...forgetUpload(upload, parts),
           ...shardTransition(before, placedShards(record.segments), objectRefs(record), this.now()),
-        ]);
+        ];
+        await this.writeWithRepairs(ops, degradedReports(record));
         return { record, replaced: current ?? null };
       }),
     );
@@ -331,15 +385,8 @@ export class NamespaceStore {
     return raw === undefined ? undefined : decode<R>(raw);
   }
 
-  private async scan(space: Space, range: KvRange): Promise<[Buffer, Buffer][]> {
-    const cursor = this.engine.cursor(space, range);
-    const rows: [Buffer, Buffer][] = [];
-    try {
-      for (let entry = await cursor.next(); entry; entry = await cursor.next()) rows.push(entry);
-    } finally {
-      await cursor.close();
-    }
-    return rows;
+  private scan(space: Space, range: KvRange): Promise<[Buffer, Buffer][]> {
+    return scanRange(this.engine, space, range);
   }
 
   private async anyUnder(space: Space, prefix: Buffer): Promise<boolean> {
@@ -348,6 +395,11 @@ export class NamespaceStore {
 
   private write(ops: KvOp[]): Promise<void> {
     return this.engine.batch(ops, { sync: this.sync });
+  }
+
+  /** Writes `ops` and the repair tasks `reports` imply as one batch. */
+  private writeWithRepairs(ops: KvOp[], reports: T.DamageReport[]): Promise<void> {
+    return this.repairs.withReports(reports, (repairOps) => this.write([...ops, ...repairOps]));
   }
 
   private isoNow(): string {

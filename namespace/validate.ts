@@ -6,11 +6,15 @@ import { invalidArgument } from './errors.js';
 import type {
   CompleteUploadRequest,
   CreateUploadRequest,
+  DamageReport,
   HeartbeatRequest,
+  NodeMode,
   ObjectRecord,
   PartRecord,
   PartSummary,
   PlacementRequest,
+  RepairReason,
+  ReplaceShardsRequest,
   Segment,
   ShardPlacement,
   WriteCondition,
@@ -20,6 +24,12 @@ type Fields = Record<string, unknown>;
 
 export const MAX_KEY_BYTES = 1024;
 export const MAX_PART_NUMBER = 10_000;
+/** Segments per record (the bound `segments` enforces); a segment index is below it. */
+export const MAX_SEGMENTS = 1_000_000;
+/** Far above any layout's k+m (erasure/layout.ts caps them at 24+6); bounds shard indices from outside. */
+export const MAX_SHARD_INDEX = 255;
+/** Entries per repair-queue, ack and lookup call. */
+export const MAX_BATCH = 1000;
 const MAX_SIZE = Number.MAX_SAFE_INTEGER;
 // Control characters would break the 0x00-joined key schema (0x00) or logs and URLs (the rest).
 const CONTROL = /[\x00-\x1f\x7f]/;
@@ -120,13 +130,21 @@ function placement(value: unknown, what: string): ShardPlacement {
   return { nodeId: f.nodeId === null ? null : nodeId(f.nodeId), shardId: shardId(f.shardId) };
 }
 
+function base64Text(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value.length > 64 * 1024 * 1024 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) fail(`${what} must be base64`);
+  return value;
+}
+
 function segments(value: unknown, shape: Layout): Segment[] {
   const width = shape.k + shape.m;
-  return array(value, 'segments', 1_000_000).map((raw, i) => {
+  return array(value, 'segments', MAX_SEGMENTS).map((raw, i) => {
     const f = fields(raw, `segments[${i}]`);
     const placements = array(f.placements, `segments[${i}].placements`, width).map((p, j) => placement(p, `segments[${i}].placements[${j}]`));
     if (placements.length !== width) fail(`segments[${i}] must have k+m = ${width} placements`);
-    return { size: integer(f.size, `segments[${i}].size`), placements };
+    const segment: Segment = { size: integer(f.size, `segments[${i}].size`), placements };
+    if (f.crc32c !== undefined) segment.crc32c = integer(f.crc32c, `segments[${i}].crc32c`, 0, 0xffffffff);
+    if (f.blockCrcs !== undefined) segment.blockCrcs = base64Text(f.blockCrcs, `segments[${i}].blockCrcs`);
+    return segment;
   });
 }
 
@@ -270,6 +288,69 @@ export function completeUploadRequest(value: unknown): CompleteUploadRequest {
   const cond = condition(f.condition);
   if (cond) out.condition = cond;
   return out;
+}
+
+const REPAIR_REASONS: ReadonlySet<string> = new Set<RepairReason>(['degraded-write', 'corrupt', 'unreadable', 'node-down', 'drain']);
+const NODE_MODES: ReadonlySet<string> = new Set<NodeMode>(['normal', 'draining']);
+
+function repairReason(value: unknown, what: string): RepairReason {
+  if (typeof value !== 'string' || !REPAIR_REASONS.has(value)) fail(`${what} must be one of ${[...REPAIR_REASONS].join(', ')}`);
+  return value as RepairReason;
+}
+
+export function nodeMode(value: unknown): NodeMode {
+  if (typeof value !== 'string' || !NODE_MODES.has(value)) fail(`mode must be one of ${[...NODE_MODES].join(', ')}`);
+  return value as NodeMode;
+}
+
+const segmentIndex = (value: unknown, what: string): number => integer(value, what, 0, MAX_SEGMENTS - 1);
+const shardIndex = (value: unknown, what: string): number => integer(value, what, 0, MAX_SHARD_INDEX);
+
+function damageReport(value: unknown, what: string): DamageReport {
+  const f = fields(value, what);
+  const out: DamageReport = {
+    bucket: bucketName(f.bucket),
+    key: objectKey(f.key),
+    versionId: versionId(f.versionId),
+    segment: segmentIndex(f.segment, `${what}.segment`),
+    reason: repairReason(f.reason, `${what}.reason`),
+  };
+  if (f.shardIndex !== undefined) out.shardIndex = shardIndex(f.shardIndex, `${what}.shardIndex`);
+  if (f.nodeId !== undefined) out.nodeId = f.nodeId === null ? null : nodeId(f.nodeId);
+  return out;
+}
+
+export function damageReports(value: unknown): DamageReport[] {
+  return array(value, 'reports', MAX_BATCH).map((r, i) => damageReport(r, `reports[${i}]`));
+}
+
+/** A list of at most MAX_BATCH ids, each checked by `parse`. */
+export function idList<R>(value: unknown, what: string, parse: (id: unknown) => R): R[] {
+  return array(value, what, MAX_BATCH).map(parse);
+}
+
+function distinct<V>(values: V[], what: string): void {
+  if (new Set(values).size !== values.length) fail(`${what} must be distinct`);
+}
+
+/**
+ * The request on its own must make sense: indices, new shard ids and new nodes all distinct (two
+ * shards of one segment on one node would fall together), and every `to` on a real node.
+ */
+export function replaceShardsRequest(value: unknown): ReplaceShardsRequest {
+  const f = fields(value, 'replace request');
+  const raw = array(f.changes, 'changes', MAX_SHARD_INDEX + 1);
+  if (raw.length === 0) fail('changes must not be empty');
+  const changes = raw.map((c, i) => {
+    const g = fields(c, `changes[${i}]`);
+    const to = placement(g.to, `changes[${i}].to`);
+    if (to.nodeId === null) fail(`changes[${i}].to.nodeId must name a node`);
+    return { index: shardIndex(g.index, `changes[${i}].index`), from: placement(g.from, `changes[${i}].from`), to };
+  });
+  distinct(changes.map((c) => c.index), 'changes[].index');
+  distinct(changes.map((c) => c.to.shardId), 'changes[].to.shardId');
+  distinct(changes.map((c) => c.to.nodeId), 'changes[].to.nodeId');
+  return { versionId: versionId(f.versionId), segment: segmentIndex(f.segment, 'segment'), changes };
 }
 
 /** A count from a query string: absent → fallback, above max → max (as S3 clamps max-keys). */

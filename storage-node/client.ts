@@ -10,6 +10,8 @@ import {
   STORED_LENGTH_HEADER,
   isValidShardId,
   type PutShardResponse,
+  type ScrubRequest,
+  type ScrubResponse,
   type ShardInfo,
   type ShardListPage,
   type StorageErrorCode,
@@ -162,6 +164,20 @@ export class StorageNodeClient {
   async verifyShard(id: string): Promise<VerifyShardResponse> {
     const res = await this.send({ method: 'POST', path: `${this.shardPath(id)}/verify` });
     return this.json<VerifyShardResponse>(res, [200]);
+  }
+
+  /**
+   * Verifies the node's shards after `req.after`, paced by the node's scrub rate; follow `next`
+   * until it is absent to cover every shard once. Busy (503) while another scrub runs on the node.
+   */
+  async scrub(req: ScrubRequest = {}): Promise<ScrubResponse> {
+    const res = await this.send({
+      method: 'POST',
+      path: `${this.prefix}/scrub`,
+      headers: { 'content-type': 'application/json' },
+      body: Readable.from([Buffer.from(JSON.stringify(req))]),
+    });
+    return this.json<ScrubResponse>(res, [200]);
   }
 
   async health(): Promise<Record<string, unknown>> {

@@ -6,7 +6,9 @@ import { createLogger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
 import { announceReady, onShutdown, readConfig } from '../common/process.js';
 import { Heartbeater } from './heartbeat.js';
+import { DEFAULT_SCRUB_RATE } from './scrub.js';
 import { createStorageNodeServer } from './server.js';
+import { parseByteSize } from './size.js';
 import { ShardStore } from './store.js';
 
 const log = createLogger('storage-node');
@@ -20,6 +22,10 @@ interface NodeConfig {
   advertiseUrl: string | undefined;
   zone: string | undefined;
   heartbeatMs: number;
+  /** Scrub read rate in bytes per second. */
+  scrubRate: number;
+  /** Quota on stored bytes; Infinity when unset. */
+  maxBytes: number;
 }
 
 function loadConfig(): NodeConfig {
@@ -33,6 +39,9 @@ function loadConfig(): NodeConfig {
     'advertise-url': { env: 'CAIRN_NODE_ADVERTISE_URL' },
     zone: { env: 'CAIRN_ZONE' },
     'heartbeat-interval': { env: 'CAIRN_HEARTBEAT_INTERVAL', default: '1s' },
+    'scrub-rate': { env: 'CAIRN_SCRUB_RATE', default: String(DEFAULT_SCRUB_RATE) },
+    // Unset: the disk's own size is the limit.
+    'max-bytes': { env: 'CAIRN_NODE_MAX_BYTES' },
   });
   if (!c['data-dir']) throw new Error('--data-dir (or CAIRN_NODE_DATA_DIR) is required');
   const port = Number(c.port);
@@ -48,13 +57,15 @@ function loadConfig(): NodeConfig {
     advertiseUrl: c['advertise-url'],
     zone: c.zone,
     heartbeatMs,
+    scrubRate: parseByteSize(c['scrub-rate'] ?? String(DEFAULT_SCRUB_RATE), '--scrub-rate'),
+    maxBytes: c['max-bytes'] ? parseByteSize(c['max-bytes'], '--max-bytes') : Number.POSITIVE_INFINITY,
   };
 }
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const store = await ShardStore.open({ dir: config.dataDir, nodeId: config.nodeId, log });
-  const server = createStorageNodeServer(store, { log, metrics: new Registry('storage-node') });
+  const store = await ShardStore.open({ dir: config.dataDir, nodeId: config.nodeId, log, limits: { quotaBytes: config.maxBytes } });
+  const server = createStorageNodeServer(store, { log, metrics: new Registry('storage-node'), scrubRate: config.scrubRate });
   const boundUrl = await listen(server, config.host, config.port);
   const url = config.advertiseUrl ?? boundUrl;
   let heartbeats: Heartbeater | undefined;
@@ -73,7 +84,15 @@ async function main(): Promise<void> {
   } else {
     log.warn('no --namespace given: this node will not register itself');
   }
-  log.info('serving', { url, nodeId: store.nodeId, dataDir: store.dir, shards: store.shardCount, usedBytes: store.usedBytes });
+  log.info('serving', {
+    url,
+    nodeId: store.nodeId,
+    dataDir: store.dir,
+    shards: store.shardCount,
+    usedBytes: store.usedBytes,
+    scrubRate: config.scrubRate,
+    ...(Number.isFinite(config.maxBytes) ? { maxBytes: config.maxBytes } : {}),
+  });
   onShutdown(log, async () => {
     await heartbeats?.stop();
     await close(server);

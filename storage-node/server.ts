@@ -4,15 +4,17 @@
 import type http from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createServiceServer, HttpError, Router, sendJson } from '../common/http.js';
+import { createServiceServer, HttpError, readJson, Router, sendJson } from '../common/http.js';
 import type { Logger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
+import { DEFAULT_SCRUB_RATE, SCRUB_LIMITS, Scrubber, type ScrubPlan } from './scrub.js';
 import { StoreError, type ByteRange, type ShardReader, type ShardStore } from './store.js';
 import {
   BLOCK_SIZE_HEADER,
   DATA_LENGTH_HEADER,
   MTIME_HEADER,
   STORED_LENGTH_HEADER,
+  isValidShardId,
   type ShardInfo,
   type StorageErrorCode,
 } from './types.js';
@@ -21,6 +23,8 @@ export interface StorageNodeServerOptions {
   log: Logger;
   /** Defaults to a fresh registry for service "storage-node". */
   metrics?: Registry;
+  /** Bytes per second the scrubber may read (default 50 MB/s). */
+  scrubRate?: number;
 }
 
 export const STATUS_BY_CODE: Record<StorageErrorCode, number> = {
@@ -44,6 +48,8 @@ interface NodeMetrics {
   bytesWritten: { inc(labels?: Record<string, string>, by?: number): void };
   bytesRead: { inc(labels?: Record<string, string>, by?: number): void };
   corruptBlocks: { inc(labels?: Record<string, string>, by?: number): void };
+  scrubbedBytes: { inc(labels?: Record<string, string>, by?: number): void };
+  scrubCorruptShards: { inc(labels?: Record<string, string>, by?: number): void };
 }
 
 export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServerOptions): http.Server {
@@ -120,12 +126,39 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
     sendJson(res, 200, result);
   });
 
+  const scrubber = new Scrubber(
+    store,
+    opts.scrubRate ?? DEFAULT_SCRUB_RATE,
+    {
+      onBytes: (bytes) => m.scrubbedBytes.inc(undefined, bytes),
+      onCorrupt: (shard) => {
+        m.scrubCorruptShards.inc();
+        m.corruptBlocks.inc(undefined, shard.blocks.length);
+        opts.log.warn('scrub found a corrupt shard', shard);
+      },
+    },
+    opts.log,
+  );
+  route('POST', '/scrub', async (req, res) => {
+    // A caller that gives up (timeout) frees the scrubber for the next one instead of leaving it busy.
+    // Listening before the body is read, so an early hang-up is not missed.
+    const stop = new AbortController();
+    res.on('close', () => stop.abort());
+    const plan = scrubPlan(await readJson<unknown>(req, 64 * 1024).catch(badJson));
+    try {
+      sendJson(res, 200, await scrubber.run(plan, stop.signal));
+    } catch (err) {
+      if (!stop.signal.aborted) throw err;
+      res.destroy();
+    }
+  });
+
   return createServiceServer({
     service: 'storage-node',
     router,
     log: opts.log,
     metrics,
-    health: async () => ({ nodeId: store.nodeId, ...(await store.usage()), writesInFlight: store.writesInFlight }),
+    health: async () => ({ nodeId: store.nodeId, ...(await store.usage()), writesInFlight: store.writesInFlight, scrubbing: scrubber.busy }),
   });
 }
 
@@ -137,6 +170,8 @@ function registerMetrics(metrics: Registry, store: ShardStore): NodeMetrics {
     bytesWritten: metrics.counter('cairn_storage_bytes_written_total', 'Bytes of shard files written'),
     bytesRead: metrics.counter('cairn_storage_bytes_read_total', 'Data bytes sent by shard reads'),
     corruptBlocks: metrics.counter('cairn_storage_corrupt_blocks_total', 'Blocks found failing their CRC32C (reads and verifies)'),
+    scrubbedBytes: metrics.counter('cairn_storage_scrubbed_bytes_total', 'Bytes of shard files read and checked by the scrubber'),
+    scrubCorruptShards: metrics.counter('cairn_storage_scrub_corrupt_shards_total', 'Shards the scrubber found corrupt (counted once per scrub that finds them)'),
   };
 }
 
@@ -180,6 +215,32 @@ function infoHeaders(info: ShardInfo): http.OutgoingHttpHeaders {
 function toHttpError(err: unknown): unknown {
   if (!(err instanceof StoreError)) return err;
   return new HttpError(STATUS_BY_CODE[err.code], err.code, err.message, err.details);
+}
+
+function badJson(err: unknown): never {
+  if (err instanceof HttpError) throw new StoreError('InvalidArgument', err.message);
+  throw err;
+}
+
+function scrubPlan(body: unknown): ScrubPlan {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new StoreError('InvalidArgument', 'scrub request must be a JSON object');
+  const f = body as Record<string, unknown>;
+  const count = (value: unknown, what: string, fallback: number, max: number): number => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) {
+      throw new StoreError('InvalidArgument', `${what} must be an integer in 1..${max}`);
+    }
+    return value;
+  };
+  const plan: ScrubPlan = {
+    limit: count(f.limit, 'limit', SCRUB_LIMITS.defaultShards, SCRUB_LIMITS.maxShards),
+    maxBytes: count(f.maxBytes, 'maxBytes', SCRUB_LIMITS.defaultBytes, SCRUB_LIMITS.maxBytes),
+  };
+  if (f.after !== undefined && f.after !== '') {
+    if (typeof f.after !== 'string' || !isValidShardId(f.after)) throw new StoreError('InvalidArgument', 'after must be a shard id');
+    plan.after = f.after;
+  }
+  return plan;
 }
 
 function parseBlockSize(value: string | string[] | undefined): number {

@@ -38,6 +38,11 @@ export const PREVERIFY_BYTES = 8 * MiB;
 const READ_BATCH_BYTES = 1 * MiB;
 const WRITE_BATCH_BYTES = 1 * MiB;
 const STATFS_TTL_MS = 1000;
+/**
+ * After a write fails because the data dir is not writable, the node reports no free space for this
+ * long, so placement steers new writes elsewhere; the next write after it is the probe.
+ */
+const UNWRITABLE_HOLD_MS = 30_000;
 const NODE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export interface StoreLimits {
@@ -49,6 +54,11 @@ export interface StoreLimits {
   maxConcurrentWrites: number;
   /** Uploads allowed to wait for a slot; beyond this a PUT is refused with Busy. */
   maxQueuedWrites: number;
+  /**
+   * Most bytes of shard files this node may hold (Infinity = the disk's size). An operator's cap
+   * on a shared disk, and the chaos harness's way of making a disk "full".
+   */
+  quotaBytes: number;
 }
 
 export const DEFAULT_LIMITS: StoreLimits = {
@@ -56,6 +66,7 @@ export const DEFAULT_LIMITS: StoreLimits = {
   maxShardBytes: 4 * 1024 * MiB,
   maxConcurrentWrites: 32,
   maxQueuedWrites: 256,
+  quotaBytes: Number.POSITIVE_INFINITY,
 };
 
 export interface StoreOptions {
@@ -251,6 +262,30 @@ class WriteSlots {
   }
 }
 
+/**
+ * Bytes promised to uploads in flight, so concurrent uploads cannot overrun the quota together. An
+ * upload claims its bytes as they arrive (before writing them) and hands them back once its shard
+ * is counted as used, or when it fails.
+ */
+class Reservations {
+  total = 0;
+
+  open(check: (more: number) => void): { grow(n: number): void; release(): void } {
+    let mine = 0;
+    return {
+      grow: (n: number): void => {
+        check(n);
+        mine += n;
+        this.total += n;
+      },
+      release: (): void => {
+        this.total -= mine;
+        mine = 0;
+      },
+    };
+  }
+}
+
 /** Ids in sorted order for paginated listing, with each shard's size for the used-bytes total. */
 class ShardIndex {
   private readonly sizes = new Map<string, number>();
@@ -368,6 +403,8 @@ export class ShardStore {
   private readonly index = new ShardIndex();
   private readonly locks = new KeyedMutex();
   private readonly slots: WriteSlots;
+  private readonly reservations = new Reservations();
+  private unwritableUntil = 0;
   private statfsCache: { at: number; capacityBytes: number; freeBytes: number } | undefined;
 
   private constructor(
@@ -401,13 +438,17 @@ export class ShardStore {
     return this.slots.inFlight;
   }
 
+  /** Disk figures capped by the quota: a node with a quota reports it as its capacity. */
   async usage(): Promise<StoreUsage> {
     const now = Date.now();
     if (!this.statfsCache || now - this.statfsCache.at > STATFS_TTL_MS) {
       const s = await fs.statfs(this.dir);
       this.statfsCache = { at: now, capacityBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
     }
-    const { capacityBytes, freeBytes } = this.statfsCache;
+    const quota = this.limits.quotaBytes;
+    const capacityBytes = Math.min(this.statfsCache.capacityBytes, quota);
+    const room = Math.min(this.statfsCache.freeBytes, Math.max(0, quota - this.index.usedBytes - this.reservations.total));
+    const freeBytes = now < this.unwritableUntil ? 0 : room;
     return { usedBytes: this.index.usedBytes, shardCount: this.index.count, capacityBytes, freeBytes };
   }
 
@@ -421,24 +462,27 @@ export class ShardStore {
     this.assertBlockSize(blockSize);
     if (expectedBytes !== undefined) await this.assertRoomFor(expectedBytes);
     const release = await this.slots.acquire();
+    const space = this.reservations.open((n) => this.assertQuota(n));
     const tmp = path.join(this.dir, 'tmp', `${randomBytes(12).toString('hex')}.part`);
     let fh: FileHandle | undefined;
     try {
+      space.grow(HEADER_BYTES);
       fh = await fs.open(tmp, 'wx');
-      const received = await this.receive(fh, blockSize, body);
+      const received = await this.receive(fh, blockSize, body, (n) => space.grow(n));
       await fh.write(encodeHeader(received.geometry), 0, HEADER_BYTES, 0);
       await fh.sync();
       const mtime = (await fh.stat()).mtime.toISOString();
       await fh.close();
       fh = undefined;
       const info: ShardInfo = { id, blockSize, dataLength: received.geometry.dataLength, storedLength: storedLength(received.geometry), mtime };
-      await this.commit(id, tmp, info.storedLength);
+      await this.commit(id, tmp, info.storedLength, space.release);
       return { ...info, blockCrcs: received.crcs };
     } catch (err) {
       await fh?.close().catch(() => undefined);
       await fs.rm(tmp, { force: true }).catch(() => undefined);
-      throw mapWriteError(err);
+      throw this.mapWriteError(err, id);
     } finally {
+      space.release();
       release();
     }
   }
@@ -498,8 +542,16 @@ export class ShardStore {
     return page.more && last !== undefined ? { shards, next: last } : { shards };
   }
 
-  /** Checks every block of a shard (for the scrubber). */
-  async verify(id: string): Promise<VerifyShardResponse> {
+  /** Shard ids after `after` in id order, from memory (no I/O): the scrubber's walk. */
+  ids(after: string | undefined, limit: number): { ids: string[]; more: boolean } {
+    return this.index.after(after, limit);
+  }
+
+  /**
+   * Checks every block of a shard. `pace` is awaited before each read with the bytes about to be
+   * read, so a caller can rate-limit (and abort) a long verification between reads.
+   */
+  async verify(id: string, pace?: (bytes: number) => Promise<void>): Promise<VerifyShardResponse> {
     assertShardId(id);
     let opened: OpenedShard | null;
     try {
@@ -514,6 +566,7 @@ export class ShardStore {
     try {
       for (let from = 0; from < g.blocks; ) {
         const to = batchEnd(g, from, g.blocks - 1);
+        await pace?.(frameOffset(g, to) + frameLength(g, to) - frameOffset(g, from));
         const frames = await readFrames(fh, g, from, to);
         frames.forEach((frame, i) => {
           try {
@@ -555,7 +608,35 @@ export class ShardStore {
     }
   }
 
-  private async receive(fh: FileHandle, blockSize: number, body: AsyncIterable<Uint8Array>): Promise<{ geometry: Geometry; crcs: number[] }> {
+  /** Refuses `more` bytes that would take stored plus in-flight bytes over the quota. */
+  private assertQuota(more: number): void {
+    const quota = this.limits.quotaBytes;
+    const after = this.index.usedBytes + this.reservations.total + more;
+    if (after > quota) throw new StoreError('InsufficientStorage', `node quota of ${quota} bytes reached (${this.index.usedBytes} used)`);
+  }
+
+  /** fs failures of a write become clean, typed answers: a full, read-only or failing disk must not look like a bug. */
+  private mapWriteError(err: unknown, id: string): unknown {
+    const code = errnoCode(err);
+    if (code === undefined || err instanceof StoreError) return err;
+    if (NO_SPACE.has(code)) return new StoreError('InsufficientStorage', `the node ran out of disk space while writing the shard (${code})`);
+    if (NOT_WRITABLE.has(code)) {
+      this.unwritableUntil = Date.now() + UNWRITABLE_HOLD_MS;
+      this.log?.warn('data dir is not writable; reporting no free space for a while', { id, code });
+      return new StoreError('InsufficientStorage', `the node's data dir is not writable (${code})`);
+    }
+    // Anything else (a client gone mid-body) keeps its own meaning; only a failing disk is logged here.
+    if (code !== 'EIO') return err;
+    this.log?.error('shard write failed', { id, err });
+    return new StoreError('InternalError', `writing the shard failed (${code})`);
+  }
+
+  private async receive(
+    fh: FileHandle,
+    blockSize: number,
+    body: AsyncIterable<Uint8Array>,
+    claim: (bytes: number) => void,
+  ): Promise<{ geometry: Geometry; crcs: number[] }> {
     const parser = new FrameParser(blockSize);
     const crcs: number[] = [];
     let dataLength = 0;
@@ -584,6 +665,7 @@ export class ShardStore {
           throw new StoreError('ShardTooLarge', `shard exceeds the limit of ${this.limits.maxShardBytes} bytes`);
         }
         accept(parser.push(buf));
+        claim(buf.length);
         pending.push(buf);
         pendingBytes += buf.length;
         if (pendingBytes >= WRITE_BATCH_BYTES) await flush();
@@ -599,11 +681,14 @@ export class ShardStore {
     return { geometry: { blockSize, dataLength, blocks: crcs.length }, crcs };
   }
 
-  private async commit(id: string, tmp: string, size: number): Promise<void> {
+  /** `handBack` returns the upload's reserved bytes in the same tick as they start counting as used. */
+  private async commit(id: string, tmp: string, size: number, handBack: () => void): Promise<void> {
     const target = this.shardPath(id);
     await this.locks.run(id, async () => {
       await fs.rename(tmp, target);
       this.index.set(id, size);
+      handBack();
+      this.unwritableUntil = 0;
       await fsyncDir(path.dirname(target));
     });
   }
@@ -785,8 +870,5 @@ function noSuchShard(id: string): StoreError {
   return new StoreError('NoSuchShard', `no shard ${id}`);
 }
 
-function mapWriteError(err: unknown): unknown {
-  const code = errnoCode(err);
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new StoreError('InsufficientStorage', 'the node ran out of disk space while writing the shard');
-  return err;
-}
+const NO_SPACE: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
+const NOT_WRITABLE: ReadonlySet<string> = new Set(['EROFS', 'EACCES', 'EPERM']);
