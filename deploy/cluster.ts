@@ -2,7 +2,7 @@
 // N storage nodes, a gateway and the repair service. Used by `npm start` and by the tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,28 @@ export interface ClusterOptions {
   corsOrigins?: string;
   /** Echo every service's log lines to this process's stderr, prefixed with the service name. */
   echoLogs?: boolean;
+  /** Repair service settings (durations like "1h", rates like "100MB"); unset ones take the service's defaults. */
+  repair?: RepairOptions;
+}
+
+export interface RepairOptions {
+  /** Segment repairers in parallel (default 2). */
+  workers?: number;
+  /** Byte-rate limit on repair reads plus writes, e.g. "100MB" (per second) or "unlimited". */
+  rate?: string;
+  /** Time between scrub passes over every node (default 24h). */
+  scrubInterval?: string;
+  /** How long an unreferenced shard stays before GC deletes it (default 1h). */
+  gcGrace?: string;
+  /** Age after which a shard no record references counts as an orphan (default 1h). */
+  orphanGrace?: string;
+  /** How often idle repair scanners look for new work (default 2s). */
+  interval?: string;
+}
+
+/** Written to `<data-dir>/cluster.json` whenever a service (re)starts, so `npm run admin` finds the services. */
+export interface ClusterManifest {
+  services: Record<string, { url: string; pid: number }>;
 }
 
 export interface ServiceProcess {
@@ -46,6 +68,7 @@ export class Cluster {
   /** Every process ever spawned, ready or not, so that nothing outlives a failed start. */
   readonly children = new Set<ChildProcess>();
   namespaceUrl = '';
+  private manifestWrite: Promise<void> = Promise.resolve();
 
   constructor(readonly opts: ClusterOptions) {}
 
@@ -69,12 +92,14 @@ export class Cluster {
     await Promise.all([this.startGateway(), this.startRepair()]);
   }
 
-  startNode(nodeId: string): Promise<ServiceProcess> {
+  /** `extraArgs` are more storage-node flags for this start only (the chaos harness restarts a node with a quota). */
+  startNode(nodeId: string, extraArgs: string[] = []): Promise<ServiceProcess> {
     return this.spawnService(nodeId, 'storage-node/main.ts', [
       '--node-id', nodeId,
       '--data-dir', path.join(this.opts.dataDir, 'nodes', nodeId),
       '--host', this.host,
       '--namespace', this.namespaceUrl,
+      ...extraArgs,
     ]);
   }
 
@@ -96,8 +121,20 @@ export class Cluster {
     ], { CAIRN_SECRET_ACCESS_KEY: o.secretAccessKey }); // never on a command line, where `ps` shows it
   }
 
-  startRepair(): Promise<ServiceProcess> {
-    return this.spawnService('repair', 'repair/main.ts', ['--namespace', this.namespaceUrl, '--host', this.host]);
+  /** `overrides` replace the cluster's repair options for this start only (tests restart repair with another rate). */
+  startRepair(overrides: RepairOptions = {}): Promise<ServiceProcess> {
+    const r = { ...this.opts.repair, ...overrides };
+    return this.spawnService('repair', 'repair/main.ts', [
+      '--namespace', this.namespaceUrl,
+      '--host', this.host,
+      ...(r.workers !== undefined ? ['--workers', String(r.workers)] : []),
+      ...(r.rate ? ['--rate', r.rate] : []),
+      ...(r.scrubInterval ? ['--scrub-interval', r.scrubInterval] : []),
+      ...(r.gcGrace ? ['--gc-grace', r.gcGrace] : []),
+      ...(r.orphanGrace ? ['--orphan-grace', r.orphanGrace] : []),
+      ...(r.interval ? ['--interval', r.interval] : []),
+      ...(this.opts.shardTimeout ? ['--shard-timeout', this.opts.shardTimeout] : []),
+    ]);
   }
 
   /** Sends `signal` to one service and waits for its process to exit. */
@@ -126,6 +163,15 @@ export class Cluster {
     const timer = setTimeout(() => service.child.kill('SIGKILL'), 15_000);
     await this.kill(name, 'SIGTERM');
     clearTimeout(timer);
+  }
+
+  /** Best effort: the manifest is a convenience for the admin command, never needed by a service. */
+  private writeManifest(): void {
+    const manifest: ClusterManifest = { services: {} };
+    for (const [name, s] of this.services) manifest.services[name] = { url: s.ready.url, pid: s.ready.pid };
+    const text = JSON.stringify(manifest, null, 2) + '\n';
+    // Chained so that two services becoming ready at once cannot interleave their writes.
+    this.manifestWrite = this.manifestWrite.then(() => writeFile(path.join(this.opts.dataDir, 'cluster.json'), text)).catch(() => undefined);
   }
 
   private get host(): string {
@@ -178,6 +224,7 @@ export class Cluster {
         });
         const service = { name, child, ready };
         this.services.set(name, service);
+        this.writeManifest();
         resolve(service);
       });
     });

@@ -16,6 +16,11 @@ const config = readConfig({
   domain: { env: 'CAIRN_DOMAIN' },
   'cors-origins': { env: 'CAIRN_CORS_ORIGINS' },
   quiet: { env: 'CAIRN_QUIET' },
+  'repair-workers': { env: 'CAIRN_REPAIR_WORKERS' },
+  'repair-rate': { env: 'CAIRN_REPAIR_RATE' },
+  'scrub-interval': { env: 'CAIRN_SCRUB_INTERVAL' },
+  'gc-grace': { env: 'CAIRN_GC_GRACE' },
+  'orphan-grace': { env: 'CAIRN_ORPHAN_GRACE' },
 });
 
 const nodes = Number(config.nodes);
@@ -41,6 +46,13 @@ const cluster = await startCluster({
   domain: config.domain,
   corsOrigins: config['cors-origins'],
   echoLogs: !config.quiet,
+  repair: {
+    ...(config['repair-workers'] ? { workers: Number(config['repair-workers']) } : {}),
+    rate: config['repair-rate'],
+    scrubInterval: config['scrub-interval'],
+    gcGrace: config['gc-grace'],
+    orphanGrace: config['orphan-grace'],
+  },
 }).catch((err: unknown) => {
   console.error(`cairn: the cluster did not start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

@@ -1,9 +1,11 @@
 // Watches node health in the namespace and works out what a lost node's absence costs: for every
-// node that is down, how many shards (and of how many objects) would have to be rebuilt. The
-// rebuild itself is the repair worker's job (a later step); this keeps an accurate, logged plan.
-import type { NamespaceClient } from '../namespace/client.js';
-import type { NodeState } from '../namespace/types.js';
+// node that is down, how many shards (and of how many objects) have to be rebuilt. The rebuild is
+// the repairers' job (node-loss.ts); this keeps an accurate, logged picture of state and mode
+// changes, and runs as the 'health' worker.
+import type { NodeMode, NodeState } from '../namespace/types.js';
 import type { Logger } from '../common/log.js';
+import type { RepairNamespace } from './deps.js';
+import type { Worker, WorkerProgress } from './worker.js';
 
 export interface NodeDamage {
   nodeId: string;
@@ -19,34 +21,31 @@ export interface WatcherStatus {
   lastScan?: string;
   lastError?: string;
   nodes: Record<string, NodeState>;
+  /** Nodes an operator set draining (absent: normal). */
+  modes: Record<string, NodeMode>;
   damage: NodeDamage[];
 }
 
 /** Bound on reverse-index pages walked per down node per scan, so one scan cannot run away. */
 const MAX_PAGES_PER_NODE = 10_000;
 const PAGE_SIZE = 1000;
+const RECOUNT_MS = 5_000;
 
-export class HealthWatcher {
-  private readonly status: WatcherStatus = { scans: 0, nodes: {}, damage: [] };
-  private timer: NodeJS.Timeout | undefined;
-  private scanning: Promise<void> | undefined;
+export class HealthWatcher implements Worker {
+  readonly name = 'health';
+  private readonly status: WatcherStatus = { scans: 0, nodes: {}, modes: {}, damage: [] };
 
-  constructor(private readonly namespace: NamespaceClient, private readonly log: Logger, private readonly intervalMs: number) {}
+  constructor(private readonly namespace: Pick<RepairNamespace, 'listNodes' | 'shardsOnNode'>, private readonly log: Logger, private readonly intervalMs: number) {}
 
-  start(): void {
-    const tick = (): void => {
-      this.scanning = this.scan().finally(() => {
-        this.scanning = undefined;
-        if (this.timer) this.timer = setTimeout(tick, this.intervalMs);
-      });
-    };
-    this.timer = setTimeout(tick, 0);
+  async tick(): Promise<number> {
+    await this.scan();
+    if (this.status.lastError) throw new Error(this.status.lastError);
+    return this.intervalMs;
   }
 
-  async stop(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.scanning;
+  progress(): WorkerProgress {
+    const shards = this.status.damage.reduce((sum, d) => sum + d.shards, 0);
+    return { queued: shards, done: this.status.scans, failed: 0, bytes: 0, eta: null, progress: { nodesDown: this.status.damage.length } };
   }
 
   snapshot(): WatcherStatus {
@@ -61,12 +60,13 @@ export class HealthWatcher {
         const previous = this.status.nodes[node.id];
         if (previous !== node.state) this.log.info(`node ${node.id} is ${node.state}`, { previous: previous ?? 'unknown', url: node.url });
         this.status.nodes[node.id] = node.state;
-        if (node.state === 'down') damage.push(await this.countDamage(node.id, node.state));
+        this.noteMode(node.id, node.mode ?? 'normal');
+        if (node.state === 'down') damage.push(await this.damageOf(node.id));
       }
       for (const d of damage) {
         const before = this.status.damage.find((x) => x.nodeId === d.nodeId);
         if (!before || before.shards !== d.shards) {
-          this.log.warn(`node ${d.nodeId} is down: ${d.shards} shards of ${d.objects} objects would have to be rebuilt`);
+          this.log.warn(`node ${d.nodeId} is down: ${d.shards} of its shards (of ${d.objects} objects) still to rebuild`);
         }
       }
       this.status.damage = damage;
@@ -78,6 +78,20 @@ export class HealthWatcher {
       if (this.status.lastError !== message) this.log.warn('health scan failed', { reason: message });
       this.status.lastError = message;
     }
+  }
+
+  private noteMode(nodeId: string, mode: NodeMode): void {
+    const previous = this.status.modes[nodeId] ?? 'normal';
+    if (previous !== mode) this.log.info(`node ${nodeId} mode is now ${mode}`, { previous });
+    if (mode === 'normal') delete this.status.modes[nodeId];
+    else this.status.modes[nodeId] = mode;
+  }
+
+  /** A count walks the node's whole reverse index, so it is redone at most every RECOUNT_MS per node. */
+  private async damageOf(nodeId: string): Promise<NodeDamage> {
+    const last = this.status.damage.find((d) => d.nodeId === nodeId);
+    if (last && Date.now() - Date.parse(last.countedAt) < Math.max(RECOUNT_MS, this.intervalMs)) return last;
+    return this.countDamage(nodeId, 'down');
   }
 
   private async countDamage(nodeId: string, state: NodeState): Promise<NodeDamage> {
