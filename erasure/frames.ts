@@ -91,3 +91,15 @@ export class FrameParser {
     return out;
   }
 }
+
+/** A list of block CRCs as stored in records and sent by scrubs: base64 of little-endian u32s. */
+export function encodeBlockCrcs(crcs: readonly number[]): string {
+  const buf = Buffer.allocUnsafe(crcs.length * 4);
+  crcs.forEach((crc, i) => buf.writeUInt32LE(crc >>> 0, i * 4));
+  return buf.toString('base64');
+}
+
+export function decodeBlockCrcs(text: string): number[] {
+  const buf = Buffer.from(text, 'base64');
+  return Array.from({ length: buf.length / 4 }, (_, i) => buf.readUInt32LE(i * 4));
+}

@@ -4,11 +4,12 @@
 // mapped to its object through the reverse index and reported to the namespace's durable repair
 // queue, where the repairers pick it up like any other damage.
 import type { Logger } from '../common/log.js';
-import type { DamageReport } from '../namespace/types.js';
+import type { DamageReport, ObjectRecord } from '../namespace/types.js';
+import { decodeBlockCrcs } from '../erasure/frames.js';
 import { StorageNodeError } from '../storage-node/client.js';
 import type { ScrubResponse } from '../storage-node/types.js';
 import type { NodeView } from './cluster-view.js';
-import type { RepairNamespace } from './deps.js';
+import { NAMESPACE_PAGE, type RepairNamespace } from './deps.js';
 import type { Worker, WorkerProgress, WorkerStats } from './worker.js';
 
 /** Shards and bytes a node checks per call: a call returns within a few seconds at any sane scrub rate. */
@@ -39,6 +40,8 @@ export class Scrubber implements Worker {
   private nextPassAt: number;
   private lastPass: { finishedAt: string; seconds: number; checked: number; bytes: number; corrupt: number } | undefined;
   private corruptFound = 0;
+  /** Shards whose stored block CRCs differ from the record's (the integrity chain). */
+  private chainBroken = 0;
   private reported = 0;
 
   constructor(
@@ -78,6 +81,7 @@ export class Scrubber implements Worker {
       lastPass: this.lastPass ?? null,
       nextPassAt: pass ? null : new Date(this.nextPassAt).toISOString(),
       corruptFound: this.corruptFound,
+      chainBroken: this.chainBroken,
       reported: this.reported,
     });
   }
@@ -102,6 +106,7 @@ export class Scrubber implements Worker {
     this.stats.addBytes(result.bytes);
     // Reported before the cursor moves on: if reporting fails, the slice is scrubbed again.
     if (result.corrupt.length > 0) await this.report(pass, nodeId, result.corrupt.map((c) => c.id));
+    if (result.crcs) await this.checkChain(nodeId, result.crcs);
     pass.cursors.set(nodeId, result.next ?? DONE);
     return false;
   }
@@ -120,6 +125,38 @@ export class Scrubber implements Worker {
     }
     const unreferenced = shardIds.length - refs.length;
     if (unreferenced > 0) this.log.info(`scrub: ${unreferenced} corrupt shards on ${nodeId} belong to no object; the orphan collector removes them`);
+    if (reports.length > 0) {
+      await this.namespace.reportDamage(reports);
+      this.reported += reports.length;
+    }
+  }
+
+  /**
+   * The integrity chain: every data shard's stored block CRCs must be the ones the gateway recorded
+   * when it proved them against the client's bytes. A block that was corrupted before its CRC was
+   * computed verifies against its own CRC on the node, but not against the record.
+   */
+  private async checkChain(nodeId: string, crcs: Record<string, string>): Promise<void> {
+    const ids = Object.keys(crcs);
+    const records = new Map<string, ObjectRecord | null>();
+    const reports: DamageReport[] = [];
+    for (let i = 0; i < ids.length; i += NAMESPACE_PAGE) {
+      for (const ref of await this.namespace.lookupShardRefs(nodeId, ids.slice(i, i + NAMESPACE_PAGE))) {
+        if (ref.upload) continue;
+        const name = `${ref.bucket}\u0000${ref.key}`;
+        if (!records.has(name)) records.set(name, await this.namespace.getObjectOrNull(ref.bucket, ref.key));
+        const record = records.get(name);
+        const recorded = record?.versionId === ref.versionId ? record.segments[ref.segment]?.blockCrcs : undefined;
+        if (!record || recorded === undefined || ref.index >= record.layout.k) continue;
+        const k = record.layout.k;
+        const expected = decodeBlockCrcs(recorded).filter((_, j) => j % k === ref.index);
+        const stored = decodeBlockCrcs(crcs[ref.shardId]!);
+        if (expected.length === stored.length && expected.every((crc, j) => crc === stored[j])) continue;
+        this.chainBroken++;
+        this.log.warn('scrub: a shard does not match the CRCs recorded at write time', { node: nodeId, shard: ref.shardId, object: `${ref.bucket}/${ref.key}` });
+        reports.push({ bucket: ref.bucket, key: ref.key, versionId: ref.versionId, segment: ref.segment, shardIndex: ref.index, nodeId, reason: 'corrupt' });
+      }
+    }
     if (reports.length > 0) {
       await this.namespace.reportDamage(reports);
       this.reported += reports.length;

@@ -5,6 +5,7 @@
 // placements with one compare-and-swap. Everything is re-derived from the namespace each time, so
 // running it twice, or after a crash half-way, is harmless: a finished swap leaves nothing to do,
 // and an interrupted one leaves only unreferenced shards for the orphan collector.
+import { decodeBlockCrcs } from '../erasure/frames.js';
 import { randomBytes } from 'node:crypto';
 import { StripeCodec } from '../erasure/codec.js';
 import { crcBytes } from '../erasure/frames.js';
@@ -82,7 +83,7 @@ export async function repairSegment(item: RepairItem, deps: SegmentRepairDeps, s
   const segment = record.segments[item.segment];
   if (!segment || segment.size === 0) return { kind: 'stale', reason: 'no such segment' };
   await deps.view.refresh();
-  const health = await assess(segment, item, deps);
+  const health = await assess(segment, record.layout.k, item, deps);
   const plan: Plan = { record, item, segment, layout: record.layout, health, urgent: count(health, 'ok', 'move') <= record.layout.k };
   const bad = indicesOf(health, 'bad');
   const moves = indicesOf(health, 'move');
@@ -98,7 +99,7 @@ export async function repairSegment(item: RepairItem, deps: SegmentRepairDeps, s
 
 // ---- assessing the segment --------------------------------------------------------------------
 
-function assess(segment: Segment, item: RepairItem, deps: SegmentRepairDeps): Promise<Health[]> {
+function assess(segment: Segment, k: number, item: RepairItem, deps: SegmentRepairDeps): Promise<Health[]> {
   const reported = item.reasons.some((r) => REPORTED.has(r));
   // A report that names no shard means "something in this segment failed": check every shard.
   const checkAll = reported && item.suspect.length === 0;
@@ -108,18 +109,32 @@ function assess(segment: Segment, item: RepairItem, deps: SegmentRepairDeps): Pr
       const node = deps.view.get(p.nodeId)!;
       if (node.state !== 'up' || deps.view.isUnreachable(node.id)) return 'unsure';
       const settled: Health = node.mode === 'draining' ? 'move' : 'ok';
-      if (reported && item.suspect.includes(index)) return (await verify(node, p.shardId, deps)) ?? 'unsure';
+      if (reported && item.suspect.includes(index)) return (await verify(node, p.shardId, recordedCrcs(segment, k, index), deps)) ?? 'unsure';
       if (checkAll) return (await exists(node, p.shardId, deps)) === false ? 'bad' : settled;
       return settled;
     }),
   );
 }
 
-/** Asks the node to check the shard's every block locally (no data crosses the network). */
-async function verify(node: NodeRecord, shardId: string, deps: SegmentRepairDeps): Promise<Health | undefined> {
+/** The block CRCs recorded for data shard `index` at write time (the integrity chain), if any. */
+function recordedCrcs(segment: Segment, k: number, index: number): number[] | undefined {
+  if (segment.blockCrcs === undefined || index >= k) return undefined;
+  return decodeBlockCrcs(segment.blockCrcs).filter((_, j) => j % k === index);
+}
+
+/**
+ * Asks the node to check the shard's every block locally (no data crosses the network), and
+ * compares the CRCs it stores with those recorded at write time: a block corrupted before its CRC
+ * was computed passes the node's own check but not this one.
+ */
+async function verify(node: NodeRecord, shardId: string, recorded: number[] | undefined, deps: SegmentRepairDeps): Promise<Health | undefined> {
   try {
     const result = await deps.view.clientFor(node).verifyShard(shardId);
     if (result.headerCorrupt || result.corruptBlocks.length > 0) return 'bad';
+    if (recorded && result.blockCrcs !== undefined) {
+      const stored = decodeBlockCrcs(result.blockCrcs);
+      if (stored.length !== recorded.length || stored.some((crc, j) => crc !== recorded[j])) return 'bad';
+    }
     return node.mode === 'draining' ? 'move' : 'ok';
   } catch (err) {
     if (err instanceof StorageNodeError && err.code === 'NoSuchShard') return 'bad';

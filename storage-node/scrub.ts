@@ -96,7 +96,10 @@ export class Scrubber {
 
   private record(out: ScrubResponse, result: VerifyShardResponse): void {
     out.checked++;
-    if (result.corruptBlocks.length === 0) return;
+    if (result.corruptBlocks.length === 0) {
+      if (result.blockCrcs !== undefined) (out.crcs ??= {})[result.id] = result.blockCrcs;
+      return;
+    }
     const shard = { id: result.id, blocks: result.corruptBlocks, ...(result.headerCorrupt ? { header: true } : {}) };
     out.corrupt.push(shard);
     this.stats.onCorrupt(shard);

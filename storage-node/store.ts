@@ -563,12 +563,14 @@ export class ShardStore {
     if (!opened) throw noSuchShard(id);
     const { fh, geometry: g } = opened;
     const corruptBlocks: number[] = [];
+    const crcs = Buffer.alloc(g.blocks * 4);
     try {
       for (let from = 0; from < g.blocks; ) {
         const to = batchEnd(g, from, g.blocks - 1);
         await pace?.(frameOffset(g, to) + frameLength(g, to) - frameOffset(g, from));
         const frames = await readFrames(fh, g, from, to);
         frames.forEach((frame, i) => {
+          if (frame.length >= 4) crcs.writeUInt32LE(frame.readUInt32LE(frame.length - 4), (from + i) * 4);
           try {
             verifyFrame(frame, from + i);
           } catch {
@@ -580,7 +582,7 @@ export class ShardStore {
     } finally {
       await fh.close();
     }
-    return { id, blocks: g.blocks, corruptBlocks };
+    return { id, blocks: g.blocks, corruptBlocks, blockCrcs: crcs.toString('base64') };
   }
 
   /** Where a shard's file lives (for operators and tests; it need not exist). */

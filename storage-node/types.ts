@@ -32,6 +32,11 @@ export interface VerifyShardResponse {
   corruptBlocks: number[];
   /** Set when the file header is corrupt: blockSize and length are unknown, so the whole shard must be rebuilt. */
   headerCorrupt?: boolean;
+  /**
+   * The CRC32C stored with each block, in block order, as base64 of little-endian u32s: the scrubber
+   * compares the data blocks' CRCs with those recorded at write time (the integrity chain).
+   */
+  blockCrcs?: string;
 }
 
 /** Error codes a storage node answers with; the gateway acts on CorruptBlock and NoSuchShard. */
@@ -83,6 +88,8 @@ export interface ScrubResponse {
   /** Bytes read and checked. */
   bytes: number;
   corrupt: { id: string; blocks: number[]; header?: boolean }[];
+  /** For every shard checked and found intact: its stored block CRCs (see VerifyShardResponse.blockCrcs). */
+  crcs?: Record<string, string>;
   /** Cursor for the next call; absent when the walk reached the last shard. */
   next?: string;
 }

@@ -5,6 +5,7 @@
 // traffic), a draining node is emptied by copying, a repair process SIGKILLed mid-rebuild is
 // resumed by its successor without lost or duplicated placements, and an overwrite during a
 // repair wins over it. The pure parts (queue, rate limiter) are checked first.
+import { crc32c } from '@node-rs/crc32';
 import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -294,6 +295,31 @@ t.test('repair service on a real cluster', async (t) => {
     t.ok(scrub.corruptFound >= 1, 'the scrubber found it');
     await waitFor('the corrupt shard file to be collected', async () => (await (await nodeClient(victim.nodeId!)).headShard(victim.shardId)) === null);
     await verifyObjects(t, 'after healing bit rot');
+  });
+
+  await t.test('the integrity chain: a block corrupted before its CRC was computed is caught by the scrubber', async (t) => {
+    // Simulates memory corruption between receipt and encoding: the block's bytes change and its
+    // frame CRC is recomputed to match, so the node's own check passes. Only the CRCs recorded at
+    // write time (proven against the client's bytes) can tell.
+    const rec = await ns.getObject(BUCKET, 'obj-4');
+    const victim = rec.segments[0].placements[1];
+    const file = shardPath(victim.nodeId!, victim.shardId);
+    const bytes = await readFile(file);
+    const blockSize = bytes.readUInt32LE(12);
+    const frame = bytes.subarray(32, 32 + blockSize + 4);
+    frame[10] ^= 0x01;
+    frame.writeUInt32LE(crc32c(frame.subarray(0, blockSize)) >>> 0, blockSize);
+    await writeFile(file, bytes);
+    t.same((await (await nodeClient(victim.nodeId!)).verifyShard(victim.shardId)).corruptBlocks, [], 'the node alone sees nothing wrong');
+    const healed = await waitFor('the forged shard to be replaced', async () => {
+      const now = await ns.getObject(BUCKET, 'obj-4');
+      const p = now.segments[0].placements[1];
+      return p.shardId !== victim.shardId ? p : undefined;
+    });
+    t.not(healed.shardId, victim.shardId, 'the shard was rebuilt from the others');
+    const scrub = (await repair().worker('scrub')).progress as { chainBroken: number };
+    t.ok(scrub.chainBroken >= 1, 'the scrubber reported a broken chain');
+    await verifyObjects(t, 'after healing a forged block');
   });
 
   await t.test('shards of overwritten and deleted objects are garbage-collected', async (t) => {

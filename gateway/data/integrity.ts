@@ -7,6 +7,7 @@
 // re-proven later (by the scrubber) without re-reading the object.
 import { crc32c } from '@node-rs/crc32';
 import { crcCombine } from '../s3/crc-combine.js';
+export { decodeBlockCrcs, encodeBlockCrcs } from '../../erasure/frames.js';
 
 export class IntegrityError extends Error {
   constructor(message: string) {
@@ -41,17 +42,6 @@ export function checkSegmentChain(receivedCrc: number, receivedBytes: number, da
   if (expected !== actual) {
     throw new IntegrityError(`segment integrity chain broken: received bytes CRC32C ${expected.toString(16)}, stored blocks combine to ${actual.toString(16)}`);
   }
-}
-
-export function encodeBlockCrcs(crcs: readonly number[]): string {
-  const buf = Buffer.allocUnsafe(crcs.length * 4);
-  crcs.forEach((crc, i) => buf.writeUInt32LE(crc >>> 0, i * 4));
-  return buf.toString('base64');
-}
-
-export function decodeBlockCrcs(text: string): number[] {
-  const buf = Buffer.from(text, 'base64');
-  return Array.from({ length: buf.length / 4 }, (_, i) => buf.readUInt32LE(i * 4));
 }
 
 /** Passes bytes through while keeping their running CRC32C. */

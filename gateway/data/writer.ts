@@ -11,7 +11,8 @@ import type { Segment, ShardPlacement } from '../../namespace/types.js';
 import type { StorageNodePool } from '../../storage-node/client.js';
 import type { Logger } from '../../common/log.js';
 import { ChunkSource } from './chunk-source.js';
-import { checkSegmentChain, crcTap, encodeBlockCrcs } from './integrity.js';
+import { checkSegmentChain, crcTap } from './integrity.js';
+import { encodeBlockCrcs } from '../../erasure/frames.js';
 import { s3Error } from '../s3/errors.js';
 
 export interface WriterDeps {
