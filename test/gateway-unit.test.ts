@@ -8,7 +8,7 @@ import { ChunkSource } from '../gateway/data/chunk-source.js';
 import { S3Error } from '../gateway/s3/errors.js';
 import { resolveOperation } from '../gateway/operations/index.js';
 import { DamageReporter } from '../gateway/data/damage-reporter.js';
-import { checkSegmentChain, combineBlockCrcs, crcTap, decodeBlockCrcs, encodeBlockCrcs, extendWithZeros, IntegrityError } from '../gateway/data/integrity.js';
+import { checkClientCrc32c, objectCrc32c, checkSegmentChain, combineBlockCrcs, crcTap, decodeBlockCrcs, encodeBlockCrcs, extendWithZeros, IntegrityError } from '../gateway/data/integrity.js';
 import { encodeStripes } from '../erasure/stream.js';
 import { crc32c } from '@node-rs/crc32';
 import { randomBytes } from 'node:crypto';
@@ -190,5 +190,11 @@ t.test('the integrity chain proves a segment from its block CRCs and catches in-
     t.throws(() => checkSegmentChain(tap.crc(), tap.length(), forged, lengths), IntegrityError, `${size}: corruption breaks the chain`);
   }
   t.equal(combineBlockCrcs([], []), 0);
+  const whole = randomBytes(1000);
+  const segs = [whole.subarray(0, 300), whole.subarray(300)].map((b) => ({ size: b.length, crc32c: crc32c(b) >>> 0 }));
+  const b64 = (n: number) => { const x = Buffer.alloc(4); x.writeUInt32BE(n >>> 0); return x.toString('base64'); };
+  t.equal(objectCrc32c(segs), crc32c(whole) >>> 0, 'the object CRC32C follows from the segment CRCs');
+  t.doesNotThrow(() => checkClientCrc32c(b64(crc32c(whole)), segs));
+  t.throws(() => checkClientCrc32c(b64(crc32c(whole) ^ 1), segs), IntegrityError);
   t.equal(extendWithZeros(crc32c(Buffer.from('abc')), 5), crc32c(Buffer.from('abc\0\0\0\0\0')) >>> 0);
 });

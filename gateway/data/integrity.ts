@@ -44,6 +44,26 @@ export function checkSegmentChain(receivedCrc: number, receivedBytes: number, da
   }
 }
 
+/** The object's CRC32C from its segments' CRCs alone (undefined if a segment predates the chain). */
+export function objectCrc32c(segments: readonly { size: number; crc32c?: number }[]): number | undefined {
+  if (segments.some((s) => s.crc32c === undefined)) return undefined;
+  return combineBlockCrcs(segments.map((s) => s.crc32c!), segments.map((s) => s.size));
+}
+
+/**
+ * Proves a client's CRC32C (base64, big-endian as S3 sends it) from the segment chain; throws
+ * IntegrityError on a mismatch so that the object is not committed.
+ */
+export function checkClientCrc32c(clientValue: string | undefined, segments: readonly { size: number; crc32c?: number }[]): void {
+  if (clientValue === undefined) return;
+  const proven = objectCrc32c(segments);
+  if (proven === undefined) return;
+  const client = Buffer.from(clientValue, 'base64');
+  if (client.length !== 4 || client.readUInt32BE(0) !== proven) {
+    throw new IntegrityError(`client CRC32C ${clientValue} differs from the CRC32C proven from the stored blocks (${proven.toString(16)})`);
+  }
+}
+
 /** Passes bytes through while keeping their running CRC32C. */
 export function crcTap(source: AsyncIterable<Uint8Array>): { bytes: AsyncIterable<Uint8Array>; crc: () => number; length: () => number } {
   let crc = 0;

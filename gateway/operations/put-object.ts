@@ -7,6 +7,7 @@ import { validateKey } from '../request-target.js';
 import { objectHeadersFrom } from '../metadata.js';
 import { discardSegments, writeObjectData } from '../data/writer.js';
 import { writeOptions } from '../data/options.js';
+import { checkClientCrc32c } from '../data/integrity.js';
 import type { ObjectRecord } from '../../namespace/types.js';
 import { sendEmpty, type OperationHandler } from '../server.js';
 import { parseWritePrecondition, resolveWritePrecondition } from '../write-conditions.js';
@@ -37,6 +38,7 @@ export const putObject: OperationHandler = async (ctx, services) => {
   );
   try {
     const digests = payload.digests();
+    checkClientCrc32c(digests.checksums.CRC32C, written.segments);
     services.metrics.bytesIn.inc(undefined, written.size);
     const record: ObjectRecord = {
       bucket,
