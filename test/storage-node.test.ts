@@ -197,7 +197,10 @@ t.test('corruption on disk is detected by reads and by verify', async (t) => {
   await t.rejects(client.readShard('c', { start: 1990, end: 2010 }), { code: 'CorruptBlock', details: { block: 2 } });
   t.ok((await client.readShard('c', { start: 0, end: 1999 })).equals(data.subarray(0, 2000)), 'healthy blocks still read');
   t.ok((await client.readShard('c', { start: 3000, end: 3999 })).equals(data.subarray(3000)));
-  t.same(await client.verifyShard('c'), { id: 'c', blocks: 4, corruptBlocks: [2] });
+  const verified = await client.verifyShard('c');
+  t.match(verified, { id: 'c', blocks: 4, corruptBlocks: [2] });
+  t.equal(Buffer.from(verified.blockCrcs!, 'base64').length, 4 * 4, 'the stored CRC of every block is returned for the integrity chain');
+  t.equal(Buffer.from(verified.blockCrcs!, 'base64').readUInt32LE(0), blockCrc(data.subarray(0, 1000)), 'block 0 CRC as stored');
 
   // A CRC byte counts as the block's corruption too; several blocks are all reported.
   await flipByte(file, HEADER_BYTES + 1004 + 1001);
