@@ -93,10 +93,9 @@ function s3Errors(services: GatewayServices): Koa.Middleware<S3State> {
       // request on this keep-alive connection would read it as headers.
       if (!ctx.req.readableEnded) ctx.set('Connection', 'close');
       ctx.status = err.status;
-      ctx.remove('Content-Length');
-      ctx.remove('Content-Range');
-      ctx.remove('ETag');
-      ctx.remove('Last-Modified');
+      // Headers describing the object (set before the failure) must not describe the error body:
+      // a client would validate the error XML against the object's checksum.
+      for (const name of Object.keys(ctx.response.headers)) if (!KEPT_ON_ERROR.test(name)) ctx.remove(name);
       // HEAD: the status says it all; a null body would make koa turn it into 204.
       if (ctx.method === 'HEAD') return;
       ctx.type = 'application/xml';
@@ -106,6 +105,9 @@ function s3Errors(services: GatewayServices): Koa.Middleware<S3State> {
 }
 
 const KNOWN_CODES = new Set<string>(S3_ERROR_CODES);
+
+/** Response headers an error reply keeps: request ids, server, connection handling and CORS. */
+const KEPT_ON_ERROR = /^(x-amz-request-id|x-amz-id-2|server|connection|vary|access-control-.*)$/i;
 
 /**
  * The one place where failures become S3 errors: the namespace already speaks S3 codes

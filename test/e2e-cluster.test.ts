@@ -233,6 +233,14 @@ t.test('a real cluster stores erasure-coded objects and survives node loss and r
     const res = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'written-while-degraded', Body: data }));
     t.equal(res.ETag, md5(data));
     t.ok((await getBytes(s3, 'written-while-degraded')).equals(data));
+    // A third loss is beyond what k=4, m=2 can read: the client gets a clean 503, not a cut stream.
+    await cluster.kill('node-1', 'SIGKILL');
+    await expectS3Error(t, getBytes(s3, 'mib-plus-1'), 'ServiceUnavailable', 503);
+    await cluster.startNode('node-1');
+    // The restarted node has a new port; gateways learn it from the namespace within seconds.
+    let back: Buffer | undefined;
+    for (let i = 0; i < 40 && !back; i++) back = await getBytes(s3, 'mib-plus-1').catch(() => new Promise<undefined>((r) => setTimeout(r, 250)));
+    t.ok(back?.equals(objects.get('mib-plus-1')!), 'readable again once the node is back');
   });
 
   await t.test('the repair service sees the lost nodes and what they held', async (t) => {

@@ -44,7 +44,16 @@ export const getObject: OperationHandler = async (ctx, services) => {
     ctx.length = length;
     return;
   }
-  ctx.body = length === 0 ? Buffer.alloc(0) : Readable.from(countBytes(readObjectRange(record, start, end, readerDeps(services)), services));
+  if (length === 0) {
+    ctx.body = Buffer.alloc(0);
+    ctx.length = 0;
+    return;
+  }
+  // The first window is read before the status line goes out, so an object that cannot be read
+  // (fewer than k shards reachable) gets a proper 503 S3 error instead of a cut connection.
+  const bytes = readObjectRange(record, start, end, readerDeps(services));
+  const first = await bytes.next();
+  ctx.body = Readable.from(countBytes(prepend(first.done ? undefined : first.value, bytes), services));
   ctx.length = length;
 };
 
@@ -72,6 +81,11 @@ function applyResponseOverrides(ctx: S3Context): void {
     const value = ctx.query[param];
     if (typeof value === 'string') ctx.set(header, value);
   }
+}
+
+async function* prepend(head: Buffer | undefined, rest: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+  if (head) yield head;
+  yield* rest;
 }
 
 async function* countBytes(source: AsyncIterable<Buffer>, services: GatewayServices): AsyncGenerator<Buffer> {
