@@ -5,13 +5,13 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { chunks, frame } from './helpers/shards.js';
 import t from 'tap';
 import { request } from 'undici';
 import { close, listen } from '../common/http.js';
 import { createLogger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
 import { parseReadyLine } from '../common/process.js';
-import { blockCrc, crcBytes } from '../erasure/frames.js';
 import { StorageNodeClient, StorageNodeError } from '../storage-node/client.js';
 import { createStorageNodeServer } from '../storage-node/server.js';
 import { parseByteSize } from '../storage-node/size.js';
@@ -56,18 +56,6 @@ async function startNode(t: Tap, opts: { scrubRate?: number; limits?: Partial<St
   return { dir, store, url, client, metrics };
 }
 
-function frame(data: Buffer, blockSize: number): Buffer {
-  const parts: Buffer[] = [];
-  for (let at = 0; at < data.length; at += blockSize) {
-    const block = data.subarray(at, at + blockSize);
-    parts.push(block, crcBytes(blockCrc(block)));
-  }
-  return Buffer.concat(parts);
-}
-
-async function* chunks(buf: Buffer, size = 777): AsyncGenerator<Buffer> {
-  for (let at = 0; at < buf.length; at += size) yield buf.subarray(at, at + size);
-}
 
 async function put(client: StorageNodeClient, id: string, dataBytes: number, blockSize = 1000): Promise<void> {
   await client.putShard(id, blockSize, chunks(frame(randomBytes(dataBytes), blockSize), 64 * 1024));

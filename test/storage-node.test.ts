@@ -1,5 +1,6 @@
 // Storage node: the real server in-process on loopback over a temp dir, driven through its client;
 // plus the process entry spawned once as a child.
+import { chunks, frame } from './helpers/shards.js';
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -60,20 +61,6 @@ async function startNode(t: Tap, opts: { dir?: string; nodeId?: string; limits?:
   return { dir, store, url, client, metrics };
 }
 
-/** The framed form of `data`: blocks of blockSize (last one shorter), each followed by its CRC32C. */
-function frame(data: Buffer, blockSize: number): Buffer {
-  const parts: Buffer[] = [];
-  for (let at = 0; at < data.length; at += blockSize) {
-    const block = data.subarray(at, at + blockSize);
-    parts.push(block, crcBytes(blockCrc(block)));
-  }
-  return Buffer.concat(parts);
-}
-
-/** Splits a body into awkward chunk sizes so frames straddle chunk boundaries. */
-async function* chunks(buf: Buffer, size = 777): AsyncGenerator<Buffer> {
-  for (let at = 0; at < buf.length; at += size) yield buf.subarray(at, at + size);
-}
 
 async function tmpFiles(dir: string): Promise<string[]> {
   return fs.readdir(path.join(dir, 'tmp'));
