@@ -43,6 +43,8 @@ export interface RepairOptions {
   rate?: string;
   /** Time between scrub passes over every node (default 24h). */
   scrubInterval?: string;
+  /** Time between inventory audits of each node (default 1h; a restarted node is audited at once). */
+  auditInterval?: string;
   /** How long an unreferenced shard stays before GC deletes it (default 1h). */
   gcGrace?: string;
   /** Age after which a shard no record references counts as an orphan (default 1h). */
@@ -130,6 +132,7 @@ export class Cluster {
       ...(r.workers !== undefined ? ['--workers', String(r.workers)] : []),
       ...(r.rate ? ['--rate', r.rate] : []),
       ...(r.scrubInterval ? ['--scrub-interval', r.scrubInterval] : []),
+      ...(r.auditInterval ? ['--audit-interval', r.auditInterval] : []),
       ...(r.gcGrace ? ['--gc-grace', r.gcGrace] : []),
       ...(r.orphanGrace ? ['--orphan-grace', r.orphanGrace] : []),
       ...(r.interval ? ['--interval', r.interval] : []),

@@ -68,13 +68,8 @@ export class NamespaceClient {
   }
 
   /** Like getObject, but a missing key (not a missing bucket) is null. */
-  async getObjectOrNull(bucket: string, key: string): Promise<T.ObjectRecord | null> {
-    try {
-      return await this.getObject(bucket, key);
-    } catch (err) {
-      if (err instanceof NamespaceError && err.code === 'NoSuchKey') return null;
-      throw err;
-    }
+  getObjectOrNull(bucket: string, key: string): Promise<T.ObjectRecord | null> {
+    return nullWhen(['NoSuchKey'], this.getObject(bucket, key));
   }
 
   deleteObject(bucket: string, key: string, condition?: T.WriteCondition): Promise<T.DeleteObjectResponse> {
@@ -185,6 +180,23 @@ export class NamespaceClient {
     return this.call('PUT', `/uploads/${seg(part.uploadId)}/parts/${part.partNumber}`, part);
   }
 
+  getPart(uploadId: string, partNumber: number): Promise<T.PartRecord> {
+    return this.call('GET', `/uploads/${seg(uploadId)}/parts/${partNumber}`);
+  }
+
+  /** Like getPart, but null when the upload is gone (completed or aborted) or has no such part. */
+  getPartOrNull(uploadId: string, partNumber: number): Promise<T.PartRecord | null> {
+    return nullWhen(['NoSuchUpload', 'NoSuchPart'], this.getPart(uploadId, partNumber));
+  }
+
+  /**
+   * replaceShards for a part of an upload in progress (`req.versionId` is the upload id):
+   * PlacementConflict (409) when a `from` no longer holds, NoSuchUpload / NoSuchPart when it is gone.
+   */
+  replacePartShards(uploadId: string, partNumber: number, req: T.ReplaceShardsRequest): Promise<T.ReplacePartShardsResponse> {
+    return this.call('PUT', `/uploads/${seg(uploadId)}/parts/${partNumber}/shards`, req);
+  }
+
   listParts(uploadId: string, query: T.ListPartsQuery = {}): Promise<T.ListPartsResponse> {
     return this.call('GET', `/uploads/${seg(uploadId)}/parts`, undefined, { after: query.after, 'max-parts': query.maxParts });
   }
@@ -234,6 +246,16 @@ export class NamespaceClient {
 }
 
 const seg = (part: string): string => encodeURIComponent(part);
+
+/** The answer, or null when the call fails with one of `codes` (the thing asked for is gone). */
+async function nullWhen<R>(codes: string[], answer: Promise<R>): Promise<R | null> {
+  try {
+    return await answer;
+  } catch (err) {
+    if (err instanceof NamespaceError && codes.includes(err.code)) return null;
+    throw err;
+  }
+}
 
 /** The namespace takes at most this many reports, ids or acks per call. */
 const BATCH = 1000;

@@ -18,6 +18,9 @@ export const noSuchKey = (bucket: string, key: string): NamespaceError =>
 export const noSuchUpload = (uploadId: string): NamespaceError =>
   new NamespaceError(404, 'NoSuchUpload', `multipart upload ${JSON.stringify(uploadId)} does not exist`);
 
+export const noSuchPart = (uploadId: string, partNumber: number): NamespaceError =>
+  new NamespaceError(404, 'NoSuchPart', `multipart upload ${JSON.stringify(uploadId)} has no part ${partNumber}`);
+
 export const noSuchNode = (nodeId: string): NamespaceError =>
   new NamespaceError(404, 'NoSuchNode', `node ${JSON.stringify(nodeId)} is not registered`);
 

@@ -50,8 +50,13 @@ export const gcTime = (ms: number): string => String(ms).padStart(15, '0');
 export const gcKey = (ms: number, shardId: string, nodeId: string | null): Buffer => join(gcTime(ms), shardId, nodeId ?? '');
 
 /**
- * repairs: bucket 0x00 key 0x00 versionId 0x00 zero-padded segment → stored repair task. One key
- * per segment, so every report about a segment lands on (and merges into) the same task.
+ * repairs: bucket 0x00 key 0x00 versionId 0x00 zero-padded segment [0x00 zero-padded part] → stored
+ * repair task. One key per segment, so every report about a segment lands on (and merges into) the
+ * same task. A part's segments (versionId = upload id) add the part number, since every part
+ * numbers its segments from 0; object keys have no such suffix, so tasks queued before parts were
+ * repaired keep their keys.
  */
-export const repairKey = (bucket: string, key: string, versionId: string, segment: number): Buffer =>
-  join(bucket, key, versionId, String(segment).padStart(10, '0'));
+export const repairKey = (bucket: string, key: string, versionId: string, segment: number, part?: number): Buffer => {
+  const segmentKey = join(bucket, key, versionId, String(segment).padStart(10, '0'));
+  return part === undefined ? segmentKey : Buffer.concat([segmentKey, SEP, utf8(String(part).padStart(5, '0'))]);
+};

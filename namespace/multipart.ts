@@ -14,19 +14,31 @@ export function forgetUpload(upload: T.MultipartUploadRecord, parts: T.PartRecor
   ];
 }
 
-/** The completed object must be exactly the used parts, in order: no shard orphaned, none shared. */
-export function checkAssembly(record: T.ObjectRecord, usedParts: number[], parts: T.PartRecord[]): void {
+/**
+ * The completed object must be exactly the used parts, in order: no shard orphaned, none shared.
+ * Returns the segments to commit, which are the stored parts' own. The caller's copy of their
+ * placements may be out of date: repair can move a part's shard between the gateway's ListParts
+ * and its Complete. So only what repair never changes is compared: sizes, the integrity chain (where
+ * the record carries it) and the part summaries, which also tell a re-uploaded part from the one listed.
+ */
+export function checkAssembly(record: T.ObjectRecord, usedParts: number[], parts: T.PartRecord[]): T.Segment[] {
   const byNumber = new Map(parts.map((p) => [p.partNumber, p]));
   const used = usedParts.map((n) => byNumber.get(n) ?? invalidPart(`part ${n} was not uploaded`));
-  const expected = used.flatMap((p) => p.segments);
-  const same =
-    expected.length === record.segments.length &&
-    expected.every((seg, i) => seg.size === record.segments[i].size && seg.placements.every((p, j) => p.shardId === record.segments[i].placements[j]?.shardId));
+  const stored = used.flatMap((p) => p.segments);
+  const same = stored.length === record.segments.length && stored.every((seg, i) => sameContent(seg, record.segments[i]));
   if (!same) invalidPart('record segments are not the segments of usedParts in order');
   if (record.parts) {
-    const matches = record.parts.length === used.length && record.parts.every((s, i) => s.partNumber === used[i].partNumber && s.segmentCount === used[i].segments.length);
+    const matches =
+      record.parts.length === used.length &&
+      record.parts.every((s, i) => s.partNumber === used[i].partNumber && s.segmentCount === used[i].segments.length && s.size === used[i].size && s.etag === used[i].etag);
     if (!matches) invalidPart('record parts do not match usedParts');
   }
+  return stored;
+}
+
+function sameContent(stored: T.Segment, claimed: T.Segment): boolean {
+  const chain = (claimed.crc32c === undefined || claimed.crc32c === stored.crc32c) && (claimed.blockCrcs === undefined || claimed.blockCrcs === stored.blockCrcs);
+  return stored.size === claimed.size && chain;
 }
 
 function invalidPart(why: string): never {

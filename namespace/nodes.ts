@@ -49,6 +49,7 @@ export class NodeRegistry {
         id,
         url: hb.url,
         ...(hb.zone !== undefined ? { zone: hb.zone } : {}),
+        ...(hb.bootId !== undefined ? { bootId: hb.bootId } : {}),
         capacityBytes: hb.capacityBytes,
         usedBytes: hb.usedBytes,
         freeBytes: hb.freeBytes,

@@ -11,7 +11,7 @@ import { scanRange, type KvEngine, type KvOp } from './engine.js';
 import { repairKey } from './keys.js';
 import { KeyedLock } from './lock.js';
 import { decode, encode } from './records.js';
-import type { DamageReport, ObjectRecord, RepairTask, RepairTaskPage } from './types.js';
+import type { DamageReport, MultipartUploadRecord, PartRecord, RepairTask, RepairTaskPage, Segment } from './types.js';
 import * as v from './validate.js';
 
 /** What is stored under a repair key: the task without its id, plus the revision the id carries. */
@@ -22,7 +22,9 @@ const ID_PATTERN = /^([A-Za-z0-9_-]{1,8192})\.([0-9a-f]{12})$/;
 const lockName = (key: Buffer): string => key.toString('base64url');
 const taskId = (key: Buffer, rev: string): string => `${key.toString('base64url')}.${rev}`;
 const newRev = (): string => randomBytes(6).toString('hex');
-const reportKey = (r: DamageReport): Buffer => repairKey(r.bucket, r.key, r.versionId, r.segment);
+const reportKey = (r: DamageReport): Buffer => repairKey(r.bucket, r.key, r.versionId, r.segment, r.part);
+/** `{ part }` when there is one: object tasks keep their exact stored and listed shape. */
+const partOf = (part: number | undefined): { part?: number } => (part === undefined ? {} : { part });
 
 function parseTaskId(id: unknown): { key: Buffer; rev: string } {
   const match = ID_PATTERN.exec(v.text(id, 'repair task id', 12_000));
@@ -36,7 +38,7 @@ const decodeTask = (raw: Buffer | undefined): StoredTask | undefined => (raw ===
 
 function toTask(key: Buffer, s: StoredTask): RepairTask {
   const { bucket, key: name, versionId, segment, reasons, shardIndices, queuedAt } = s;
-  return { id: taskId(key, s.rev), bucket, key: name, versionId, segment, reasons, shardIndices, queuedAt };
+  return { id: taskId(key, s.rev), bucket, key: name, versionId, segment, ...partOf(s.part), reasons, shardIndices, queuedAt };
 }
 
 /**
@@ -47,7 +49,7 @@ function mergeReport(task: StoredTask | undefined, r: DamageReport, queuedAt: st
   const wanted = r.shardIndex === undefined ? [] : [r.shardIndex];
   if (!task) {
     const { bucket, key, versionId, segment } = r;
-    return { bucket, key, versionId, segment, reasons: [r.reason], shardIndices: wanted, queuedAt, rev: '' };
+    return { bucket, key, versionId, segment, ...partOf(r.part), reasons: [r.reason], shardIndices: wanted, queuedAt, rev: '' };
   }
   const reasons = task.reasons.includes(r.reason) ? task.reasons : [...task.reasons, r.reason];
   const whole = task.shardIndices.length === 0 || wanted.length === 0;
@@ -55,12 +57,31 @@ function mergeReport(task: StoredTask | undefined, r: DamageReport, queuedAt: st
   return { ...task, reasons, shardIndices };
 }
 
+/** What owns segments a task can name: an object version (an ObjectRecord is one), or a part of an upload in progress. */
+export interface SegmentOwner {
+  bucket: string;
+  key: string;
+  /** The object's version, or the upload id for a part. */
+  versionId: string;
+  part?: number;
+  segments: Segment[];
+}
+
+export const partOwner = (upload: MultipartUploadRecord, part: PartRecord): SegmentOwner => ({
+  bucket: upload.bucket,
+  key: upload.key,
+  versionId: upload.uploadId,
+  part: part.partNumber,
+  segments: part.segments,
+});
+
 /** The 'degraded-write' reports a committed record implies: one per placement that has no node. */
-export function degradedReports(record: ObjectRecord, segments?: number[]): DamageReport[] {
-  const which = segments ?? record.segments.map((_, i) => i);
+export function degradedReports(owner: SegmentOwner, segments?: number[]): DamageReport[] {
+  const { bucket, key, versionId } = owner;
+  const which = segments ?? owner.segments.map((_, i) => i);
   return which.flatMap((segment) =>
-    record.segments[segment].placements.flatMap((p, shardIndex): DamageReport[] =>
-      p.nodeId === null ? [{ bucket: record.bucket, key: record.key, versionId: record.versionId, segment, shardIndex, reason: 'degraded-write' }] : [],
+    owner.segments[segment].placements.flatMap((p, shardIndex): DamageReport[] =>
+      p.nodeId === null ? [{ bucket, key, versionId, segment, ...partOf(owner.part), shardIndex, reason: 'degraded-write' }] : [],
     ),
   );
 }
@@ -91,7 +112,7 @@ export class RepairQueue {
     });
   }
 
-  /** Tasks in key order (bucket, key, version, segment) after the task id `after`. */
+  /** Tasks in key order (bucket, key, version, segment, part) after the task id `after`. */
   async list(after: string | undefined, limit: number): Promise<RepairTaskPage> {
     const max = v.integer(limit, 'limit', 1, v.MAX_BATCH);
     const range = after === undefined ? {} : { gt: parseTaskId(after).key };

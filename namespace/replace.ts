@@ -1,23 +1,29 @@
 // Placement compare-and-swap, the commit step of a repair: pure rules (no I/O), called by the store
-// with the object's key locked. The version id does not change, so a reader holding the record
-// from before still reads a valid object (the old shards are only queued for GC, never overwritten).
-// Only object records are repaired: parts of multipart uploads still in progress are not.
+// with the object's key (or the upload) locked. The version id does not change, so a reader holding
+// the record from before still reads a valid object (the old shards are only queued for GC, never
+// overwritten). The same rules serve object records and the parts of uploads in progress: an upload
+// may stay open for days, and a part that lost shards meanwhile would become an object born with
+// too few to survive the next loss.
 import type { KvOp } from './engine.js';
 import { placementConflict } from './errors.js';
 import { refKey } from './keys.js';
-import { encode, garbageOp, objectRefs } from './records.js';
-import type { ObjectRecord, ReplaceShardsRequest, ShardPlacement } from './types.js';
+import { encode, garbageOp, type RefMaker } from './records.js';
+import type { ReplaceShardsRequest, Segment, ShardPlacement } from './types.js';
 import * as v from './validate.js';
 
 const describe = (p: ShardPlacement): string => `${p.nodeId ?? '(none)'}/${p.shardId}`;
 
-/** The record after the swap; throws PlacementConflict when the object moved on, InvalidArgument when the request cannot apply. */
-export function applyReplacement(current: ObjectRecord, req: ReplaceShardsRequest): ObjectRecord {
-  if (current.versionId !== req.versionId) throw placementConflict(`the object is at version ${current.versionId}, not ${req.versionId}`);
+/**
+ * The record (an object, or a part) after the swap; `version` is what req.versionId must name: the
+ * object's version, or the part's upload id. Throws PlacementConflict when the record moved on,
+ * InvalidArgument when the request cannot apply.
+ */
+export function applyReplacement<R extends { segments: Segment[] }>(current: R, version: string, req: ReplaceShardsRequest): R {
+  if (version !== req.versionId) throw placementConflict(`the record is at version ${version}, not ${req.versionId}`);
   const segment = current.segments[req.segment];
-  if (!segment) v.fail(`segment ${req.segment} does not exist: the object has ${current.segments.length}`);
+  if (!segment) v.fail(`segment ${req.segment} does not exist: the record has ${current.segments.length}`);
   checkFrom(segment.placements, req);
-  checkNewIds(current, req);
+  checkNewIds(current.segments, req);
   const placements = segment.placements.map((p) => ({ ...p }));
   for (const c of req.changes) placements[c.index] = { nodeId: c.to.nodeId, shardId: c.to.shardId };
   checkSpread(placements, req);
@@ -35,9 +41,9 @@ function checkFrom(placements: ShardPlacement[], req: ReplaceShardsRequest): voi
 }
 
 /** A reused id would share a reverse-index entry and GC fate with another shard. */
-function checkNewIds(current: ObjectRecord, req: ReplaceShardsRequest): void {
-  const used = new Set(current.segments.flatMap((s) => s.placements.map((p) => p.shardId)));
-  for (const c of req.changes) if (used.has(c.to.shardId)) v.fail(`shard id ${JSON.stringify(c.to.shardId)} is already used by this object`);
+function checkNewIds(segments: Segment[], req: ReplaceShardsRequest): void {
+  const used = new Set(segments.flatMap((s) => s.placements.map((p) => p.shardId)));
+  for (const c of req.changes) if (used.has(c.to.shardId)) v.fail(`shard id ${JSON.stringify(c.to.shardId)} is already used by this record`);
 }
 
 /** Two shards of a segment on one node are lost together; the clash comes from a placement repair did not touch, so it is a conflict. */
@@ -48,9 +54,8 @@ function checkSpread(placements: ShardPlacement[], req: ReplaceShardsRequest): v
   }
 }
 
-/** Reverse index and GC ops of a swap: the replaced shards lose their entries and go to GC, the new ones gain entries. */
-export function replacementOps(record: ObjectRecord, req: ReplaceShardsRequest, nowMs: number): KvOp[] {
-  const makeRef = objectRefs(record);
+/** Reverse index and GC ops of a swap: the replaced shards lose their entries and go to GC, the new ones gain entries (made by `makeRef`). */
+export function replacementOps(makeRef: RefMaker, req: ReplaceShardsRequest, nowMs: number): KvOp[] {
   return req.changes.flatMap((c): KvOp[] => {
     const { from, to } = c;
     const nodeId = to.nodeId ?? v.fail(`changes: shard ${c.index} must move to a node`);

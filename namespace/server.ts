@@ -140,6 +140,11 @@ function keyOf(params: Params, url: URL): string {
   return params.key ?? url.searchParams.get('key') ?? v.fail('object key is required');
 }
 
+function partNumberOf(params: Params): number {
+  const raw = params.partNumber ?? '';
+  return v.partNumber(/^[0-9]{1,5}$/.test(raw) ? Number(raw) : raw);
+}
+
 function nodeRoutes(router: Router, store: NamespaceStore, c: Counters): void {
   route(router, 'POST', '/nodes/:id/heartbeat', async (p, _u, req) => {
     const node = await store.heartbeat(p.id, v.heartbeat(await body(req)));
@@ -208,6 +213,12 @@ function uploadRoutes(router: Router, store: NamespaceStore, c: Counters): void 
     const part = v.partRecord(await body(req, RECORD_BODY_LIMIT));
     if (part.uploadId !== p.uploadId || String(part.partNumber) !== p.partNumber) v.fail('part uploadId/partNumber differ from the URL');
     return store.putPart(part);
+  });
+  route(router, 'GET', '/uploads/:uploadId/parts/:partNumber', (p) => store.getPart(p.uploadId, partNumberOf(p)));
+  route(router, 'PUT', '/uploads/:uploadId/parts/:partNumber/shards', async (p, _u, req) => {
+    const result = await store.replacePartShards(p.uploadId, partNumberOf(p), v.replaceShardsRequest(await body(req)));
+    c.replacements.inc();
+    return result;
   });
   route(router, 'GET', '/uploads/:uploadId/parts', (p, url) =>
     store.listParts(p.uploadId, {

@@ -16,7 +16,7 @@ import { KeyedLock } from './lock.js';
 import { checkAssembly, forgetUpload, uploadRange } from './multipart.js';
 import { NodeRegistry } from './nodes.js';
 import { choosePlacement, type RandomSource } from './placement.js';
-import { degradedReports, RepairQueue } from './repairs.js';
+import { degradedReports, partOwner, RepairQueue } from './repairs.js';
 import { applyReplacement, replacementOps } from './replace.js';
 import { decode, encode, objectRefs, partRefs, placedShards, shardTransition, type PlacedShard } from './records.js';
 import type * as T from './types.js';
@@ -131,13 +131,10 @@ export class NamespaceStore {
     });
   }
 
-  async getObject(bucket: string, key: string): Promise<T.ObjectRecord> {
+  getObject(bucket: string, key: string): Promise<T.ObjectRecord> {
     const b = v.bucketName(bucket);
     const name = v.objectKey(key);
-    const record = await this.read<T.ObjectRecord>('objects', k.objectKey(b, name));
-    if (record) return record;
-    await this.getBucket(b);
-    throw errors.noSuchKey(b, name);
+    return this.readOr404('objects', k.objectKey(b, name), () => this.getBucket(b), () => errors.noSuchKey(b, name));
   }
 
   /** Deleting a key that does not exist is not an error (as in S3): `deleted` is then null. */
@@ -170,8 +167,8 @@ export class NamespaceStore {
     const req = v.replaceShardsRequest(request);
     return this.withObject(v.bucketName(bucket), v.objectKey(key), async (current) => {
       if (!current) throw errors.noSuchKey(bucket, key);
-      const record = applyReplacement(current, req);
-      const ops = [put('objects', k.objectKey(record.bucket, record.key), record), ...replacementOps(record, req, this.now())];
+      const record = applyReplacement(current, current.versionId, req);
+      const ops = [put('objects', k.objectKey(record.bucket, record.key), record), ...replacementOps(objectRefs(record), req, this.now())];
       await this.writeWithRepairs(ops, degradedReports(record, [req.segment]));
       return { record };
     });
@@ -292,11 +289,39 @@ export class NamespaceStore {
     return this.uploadLocks.exclusive(part.uploadId, async () => {
       const upload = await this.getUpload(part.uploadId);
       const old = await this.read<T.PartRecord>('parts', k.partKey(part.uploadId, part.partNumber));
-      await this.write([
+      const ops = [
         put('parts', k.partKey(part.uploadId, part.partNumber), part),
         ...shardTransition(old ? placedShards(old.segments) : [], placedShards(part.segments), partRefs(upload, part), this.now()),
-      ]);
+      ];
+      await this.writeWithRepairs(ops, degradedReports(partOwner(upload, part)));
       return { part, replaced: old ?? null };
+    });
+  }
+
+  /** NoSuchUpload when the upload is gone (completed or aborted), NoSuchPart when it has no such part. */
+  getPart(uploadId: string, partNumber: number): Promise<T.PartRecord> {
+    const id = v.uploadId(uploadId);
+    const n = v.partNumber(partNumber);
+    return this.readOr404('parts', k.partKey(id, n), () => this.getUpload(id), () => errors.noSuchPart(id, n));
+  }
+
+  /**
+   * replaceShards for a part of an upload in progress (`request.versionId` is the upload id), with
+   * the upload locked: completion, abort and a re-upload of the part are serialised with it, so
+   * whichever comes first wins and the other sees the outcome.
+   */
+  replacePartShards(uploadId: string, partNumber: number, request: T.ReplaceShardsRequest): Promise<T.ReplacePartShardsResponse> {
+    const id = v.uploadId(uploadId);
+    const n = v.partNumber(partNumber);
+    const req = v.replaceShardsRequest(request);
+    return this.uploadLocks.exclusive(id, async () => {
+      const upload = await this.getUpload(id);
+      const current = await this.read<T.PartRecord>('parts', k.partKey(id, n));
+      if (!current) throw errors.noSuchPart(id, n);
+      const part = applyReplacement(current, id, req);
+      const ops = [put('parts', k.partKey(id, n), part), ...replacementOps(partRefs(upload, part), req, this.now())];
+      await this.writeWithRepairs(ops, degradedReports(partOwner(upload, part), [req.segment]));
+      return { part };
     });
   }
 
@@ -338,7 +363,8 @@ export class NamespaceStore {
   /**
    * Commits the object assembled from `usedParts` (with the same conditions as a commit), removes
    * the upload, queues the shards of unused parts and of any replaced object for GC, and re-points
-   * the used parts' reverse-index entries at the object's key, version and segment.
+   * the used parts' reverse-index entries at the object's key, version and segment. The placements
+   * committed (and returned) are the stored parts', whatever the request's record says.
    */
   async completeUpload(uploadId: string, request: T.CompleteUploadRequest): Promise<T.CommitObjectResponse> {
     const id = v.uploadId(uploadId);
@@ -349,16 +375,16 @@ export class NamespaceStore {
       this.uploadLocks.exclusive(id, async () => {
         const upload = await this.getUpload(id);
         const parts = await this.partsOf(id);
-        checkAssembly(record, usedParts, parts);
+        const final: T.ObjectRecord = { ...record, segments: checkAssembly(record, usedParts, parts) };
         checkCondition(condition, current);
         const before = [...shardsOf(current), ...parts.flatMap(shardsOfPart)];
         const ops = [
-          put('objects', k.objectKey(record.bucket, record.key), record),
+          put('objects', k.objectKey(final.bucket, final.key), final),
           ...forgetUpload(upload, parts),
-          ...shardTransition(before, placedShards(record.segments), objectRefs(record), this.now()),
+          ...shardTransition(before, placedShards(final.segments), objectRefs(final), this.now()),
         ];
-        await this.writeWithRepairs(ops, degradedReports(record));
-        return { record, replaced: current ?? null };
+        await this.writeWithRepairs(ops, degradedReports(final));
+        return { record: final, replaced: current ?? null };
       }),
     );
   }
@@ -383,6 +409,14 @@ export class NamespaceStore {
   private async read<R>(space: Space, key: Buffer): Promise<R | undefined> {
     const raw = await this.engine.get(space, key);
     return raw === undefined ? undefined : decode<R>(raw);
+  }
+
+  /** The record under `key`; when there is none, a missing parent (bucket, upload) is the error before `missing`. */
+  private async readOr404<R>(space: Space, key: Buffer, parent: () => Promise<unknown>, missing: () => errors.NamespaceError): Promise<R> {
+    const record = await this.read<R>(space, key);
+    if (record) return record;
+    await parent();
+    throw missing();
   }
 
   private scan(space: Space, range: KvRange): Promise<[Buffer, Buffer][]> {

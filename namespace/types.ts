@@ -120,6 +120,8 @@ export interface HeartbeatRequest {
   usedBytes: number;
   freeBytes: number;
   zone?: string;
+  /** Random per storage-node process start: a new value means the node restarted and may have lost files. */
+  bootId?: string;
 }
 
 export interface NodeRecord {
@@ -131,6 +133,8 @@ export interface NodeRecord {
   freeBytes: number;
   firstSeen: string;
   lastHeartbeat: string;
+  /** The bootId of the latest heartbeat. */
+  bootId?: string;
   state: NodeState;
   /** 'draining': an operator asked for the node to be emptied; it gets no new placements. */
   mode?: NodeMode;
@@ -282,7 +286,7 @@ export interface CompleteUploadRequest {
 // service consumes it. Everything repair derives can be recomputed from namespace state, so a
 // repair process that crashes loses no work and, thanks to compare-and-swap, duplicates none.
 
-export type RepairReason = 'degraded-write' | 'corrupt' | 'unreadable' | 'node-down' | 'drain';
+export type RepairReason = 'degraded-write' | 'corrupt' | 'missing' | 'unreadable' | 'node-down' | 'drain';
 
 /** A report that one shard of a segment is missing or bad (from a gateway, the scrubber, or repair itself). */
 export interface DamageReport {
@@ -294,6 +298,8 @@ export interface DamageReport {
   shardIndex?: number;
   nodeId?: string | null;
   reason: RepairReason;
+  /** Set for a part of an upload in progress: `versionId` is then the upload id, `segment` a segment of this part. */
+  part?: number;
 }
 
 /** One queued repair: a segment of one object version. Several reports of one segment collapse into one task. */
@@ -304,6 +310,8 @@ export interface RepairTask {
   key: string;
   versionId: string;
   segment: number;
+  /** Set for a part of an upload in progress (`versionId` is then the upload id), as in DamageReport. */
+  part?: number;
   reasons: RepairReason[];
   /** Shard indices reported bad (may be empty: check all). */
   shardIndices: number[];
@@ -315,7 +323,10 @@ export interface RepairTaskPage {
   next?: string;
 }
 
-/** Swap shard placements of one segment, only if the object is still at `versionId` and each `from` still holds. */
+/**
+ * Swap shard placements of one segment, only if the object is still at `versionId` and each `from`
+ * still holds. For a part of an upload in progress, `versionId` is the upload id.
+ */
 export interface ReplaceShardsRequest {
   versionId: string;
   segment: number;
@@ -324,6 +335,10 @@ export interface ReplaceShardsRequest {
 
 export interface ReplaceShardsResponse {
   record: ObjectRecord;
+}
+
+export interface ReplacePartShardsResponse {
+  part: PartRecord;
 }
 
 export type NodeMode = 'normal' | 'draining';

@@ -253,6 +253,7 @@ export function heartbeat(value: unknown): HeartbeatRequest {
     freeBytes: integer(f.freeBytes, 'freeBytes'),
   };
   if (f.zone !== undefined) out.zone = token(f.zone, 'zone', 128);
+  if (f.bootId !== undefined) out.bootId = token(f.bootId, 'bootId', 64);
   return out;
 }
 
@@ -290,7 +291,7 @@ export function completeUploadRequest(value: unknown): CompleteUploadRequest {
   return out;
 }
 
-const REPAIR_REASONS: ReadonlySet<string> = new Set<RepairReason>(['degraded-write', 'corrupt', 'unreadable', 'node-down', 'drain']);
+const REPAIR_REASONS: ReadonlySet<string> = new Set<RepairReason>(['degraded-write', 'corrupt', 'missing', 'unreadable', 'node-down', 'drain']);
 const NODE_MODES: ReadonlySet<string> = new Set<NodeMode>(['normal', 'draining']);
 
 function repairReason(value: unknown, what: string): RepairReason {
@@ -308,13 +309,16 @@ const shardIndex = (value: unknown, what: string): number => integer(value, what
 
 function damageReport(value: unknown, what: string): DamageReport {
   const f = fields(value, what);
+  const isPart = f.part !== undefined;
   const out: DamageReport = {
     bucket: bucketName(f.bucket),
     key: objectKey(f.key),
-    versionId: versionId(f.versionId),
+    // A part's segments belong to its upload until it completes.
+    versionId: isPart ? uploadId(f.versionId) : versionId(f.versionId),
     segment: segmentIndex(f.segment, `${what}.segment`),
     reason: repairReason(f.reason, `${what}.reason`),
   };
+  if (isPart) out.part = integer(f.part, `${what}.part`, 1, MAX_PART_NUMBER);
   if (f.shardIndex !== undefined) out.shardIndex = shardIndex(f.shardIndex, `${what}.shardIndex`);
   if (f.nodeId !== undefined) out.nodeId = f.nodeId === null ? null : nodeId(f.nodeId);
   return out;

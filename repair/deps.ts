@@ -16,6 +16,8 @@ export interface RepairNamespace {
   repairTasks(after?: string, limit?: number): Promise<T.RepairTaskPage>;
   ackRepairs(ids: string[]): Promise<number>;
   replaceShards(bucket: string, key: string, request: T.ReplaceShardsRequest): Promise<T.ReplaceShardsResponse>;
+  getPartOrNull(uploadId: string, partNumber: number): Promise<T.PartRecord | null>;
+  replacePartShards(uploadId: string, partNumber: number, request: T.ReplaceShardsRequest): Promise<T.ReplacePartShardsResponse>;
   lookupShardRefs(nodeId: string, shardIds: string[]): Promise<T.ShardRef[]>;
   setNodeMode(nodeId: string, mode: T.NodeMode): Promise<T.NodeRecord>;
 }

@@ -2,18 +2,21 @@
 // stops placing new shards there, and this worker walks the node's reverse index and queues every
 // segment with a shard on it. The repairers then copy each such shard, as is, from the draining
 // node to another one (rebuilding it only if the copy cannot be read) and swap the placement.
-// When a whole walk finds nothing left on the node, it is logged: the node may leave the cluster.
+// Parts of uploads in progress move too: waiting for uploads to complete or be aborted could keep
+// a node from ever being drained. When a whole walk finds nothing left on the node, it is logged:
+// the node may leave the cluster.
 import type { Logger } from '../common/log.js';
 import type { NodeView } from './cluster-view.js';
 import { NAMESPACE_PAGE, type RepairNamespace } from './deps.js';
 import type { PushResult, RepairQueue } from './queue.js';
+import { segmentRefOf } from './refs.js';
 import type { ShardRef } from '../namespace/types.js';
 import type { Worker, WorkerProgress, WorkerStats } from './worker.js';
 
 export interface DrainProgress {
   /** Object shards found on the node by the last complete walk (null until one finished). */
   shardsLeft: number | null;
-  /** Shards of multipart uploads not completed yet: they move once the upload completes (or go when it is aborted). */
+  /** Shards of parts of uploads in progress found by the last complete walk (moved like object shards). */
   uploadShardsLeft: number | null;
   seenThisWalk: number;
   walks: number;
@@ -63,7 +66,7 @@ export class DrainWorker implements Worker {
 
   progress(): WorkerProgress {
     const nodes = Object.fromEntries([...this.walks].map(([id, w]) => [id, w.progress]));
-    const left = [...this.walks.values()].reduce((sum, w) => sum + (w.progress.shardsLeft ?? w.seen), 0);
+    const left = [...this.walks.values()].reduce((sum, w) => sum + (w.progress.shardsLeft ?? w.seen) + (w.progress.uploadShardsLeft ?? w.uploadSeen), 0);
     return this.stats.snapshot(left, { nodes });
   }
 
@@ -87,8 +90,8 @@ export class DrainWorker implements Worker {
     const walk = this.walkOf(nodeId);
     const page = await this.namespace.shardsOnNode(nodeId, walk.after, NAMESPACE_PAGE);
     for (const ref of page.refs) {
+      if (this.queueMove(ref) === 'full') return false;
       if (ref.upload) walk.uploadSeen++;
-      else if (this.queueMove(ref) === 'full') return false;
       else walk.seen++;
       walk.after = ref.shardId;
     }
@@ -98,8 +101,7 @@ export class DrainWorker implements Worker {
   }
 
   private queueMove(ref: ShardRef): PushResult {
-    const { bucket, key, versionId, segment } = ref;
-    return this.queue.push({ bucket, key, versionId, segment, suspect: [ref.index], taskIds: [], reasons: ['drain'], priority: 0 });
+    return this.queue.push({ ...segmentRefOf(ref), suspect: [ref.index], taskIds: [], reasons: ['drain'], priority: 0 });
   }
 
   private endWalk(nodeId: string, walk: Walk): void {

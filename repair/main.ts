@@ -21,6 +21,7 @@ function loadConfig(): { namespace: string; host: string; port: number; repair: 
     workers: { env: 'CAIRN_REPAIR_WORKERS', default: '2' },
     rate: { env: 'CAIRN_REPAIR_RATE', default: '100MB' },
     'scrub-interval': { env: 'CAIRN_SCRUB_INTERVAL', default: '24h' },
+    'audit-interval': { env: 'CAIRN_AUDIT_INTERVAL', default: '1h' },
     'gc-grace': { env: 'CAIRN_GC_GRACE', default: '1h' },
     'orphan-grace': { env: 'CAIRN_ORPHAN_GRACE', default: '1h' },
     'shard-timeout': { env: 'CAIRN_SHARD_TIMEOUT', default: '10s' },
@@ -44,6 +45,7 @@ function loadConfig(): { namespace: string; host: string; port: number; repair: 
       workers,
       rateBytesPerSecond: parseRate(c.rate!),
       scrubIntervalMs: positive('scrub-interval', c['scrub-interval']!),
+      auditIntervalMs: positive('audit-interval', c['audit-interval']!),
       gcGraceMs: parseDuration(c['gc-grace']!),
       orphanGraceMs: parseDuration(c['orphan-grace']!),
       intervalMs: positive('interval', c.interval!),
@@ -76,6 +78,7 @@ log.info('repair service running', {
   workers: r.workers,
   rate: formatRate(r.rateBytesPerSecond),
   scrubIntervalS: r.scrubIntervalMs / 1000,
+  auditIntervalS: r.auditIntervalMs / 1000,
   gcGraceS: r.gcGraceMs / 1000,
   orphanGraceS: r.orphanGraceMs / 1000,
 });

@@ -2,13 +2,16 @@
 // segments (the reverse index of every down node, and the namespace's durable repair tasks:
 // degraded writes, corrupt or unreadable shards), and N repairers take the most damaged segment
 // first and repair it. Nothing here is durable on purpose: the namespace is the record of what
-// is damaged, so a restarted repair service finds the same work again.
+// is damaged, so a restarted repair service finds the same work again. Segments of parts of
+// uploads still in progress are repaired like object segments: an upload can stay open for days,
+// and waiting for its completion would let it lose more than m shards meanwhile.
 import type { Logger } from '../common/log.js';
 import type { ShardRef } from '../namespace/types.js';
 import type { NodeView } from './cluster-view.js';
 import { NAMESPACE_PAGE, type RepairNamespace } from './deps.js';
 import { PaceMeter, type Worker, type WorkerProgress, type WorkerStats } from './worker.js';
-import type { RepairItem, RepairQueue } from './queue.js';
+import type { PushResult, RepairItem, RepairQueue } from './queue.js';
+import { segmentRefOf } from './refs.js';
 import { repairSegment, type RepairOutcome, type SegmentRepairDeps } from './segment.js';
 
 /** Totals over all repairers, for status, metrics and the ETA. */
@@ -104,7 +107,7 @@ export class RepairScanner implements Worker {
         queueByPriority: this.queue.countsByPriority(),
         downNodes: Object.fromEntries([...this.walks].map(([id, w]) => [id, { refsSeen: w.seen, lastWalkTotal: w.lastTotal ?? null }])),
         tasksSeen: this.tasksSeen,
-        uncompletedPartShards: this.partShards,
+        partShardsQueued: this.partShards,
       },
     };
   }
@@ -118,6 +121,7 @@ export class RepairScanner implements Worker {
         key: task.key,
         versionId: task.versionId,
         segment: task.segment,
+        part: task.part,
         suspect: task.shardIndices,
         taskIds: [task.id],
         reasons: task.reasons,
@@ -159,23 +163,10 @@ export class RepairScanner implements Worker {
     return true;
   }
 
-  private queueRef(ref: ShardRef): string {
-    // Shards of multipart parts not yet completed cannot be re-placed (no object record yet); once
-    // the upload completes they belong to the object and the next walk repairs them.
-    if (ref.upload) {
-      this.partShards++;
-      return 'skipped';
-    }
-    return this.queue.push({
-      bucket: ref.bucket,
-      key: ref.key,
-      versionId: ref.versionId,
-      segment: ref.segment,
-      suspect: [ref.index],
-      taskIds: [],
-      reasons: ['node-down'],
-      priority: 1,
-    });
+  private queueRef(ref: ShardRef): PushResult {
+    const result = this.queue.push({ ...segmentRefOf(ref), suspect: [ref.index], taskIds: [], reasons: ['node-down'], priority: 1 });
+    if (ref.upload && result !== 'full') this.partShards++;
+    return result;
   }
 }
 
@@ -220,7 +211,7 @@ export class SegmentRepairer implements Worker {
 
   progress(): WorkerProgress {
     const c = this.current;
-    return this.stats.snapshot(0, { current: c ? [{ bucket: c.bucket, key: c.key, versionId: c.versionId, segment: c.segment, reasons: c.reasons }] : [] });
+    return this.stats.snapshot(0, { current: c ? [{ bucket: c.bucket, key: c.key, versionId: c.versionId, segment: c.segment, part: c.part, reasons: c.reasons }] : [] });
   }
 
   /** Records the outcome; true when the segment needs nothing more (its tasks are acknowledged). */
@@ -252,7 +243,7 @@ export class SegmentRepairer implements Worker {
         t.conflicts++;
         t.pace.add(1);
         this.stats.addDone();
-        this.log.info('a concurrent write replaced the object during repair; its repair shards were deleted', describe(item));
+        this.log.info('a concurrent write (overwrite or delete; for a part: re-upload, completion or abort) won over the repair; its repair shards were deleted', describe(item));
         break;
       case 'unrecoverable':
         this.fail(item, `only ${outcome.readable} of the ${outcome.needed} shards needed are readable`, 'unrecoverable', 'error');
@@ -275,5 +266,6 @@ export class SegmentRepairer implements Worker {
 }
 
 function describe(item: RepairItem): { segment: string; reasons: string[] } {
-  return { segment: `${item.bucket}/${item.key}@${item.versionId}#${item.segment}`, reasons: item.reasons };
+  const part = item.part === undefined ? '' : `/part-${item.part}`;
+  return { segment: `${item.bucket}/${item.key}@${item.versionId}${part}#${item.segment}`, reasons: item.reasons };
 }

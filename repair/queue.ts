@@ -7,8 +7,11 @@ import type { RepairReason } from '../namespace/types.js';
 export interface SegmentRef {
   bucket: string;
   key: string;
+  /** The object version, or for a part of an upload in progress the upload id. */
   versionId: string;
   segment: number;
+  /** Set for a part of an upload in progress: `segment` counts within this part. */
+  part?: number;
 }
 
 export interface RepairItem extends SegmentRef {
@@ -34,7 +37,8 @@ export interface QueueLimits {
 
 const DEFAULT_LIMITS: QueueLimits = { capacity: 10_000, failureMemory: 10_000, baseBackoffMs: 2_000, maxBackoffMs: 10 * 60_000 };
 
-export const segmentKey = (s: SegmentRef): string => `${s.bucket}\u0000${s.key}\u0000${s.versionId}\u0000${s.segment}`;
+export const segmentKey = (s: SegmentRef): string =>
+  `${s.bucket}\u0000${s.key}\u0000${s.versionId}\u0000${s.segment}` + (s.part === undefined ? '' : `\u0000${s.part}`);
 
 export type PushResult = 'queued' | 'merged' | 'busy' | 'backoff' | 'full';
 

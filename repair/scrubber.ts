@@ -10,6 +10,7 @@ import { StorageNodeError } from '../storage-node/client.js';
 import type { ScrubResponse } from '../storage-node/types.js';
 import type { NodeView } from './cluster-view.js';
 import { NAMESPACE_PAGE, type RepairNamespace } from './deps.js';
+import { damageReportOf } from './refs.js';
 import type { Worker, WorkerProgress, WorkerStats } from './worker.js';
 
 /** Shards and bytes a node checks per call: a call returns within a few seconds at any sane scrub rate. */
@@ -119,9 +120,7 @@ export class Scrubber implements Worker {
     const reports: DamageReport[] = [];
     for (const ref of refs) {
       this.log.warn('scrub found a corrupt shard', { node: nodeId, shard: ref.shardId, object: `${ref.bucket}/${ref.key}`, segment: ref.segment, index: ref.index });
-      // A part of an unfinished multipart upload has no object record to re-place it in yet.
-      if (ref.upload) continue;
-      reports.push({ bucket: ref.bucket, key: ref.key, versionId: ref.versionId, segment: ref.segment, shardIndex: ref.index, nodeId, reason: 'corrupt' });
+      reports.push(damageReportOf(ref, 'corrupt'));
     }
     const unreferenced = shardIds.length - refs.length;
     if (unreferenced > 0) this.log.info(`scrub: ${unreferenced} corrupt shards on ${nodeId} belong to no object; the orphan collector removes them`);
@@ -142,7 +141,7 @@ export class Scrubber implements Worker {
     const reports: DamageReport[] = [];
     for (let i = 0; i < ids.length; i += NAMESPACE_PAGE) {
       for (const ref of await this.namespace.lookupShardRefs(nodeId, ids.slice(i, i + NAMESPACE_PAGE))) {
-        if (ref.upload) continue;
+        if (ref.upload) continue; // a part's recorded CRCs move into its object's record: checked once the upload completes
         const name = `${ref.bucket}\u0000${ref.key}`;
         if (!records.has(name)) records.set(name, await this.namespace.getObjectOrNull(ref.bucket, ref.key));
         const record = records.get(name);

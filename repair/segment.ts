@@ -1,6 +1,8 @@
-// Repairs one segment of one object version. Reads the record, decides which shards are bad (never
-// written, on a lost node, reported and confirmed corrupt or missing) and which must move (on a
-// draining node); writes replacements under NEW shard ids on nodes that hold nothing of the segment
+// Repairs one segment of one object version, or of one part of an upload in progress (the same
+// rules: a part's segments become the object's when the upload completes, and must not reach it
+// with fewer than k+m shards). Reads the record, decides which shards are bad (never written, on a
+// lost node, reported and confirmed corrupt or missing) and which must move (on a draining node);
+// writes replacements under NEW shard ids on nodes that hold nothing of the segment
 // (copying a movable shard as is, rebuilding the rest from k healthy shards), then swaps the
 // placements with one compare-and-swap. Everything is re-derived from the namespace each time, so
 // running it twice, or after a crash half-way, is harmless: a finished swap leaves nothing to do,
@@ -13,7 +15,7 @@ import type { Layout } from '../erasure/layout.js';
 import { NotEnoughShardsError, rebuildShards, ShardSourceError } from '../erasure/stream.js';
 import type { Logger } from '../common/log.js';
 import { NamespaceError } from '../namespace/client.js';
-import type { NodeRecord, ObjectRecord, RepairReason, Segment } from '../namespace/types.js';
+import type { NodeRecord, ReplaceShardsRequest, RepairReason, Segment } from '../namespace/types.js';
 import { StorageNodeError } from '../storage-node/client.js';
 import { isValidShardId } from '../storage-node/types.js';
 import type { InflightShards, NodeView } from './cluster-view.js';
@@ -43,8 +45,20 @@ export type RepairOutcome =
 /** ok: readable and staying; bad: to rebuild; move: readable, on a draining node; unsure: node suspect or not answering. */
 type Health = 'ok' | 'bad' | 'move' | 'unsure';
 
+/**
+ * What is being repaired, read fresh from the namespace: an object version or a part. Both hold a
+ * layout and segments; they differ in how they are read and in which compare-and-swap commits.
+ */
+interface Subject {
+  layout: Layout;
+  segments: Segment[];
+  /** Leads every new shard id, so an id still says what it belongs to. */
+  idPrefix: string;
+  replace(request: ReplaceShardsRequest): Promise<unknown>;
+}
+
 interface Plan {
-  record: ObjectRecord;
+  subject: Subject;
   item: RepairItem;
   segment: Segment;
   layout: Layout;
@@ -66,7 +80,7 @@ interface Written {
 
 /** Candidates asked of the namespace beyond what is needed, so zones can be chosen among them. */
 const ZONE_SPARE = 4;
-const REPORTED: ReadonlySet<RepairReason> = new Set(['corrupt', 'unreadable']);
+const REPORTED: ReadonlySet<RepairReason> = new Set(['corrupt', 'missing', 'unreadable']);
 
 const codecs = new Map<string, StripeCodec>();
 function codecFor(layout: Layout): StripeCodec {
@@ -77,14 +91,14 @@ function codecFor(layout: Layout): StripeCodec {
 }
 
 export async function repairSegment(item: RepairItem, deps: SegmentRepairDeps, signal: AbortSignal): Promise<RepairOutcome> {
-  const record = await deps.namespace.getObjectOrNull(item.bucket, item.key).catch(goneIsNull);
-  if (!record) return { kind: 'stale', reason: 'object deleted' };
-  if (record.versionId !== item.versionId) return { kind: 'stale', reason: 'object overwritten' };
-  const segment = record.segments[item.segment];
+  const subject = item.part === undefined ? await loadObject(item, deps.namespace) : await loadPart(item, item.part, deps.namespace);
+  if (typeof subject === 'string') return { kind: 'stale', reason: subject };
+  const { layout } = subject;
+  const segment = subject.segments[item.segment];
   if (!segment || segment.size === 0) return { kind: 'stale', reason: 'no such segment' };
   await deps.view.refresh();
-  const health = await assess(segment, record.layout.k, item, deps);
-  const plan: Plan = { record, item, segment, layout: record.layout, health, urgent: count(health, 'ok', 'move') <= record.layout.k };
+  const health = await assess(segment, layout.k, item, deps);
+  const plan: Plan = { subject, item, segment, layout, health, urgent: count(health, 'ok', 'move') <= layout.k };
   const bad = indicesOf(health, 'bad');
   const moves = indicesOf(health, 'move');
   if (bad.length === 0 && moves.length === 0) return { kind: 'healthy' };
@@ -95,6 +109,28 @@ export async function repairSegment(item: RepairItem, deps: SegmentRepairDeps, s
   const written = await writeReplacements(plan, targets, deps, signal);
   if (written.length === 0) return { kind: 'blocked', reason: 'no replacement shard could be written' };
   return commit(plan, written, bad.length + moves.length, deps);
+}
+
+/** The object version the item names, or why there is nothing to repair. */
+async function loadObject(item: RepairItem, namespace: RepairNamespace): Promise<Subject | string> {
+  const record = await namespace.getObjectOrNull(item.bucket, item.key).catch(goneIsNull);
+  if (!record) return 'object deleted';
+  if (record.versionId !== item.versionId) return 'object overwritten';
+  const { layout, segments, versionId } = record;
+  return { layout, segments, idPrefix: versionId, replace: (req: ReplaceShardsRequest) => namespace.replaceShards(record.bucket, record.key, req) };
+}
+
+/**
+ * The part as it is now. A re-uploaded part is repaired as the new upload of that part number: the
+ * item names a segment of the part, not one upload of it, and a re-upload racing the repair wins at
+ * the compare-and-swap. A completed upload's segments are the object's now: its walk finds them.
+ */
+async function loadPart(item: RepairItem, partNumber: number, namespace: RepairNamespace): Promise<Subject | string> {
+  const uploadId = item.versionId;
+  const part = await namespace.getPartOrNull(uploadId, partNumber);
+  if (!part) return 'upload completed or aborted';
+  const { layout, segments } = part;
+  return { layout, segments, idPrefix: `${uploadId}.p${partNumber}`, replace: (req: ReplaceShardsRequest) => namespace.replacePartShards(uploadId, partNumber, req) };
 }
 
 // ---- assessing the segment --------------------------------------------------------------------
@@ -310,7 +346,7 @@ async function finishUploads(uploads: ShardUpload[], indices: number[], bytes: n
 }
 
 function startUpload(plan: Plan, index: number, target: Target, deps: SegmentRepairDeps): ShardUpload {
-  const shardId = newShardId(plan.record.versionId, plan.item.segment, index);
+  const shardId = newShardId(plan.subject.idPrefix, plan.item.segment, index);
   const client = deps.view.client(target.id);
   if (!client) throw new Error(`target node ${target.id} is not known`);
   deps.inflight.add(target.id, shardId);
@@ -323,23 +359,24 @@ function abandon(upload: ShardUpload, deps: SegmentRepairDeps): void {
   deps.inflight.delete(upload.nodeId, upload.shardId);
 }
 
-/** Shard ids are never reused (GC depends on it): a repaired shard gets a fresh one that still names its object version. */
-export function newShardId(versionId: string, segment: number, index: number): string {
+/** Shard ids are never reused (GC depends on it): a repaired shard gets a fresh one that still names its object version (or upload and part). */
+export function newShardId(prefix: string, segment: number, index: number): string {
   const suffix = `r${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
-  const id = `${versionId}.${segment}.${index}.${suffix}`;
+  const id = `${prefix}.${segment}.${index}.${suffix}`;
   return isValidShardId(id) ? id : `${suffix}.${segment}.${index}`;
 }
 
 // ---- committing -------------------------------------------------------------------------------
 
 async function commit(plan: Plan, written: Written[], wanted: number, deps: SegmentRepairDeps): Promise<RepairOutcome> {
-  const { record, item } = plan;
+  const { subject, item } = plan;
   const changes = written.map((w) => ({ index: w.index, from: plan.segment.placements[w.index], to: { nodeId: w.nodeId, shardId: w.shardId } }));
   try {
-    await deps.namespace.replaceShards(record.bucket, record.key, { versionId: record.versionId, segment: item.segment, changes });
+    await subject.replace({ versionId: item.versionId, segment: item.segment, changes });
   } catch (err) {
     if (!isLostRace(err)) throw err; // unknown whether it applied: leave the shards to the orphan collector
-    // A concurrent overwrite or delete won: our shards are referenced by nothing, remove them.
+    // A concurrent overwrite or delete (of a part: re-upload, completion or abort) won: our shards
+    // are referenced by nothing, remove them.
     await Promise.all(written.map((w) => deps.view.client(w.nodeId)?.deleteShard(w.shardId).catch(() => undefined)));
     return { kind: 'conflict' };
   } finally {
@@ -351,7 +388,7 @@ async function commit(plan: Plan, written: Written[], wanted: number, deps: Segm
 }
 
 function isLostRace(err: unknown): boolean {
-  return err instanceof NamespaceError && ['PlacementConflict', 'NoSuchKey', 'NoSuchBucket'].includes(err.code);
+  return err instanceof NamespaceError && ['PlacementConflict', 'NoSuchKey', 'NoSuchBucket', 'NoSuchUpload', 'NoSuchPart'].includes(err.code);
 }
 
 function goneIsNull(err: unknown): null {

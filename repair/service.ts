@@ -6,6 +6,7 @@ import { InflightShards, NodeView } from './cluster-view.js';
 import type { RepairNamespace, RepairNodePool } from './deps.js';
 import { DrainWorker } from './drain.js';
 import { GarbageCollector, OrphanCollector } from './gc.js';
+import { InventoryAuditor } from './inventory.js';
 import { RepairScanner, RepairTotals, SegmentRepairer } from './node-loss.js';
 import { RepairQueue } from './queue.js';
 import { TokenBucket } from './rate.js';
@@ -19,6 +20,8 @@ export interface RepairConfig {
   /** Bytes per second of repair reads plus writes; Infinity for no limit. */
   rateBytesPerSecond: number;
   scrubIntervalMs: number;
+  /** Time between inventory audits of a node (a restarted node is audited at once). */
+  auditIntervalMs: number;
   gcGraceMs: number;
   orphanGraceMs: number;
   /** How often idle scanners look for new work. */
@@ -58,6 +61,7 @@ export class RepairService {
     }
     this.manager.add(this.drain);
     this.manager.add(new Scrubber(namespace, view, stats('scrub'), log, config.scrubIntervalMs));
+    this.manager.add(new InventoryAuditor(namespace, view, stats('audit'), log, config.auditIntervalMs));
     this.manager.add(new GarbageCollector(namespace, view, stats('gc'), log, config.gcGraceMs, config.intervalMs));
     const passIntervalMs = Math.min(3_600_000, Math.max(config.intervalMs, config.orphanGraceMs / 2));
     this.manager.add(new OrphanCollector(namespace, view, inflight, stats('orphans'), log, { graceMs: config.orphanGraceMs, passIntervalMs }));

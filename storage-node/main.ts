@@ -1,5 +1,6 @@
 // Storage node process entry. Pass --node-id on the command line (not only via the environment)
 // so operators can find a node's process: pgrep -f 'node-id node-3'.
+import { randomBytes } from 'node:crypto';
 import { parseDuration } from '../common/duration.js';
 import { close, listen } from '../common/http.js';
 import { createLogger } from '../common/log.js';
@@ -69,6 +70,9 @@ async function main(): Promise<void> {
   const boundUrl = await listen(server, config.host, config.port);
   const url = config.advertiseUrl ?? boundUrl;
   let heartbeats: Heartbeater | undefined;
+  // Tells repair this is a new process: whatever happened while it was away (a replaced disk, files
+  // lost in a crash) is checked by an inventory audit of this node.
+  const bootId = randomBytes(8).toString('hex');
   if (config.namespaceUrl) {
     heartbeats = new Heartbeater({
       namespaceUrl: config.namespaceUrl,
@@ -77,7 +81,7 @@ async function main(): Promise<void> {
       log,
       report: async () => {
         const u = await store.usage();
-        return { url, capacityBytes: u.capacityBytes, usedBytes: u.usedBytes, freeBytes: u.freeBytes, ...(config.zone ? { zone: config.zone } : {}) };
+        return { url, bootId, capacityBytes: u.capacityBytes, usedBytes: u.usedBytes, freeBytes: u.freeBytes, ...(config.zone ? { zone: config.zone } : {}) };
       },
     });
     heartbeats.start();

@@ -1,6 +1,7 @@
 // The namespace's repair API end to end: a real server over a real LevelDB in a temp dir, driven
-// through NamespaceClient. Repair queue (degraded commits, damage reports, ack), the placement
-// compare-and-swap, reverse-index lookups for orphan GC, and node drain mode.
+// through NamespaceClient. Repair queue (degraded commits and parts, damage reports, ack), the
+// placement compare-and-swap of objects and of parts of uploads in progress (and completion keeping
+// what repair moved), reverse-index lookups for orphan GC, and node drain mode.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { NamespaceClient, NamespaceError } from '../namespace/client.js';
 import { LevelEngine, type KvCursor, type KvEngine, type KvOp, type KvRange, type Space } from '../namespace/engine.js';
 import { createNamespaceServer } from '../namespace/server.js';
 import { NamespaceStore } from '../namespace/store.js';
-import type { DamageReport, ObjectRecord, PartRecord, ReplaceShardsRequest, ShardPlacement } from '../namespace/types.js';
+import type { DamageReport, ObjectRecord, PartRecord, RepairTask, ReplaceShardsRequest, ShardPlacement } from '../namespace/types.js';
 
 const quiet = createLogger('namespace', 'error');
 
@@ -131,6 +132,22 @@ async function raw(client: NamespaceClient, method: string, route: string, body:
   return { status: res.status, code: text ? (JSON.parse(text) as { code: string }).code : '' };
 }
 
+/** Runs both calls, sending `a` first in even rounds and `b` first in odd ones; over separate connections either may reach the lock first. */
+async function race<A, B>(round: number, a: () => Promise<A>, b: () => Promise<B>): Promise<[PromiseSettledResult<A>, PromiseSettledResult<B>]> {
+  if (round % 2 === 0) return Promise.allSettled([a(), b()]);
+  const [second, first] = await Promise.allSettled([b(), a()]);
+  return [first, second];
+}
+
+/** The writes since batch number `before` were one fsynced batch that touched every space in `spaces`. */
+function oneBatch(t: Test, engine: SpyEngine, before: number, spaces: Space[]): void {
+  const batches = engine.batches.slice(before);
+  t.equal(batches.length, 1, 'one batch');
+  const touched = new Set(batches[0]?.ops.map((op) => op.space));
+  t.ok(spaces.every((space) => touched.has(space)), `${spaces.join(', ')} written together`);
+  t.equal(batches[0]?.sync, true, 'fsynced');
+}
+
 t.test('a degraded commit queues its repair in the same fsynced batch, and it survives a restart', async (t) => {
   const first = await startService(t);
   const { client, engine } = first;
@@ -138,11 +155,7 @@ t.test('a degraded commit queues its repair in the same fsynced batch, and it su
   const degraded = record('b', 'k', [['n1', null, 'n3'], ['n1', 'n2', 'n3'], [null, null, 'n2']]);
   const before = engine.batches.length;
   await client.commitObject({ record: degraded });
-  const batches = engine.batches.slice(before);
-  t.equal(batches.length, 1, 'one batch for the commit');
-  const spaces = new Set(batches[0].ops.map((op) => op.space));
-  t.ok(spaces.has('objects') && spaces.has('repairs') && spaces.has('shards'), 'record, reverse index and repair tasks together');
-  t.equal(batches[0].sync, true, 'fsynced');
+  oneBatch(t, engine, before, ['objects', 'shards', 'repairs']);
 
   const tasks = await allTasks(client);
   t.same(
@@ -166,28 +179,215 @@ t.test('a degraded commit queues its repair in the same fsynced batch, and it su
   await rm(first.dir, { recursive: true, force: true });
 });
 
-t.test('completing an upload with degraded parts queues repair atomically; parts themselves are not queued', async (t) => {
+/** Part `partNumber` of an upload whose segment s has shards on `nodes[s]`, ids `<upload>.<tag>.<s>.<i>`. */
+function part(uploadId: string, partNumber: number, nodes: (string | null)[][], tag = `p${partNumber}`): PartRecord {
+  const segments = nodes.map((row, s) => ({ size: 10, crc32c: 1000 + s, placements: row.map((nodeId, i) => ({ nodeId, shardId: `${uploadId}.${tag}.${s}.${i}` })) }));
+  return { uploadId, partNumber, size: 10 * segments.length, etag: `"${tag}"`, lastModified: new Date().toISOString(), checksums: {}, layout: LAYOUT, segments };
+}
+
+async function startUpload(client: NamespaceClient, key = 'mp'): Promise<string> {
+  return (await client.createUpload({ bucket: 'b', key, contentType: 'x', userMetadata: {}, headers: {} })).uploadId;
+}
+
+/** The object record a gateway would assemble from `parts` (as it listed them). */
+function assembled(key: string, parts: PartRecord[]): ObjectRecord {
+  const summaries = parts.map((p) => ({ partNumber: p.partNumber, size: p.size, etag: p.etag, segmentCount: p.segments.length }));
+  const segments = parts.flatMap((p) => p.segments);
+  return { ...record('b', key, []), size: 10 * segments.length, segments, parts: summaries };
+}
+
+const partPairs = (parts: PartRecord[]): string[] => placedPairs({ segments: parts.flatMap((p) => p.segments) } as ObjectRecord);
+const taskView = (x: RepairTask): unknown[] => [x.key, x.versionId, x.segment, x.part ?? null, x.shardIndices];
+
+t.test('a part with a missing placement queues a part-aware repair in its own batch; completion queues the object', async (t) => {
+  const first = await startService(t);
+  const { client, engine } = first;
+  await client.createBucket('b', 'o');
+  const uploadId = await startUpload(client);
+  const p1 = part(uploadId, 1, [['n1', null, 'n3']]);
+  const before = engine.batches.length;
+  await client.putPart(p1);
+  oneBatch(t, engine, before, ['parts', 'shards', 'repairs']);
+  const tasks = await allTasks(first.client);
+  t.same(tasks.map(taskView), [['mp', uploadId, 0, 1, [1]]], 'the task names the upload and the part');
+  t.same(tasks[0].reasons, ['degraded-write']);
+
+  await first.stop();
+  const second = await startService(t, first.dir);
+  t.same(await allTasks(second.client), tasks, 'the part task survives a restart unchanged');
+
+  const rec = assembled('mp', [p1]);
+  const mark = second.engine.batches.length;
+  await second.client.completeUpload(uploadId, { record: rec, usedParts: [1] });
+  const batch = second.engine.batches.slice(mark).find((b) => b.ops.some((op) => op.space === 'objects'));
+  t.ok(batch?.ops.some((op) => op.space === 'repairs'), 'the object repair task is in the completion batch');
+  t.same(
+    (await allTasks(second.client)).map(taskView),
+    [
+      ['mp', uploadId, 0, 1, [1]],
+      ['mp', rec.versionId, 0, null, [1]],
+    ],
+    'the object is queued; the part task is left for repair to find stale and ack',
+  );
+  await rm(first.dir, { recursive: true, force: true });
+});
+
+t.test('two parts with the same segment index are two tasks; part reports are validated', async (t) => {
+  const { client } = await startService(t);
+  await client.createBucket('b', 'o');
+  const uploadId = await startUpload(client);
+  await client.putPart(part(uploadId, 2, [[null, 'n2', 'n3']]));
+  await client.putPart(part(uploadId, 10, [['n1', null, 'n3']]));
+  const base = { bucket: 'b', key: 'mp', versionId: uploadId, segment: 0 };
+  await client.reportDamage([{ ...base, part: 2, shardIndex: 2, reason: 'corrupt' }]);
+  t.same(
+    (await allTasks(client)).map(taskView),
+    [
+      ['mp', uploadId, 0, 2, [0, 2]],
+      ['mp', uploadId, 0, 10, [1]],
+    ],
+    'one task per (part, segment); a report of part 2 merges into part 2 only, in part order',
+  );
+  await client.reportDamage([{ ...base, reason: 'corrupt' }]);
+  t.equal((await allTasks(client)).length, 3, 'a report without a part is another segment (an object version)');
+  const bad: [string, unknown][] = [
+    ['part 0', { ...base, part: 0, reason: 'corrupt' }],
+    ['part above 10000', { ...base, part: 10_001, reason: 'corrupt' }],
+    ['fractional part', { ...base, part: 1.5, reason: 'corrupt' }],
+    ['part as text', { ...base, part: '1', reason: 'corrupt' }],
+    ['upload id with a control char', { ...base, versionId: 'u\u0001', part: 1, reason: 'corrupt' }],
+  ];
+  for (const [why, report] of bad) await expectError(t, client.reportDamage([report as DamageReport]), 400, 'InvalidArgument', why);
+});
+
+t.test('replacePartShards swaps a part placement, moves the reverse index and queues the old shard for GC', async (t) => {
   const { client, engine } = await startService(t);
   await client.createBucket('b', 'o');
-  const upload = await client.createUpload({ bucket: 'b', key: 'mp', contentType: 'x', userMetadata: {}, headers: {} });
-  const part: PartRecord = {
-    uploadId: upload.uploadId,
-    partNumber: 1,
-    size: 10,
-    etag: '"p1"',
-    lastModified: new Date().toISOString(),
-    checksums: {},
-    layout: LAYOUT,
-    segments: [{ size: 10, placements: [{ nodeId: 'n1', shardId: 'p1.0.0' }, { nodeId: null, shardId: 'p1.0.1' }, { nodeId: 'n3', shardId: 'p1.0.2' }] }],
-  };
-  await client.putPart(part);
-  t.same(await allTasks(client), [], 'an in-progress part is not queued');
-  const rec: ObjectRecord = { ...record('b', 'mp', []), size: 10, segments: part.segments, parts: [{ partNumber: 1, size: 10, etag: '"p1"', segmentCount: 1 }] };
+  const uploadId = await startUpload(client);
+  const p1 = part(uploadId, 1, [['n1', 'n2', 'n3'], ['n1', 'n2', 'n3']]);
+  const p2 = part(uploadId, 2, [[null, null, 'n3']]);
+  await client.putPart(p1);
+  await client.putPart(p2);
+  const listed = await allTasks(client);
+
+  const to = { nodeId: 'n4', shardId: `${uploadId}.p1.1.1.r1` };
   const before = engine.batches.length;
-  await client.completeUpload(upload.uploadId, { record: rec, usedParts: [1] });
-  const batch = engine.batches.slice(before).find((b) => b.ops.some((op) => op.space === 'objects'));
-  t.ok(batch?.ops.some((op) => op.space === 'repairs'), 'the repair task is in the completion batch');
-  t.same((await allTasks(client)).map((x) => [x.key, x.versionId, x.segment, x.shardIndices]), [['mp', rec.versionId, 0, [1]]]);
+  const { part: updated } = await client.replacePartShards(uploadId, 1, { versionId: uploadId, segment: 1, changes: [{ index: 1, from: p1.segments[1].placements[1], to }] });
+  oneBatch(t, engine, before, ['parts', 'shards', 'gc']);
+  t.same(updated.segments[1].placements[1], to);
+  t.same({ ...updated, segments: [] }, { ...p1, segments: [] }, 'nothing but the placement changed');
+  t.same(updated.segments[1].crc32c, p1.segments[1].crc32c, 'the integrity chain is kept');
+  t.same(await client.getPart(uploadId, 1), updated);
+  t.same((await client.shardsOnNode('n4')).refs, [
+    { nodeId: 'n4', shardId: to.shardId, bucket: 'b', key: 'mp', versionId: uploadId, segment: 1, index: 1, upload: { uploadId, partNumber: 1 } },
+  ], 'the new ref names the upload and the part');
+  t.same(await refsOf(client, ['n1', 'n2', 'n3', 'n4']), partPairs([updated, p2]), 'the reverse index is exactly the placed shards');
+  t.same((await client.garbage(farFuture())).map(pair), [pair(p1.segments[1].placements[1])], 'the replaced shard is queued for GC');
+
+  // A partial repair of a part segment missing two shards re-queues the rest, part-aware, in the same batch.
+  await client.replacePartShards(uploadId, 2, { versionId: uploadId, segment: 0, changes: [{ index: 0, from: p2.segments[0].placements[0], to: { nodeId: 'n1', shardId: `${uploadId}.p2.0.0.r` } }] });
+  t.ok(engine.batches.at(-1)?.ops.some((op) => op.space === 'repairs'), 're-queued in the replace batch');
+  t.equal(await client.ackRepairs(listed.map((x) => x.id)), 0, 'the ack of the older view does not drop the remaining work');
+  t.same((await allTasks(client)).map(taskView), [['mp', uploadId, 0, 2, [0, 1]]], 'still queued for part 2');
+});
+
+t.test('replacePartShards refuses stale or unknown targets; a re-upload racing it wins; a completed upload refuses it', async (t) => {
+  const { client } = await startService(t);
+  await client.createBucket('b', 'o');
+  const uploadId = await startUpload(client);
+  const p1 = part(uploadId, 1, [['n1', 'n2', 'n3']]);
+  await client.putPart(p1);
+  const p = p1.segments[0].placements;
+  const swap = (over: Partial<ReplaceShardsRequest> = {}, from: ShardPlacement = p[0], target = 'n4'): ReplaceShardsRequest => ({
+    versionId: uploadId,
+    segment: 0,
+    changes: [{ index: 0, from, to: { nodeId: target, shardId: `${uploadId}.fresh` } }],
+    ...over,
+  });
+  const cases: [string, () => Promise<unknown>, number, string][] = [
+    ['versionId is not the upload', () => client.replacePartShards(uploadId, 1, swap({ versionId: 'v-other' })), 409, 'PlacementConflict'],
+    ['stale from', () => client.replacePartShards(uploadId, 1, swap({}, { ...p[0], shardId: 'x' })), 409, 'PlacementConflict'],
+    ['target holds another shard of the segment', () => client.replacePartShards(uploadId, 1, swap({}, p[0], 'n2')), 409, 'PlacementConflict'],
+    ['segment out of range', () => client.replacePartShards(uploadId, 1, swap({ segment: 1 })), 400, 'InvalidArgument'],
+    ['unknown part', () => client.replacePartShards(uploadId, 2, swap()), 404, 'NoSuchPart'],
+    ['unknown upload', () => client.replacePartShards('u-none', 1, swap({ versionId: 'u-none' })), 404, 'NoSuchUpload'],
+    ['part number 0', () => client.replacePartShards(uploadId, 0, swap()), 400, 'InvalidArgument'],
+    ['get: unknown part', () => client.getPart(uploadId, 2), 404, 'NoSuchPart'],
+    ['get: unknown upload', () => client.getPart('u-none', 1), 404, 'NoSuchUpload'],
+    ['get: part number above 10000', () => client.getPart(uploadId, 10_001), 400, 'InvalidArgument'],
+  ];
+  for (const [why, call, status, code] of cases) await expectError(t, call(), status, code, why);
+  t.equal(await client.getPartOrNull(uploadId, 2), null, 'getPartOrNull: no such part');
+  t.equal(await client.getPartOrNull('u-none', 1), null, 'getPartOrNull: no such upload');
+  t.same(await client.getPart(uploadId, 1), p1, 'the part is unchanged');
+  t.same(await refsOf(client, ['n1', 'n2', 'n3', 'n4']), partPairs([p1]), 'the reverse index is unchanged');
+  t.same(await client.garbage(farFuture()), [], 'nothing was queued for GC');
+
+  // A re-upload of the part racing a swap: the re-upload always lands, whichever reaches the lock first.
+  const nodes = ['n1', 'n2', 'n3', 'n4'];
+  const outcomes = { swappedFirst: 0, reuploadFirst: 0 };
+  let current = p1;
+  for (let round = 0; round < 16; round++) {
+    const again = part(uploadId, 1, [['n1', 'n2', 'n3']], `p1r${round}`);
+    const request = swap({}, current.segments[0].placements[0]);
+    request.changes[0].to.shardId = `${uploadId}.p1.0.0.r${round}`;
+    const [put, replace] = await race(round, () => client.putPart(again), () => client.replacePartShards(uploadId, 1, request));
+    t.equal(put.status, 'fulfilled', 'the re-upload always succeeds');
+    const replaced = put.status === 'fulfilled' ? put.value.replaced : null;
+    if (replace.status === 'fulfilled') {
+      outcomes.swappedFirst++;
+      t.same(replaced, replace.value.part, 'the re-upload replaced the swapped part');
+    } else {
+      outcomes.reuploadFirst++;
+      t.equal((replace.reason as NamespaceError).code, 'PlacementConflict', 'the late swap fails');
+      t.same(replaced, current, 'the re-upload replaced the part as it was');
+    }
+    t.same(await client.getPart(uploadId, 1), again, 'the re-upload is what is stored');
+    t.same(await refsOf(client, nodes), partPairs([again]), 'the reverse index holds only the re-upload');
+    const gc = (await client.garbage(farFuture(), 1000)).map(pair);
+    for (const s of partPairs([current])) t.ok(gc.includes(s), `old shard ${s} queued for GC`);
+    if (replace.status === 'fulfilled') t.ok(gc.includes(pair(request.changes[0].to)), 'the swapped-in shard is queued for GC too');
+    current = again;
+  }
+  t.comment(`orders seen: ${JSON.stringify(outcomes)}`);
+  t.ok(outcomes.swappedFirst > 0 && outcomes.reuploadFirst > 0, 'both orders were exercised');
+
+  await client.completeUpload(uploadId, { record: assembled('mp', [current]), usedParts: [1] });
+  await expectError(t, client.replacePartShards(uploadId, 1, swap({}, current.segments[0].placements[0])), 404, 'NoSuchUpload', 'a completed upload has no parts to swap');
+  t.equal(await client.getPartOrNull(uploadId, 1), null, 'getPartOrNull after completion');
+});
+
+t.test('completion takes placements from the stored parts: a repair between ListParts and Complete is kept', async (t) => {
+  const { client } = await startService(t);
+  await client.createBucket('b', 'o');
+  const uploadId = await startUpload(client);
+  await client.putPart(part(uploadId, 1, [['n1', 'n2', 'n3'], ['n2', 'n3', 'n1']]));
+  await client.putPart(part(uploadId, 2, [['n3', 'n1', 'n2']]));
+  const listed = (await client.listParts(uploadId)).parts;
+  const rec = assembled('mp', listed);
+
+  // Repair moves shard 2 of part 2's segment after the gateway listed the parts.
+  const old = listed[1].segments[0].placements[2];
+  const moved = { nodeId: 'n4', shardId: `${uploadId}.p2.0.2.r1` };
+  await client.replacePartShards(uploadId, 2, { versionId: uploadId, segment: 0, changes: [{ index: 2, from: old, to: moved }] });
+
+  // What repair never changes is still checked against the stored parts.
+  const refused: [string, ObjectRecord][] = [
+    ['a segment size differs', { ...rec, segments: rec.segments.map((s, i) => (i === 2 ? { ...s, size: 9 } : s)), size: rec.size - 1, parts: [rec.parts![0], { ...rec.parts![1], size: 9 }] }],
+    ['a segment crc32c differs', { ...rec, segments: rec.segments.map((s, i) => (i === 1 ? { ...s, crc32c: 7 } : s)) }],
+    ['a part etag differs (re-uploaded since listed)', { ...rec, parts: [rec.parts![0], { ...rec.parts![1], etag: '"other"' }] }],
+  ];
+  for (const [why, bad] of refused) await expectError(t, client.completeUpload(uploadId, { record: bad, usedParts: [1, 2] }), 400, 'InvalidPart', why);
+
+  const done = await client.completeUpload(uploadId, { record: rec, usedParts: [1, 2] });
+  t.same(done.record.segments[2].placements[2], moved, 'the response holds the repaired placement');
+  t.same({ ...done.record, segments: [] }, { ...rec, segments: [] }, 'everything else is the request record');
+  t.same(await client.getObject('b', 'mp'), done.record, 'and so does the stored object');
+  const nodes = ['n1', 'n2', 'n3', 'n4'];
+  t.same(await refsOf(client, nodes), placedPairs(done.record), 'the reverse index is exactly the object');
+  const n4 = (await client.shardsOnNode('n4')).refs;
+  t.same(n4, [{ nodeId: 'n4', shardId: moved.shardId, bucket: 'b', key: 'mp', versionId: rec.versionId, segment: 2, index: 2 }], 'the repaired shard belongs to the object now');
+  t.same((await client.garbage(farFuture())).map(pair), [pair(old)], 'only the shard repair replaced is garbage');
 });
 
 t.test('damage reports collapse per segment; ack removes only what was listed', async (t) => {
@@ -285,8 +485,7 @@ t.test('replaceShards swaps placements, moves the reverse index and queues the o
   };
   const before = engine.batches.length;
   const { record: updated } = await client.replaceShards('b', 'obj', req);
-  t.equal(engine.batches.length - before, 1, 'one batch');
-  t.equal(engine.batches.at(-1)?.sync, true, 'fsynced');
+  oneBatch(t, engine, before, ['objects', 'shards', 'gc']);
   t.same(updated.segments[0].placements[1], { nodeId: 'n4', shardId: `${original.versionId}.0.1.r1` });
   t.same({ ...updated, segments: [] }, { ...original, segments: [] }, 'nothing but the placement changed (same version, etag, date)');
   t.same(await client.getObject('b', 'obj'), updated);
@@ -396,14 +595,9 @@ t.test('an overwrite or delete racing replaceShards always wins, and the state s
     };
     const deleting = round % 3 === 2;
     const v2 = record('b', key, HEALTHY);
-    // Either request may be sent first; over separate connections either may reach the lock first.
     const overwriteCall = (): Promise<{ deleted: ObjectRecord | null } | { replaced: ObjectRecord | null }> =>
       deleting ? client.deleteObject('b', key) : client.commitObject({ record: v2 });
-    const swapCall = (): Promise<{ record: ObjectRecord }> => client.replaceShards('b', key, swap);
-    const [overwrite, replace] =
-      round % 2 === 0
-        ? await Promise.allSettled([overwriteCall(), swapCall()])
-        : await Promise.allSettled([swapCall(), overwriteCall()]).then(([a, b]) => [b, a] as const);
+    const [overwrite, replace] = await race(round, overwriteCall, () => client.replaceShards('b', key, swap));
     t.equal(overwrite.status, 'fulfilled', 'the overwrite/delete always succeeds');
     const old = overwrite.status === 'fulfilled' ? ('deleted' in overwrite.value ? overwrite.value.deleted : overwrite.value.replaced) : null;
     if (replace.status === 'fulfilled') {

@@ -3,13 +3,14 @@
 // shards are collected, degraded writes are completed, bit rot found by the scrubber is healed,
 // garbage and orphan shards are deleted (and nothing referenced ever is, even racing live
 // traffic), a draining node is emptied by copying, a repair process SIGKILLed mid-rebuild is
-// resumed by its successor without lost or duplicated placements, and an overwrite during a
-// repair wins over it. The pure parts (queue, rate limiter) are checked first.
+// resumed by its successor without lost or duplicated placements, an overwrite during a repair
+// wins over it, and the parts of an upload in progress are repaired like objects. The pure parts
+// (queue, rate limiter) are checked first.
 import { crc32c } from '@node-rs/crc32';
 import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -20,6 +21,7 @@ import {
   GetObjectCommand,
   PutObjectCommand,
   UploadPartCommand,
+  type CompletedPart,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { NamespaceClient } from '../namespace/client.js';
@@ -137,8 +139,11 @@ async function records(): Promise<ObjectRecord[]> {
   return Promise.all([...objects.keys()].map((key) => ns.getObject(BUCKET, key)));
 }
 
+/** An object record, or a part of an upload in progress named by a key. */
+type Segmented = Pick<ObjectRecord, 'key' | 'segments'>;
+
 /** Every segment: k+m placements on distinct live nodes, distinct fresh shard ids. Returns what is wrong. */
-async function redundancyProblems(recs?: ObjectRecord[]): Promise<string[]> {
+async function redundancyProblems(recs?: Segmented[]): Promise<string[]> {
   const live = await nodes();
   const problems: string[] = [];
   for (const rec of recs ?? (await records())) {
@@ -155,18 +160,32 @@ async function redundancyProblems(recs?: ObjectRecord[]): Promise<string[]> {
 }
 
 /** Every placement's shard file is there (HEAD). */
-async function missingShards(recs?: ObjectRecord[]): Promise<string[]> {
+async function missingShards(recs?: Segmented[]): Promise<string[]> {
   const missing: string[] = [];
   for (const rec of recs ?? (await records())) {
     for (const seg of rec.segments) {
       for (const p of seg.placements) {
         if (p.nodeId === null) continue;
-        const info = await (await nodeClient(p.nodeId)).headShard(p.shardId).catch(() => null);
-        if (!info) missing.push(`${p.nodeId}/${p.shardId}`);
+        if (!(await shardExists(p.nodeId, p.shardId))) missing.push(`${p.nodeId}/${p.shardId}`);
       }
     }
   }
   return missing;
+}
+
+/**
+ * HEAD of one shard. A node that just restarted may still be listed at its old port until its
+ * first heartbeat lands, so a failed request is retried with a fresh node list, not taken for absence.
+ */
+async function shardExists(nodeId: string, shardId: string): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await (await nodeClient(nodeId)).headShard(shardId)) !== null;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await sleep(250);
+    }
+  }
 }
 
 async function waitForFullRedundancy(what: string, timeoutMs = 40_000): Promise<void> {
@@ -199,6 +218,22 @@ async function waitUp(nodeId: string): Promise<void> {
   await waitFor(`${nodeId} to be up`, async () => (await nodes()).get(nodeId)?.state === 'up', 20_000);
 }
 
+let lastAudit: { missingFound: number; nodes: Record<string, unknown> } = { missingFound: 0, nodes: {} };
+
+async function refreshAudit(): Promise<void> {
+  lastAudit = (await repair().worker('audit')).progress as typeof lastAudit;
+}
+
+async function auditProgress(): Promise<typeof lastAudit> {
+  await refreshAudit();
+  return lastAudit;
+}
+
+/** Nodes the audit has finished at least once (from the last refresh). */
+function auditNodes(): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(lastAudit.nodes).filter(([, v]) => (v as { lastAudit?: string }).lastAudit !== undefined));
+}
+
 async function repairStatus(): Promise<RepairStatus> {
   return repair().status();
 }
@@ -209,7 +244,7 @@ t.test('repair service on a real cluster', async (t) => {
     downAfter: '3s',
     shardTimeout: '3s',
     segmentSize: SEGMENT_SIZE,
-    repair: { workers: 2, rate: 'unlimited', scrubInterval: '3s', gcGrace: '1s', orphanGrace: '4s', interval: '300ms' },
+    repair: { workers: 2, rate: 'unlimited', scrubInterval: '3s', auditInterval: '3s', gcGrace: '1s', orphanGrace: '4s', interval: '300ms' },
   });
   ns = new NamespaceClient(env.cluster.namespaceUrl);
   t.teardown(async () => {
@@ -295,6 +330,43 @@ t.test('repair service on a real cluster', async (t) => {
     t.ok(scrub.corruptFound >= 1, 'the scrubber found it');
     await waitFor('the corrupt shard file to be collected', async () => (await (await nodeClient(victim.nodeId!)).headShard(victim.shardId)) === null);
     await verifyObjects(t, 'after healing bit rot');
+  });
+
+  await t.test('shard files lost from a live node are found by the inventory audit and rebuilt', async (t) => {
+    const rec = await ns.getObject(BUCKET, 'obj-3');
+    // A parity shard (no GET would ever notice it gone) and a data shard of the same segment.
+    const victims = [rec.segments[0].placements[5], rec.segments[0].placements[0]];
+    for (const v of victims) await unlink(shardPath(v.nodeId!, v.shardId));
+    const before = await auditProgress();
+    await waitFor('both lost shards to be re-placed', async () => {
+      const now = await ns.getObject(BUCKET, 'obj-3');
+      return now.segments[0].placements[5].shardId !== victims[0].shardId && now.segments[0].placements[0].shardId !== victims[1].shardId;
+    });
+    t.ok((await auditProgress()).missingFound >= before.missingFound + 2, 'the audit reported them');
+    t.same(await missingShards(), [], 'every placement names a shard that exists');
+    await verifyObjects(t, 'after the lost files were rebuilt');
+  });
+
+  await t.test('a node restarted on an empty disk (before it is ever marked down) is audited at once and refilled', async (t) => {
+    // A long audit interval, so only the restart (a new boot id in the heartbeat) can trigger it.
+    await cluster.kill('repair', 'SIGTERM');
+    await cluster.startRepair({ auditInterval: '1h' });
+    const all = [...(await nodes()).values()].filter((n) => n.state === 'up').map((n) => n.id);
+    await waitFor('the start-up audit of every node', async () => {
+      await refreshAudit();
+      return all.every((id) => id in auditNodes());
+    });
+    const victim = 'node-3';
+    const held = (await records()).flatMap((r) => r.segments.flatMap((s) => s.placements.filter((p) => p.nodeId === victim))).length;
+    t.ok(held > 0, `${victim} holds ${held} shards`);
+    await cluster.kill(victim, 'SIGKILL');
+    await rm(path.join(env.dataDir, 'nodes', victim, 'shards'), { recursive: true, force: true });
+    const restartedAt = Date.now();
+    await cluster.startNode(victim);
+    t.equal((await nodes()).get(victim)?.state, 'up', 'never marked down');
+    await waitFor('every lost shard to be rebuilt', async () => (await missingShards()).length === 0 && (await redundancyProblems()).length === 0, 40_000);
+    t.comment(`${held} shards of a wiped node rebuilt ${((Date.now() - restartedAt) / 1000).toFixed(1)} s after its restart`);
+    await verifyObjects(t, 'after refilling the wiped node');
   });
 
   await t.test('the integrity chain: a block corrupted before its CRC was computed is caught by the scrubber', async (t) => {
@@ -436,16 +508,42 @@ t.test('repair service on a real cluster', async (t) => {
     }, 30_000);
     t.same(extra, [], 'no unreferenced or duplicate shard is left on any node');
   });
+
+  await t.test('parts of an upload in progress are repaired: the object survives three node losses', async (t) => {
+    const key = 'open-upload';
+    const bodies = [randomBytes(5 * MiB), randomBytes(MiB)];
+    const upload = await uploadParts(s3, key, bodies);
+    const parts = async (): Promise<Segmented[]> => (await ns.listParts(upload.UploadId)).parts.map((p) => ({ key: `${key} part ${p.partNumber}`, segments: p.segments }));
+    // Three holders of one segment: with no repair in between, losing all three leaves it k-1 shards.
+    const [lost, ...later] = (await parts())[0].segments[0].placements.slice(0, 3).map((p) => p.nodeId!);
+    await cluster.kill(lost, 'SIGKILL');
+    await waitDown(lost);
+    await waitFor('every part segment back to k+m shards on live nodes', async () => (await redundancyProblems(await parts())).length === 0);
+    t.same(await missingShards(await parts()), [], `${lost} is lost: every part placement names a shard that exists`);
+    for (const id of later) await cluster.kill(id, 'SIGKILL');
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, ...upload }));
+    const data = Buffer.concat(bodies);
+    const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+    t.equal(sha256(await get(s3, key)), sha256(data), `completed with ${later.join(' and ')} down too, it reads back byte-exact`);
+    objects.set(key, data);
+    for (const id of [lost, ...later]) await cluster.startNode(id);
+    for (const id of [lost, ...later]) await waitUp(id);
+  });
 });
 
-async function multipartPut(s3: S3Client, key: string, parts: Buffer[]): Promise<void> {
+/** Starts an upload of `key` with `parts` as parts 1..n; returns what CompleteMultipartUpload takes. */
+async function uploadParts(s3: S3Client, key: string, parts: Buffer[]): Promise<{ UploadId: string; MultipartUpload: { Parts: CompletedPart[] } }> {
   const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
-  const done = [];
+  const done: CompletedPart[] = [];
   for (const [i, body] of parts.entries()) {
     const { ETag } = await s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: i + 1, Body: body }));
     done.push({ ETag, PartNumber: i + 1 });
   }
-  await s3.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId, MultipartUpload: { Parts: done } }));
+  return { UploadId: UploadId!, MultipartUpload: { Parts: done } };
+}
+
+async function multipartPut(s3: S3Client, key: string, parts: Buffer[]): Promise<void> {
+  await s3.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, ...(await uploadParts(s3, key, parts)) }));
   objects.set(key, Buffer.concat(parts));
 }
 

@@ -3,7 +3,8 @@
 // its shards were all rebuilt elsewhere (while it was still down) and when the whole cluster was
 // back to full redundancy.
 import type { ClusterControl } from './control.js';
-import type { FlipTracker } from './flips.js';
+import { stat } from 'node:fs/promises';
+import { shardFile, type FlipTracker } from './flips.js';
 import { isFullyRedundant, scanRedundancy, segmentsOn, type RedundancySnapshot } from './redundancy.js';
 import { RepairStats } from './repair-stats.js';
 
@@ -73,6 +74,7 @@ export class Monitor {
         width: this.opts.width,
         impaired: () => this.control.impaired(),
         damage: (p) => this.flips.damage(p),
+        onDisk: (p) => stat(shardFile(this.control.nodeDir(p.nodeId), p.shardId)).then(() => true, () => false),
       },
       this.now,
     );

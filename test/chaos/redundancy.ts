@@ -47,6 +47,12 @@ export interface ScanContext {
   impaired: () => ReadonlyMap<string, string>;
   /** "corrupt" or "missing" when the harness damaged this shard copy and nobody healed it yet. */
   damage: (placement: ShardPlacement) => string | undefined;
+  /**
+   * True when the shard's file is on its node's disk. Checked for every placement, so that damage
+   * the harness did not itself record (a disk replaced while a write to it was still committing)
+   * cannot pass for full redundancy.
+   */
+  onDisk: (placement: ShardPlacement & { nodeId: string }) => Promise<boolean>;
 }
 
 export async function scanRedundancy(ctx: ScanContext, now: () => number): Promise<RedundancySnapshot> {
@@ -54,6 +60,9 @@ export async function scanRedundancy(ctx: ScanContext, now: () => number): Promi
   const at = now();
   const nodes = new Map((await ctx.namespace.listNodes()).map((n) => [n.id, n]));
   const raw = [...(await objectSegments(ctx)), ...(await uploadSegments(ctx))];
+  const placed = raw.flatMap((s) => s.placements.flatMap((p) => (p.nodeId === null ? [] : [{ nodeId: p.nodeId, shardId: p.shardId }])));
+  const present = await mapLimit(placed, FETCH_CONCURRENCY, (p) => ctx.onDisk(p));
+  const absent = new Set(placed.filter((_, i) => !present[i]).map((p) => `${p.nodeId}/${p.shardId}`));
   // Read after the records: a node taken out while the scan ran is counted too.
   const impaired = ctx.impaired();
   const problem = (p: ShardPlacement): string | undefined => {
@@ -62,7 +71,7 @@ export async function scanRedundancy(ctx: ScanContext, now: () => number): Promi
     if (why) return `${p.nodeId}(${why})`;
     const state = nodes.get(p.nodeId)?.state ?? 'unknown';
     if (state !== 'up') return `${p.nodeId}(${state})`;
-    const damage = ctx.damage(p);
+    const damage = ctx.damage(p) ?? (absent.has(`${p.nodeId}/${p.shardId}`) ? 'no file' : undefined);
     return damage ? `${p.nodeId}(${damage})` : undefined;
   };
   const segments = raw.map((s) => {

@@ -59,7 +59,8 @@ export async function runChaos(opts: ChaosOptions, print: (line: string) => void
     cluster = await startCluster({
       dataDir, port: 0, ...CREDENTIALS, nodes: opts.nodes, k: opts.k, m: opts.m, blockSize: opts.blockSize,
       segmentSize: opts.segmentSize, downAfter: opts.downAfter, echoLogs: opts.echoLogs,
-      repair: { scrubInterval: opts.scrubInterval, gcGrace: opts.gcGrace },
+      // Shard files the harness deletes must be found by the audit within the run, like flipped bits by the scrubber.
+      repair: { scrubInterval: opts.scrubInterval, auditInterval: opts.scrubInterval, gcGrace: opts.gcGrace },
     });
     run = await prepare(opts, cluster, dataDir, print);
     const report = await execute(run, dataDir, wallStart);
