@@ -84,6 +84,8 @@ async function main(): Promise<void> {
         return { url, bootId, capacityBytes: u.capacityBytes, usedBytes: u.usedBytes, freeBytes: u.freeBytes, ...(config.zone ? { zone: config.zone } : {}) };
       },
     });
+    // Ready means registered: a node restarted on a new port is found by readers as soon as it says so.
+    if (!(await heartbeats.beat())) log.warn('the first heartbeat failed; announcing ready anyway, beats continue');
     heartbeats.start();
   } else {
     log.warn('no --namespace given: this node will not register itself');

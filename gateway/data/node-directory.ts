@@ -4,6 +4,9 @@
 import type { NamespaceClient } from '../../namespace/client.js';
 import type { NodeRecord } from '../../namespace/types.js';
 
+/** Bounds the namespace calls that failing connections can cause. */
+const MIN_REFRESH_MS = 250;
+
 export class NodeDirectory {
   private nodes = new Map<string, NodeRecord>();
   private fetchedAt = 0;
@@ -14,6 +17,15 @@ export class NodeDirectory {
   /** The node's record, or undefined when the namespace does not know it. */
   async lookup(nodeId: string): Promise<NodeRecord | undefined> {
     if (Date.now() - this.fetchedAt > this.ttlMs || !this.nodes.has(nodeId)) await this.refresh();
+    return this.nodes.get(nodeId);
+  }
+
+  /**
+   * The node's record re-read from the namespace (shared with any refresh under way, and at most
+   * once per MIN_REFRESH_MS): a node that refused a connection may have restarted on a new port.
+   */
+  async fresh(nodeId: string): Promise<NodeRecord | undefined> {
+    if (Date.now() - this.fetchedAt >= MIN_REFRESH_MS) await this.refresh();
     return this.nodes.get(nodeId);
   }
 

@@ -4,8 +4,8 @@
 // k, and reconstructs. The next window is fetched while the current one is sent.
 import { blockLengthFor, stripeCount, stripeDataLength, type Layout } from '../../erasure/layout.js';
 import type { StripeCodec } from '../../erasure/codec.js';
-import type { ObjectRecord, Segment } from '../../namespace/types.js';
-import type { StorageNodePool } from '../../storage-node/client.js';
+import type { NodeRecord, ObjectRecord, Segment, ShardPlacement } from '../../namespace/types.js';
+import { StorageNodeError, type StorageNodePool } from '../../storage-node/client.js';
 import type { Logger } from '../../common/log.js';
 import type { NodeDirectory } from './node-directory.js';
 import { s3Error } from '../s3/errors.js';
@@ -173,9 +173,12 @@ async function fetchShards(
       try {
         if (!placement?.nodeId) throw new ShardUnavailable('NotPlaced', 'shard was never written');
         const node = await deps.directory.lookup(placement.nodeId);
-        if (!node) throw new ShardUnavailable('NodeUnknown', `node ${placement.nodeId} is unknown`);
-        if (node.state === 'down') throw new ShardUnavailable('NodeDown', `node ${placement.nodeId} is down`);
-        const data = await deps.nodes.get(node.url).readShard(placement.shardId, range, AbortSignal.timeout(deps.readTimeoutMs));
+        const data = await readShardFrom(node, placement, range, deps).catch(async (err: unknown) => {
+          // A node restarted on a new port is listed at its old URL until the directory refreshes.
+          const moved = node && isConnectionRefused(err) ? await deps.directory.fresh(placement.nodeId!) : undefined;
+          if (!moved || moved.url === node!.url) throw err;
+          return readShardFrom(moved, placement, range, deps);
+        });
         if (data.length !== range.end - range.start + 1) throw new ShardUnavailable('ShortRead', `short read: ${data.length} bytes`);
         into.set(index, data);
       } catch (err) {
@@ -187,6 +190,16 @@ async function fetchShards(
       }
     }),
   );
+}
+
+async function readShardFrom(node: NodeRecord | undefined, placement: ShardPlacement, range: { start: number; end: number }, deps: SegmentReaderDeps): Promise<Buffer> {
+  if (!node) throw new ShardUnavailable('NodeUnknown', `node ${placement.nodeId} is unknown`);
+  if (node.state === 'down') throw new ShardUnavailable('NodeDown', `node ${placement.nodeId} is down`);
+  return deps.nodes.get(node.url).readShard(placement.shardId, range, AbortSignal.timeout(deps.readTimeoutMs));
+}
+
+function isConnectionRefused(err: unknown): boolean {
+  return err instanceof StorageNodeError && err.code === 'Unavailable' && err.details?.cause === 'ECONNREFUSED';
 }
 
 /** Fills in the missing shards of every stripe of the window, one stripe per codec call. */
