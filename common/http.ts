@@ -1,7 +1,10 @@
 // Minimal HTTP plumbing for the internal services (namespace, storage node, repair):
-// a method+pattern router, bounded JSON bodies and typed error replies.
+// a method+pattern router, bounded JSON bodies, typed error replies, and the one place where
+// every request is authenticated (signed with the cluster secret, see internal-auth.ts).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import { InternalAuthError, RequestVerifier, UNSIGNED_PAYLOAD, checkBodyDigest, type ClusterSecret } from './internal-auth.js';
 import type { Logger } from './log.js';
 import type { Registry } from './metrics.js';
 
@@ -51,9 +54,8 @@ export class Router {
     // Routes match the raw path: URL parsing would resolve "." and ".." segments (even
     // percent-encoded ones), and those are legitimate object keys and must not be rewritten.
     const raw = req.url ?? '/';
-    const queryAt = raw.indexOf('?');
-    const pathname = queryAt === -1 ? raw : raw.slice(0, queryAt);
-    const url = new URL(queryAt === -1 ? '' : raw.slice(queryAt), 'http://internal');
+    const pathname = rawPath(raw);
+    const url = new URL(raw.slice(pathname.length), 'http://internal');
     let pathMatched = false;
     for (const route of this.routes) {
       const match = route.pattern.exec(pathname);
@@ -69,6 +71,12 @@ export class Router {
       ? new HttpError(405, 'MethodNotAllowed', `${req.method} not allowed on ${pathname}`)
       : new HttpError(404, 'NotFound', `no route for ${req.method} ${pathname.slice(0, 200)}`);
   }
+}
+
+/** The request target's path, raw (undecoded, dot segments kept). */
+function rawPath(target: string): string {
+  const queryAt = target.indexOf('?');
+  return queryAt === -1 ? target : target.slice(0, queryAt);
 }
 
 function decodeParam(raw: string): string {
@@ -94,18 +102,32 @@ export function sendError(res: http.ServerResponse, err: HttpError): void {
   sendJson(res, err.status, body);
 }
 
-/** Reads a JSON request body, refusing more than `limit` bytes so a client cannot make us buffer without bound. */
-export async function readJson<T>(req: http.IncomingMessage, limit = 1024 * 1024): Promise<T> {
+/** Bodies whose signed digest was checked before dispatch (they were read whole to check it). */
+const verifiedBodies = new WeakMap<http.IncomingMessage, Buffer>();
+
+/** The request's body if authentication already read it whole (its digest was signed), else undefined. */
+export function verifiedBody(req: http.IncomingMessage): Buffer | undefined {
+  return verifiedBodies.get(req);
+}
+
+async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) throw new HttpError(413, 'BodyTooLarge', `JSON body exceeds ${limit} bytes`);
+    if (size > limit) throw new HttpError(413, 'BodyTooLarge', `body exceeds ${limit} bytes`);
     chunks.push(chunk);
   }
-  if (size === 0) return {} as T;
+  return Buffer.concat(chunks, size);
+}
+
+/** Reads a JSON request body, refusing more than `limit` bytes so a client cannot make us buffer without bound. */
+export async function readJson<T>(req: http.IncomingMessage, limit = 1024 * 1024): Promise<T> {
+  const body = verifiedBody(req) ?? (await readBody(req, limit));
+  if (body.length > limit) throw new HttpError(413, 'BodyTooLarge', `JSON body exceeds ${limit} bytes`);
+  if (body.length === 0) return {} as T;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as T;
+    return JSON.parse(body.toString('utf8')) as T;
   } catch {
     throw new HttpError(400, 'MalformedJSON', 'request body is not valid JSON');
   }
@@ -116,8 +138,55 @@ export interface ServiceServerOptions {
   router: Router;
   log: Logger;
   metrics: Registry;
-  /** Extra fields reported by GET /health. */
+  /** Extra fields reported by GET /health (no secrets: /health answers anyone). */
   health?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** Every request but GET /health and GET /metrics must be signed with it. */
+  secret: ClusterSecret;
+  /** Largest body a signed digest may cover (default 1 MiB): such a body is read and checked before dispatch. */
+  maxSignedBodyBytes?: number;
+  /** The Host this service is addressed by, once known: requests signed for another are refused (see VerifierOptions.host). */
+  host?: () => string | undefined;
+}
+
+/** Liveness probes and Prometheus scrapers cannot sign: these answer anyone and carry no secrets. */
+function isOpenRoute(req: http.IncomingMessage): boolean {
+  if (req.method !== 'GET') return false;
+  const pathname = rawPath(req.url ?? '/');
+  return pathname === '/health' || pathname === '/metrics';
+}
+
+/** Refuses (InternalAuthError) an unsigned, mis-signed, stale or replayed request; a signed body is read and checked here. */
+async function authenticate(req: http.IncomingMessage, verifier: RequestVerifier, maxBody: number): Promise<void> {
+  const contentSha256 = verifier.verify({ method: req.method ?? '', target: req.url ?? '/', headers: req.headers });
+  if (contentSha256 === UNSIGNED_PAYLOAD) return;
+  // Most requests (GET, DELETE) have no body: nothing to wait for.
+  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  const body = hasBody ? await readBody(req, maxBody) : Buffer.alloc(0);
+  checkBodyDigest(contentSha256, body);
+  if (hasBody) verifiedBodies.set(req, body);
+}
+
+/** Refused internal requests are logged at most once per interval (a scanner must not flood the log). */
+const AUTH_LOG_INTERVAL_MS = 10_000;
+
+/** Answers a refused request (401/403 JSON), counts it by code and logs now and then. */
+function refusalReporter(opts: ServiceServerOptions): (req: http.IncomingMessage, res: http.ServerResponse, err: InternalAuthError) => void {
+  const refused = opts.metrics.counter('cairn_internal_auth_refused_total', 'Requests refused by internal authentication, by reason');
+  let lastLine = 0;
+  let sinceLastLine = 0;
+  return (req, res, err) => {
+    refused.inc({ code: err.code });
+    sinceLastLine++;
+    if (Date.now() - lastLine >= AUTH_LOG_INTERVAL_MS) {
+      const from = req.socket.remoteAddress;
+      opts.log.warn('refused an unauthenticated internal request', { code: err.code, method: req.method, path: (req.url ?? '').slice(0, 200), from, refusedSinceLastLine: sinceLastLine });
+      lastLine = Date.now();
+      sinceLastLine = 0;
+    }
+    // An unread body of a refused request is not drained: the connection closes after the reply.
+    if (!req.complete) res.setHeader('connection', 'close');
+    sendError(res, new HttpError(err.status, err.code, err.message));
+  };
 }
 
 /**
@@ -127,6 +196,13 @@ export interface ServiceServerOptions {
 export function createServiceServer(opts: ServiceServerOptions): http.Server {
   const requests = opts.metrics.counter('cairn_http_requests_total', 'HTTP requests served');
   const latency = opts.metrics.histogram('cairn_http_request_seconds', 'HTTP request latency');
+  const verifier = new RequestVerifier(opts.secret, { host: opts.host });
+  const maxBody = opts.maxSignedBodyBytes ?? 1024 * 1024;
+  const onRefused = refusalReporter(opts);
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    if (!isOpenRoute(req)) await authenticate(req, verifier, maxBody);
+    await opts.router.dispatch(req, res);
+  };
   opts.router.on('GET', '/health', async (_req, res) => {
     sendJson(res, 200, { status: 'ok', service: opts.service, pid: process.pid, ...(opts.health ? await opts.health() : {}) });
   });
@@ -142,7 +218,11 @@ export function createServiceServer(opts: ServiceServerOptions): http.Server {
       requests.inc({ method: req.method ?? '?', status: String(res.statusCode) });
       latency.observe(seconds, { method: req.method ?? '?' });
     });
-    opts.router.dispatch(req, res).catch((err: unknown) => {
+    handle(req, res).catch((err: unknown) => {
+      if (err instanceof InternalAuthError) {
+        onRefused(req, res, err);
+        return;
+      }
       if (err instanceof HttpError) {
         sendError(res, err);
         return;
@@ -156,6 +236,7 @@ export function createServiceServer(opts: ServiceServerOptions): http.Server {
   return server;
 }
 
+/** Listens and returns the server's URL (https:// for a TLS server). */
 export async function listen(server: http.Server, host: string, port: number): Promise<string> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -166,7 +247,7 @@ export async function listen(server: http.Server, host: string, port: number): P
   });
   const address = server.address() as AddressInfo;
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `http://${shownHost}:${address.port}`;
+  return `${server instanceof tls.Server ? 'https' : 'http'}://${shownHost}:${address.port}`;
 }
 
 export async function close(server: http.Server): Promise<void> {

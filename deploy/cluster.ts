@@ -1,11 +1,15 @@
 // Starts a whole Cairn cluster on this machine, every service its own OS process: the namespace,
 // N storage nodes, a gateway and the repair service. Used by `npm start` and by the tests.
+// Every service gets the cluster secret in its environment (never on its command line, which `ps`
+// shows): the one given, else the data dir's own, made on first start (<data-dir>/cluster-secret).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { CLUSTER_SECRET_ENV, loadOrCreateSecretFile } from '../common/cluster-secret.js';
+import { ClusterSecret } from '../common/internal-auth.js';
 import { parseReadyLine, WATCH_PARENT_ENV, type ReadyInfo } from '../common/process.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -34,6 +38,10 @@ export interface ClusterOptions {
   echoLogs?: boolean;
   /** Repair service settings (durations like "1h", rates like "100MB"); unset ones take the service's defaults. */
   repair?: RepairOptions;
+  /** The secret services sign internal requests with (≥ 32 bytes); default: `<data-dir>/cluster-secret`, made if missing. */
+  clusterSecret?: string;
+  /** Serve S3 over HTTPS with this certificate and key (PEM file paths). */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export interface RepairOptions {
@@ -71,6 +79,8 @@ export class Cluster {
   readonly children = new Set<ChildProcess>();
   namespaceUrl = '';
   private manifestWrite: Promise<void> = Promise.resolve();
+  private secretText = '';
+  private secret: ClusterSecret | undefined;
 
   constructor(readonly opts: ClusterOptions) {}
 
@@ -82,16 +92,35 @@ export class Cluster {
     return Array.from({ length: this.opts.nodes ?? 6 }, (_, i) => `node-${i + 1}`);
   }
 
+  /** What clients of the internal services (tests, tools) sign with. */
+  get clusterSecret(): ClusterSecret {
+    if (!this.secret) throw new Error('the cluster has not started');
+    return this.secret;
+  }
+
   async start(): Promise<void> {
     await mkdir(path.join(this.opts.dataDir, 'logs'), { recursive: true });
+    this.secretText = this.opts.clusterSecret ?? (await loadOrCreateSecretFile(this.opts.dataDir));
+    this.secret = ClusterSecret.parse(this.secretText);
+    await this.startNamespace();
+    await Promise.all(this.nodeIds.map((id) => this.startNode(id)));
+    await Promise.all([this.startGateway(), this.startRepair()]);
+  }
+
+  /**
+   * Starts the namespace on the cluster's data dir. Once it has run, a restart (after `kill('namespace')`)
+   * keeps its port, so the other services, which know it only by URL, reconnect by themselves.
+   */
+  async startNamespace(): Promise<ServiceProcess> {
+    const port = this.namespaceUrl ? new URL(this.namespaceUrl).port : '0';
     const ns = await this.spawnService('namespace', 'namespace/main.ts', [
       '--data-dir', path.join(this.opts.dataDir, 'namespace'),
       '--host', this.host,
+      '--port', port,
       ...(this.opts.downAfter ? ['--down-after', this.opts.downAfter] : []),
     ]);
     this.namespaceUrl = ns.ready.url;
-    await Promise.all(this.nodeIds.map((id) => this.startNode(id)));
-    await Promise.all([this.startGateway(), this.startRepair()]);
+    return ns;
   }
 
   /** `extraArgs` are more storage-node flags for this start only (the chaos harness restarts a node with a quota). */
@@ -120,6 +149,8 @@ export class Cluster {
       ...(o.shardTimeout ? ['--shard-timeout', o.shardTimeout] : []),
       ...(o.domain ? ['--domain', o.domain] : []),
       ...(o.corsOrigins ? ['--cors-origins', o.corsOrigins] : []),
+      // Services run in the repository root: paths are resolved against the launcher's directory first.
+      ...(o.tls ? ['--tls-cert', path.resolve(o.tls.certFile), '--tls-key', path.resolve(o.tls.keyFile)] : []),
     ], { CAIRN_SECRET_ACCESS_KEY: o.secretAccessKey }); // never on a command line, where `ps` shows it
   }
 
@@ -190,7 +221,7 @@ export class Cluster {
   private spawnService(name: string, entry: string, args: string[], env: Record<string, string> = {}): Promise<ServiceProcess> {
     const child = spawn(process.execPath, ['--no-warnings', '--import', 'tsx', entry, ...args], {
       cwd: ROOT,
-      env: { ...process.env, ...env, [WATCH_PARENT_ENV]: '1' },
+      env: { ...process.env, ...env, [CLUSTER_SECRET_ENV]: this.secretText, [WATCH_PARENT_ENV]: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group: a terminal's Ctrl-C reaches only the launcher, which stops services in order.
       detached: true,

@@ -1,5 +1,6 @@
 // `npm start`: a local Cairn cluster on embedded defaults, every service its own process.
 import path from 'node:path';
+import { CLUSTER_SECRET_ENV, CLUSTER_SECRET_FILE } from '../common/cluster-secret.js';
 import { readConfig } from '../common/process.js';
 import { startCluster } from './cluster.js';
 
@@ -21,7 +22,13 @@ const config = readConfig({
   'scrub-interval': { env: 'CAIRN_SCRUB_INTERVAL' },
   'gc-grace': { env: 'CAIRN_GC_GRACE' },
   'orphan-grace': { env: 'CAIRN_ORPHAN_GRACE' },
+  'tls-cert': { env: 'CAIRN_TLS_CERT' },
+  'tls-key': { env: 'CAIRN_TLS_KEY' },
 });
+if (Boolean(config['tls-cert']) !== Boolean(config['tls-key'])) {
+  console.error('cairn: --tls-cert and --tls-key go together');
+  process.exit(2);
+}
 
 const nodes = Number(config.nodes);
 const k = Number(config.k);
@@ -46,6 +53,9 @@ const cluster = await startCluster({
   domain: config.domain,
   corsOrigins: config['cors-origins'],
   echoLogs: !config.quiet,
+  // The cluster secret only ever travels in the environment; unset, the data dir keeps its own.
+  clusterSecret: process.env[CLUSTER_SECRET_ENV] || undefined,
+  ...(config['tls-cert'] && config['tls-key'] ? { tls: { certFile: config['tls-cert'], keyFile: config['tls-key'] } } : {}),
   repair: {
     ...(config['repair-workers'] ? { workers: Number(config['repair-workers']) } : {}),
     rate: config['repair-rate'],
@@ -69,6 +79,7 @@ console.log(
     : 'Region:             us-east-1 (path-style addressing)',
 );
 console.log(`Logs:               ${path.join(dataDir, 'logs')}`);
+console.log(`Cluster secret:     ${process.env[CLUSTER_SECRET_ENV] ? `from ${CLUSTER_SECRET_ENV}` : path.join(dataDir, CLUSTER_SECRET_FILE)} (internal requests are signed with it)`);
 console.log('Cairn is ready. Press Ctrl-C to stop.');
 
 let stopping = false;

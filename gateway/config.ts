@@ -1,4 +1,5 @@
 // The gateway's configuration, from flags and environment (see main.ts).
+import { readFileSync } from 'node:fs';
 import { DEFAULT_LAYOUT, validateLayout, type Layout } from '../erasure/layout.js';
 import { readConfig } from '../common/process.js';
 import { parseDuration } from '../common/duration.js';
@@ -23,6 +24,18 @@ export interface GatewayConfig {
   domains: string[];
   /** Origins browsers may call from (CORS); `*` is any. */
   corsOrigins: string[];
+  /** A client must send its whole request line and headers within this (Node's headersTimeout). */
+  headersTimeoutMs: number;
+  /**
+   * A request body that sends nothing for this long while the gateway waits for it is cut off
+   * (400 RequestTimeout, connection closed); 0 disables. Time the gateway itself spends not
+   * reading (back-pressure from storage nodes) does not count.
+   */
+  bodyTimeoutMs: number;
+  /** Largest request line plus headers (Node's maxHeaderSize); larger: 400 RequestHeaderSectionTooLarge. */
+  maxHeaderBytes: number;
+  /** PEM certificate chain and key: S3 is served over HTTPS (--tls-cert / --tls-key, both or neither). */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 export function loadGatewayConfig(argv = process.argv.slice(2)): GatewayConfig {
@@ -42,6 +55,11 @@ export function loadGatewayConfig(argv = process.argv.slice(2)): GatewayConfig {
       'shard-timeout': { env: 'CAIRN_SHARD_TIMEOUT', default: '10s' },
       domain: { env: 'CAIRN_DOMAIN' },
       'cors-origins': { env: 'CAIRN_CORS_ORIGINS', default: '*' },
+      'headers-timeout': { env: 'CAIRN_HEADERS_TIMEOUT', default: '60s' },
+      'body-timeout': { env: 'CAIRN_BODY_TIMEOUT', default: '60s' },
+      'max-header-size': { env: 'CAIRN_MAX_HEADER_SIZE', default: String(16 * 1024) },
+      'tls-cert': { env: 'CAIRN_TLS_CERT' },
+      'tls-key': { env: 'CAIRN_TLS_KEY' },
     },
     argv,
   );
@@ -50,6 +68,10 @@ export function loadGatewayConfig(argv = process.argv.slice(2)): GatewayConfig {
   validateLayout(layout);
   const segmentSize = int(c['segment-size']!, 'segment-size');
   if (segmentSize < layout.k * layout.blockSize) throw new Error('--segment-size must hold at least one full stripe');
+  const headersTimeoutMs = parseDuration(c['headers-timeout']!);
+  if (headersTimeoutMs < 1) throw new Error('--headers-timeout must be positive');
+  const maxHeaderBytes = int(c['max-header-size']!, 'max-header-size');
+  if (maxHeaderBytes < 1024) throw new Error('--max-header-size must be at least 1024');
   const writeQuorum = c['write-quorum'] ? int(c['write-quorum'], 'write-quorum') : layout.k;
   if (writeQuorum < layout.k || writeQuorum > layout.k + layout.m) throw new Error(`--write-quorum must be in ${layout.k}..${layout.k + layout.m}`);
   return {
@@ -64,7 +86,16 @@ export function loadGatewayConfig(argv = process.argv.slice(2)): GatewayConfig {
     shardTimeoutMs: parseDuration(c['shard-timeout']!),
     domains: parseDomains(c.domain),
     corsOrigins: parseCorsOrigins(c['cors-origins']),
+    headersTimeoutMs,
+    bodyTimeoutMs: parseDuration(c['body-timeout']!),
+    maxHeaderBytes,
+    ...(c['tls-cert'] || c['tls-key'] ? { tls: loadTls(c['tls-cert'], c['tls-key']) } : {}),
   };
+}
+
+function loadTls(certFile: string | undefined, keyFile: string | undefined): { cert: Buffer; key: Buffer } {
+  if (!certFile || !keyFile) throw new Error('--tls-cert and --tls-key go together');
+  return { cert: readFileSync(certFile), key: readFileSync(keyFile) };
 }
 
 function int(text: string, name: string): number {

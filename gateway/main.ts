@@ -1,4 +1,5 @@
 // Process entry of an S3 gateway.
+import { clusterSecretFromEnv } from '../common/cluster-secret.js';
 import { createLogger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
 import { announceReady, onShutdown } from '../common/process.js';
@@ -14,15 +15,17 @@ import { createGatewayMetrics, type GatewayServices } from './services.js';
 
 const log = createLogger('gateway');
 let config;
+let secret;
 try {
   config = loadGatewayConfig();
+  secret = clusterSecretFromEnv();
 } catch (err) {
   log.error(err instanceof Error ? err.message : String(err));
   process.exit(2);
 }
 
-const namespace = new NamespaceClient(config.namespaceUrl);
-const nodes = new StorageNodePool();
+const namespace = new NamespaceClient(config.namespaceUrl, { secret });
+const nodes = new StorageNodePool({ secret });
 const metrics = createGatewayMetrics(new Registry('gateway'));
 const services: GatewayServices = {
   config,

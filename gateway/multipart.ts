@@ -6,7 +6,7 @@ import type { ParsedUrlQuery } from 'node:querystring';
 import { s3Error } from './s3/errors.js';
 import { parseChecksumAlgorithm, type ChecksumAlgorithm } from './s3/checksums.js';
 import { defaultChecksumType, parseChecksumType, type ChecksumType } from './s3/multipart-checksums.js';
-import { discardSegments, writeObjectData } from './data/writer.js';
+import { commitRefused, discardSegments, writeObjectData } from './data/writer.js';
 import { writeOptions } from './data/options.js';
 import { newVersionId } from './operations/put-object.js';
 import { NamespaceError } from '../namespace/client.js';
@@ -16,6 +16,19 @@ import type { GatewayServices } from './services.js';
 /** Every part but the last must be at least this big (checked at completion, as S3 does). */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 export const MAX_PART_SIZE = 5 * 1024 ** 3;
+/** S3's largest object: 10,000 parts of 5 GiB could otherwise assemble ten times that. */
+export const MAX_OBJECT_SIZE = 5 * 1024 ** 4;
+
+/** The parts of a completion must be at least 5 MiB each but the last, and at most 5 TiB together. */
+export function checkAssembledSizes(parts: readonly { partNumber: number; size: number; etag: string }[]): void {
+  parts.forEach((part, i) => {
+    if (i < parts.length - 1 && part.size < MIN_PART_SIZE) {
+      throw s3Error('EntityTooSmall', undefined, { ProposedSize: part.size, MinSizeAllowed: MIN_PART_SIZE, PartNumber: part.partNumber, ETag: part.etag.replace(/"/g, '') });
+    }
+  });
+  const total = parts.reduce((sum, p) => sum + p.size, 0);
+  if (total > MAX_OBJECT_SIZE) throw s3Error('EntityTooLarge', undefined, { ProposedSize: total, MaxSizeAllowed: MAX_OBJECT_SIZE });
+}
 export const MAX_PART_NUMBER = 10_000;
 
 export function single(query: ParsedUrlQuery, name: string): string | undefined {
@@ -86,7 +99,8 @@ export interface PartDigests {
 
 /**
  * Erasure-codes `source` as part `partNumber` and records it. `digests` is called once the source
- * has been read to its end (and has verified it); a failure leaves no shard behind.
+ * has been read to its end (and has verified it); a failure leaves no shard behind, except when the
+ * namespace's answer was lost (the part may be recorded): the orphan collector takes those if it is not.
  */
 export async function storePart(
   services: GatewayServices,
@@ -96,6 +110,7 @@ export async function storePart(
   digests: () => PartDigests,
 ): Promise<PartRecord> {
   const written = await writeObjectData(source, writeOptions(services, newVersionId()), services);
+  let committing = false;
   try {
     const { md5Hex, checksums } = digests();
     services.metrics.bytesIn.inc(undefined, written.size);
@@ -109,10 +124,11 @@ export async function storePart(
       layout: services.config.layout,
       segments: written.segments,
     };
+    committing = true;
     await services.namespace.putPart(part);
     return part;
   } catch (err) {
-    discardSegments(written.segments, services);
+    if (!committing || commitRefused(err)) discardSegments(written.segments, services);
     throw asUploadError(err, upload.uploadId);
   }
 }

@@ -2,7 +2,7 @@
 // style (the bucket came from the Host header, see virtual-host.ts): /key...
 // The key is everything after the first slash following the bucket, URL-decoded once, so keys
 // may contain '/', '//' and any UTF-8.
-import { s3Error } from './s3/errors.js';
+import { s3Error, type S3Error } from './s3/errors.js';
 
 export interface RequestTarget {
   bucket?: string;
@@ -51,8 +51,22 @@ export function validateBucketName(name: string): void {
 
 export const MAX_KEY_BYTES = 1024;
 
-export function validateKey(key: string): void {
+/**
+ * Why S3 (or Cairn) refuses an object key, or undefined for a valid one. Keys are opaque: "..",
+ * "//", percent signs and control characters are all fine (the data path names files by shard
+ * id, never by key); only U+0000 is refused, which the namespace's 0x00-joined keys cannot hold.
+ */
+export function objectKeyError(key: string): S3Error | undefined {
   if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
-    throw s3Error('KeyTooLongError', 'Your key is too long');
+    return s3Error('KeyTooLongError', 'Your key is too long', { Size: Buffer.byteLength(key, 'utf8'), MaxSizeAllowed: MAX_KEY_BYTES });
   }
+  if (key.includes('\0')) {
+    return s3Error('InvalidArgument', 'Object key must not contain the NUL character (U+0000).', { ArgumentName: 'key', ArgumentValue: '%00' });
+  }
+  return undefined;
+}
+
+export function validateKey(key: string): void {
+  const error = objectKeyError(key);
+  if (error !== undefined) throw error;
 }

@@ -1,14 +1,18 @@
 // The S3 REST API over koa. One middleware chain for every request: request id and common headers,
-// metrics, S3 XML errors, CORS, SigV4 authentication, then the operation's own handler (one file each in
-// operations/).
+// metrics, S3 XML errors, CORS, SigV4 authentication (who is asking), routing, authorization (may
+// they: authorize.ts), then the operation's own handler (one file each in operations/).
 import http from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import Koa from 'koa';
 import { S3Error, s3Error, S3_ERROR_CODES, type S3ErrorCode } from './s3/errors.js';
 import { HttpError } from '../common/http.js';
 import { errorXml } from './s3/xml.js';
-import { verifyRequest, type AuthContext } from './auth/sigv4.js';
-import type { RequestTarget } from './request-target.js';
+import { anonymousAuth, claimedAccessKeyId, isAnonymousRequest, verifyRequest, type AuthContext } from './auth/sigv4.js';
+import { ANONYMOUS, IdentityCache, type Principal } from './auth/identities.js';
+import { authorize, type Access } from './authorize.js';
+import { validateKey, type RequestTarget } from './request-target.js';
 import { requestTarget } from './virtual-host.js';
 import { cors } from './cors.js';
 import { resolveOperation } from './operations/index.js';
@@ -19,6 +23,12 @@ export interface S3State {
   target: RequestTarget;
   operation: string;
   auth: AuthContext;
+  /** Who is asking: root, a user, or anonymous (set by authenticate). */
+  principal: Principal;
+  /** What they may do on the request's bucket (set by authorize). */
+  access: Access;
+  /** The resolved operation's handler, run once authorize has let the request through. */
+  handler: OperationHandler;
 }
 
 export type S3Context = Koa.ParameterizedContext<S3State>;
@@ -48,20 +58,90 @@ export function createGatewayApp(services: GatewayServices): Koa<S3State> {
   // Before authentication: preflights are never signed, and error replies need the CORS headers too.
   app.use(cors(services.config.corsOrigins, (ctx) => requestTarget(ctx.path, ctx.get('Host'), services.config.domains)));
   app.use(authenticate(services));
-  app.use(async (ctx) => {
+  app.use(async (ctx, next) => {
     const operation = resolveOperation(ctx.method, ctx.state.target, ctx.query);
     ctx.state.operation = operation.name;
-    await operation.handler(ctx, services);
+    ctx.state.handler = operation.handler;
+    // Every operation on an object, whatever it is: S3 refuses a key it could never have stored.
+    if (ctx.state.target.key !== undefined) validateKey(ctx.state.target.key);
+    await next();
   });
+  app.use(authorize(services));
+  app.use((ctx) => ctx.state.handler(ctx, services));
   return app;
 }
 
+/**
+ * Slow clients: the request line and headers must arrive within `headersTimeoutMs` (Node checks
+ * every `connectionsCheckingInterval`); a body idle for `bodyTimeoutMs` while an operation waits
+ * for it is cut off by the payload reader (operations/body.ts); a body an operation never reads
+ * closes the connection after the reply (commonHeaders). There is no total request timeout: a
+ * large upload takes as long as it takes, as long as it keeps moving.
+ */
 export function createGatewayServer(services: GatewayServices): http.Server {
-  const server = http.createServer(createGatewayApp(services).callback());
+  const { headersTimeoutMs, maxHeaderBytes } = services.config;
+  const handle = createGatewayApp(services).callback();
+  // HTTPS when the config has a certificate and key (--tls-cert / --tls-key); same options otherwise.
+  const server: http.Server = (services.config.tls ? https.createServer : (http.createServer as typeof https.createServer))(
+    {
+      ...services.config.tls,
+      maxHeaderSize: maxHeaderBytes,
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: 0,
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(headersTimeoutMs / 4))),
+    },
+    handle,
+  );
   server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  server.requestTimeout = 0; // large uploads take as long as they take; idle sockets time out instead
+  // "Expect: 100-continue" (the AWS SDKs send it with large bodies): Node would say "continue" at
+  // once; instead the operation says it when it starts reading the body (operations/body.ts), so a
+  // request refused from its headers (auth, EntityTooLarge, NoSuchBucket) never makes the client
+  // send its body, and gets the S3 error instead of a reset.
+  server.on('checkContinue', handle);
+  // Any other Expect value: served as if it were absent (Node would answer a bare 417).
+  server.on('checkExpectation', handle);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerUnparsed(err, socket, services));
+  // CONNECT never reaches the request handler; without a listener Node just drops the connection.
+  server.on('connect', (req: http.IncomingMessage, socket: Duplex) => {
+    writeRawError(socket, s3Error('MethodNotAllowed', undefined, { Method: req.method ?? 'CONNECT', ResourceType: 'SERVICE' }), services);
+  });
   return server;
+}
+
+/**
+ * A request Node's parser refused (headers too large, headers too slow, not HTTP) never reaches
+ * koa: it still gets an S3 XML error, written straight to the socket, which is then closed.
+ */
+function answerUnparsed(err: NodeJS.ErrnoException, socket: Duplex, services: GatewayServices): void {
+  const inFlight = (socket as Duplex & { _httpMessage?: http.ServerResponse })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const error =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? s3Error('RequestHeaderSectionTooLarge', undefined, { MaxSizeAllowed: services.config.maxHeaderBytes })
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? s3Error('RequestTimeout')
+        : s3Error('BadRequest', 'An error occurred when parsing the HTTP request.');
+  writeRawError(socket, error, services);
+}
+
+/** An S3 error document written straight to a socket that has no koa response, then closed. */
+function writeRawError(socket: Duplex, error: S3Error, services: GatewayServices): void {
+  const requestId = randomBytes(8).toString('hex').toUpperCase();
+  const body = Buffer.from(errorXml(error, requestId), 'utf8');
+  const head = [
+    `HTTP/1.1 ${error.status} ${http.STATUS_CODES[error.status] ?? ''}`,
+    'Content-Type: application/xml',
+    `Content-Length: ${body.length}`,
+    `x-amz-request-id: ${requestId}`,
+    'Server: Cairn',
+    'Connection: close',
+  ].join('\r\n');
+  services.metrics.requests.inc({ operation: 'Unparsed', status: String(error.status) });
+  // The client may never close its side: once the reply is flushed the socket goes.
+  socket.end(Buffer.concat([Buffer.from(`${head}\r\n\r\n`, 'latin1'), body]), () => socket.destroy());
 }
 
 function commonHeaders(services: GatewayServices): Koa.Middleware<S3State> {
@@ -75,6 +155,9 @@ function commonHeaders(services: GatewayServices): Koa.Middleware<S3State> {
     try {
       await next();
     } finally {
+      // A body the operation left unread (CopyObject, GET with a body, a stalled upload) must not
+      // hold the connection open: close it once the reply is out.
+      if (!ctx.req.complete) ctx.set('Connection', 'close');
       const labels = { operation: ctx.state.operation, status: String(ctx.status) };
       services.metrics.requests.inc(labels);
       services.metrics.latency.observe(Number(process.hrtime.bigint() - started) / 1e9, { operation: ctx.state.operation });
@@ -146,19 +229,32 @@ function internalRoutes(services: GatewayServices): Koa.Middleware<S3State> {
   };
 }
 
+/**
+ * Who is asking. An unsigned request is anonymous (authorize decides what, if anything, it may
+ * do); a signed one names an access key, whose secret and principal are found first (the root
+ * credentials from the config, any other key in the namespace through a 2-second cache, see
+ * auth/identities.ts), and is then verified by the pure SigV4 code with that one secret.
+ */
 function authenticate(services: GatewayServices): Koa.Middleware<S3State> {
+  const identities = new IdentityCache(services.config.credentials, services.namespace);
   return async (ctx, next) => {
     const raw = ctx.req.url ?? '/';
     const q = raw.indexOf('?');
     const rawPath = q === -1 ? raw : raw.slice(0, q);
     const rawQuery = q === -1 ? '' : raw.slice(q + 1);
     ctx.state.target = requestTarget(rawPath, ctx.get('Host'), services.config.domains);
-    ctx.state.auth = verifyRequest(
-      { method: ctx.method, rawPath, rawQuery, headers: ctx.req.headersDistinct },
-      (accessKeyId) => services.config.credentials.get(accessKeyId),
-      new Date(),
-      { region: services.config.region },
-    );
+    const request = { method: ctx.method, rawPath, rawQuery, headers: ctx.req.headersDistinct };
+    const opts = { region: services.config.region };
+    if (isAnonymousRequest(request)) {
+      ctx.state.principal = ANONYMOUS;
+      ctx.state.auth = anonymousAuth(request.headers, opts);
+      return next();
+    }
+    const accessKeyId = claimedAccessKeyId(request, opts);
+    const identity = await identities.resolve(accessKeyId);
+    ctx.state.auth = verifyRequest(request, (id) => (id === accessKeyId ? identity?.secret : undefined), new Date(), opts);
+    // verifyRequest refuses a key without an identity (InvalidAccessKeyId), so there is one here.
+    ctx.state.principal = identity!.principal;
     await next();
   };
 }

@@ -2,12 +2,15 @@
 // the service's own S3-style code and status, or ServiceUnavailable (503) when it cannot be reached.
 import { Pool } from 'undici';
 import { errorFromResponse } from '../common/http.js';
+import { signRequest, type ClusterSecret } from '../common/internal-auth.js';
 import { NamespaceError } from './errors.js';
 import type * as T from './types.js';
 
 export { NamespaceError } from './errors.js';
 
 export interface NamespaceClientOptions {
+  /** Every request is signed with it (the namespace refuses unsigned ones). */
+  secret: ClusterSecret;
   /** Keep-alive connections to the namespace (default 32). */
   connections?: number;
   /** Per-request limit on waiting for headers and body (default 30 s). */
@@ -21,11 +24,15 @@ export class NamespaceClient {
   private readonly pool: Pool;
   /** A path the namespace is mounted under (usually empty), e.g. behind a proxy. */
   private readonly basePath: string;
+  private readonly host: string;
+  private readonly secret: ClusterSecret;
 
-  constructor(readonly baseUrl: string, opts: NamespaceClientOptions = {}) {
+  constructor(readonly baseUrl: string, opts: NamespaceClientOptions) {
     const timeout = opts.timeoutMs ?? 30_000;
     const base = new URL(baseUrl);
     this.basePath = base.pathname.replace(/\/+$/, '');
+    this.host = base.host;
+    this.secret = opts.secret;
     this.pool = new Pool(base.origin, {
       connections: opts.connections ?? 32,
       keepAliveTimeout: 30_000,
@@ -49,8 +56,74 @@ export class NamespaceClient {
     return this.call('GET', `/buckets/${seg(bucket)}`);
   }
 
-  async listBuckets(): Promise<T.BucketRecord[]> {
-    return (await this.call<T.ListBucketsResponse>('GET', '/buckets')).buckets;
+  /** Every bucket, or only those `owner` (a user id) owns. */
+  async listBuckets(owner?: string): Promise<T.BucketRecord[]> {
+    return (await this.call<T.ListBucketsResponse>('GET', '/buckets', undefined, { owner })).buckets;
+  }
+
+  /** Sets the bucket's policy text (checked by the gateway), or removes it with null. */
+  setBucketPolicy(bucket: string, policy: string | null): Promise<T.BucketRecord> {
+    if (policy === null) return this.call('DELETE', `/buckets/${seg(bucket)}/policy`);
+    const body: T.BucketPolicyRequest = { policy };
+    return this.call('PUT', `/buckets/${seg(bucket)}/policy`, body);
+  }
+
+  // ---- users and access keys (IAM-style codes: NoSuchEntity, EntityAlreadyExists, DeleteConflict) ----
+
+  createUser(userId: string, displayName?: string): Promise<T.UserRecord> {
+    const body: T.CreateUserRequest = displayName === undefined ? {} : { displayName };
+    return this.call('PUT', `/users/${seg(userId)}`, body);
+  }
+
+  getUser(userId: string): Promise<T.UserRecord> {
+    return this.call('GET', `/users/${seg(userId)}`);
+  }
+
+  /** Like getUser, but null when there is no such user. */
+  getUserOrNull(userId: string): Promise<T.UserRecord | null> {
+    return nullWhen(['NoSuchEntity'], this.getUser(userId));
+  }
+
+  async listUsers(): Promise<T.UserRecord[]> {
+    return (await this.call<T.ListUsersResponse>('GET', '/users')).users;
+  }
+
+  setUserStatus(userId: string, status: T.PrincipalStatus): Promise<T.UserRecord> {
+    const body: T.StatusRequest = { status };
+    return this.call('PUT', `/users/${seg(userId)}/status`, body);
+  }
+
+  /** Deletes the user and their keys; DeleteConflict (409) while they own a bucket. */
+  deleteUser(userId: string): Promise<T.UserRecord> {
+    return this.call('DELETE', `/users/${seg(userId)}`);
+  }
+
+  /** A new key; the answer carries its secret, which is never shown again. */
+  createAccessKey(userId: string): Promise<T.CreatedAccessKey> {
+    return this.call('POST', `/users/${seg(userId)}/access-keys`);
+  }
+
+  /** Keys without their secrets: every key, or one user's. */
+  async listAccessKeys(userId?: string): Promise<T.AccessKeyRecord[]> {
+    return (await this.call<T.ListAccessKeysResponse>('GET', '/access-keys', undefined, { user: userId })).keys;
+  }
+
+  getAccessKey(accessKeyId: string): Promise<T.AccessKeyRecord> {
+    return this.call('GET', `/access-keys/${seg(accessKeyId)}`);
+  }
+
+  /** The gateway's lookup: the key with its secret and its user, or null when there is no such key. */
+  accessKeyCredential(accessKeyId: string): Promise<T.AccessKeyCredential | null> {
+    return nullWhen(['NoSuchEntity'], this.call<T.AccessKeyCredential>('GET', `/access-keys/${seg(accessKeyId)}/credential`));
+  }
+
+  setAccessKeyStatus(accessKeyId: string, status: T.PrincipalStatus): Promise<T.AccessKeyRecord> {
+    const body: T.StatusRequest = { status };
+    return this.call('PUT', `/access-keys/${seg(accessKeyId)}/status`, body);
+  }
+
+  deleteAccessKey(accessKeyId: string): Promise<T.AccessKeyRecord> {
+    return this.call('DELETE', `/access-keys/${seg(accessKeyId)}`);
   }
 
   async deleteBucket(bucket: string): Promise<void> {
@@ -226,13 +299,10 @@ export class NamespaceClient {
     const text = body === undefined ? undefined : JSON.stringify(body);
     let status: number;
     let reply: string;
+    const target = this.basePath + path + queryString(query);
+    const headers = signRequest(this.secret, { method, host: this.host, target, headers: text === undefined ? {} : { 'content-type': 'application/json' }, body: text });
     try {
-      const res = await this.pool.request({
-        method,
-        path: this.basePath + path + queryString(query),
-        headers: text === undefined ? {} : { 'content-type': 'application/json' },
-        body: text,
-      });
+      const res = await this.pool.request({ method, path: target, headers, body: text });
       status = res.statusCode;
       reply = await res.body.text();
     } catch (err) {

@@ -33,3 +33,10 @@ export const conflict = (code: 'BucketNotEmpty' | 'BucketAlreadyExists' | 'Bucke
 
 /** A compare-and-swap on placements lost: the object moved on (overwritten, or its placements changed). Re-read and retry. */
 export const placementConflict = (why: string): NamespaceError => new NamespaceError(409, 'PlacementConflict', why);
+
+// Users and access keys take IAM's error codes (they are not S3 codes: the gateway never passes them on).
+export const noSuchEntity = (what: string): NamespaceError => new NamespaceError(404, 'NoSuchEntity', `${what} does not exist`);
+
+export const entityAlreadyExists = (what: string): NamespaceError => new NamespaceError(409, 'EntityAlreadyExists', `${what} already exists`);
+
+export const deleteConflict = (why: string): NamespaceError => new NamespaceError(409, 'DeleteConflict', why);

@@ -60,3 +60,9 @@ export const repairKey = (bucket: string, key: string, versionId: string, segmen
   const segmentKey = join(bucket, key, versionId, String(segment).padStart(10, '0'));
   return part === undefined ? segmentKey : Buffer.concat([segmentKey, SEP, utf8(String(part).padStart(5, '0'))]);
 };
+
+/** users: user id → UserRecord */
+export const userKey = (userId: string): Buffer => utf8(userId);
+
+/** access-keys: access key id → stored key (CreatedAccessKey: the record with its secret) */
+export const accessKeyKey = (accessKeyId: string): Buffer => utf8(accessKeyId);

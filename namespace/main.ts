@@ -1,5 +1,6 @@
 // Process entry of the namespace service: opens the store, serves the API, announces readiness,
 // and on SIGTERM stops taking requests before closing the database.
+import { clusterSecretFromEnv } from '../common/cluster-secret.js';
 import { parseDuration } from '../common/duration.js';
 import { close, listen } from '../common/http.js';
 import { createLogger } from '../common/log.js';
@@ -21,11 +22,12 @@ async function main(): Promise<void> {
   if (!dataDir) throw new Error('--data-dir (or CAIRN_NAMESPACE_DATA_DIR) is required');
   const port = Number(config.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${config.port}`);
+  const secret = clusterSecretFromEnv();
   const store = await NamespaceStore.open(dataDir, {
     downAfterMs: parseDuration(config['down-after']!),
     suspectAfterMs: parseDuration(config['suspect-after']!),
   });
-  const server = createNamespaceServer(store, { log });
+  const server = createNamespaceServer(store, { log, secret });
   const url = await listen(server, config.host!, port);
   onShutdown(log, async () => {
     await close(server);

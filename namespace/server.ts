@@ -3,6 +3,7 @@
 // (HttpErrors), which the common server turns into S3-style JSON error replies.
 import type http from 'node:http';
 import { createServiceServer, HttpError, readJson, Router, sendJson, type Params } from '../common/http.js';
+import type { ClusterSecret } from '../common/internal-auth.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { Registry, type Counter } from '../common/metrics.js';
 import type { NamespaceStore } from './store.js';
@@ -12,6 +13,8 @@ import * as v from './validate.js';
 export interface NamespaceServerOptions {
   log?: Logger;
   metrics?: Registry;
+  /** Every request but /health and /metrics must be signed with it. */
+  secret: ClusterSecret;
 }
 
 /** Large multipart objects carry thousands of segments, so record bodies may be far above the default 1 MiB. */
@@ -31,7 +34,7 @@ interface Counters {
 
 type Reply = (params: Params, url: URL, req: http.IncomingMessage) => Promise<unknown> | unknown;
 
-export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServerOptions = {}): http.Server {
+export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServerOptions): http.Server {
   const metrics = opts.metrics ?? new Registry('namespace');
   const counters: Counters = {
     commits: metrics.counter('cairn_namespace_commits_total', 'Object records committed (PUT, repair and multipart completion)'),
@@ -48,11 +51,14 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
   nodeRoutes(router, store, counters);
   uploadRoutes(router, store, counters);
   repairRoutes(router, store, counters);
+  userRoutes(router, store);
   return createServiceServer({
     service: 'namespace',
     router,
     log: opts.log ?? createLogger('namespace'),
     metrics,
+    secret: opts.secret,
+    maxSignedBodyBytes: RECORD_BODY_LIMIT,
     health: () => ({ nodes: store.nodes.counts() }),
   });
 }
@@ -84,7 +90,14 @@ function bucketRoutes(router: Router, store: NamespaceStore): void {
     const input = v.fields(await body(req), 'body');
     return store.createBucket(p.bucket, v.token(input.owner, 'owner'));
   });
-  route(router, 'GET', '/buckets', async (): Promise<T.ListBucketsResponse> => ({ buckets: await store.listBuckets() }));
+  route(router, 'GET', '/buckets', async (_p, url): Promise<T.ListBucketsResponse> => {
+    const owner = url.searchParams.get('owner');
+    return { buckets: await store.listBuckets(owner === null ? undefined : v.userId(owner)) };
+  });
+  route(router, 'PUT', '/buckets/:bucket/policy', async (p, _u, req) =>
+    store.setBucketPolicy(p.bucket, v.bucketPolicy(v.fields(await body(req), 'body').policy)),
+  );
+  route(router, 'DELETE', '/buckets/:bucket/policy', (p) => store.setBucketPolicy(p.bucket, null));
   route(router, 'GET', '/buckets/:bucket', (p) => store.getBucket(p.bucket));
   route(router, 'DELETE', '/buckets/:bucket', async (p) => {
     await store.deleteBucket(p.bucket);
@@ -231,4 +244,30 @@ function uploadRoutes(router: Router, store: NamespaceStore, c: Counters): void 
     c.commits.inc();
     return result;
   });
+}
+
+/**
+ * Users and access keys. Only POST /users/:id/access-keys (the new key) and
+ * GET /access-keys/:id/credential (the gateway's lookup) answer with a secret.
+ */
+function userRoutes(router: Router, store: NamespaceStore): void {
+  const users = store.users;
+  route(router, 'GET', '/users', async (): Promise<T.ListUsersResponse> => ({ users: await users.listUsers() }));
+  route(router, 'PUT', '/users/:id', async (p, _u, req) => {
+    const input = v.fields(await body(req), 'body');
+    return users.createUser(p.id, input.displayName === undefined ? undefined : v.displayName(input.displayName));
+  });
+  route(router, 'GET', '/users/:id', (p) => users.getUser(p.id));
+  route(router, 'PUT', '/users/:id/status', async (p, _u, req) => users.setUserStatus(p.id, v.principalStatus(v.fields(await body(req), 'body').status)));
+  route(router, 'DELETE', '/users/:id', (p) => users.deleteUser(p.id));
+  route(router, 'POST', '/users/:id/access-keys', (p) => users.createAccessKey(p.id));
+  route(router, 'GET', '/access-keys', async (_p, url): Promise<T.ListAccessKeysResponse> => ({
+    keys: await users.listAccessKeys(url.searchParams.get('user') ?? undefined),
+  }));
+  route(router, 'GET', '/access-keys/:id', (p) => users.getAccessKey(p.id));
+  route(router, 'GET', '/access-keys/:id/credential', (p) => users.credential(p.id));
+  route(router, 'PUT', '/access-keys/:id/status', async (p, _u, req) =>
+    users.setAccessKeyStatus(p.id, v.principalStatus(v.fields(await body(req), 'body').status)),
+  );
+  route(router, 'DELETE', '/access-keys/:id', (p) => users.deleteAccessKey(p.id));
 }

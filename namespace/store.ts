@@ -19,6 +19,7 @@ import { choosePlacement, type RandomSource } from './placement.js';
 import { degradedReports, partOwner, RepairQueue } from './repairs.js';
 import { applyReplacement, replacementOps } from './replace.js';
 import { decode, encode, objectRefs, partRefs, placedShards, shardTransition, type PlacedShard } from './records.js';
+import { UserDirectory } from './users.js';
 import type * as T from './types.js';
 import * as v from './validate.js';
 
@@ -44,6 +45,8 @@ const MAX_PAGE = 1000;
 export class NamespaceStore {
   readonly stats: StoreStats = { listSteps: 0 };
   readonly nodes: NodeRegistry;
+  /** Users and access keys (access control). */
+  readonly users: UserDirectory;
   private readonly repairs: RepairQueue;
   private readonly bucketLocks = new KeyedLock();
   private readonly keyLocks = new KeyedLock();
@@ -62,6 +65,7 @@ export class NamespaceStore {
       now: this.now,
     });
     this.repairs = new RepairQueue(engine, this.now);
+    this.users = new UserDirectory(engine, { sync: this.sync, now: this.now });
   }
 
   /** Opens the LevelDB store at `<dataDir>/meta`. */
@@ -100,8 +104,22 @@ export class NamespaceStore {
     return record;
   }
 
-  async listBuckets(): Promise<T.BucketRecord[]> {
-    return (await this.scan('buckets', {})).map(([, value]) => decode<T.BucketRecord>(value));
+  /** Every bucket, or only those `owner` owns. */
+  async listBuckets(owner?: string): Promise<T.BucketRecord[]> {
+    const all = (await this.scan('buckets', {})).map(([, value]) => decode<T.BucketRecord>(value));
+    return owner === undefined ? all : all.filter((b) => b.owner === owner);
+  }
+
+  /** Sets (or with null removes) the bucket's policy text; the gateway has parsed and checked it. */
+  setBucketPolicy(name: string, policy: string | null): Promise<T.BucketRecord> {
+    const bucket = v.bucketName(name);
+    const text = v.bucketPolicy(policy);
+    return this.bucketLocks.exclusive(bucket, async () => {
+      const { policy: _old, ...rest } = await this.getBucket(bucket);
+      const record: T.BucketRecord = text === null ? rest : { ...rest, policy: text };
+      await this.write([put('buckets', k.bucketKey(bucket), record)]);
+      return record;
+    });
   }
 
   deleteBucket(name: string): Promise<void> {

@@ -26,7 +26,10 @@ export interface Segment {
 export interface BucketRecord {
   name: string;
   createdAt: string; // ISO-8601
+  /** The owning user's id ('root' for the gateway's root credentials). */
   owner: string;
+  /** The bucket policy document as the owner sent it (JSON text, at most 20 KB; validated by the gateway). */
+  policy?: string;
 }
 
 export interface ObjectRecord {
@@ -372,4 +375,59 @@ export interface ShardLookupRequest {
 export interface ShardLookupResponse {
   /** The reverse-index entries that exist, in request order; ids without one are left out. */
   refs: ShardRef[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access control (issue 6): users own buckets and access keys. A key's secret is stored (SigV4
+// verification needs it) but leaves the namespace only in CreatedAccessKey and AccessKeyCredential.
+
+export type PrincipalStatus = 'active' | 'disabled';
+
+export interface UserRecord {
+  /** IAM-style user name, also the id (bucket owner, policy principal): [A-Za-z0-9+=,.@_-], 1..64. */
+  id: string;
+  displayName: string;
+  createdAt: string;
+  status: PrincipalStatus;
+}
+
+/** An access key as listed: never the secret. */
+export interface AccessKeyRecord {
+  /** "AKIA" + 16 of [A-Z2-7]. */
+  accessKeyId: string;
+  userId: string;
+  createdAt: string;
+  status: PrincipalStatus;
+}
+
+/** The answer to creating a key: the only time a client other than a gateway sees the secret. */
+export interface CreatedAccessKey extends AccessKeyRecord {
+  secretAccessKey: string;
+}
+
+/** What a gateway needs to verify a request signed with a key, and whose request it is. */
+export interface AccessKeyCredential {
+  key: CreatedAccessKey;
+  user: UserRecord;
+}
+
+export interface CreateUserRequest {
+  displayName?: string;
+}
+
+export interface StatusRequest {
+  status: PrincipalStatus;
+}
+
+export interface ListUsersResponse {
+  users: UserRecord[];
+}
+
+export interface ListAccessKeysResponse {
+  keys: AccessKeyRecord[];
+}
+
+export interface BucketPolicyRequest {
+  /** The policy text, or null to remove it. */
+  policy: string | null;
 }

@@ -365,3 +365,47 @@ export function countParam(raw: string | null | undefined, what: string, fallbac
   if (n < min) fail(`${what} must be at least ${min}`);
   return Math.min(n, max);
 }
+
+// ---- users, access keys, bucket policies ----
+
+/** IAM's user-name characters; also what may appear in a policy principal ARN. */
+const USER_ID = /^[A-Za-z0-9+=,.@_-]{1,64}$/;
+/** The gateway's root credentials act as this user; no namespace user may take the name. */
+export const ROOT_USER_ID = 'root';
+/** What the namespace issues ("AKIA" + 16 base32 characters); looked-up ids are checked loosely. */
+const ACCESS_KEY_ID = /^[A-Z0-9]{16,128}$/;
+/** AWS's limit on a bucket policy document. */
+export const MAX_POLICY_BYTES = 20 * 1024;
+
+export const userId = (value: unknown): string => {
+  const id = text(value, 'user id', 64);
+  // Only dots would be a dot segment in a URL path.
+  if (!USER_ID.test(id) || /^\.+$/.test(id)) fail('user id must be 1..64 of A-Z a-z 0-9 + = , . @ _ - (not only dots)');
+  return id;
+};
+
+/** A new user's id: the root user's name is reserved. */
+export const newUserId = (value: unknown): string => {
+  const id = userId(value);
+  if (id.toLowerCase() === ROOT_USER_ID) fail(`user id "${id}" is reserved for the root credentials`);
+  return id;
+};
+
+export const displayName = (value: unknown): string => token(value, 'display name', 256);
+
+export const accessKeyId = (value: unknown): string => {
+  const id = text(value, 'access key id', 128);
+  if (!ACCESS_KEY_ID.test(id)) fail('access key id must be 16..128 of A-Z 0-9');
+  return id;
+};
+
+export const principalStatus = (value: unknown): 'active' | 'disabled' => {
+  if (value !== 'active' && value !== 'disabled') fail('status must be "active" or "disabled"');
+  return value;
+};
+
+/** A policy document is opaque text here (the gateway parses and checks it); only its size is bounded. */
+export const bucketPolicy = (value: unknown): string | null => {
+  if (value === null) return null;
+  return text(value, 'policy', MAX_POLICY_BYTES);
+};

@@ -4,22 +4,31 @@
 //   undrain <node>         back to normal (shards already moved stay where they are)
 //   pause|resume <worker>  pause or resume a repair worker ('all' for every one)
 //   rate <rate>            change the repair byte-rate limit, e.g. 50MB
+//   user create <id> [--display-name N] | user list | user disable|enable|delete <id>
+//   key create <user> | key list [user] | key disable|enable|delete <access key id>
+//                          S3 users and their access keys (a new key's secret is printed once)
 // Services are found with --namespace URL / --repair URL, or from a local cluster's data dir
-// (--data-dir, default ./data), where the launcher writes cluster.json.
+// (--data-dir, default ./data), where the launcher writes cluster.json. Requests are signed with
+// the cluster secret: CAIRN_CLUSTER_SECRET, else the data dir's cluster-secret file.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { CLUSTER_SECRET_ENV, CLUSTER_SECRET_FILE, readSecretFile } from '../common/cluster-secret.js';
+import { ClusterSecret } from '../common/internal-auth.js';
 import { NamespaceClient } from '../namespace/client.js';
-import type { NodeRecord } from '../namespace/types.js';
+import type { AccessKeyRecord, CreatedAccessKey, NodeRecord, UserRecord } from '../namespace/types.js';
 import { RepairClient, type RepairStatus, type WorkerStatus } from './client.js';
 
 interface Endpoints {
   namespace: string;
   repair?: string;
+  secret: ClusterSecret;
 }
 
 const USAGE = `usage: npm run admin -- <command> [--namespace URL] [--repair URL] [--data-dir DIR] [--json]
-commands: status | drain <node> [--wait] [--timeout 10m] | undrain <node> | pause <worker> | resume <worker> | rate <e.g. 100MB>`;
+commands: status | drain <node> [--wait] [--timeout 10m] | undrain <node> | pause <worker> | resume <worker> | rate <e.g. 100MB>
+          user create <id> [--display-name NAME] | user list | user disable|enable|delete <id>
+          key create <user> | key list [user] | key disable|enable|delete <access key id>`;
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -32,13 +41,14 @@ async function main(): Promise<void> {
       json: { type: 'boolean' },
       wait: { type: 'boolean' },
       timeout: { type: 'string' },
+      'display-name': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
-  const [command, arg] = positionals;
+  const [command, arg, target] = positionals;
   if (!command || values.help) return usage(values.help ? 0 : 2);
   const endpoints = await findEndpoints(values.namespace, values.repair, values['data-dir']);
-  const namespace = new NamespaceClient(endpoints.namespace);
+  const namespace = new NamespaceClient(endpoints.namespace, { secret: endpoints.secret });
   try {
     switch (command) {
       case 'status':
@@ -53,6 +63,10 @@ async function main(): Promise<void> {
         return await pauseResume(endpoints, command, required(arg, 'worker name'));
       case 'rate':
         return console.log(`repair rate is now ${await repairClient(endpoints).setRate(required(arg, 'rate'))}`);
+      case 'user':
+        return await userCommand(namespace, required(arg, 'user command'), target, values['display-name'], values.json ?? false);
+      case 'key':
+        return await keyCommand(namespace, required(arg, 'key command'), target, values.json ?? false);
       default:
         return usage(2);
     }
@@ -74,20 +88,29 @@ function required(value: string | undefined, what: string): string {
 async function findEndpoints(namespace?: string, repair?: string, dataDir?: string): Promise<Endpoints> {
   namespace ??= process.env.CAIRN_NAMESPACE_URL;
   repair ??= process.env.CAIRN_REPAIR_URL;
-  if (namespace && repair) return { namespace, repair };
   const dir = path.resolve(dataDir ?? process.env.CAIRN_DATA_DIR ?? './data');
+  const secret = await findSecret(dir);
+  if (namespace && repair) return { namespace, repair, secret };
   let services: Record<string, { url: string }> = {};
   try {
     services = (JSON.parse(await readFile(path.join(dir, 'cluster.json'), 'utf8')) as { services: typeof services }).services;
   } catch {
     if (!namespace) throw new Error(`no --namespace given and no running cluster found in ${dir} (cluster.json)`);
   }
-  return { namespace: namespace ?? services.namespace.url, repair: repair ?? services.repair?.url };
+  return { namespace: namespace ?? services.namespace.url, repair: repair ?? services.repair?.url, secret };
+}
+
+async function findSecret(dataDir: string): Promise<ClusterSecret> {
+  const text = process.env[CLUSTER_SECRET_ENV];
+  if (text) return ClusterSecret.parse(text, CLUSTER_SECRET_ENV);
+  const stored = await readSecretFile(dataDir);
+  if (stored === undefined) throw new Error(`no cluster secret: set ${CLUSTER_SECRET_ENV}, or pass the --data-dir holding ${CLUSTER_SECRET_FILE}`);
+  return ClusterSecret.parse(stored);
 }
 
 function repairClient(endpoints: Endpoints): RepairClient {
   if (!endpoints.repair) throw new Error('the repair service URL is unknown: pass --repair URL');
-  return new RepairClient(endpoints.repair);
+  return new RepairClient(endpoints.repair, endpoints.secret);
 }
 
 async function status(namespace: NamespaceClient, endpoints: Endpoints, json: boolean): Promise<void> {
@@ -146,6 +169,55 @@ async function pauseResume(endpoints: Endpoints, action: 'pause' | 'resume', wor
   const client = repairClient(endpoints);
   const workers = action === 'pause' ? await client.pause(worker) : await client.resume(worker);
   for (const w of workers) console.log(`${w.name}: ${w.state}`);
+}
+
+async function userCommand(namespace: NamespaceClient, action: string, id: string | undefined, displayName: string | undefined, json: boolean): Promise<void> {
+  const print = (user: UserRecord, what: string): void => (json ? console.log(JSON.stringify(user, null, 2)) : console.log(`user ${user.id} ${what}`));
+  switch (action) {
+    case 'create':
+      return print(await namespace.createUser(required(id, 'user id'), displayName), `created (display name ${JSON.stringify((displayName ?? id)!)})`);
+    case 'list': {
+      const users = await namespace.listUsers();
+      if (json) return console.log(JSON.stringify(users, null, 2));
+      return console.log(table(['user', 'display name', 'status', 'created'], users.map((u) => [u.id, u.displayName, u.status, u.createdAt])));
+    }
+    case 'disable':
+    case 'enable':
+      return print(await namespace.setUserStatus(required(id, 'user id'), action === 'disable' ? 'disabled' : 'active'), `is ${action}d: ${action === 'disable' ? 'none of its keys work' : 'its active keys work again'}`);
+    case 'delete':
+      return print(await namespace.deleteUser(required(id, 'user id')), 'deleted, with all its access keys');
+    default:
+      throw new Error(`unknown user command "${action}"\n${USAGE}`);
+  }
+}
+
+async function keyCommand(namespace: NamespaceClient, action: string, id: string | undefined, json: boolean): Promise<void> {
+  const print = (key: AccessKeyRecord, what: string): void => (json ? console.log(JSON.stringify(key, null, 2)) : console.log(`access key ${key.accessKeyId} ${what}`));
+  switch (action) {
+    case 'create':
+      return printNewKey(await namespace.createAccessKey(required(id, 'user id')), json);
+    case 'list': {
+      const keys = await namespace.listAccessKeys(id);
+      if (json) return console.log(JSON.stringify(keys, null, 2));
+      return console.log(table(['access key id', 'user', 'status', 'created'], keys.map((k) => [k.accessKeyId, k.userId, k.status, k.createdAt])));
+    }
+    case 'disable':
+    case 'enable':
+      return print(await namespace.setAccessKeyStatus(required(id, 'access key id'), action === 'disable' ? 'disabled' : 'active'), `is ${action}d (gateways notice within 2 s)`);
+    case 'delete':
+      return print(await namespace.deleteAccessKey(required(id, 'access key id')), 'deleted (gateways notice within 2 s)');
+    default:
+      throw new Error(`unknown key command "${action}"\n${USAGE}`);
+  }
+}
+
+/** The one time a secret is shown: to the operator's terminal, never to a log. */
+function printNewKey(key: CreatedAccessKey, json: boolean): void {
+  if (json) return console.log(JSON.stringify(key, null, 2));
+  console.log(`Access key id:      ${key.accessKeyId}`);
+  console.log(`Secret access key:  ${key.secretAccessKey}`);
+  console.log(`User:               ${key.userId}`);
+  console.log('The secret is shown only now: store it safely.');
 }
 
 function table(header: string[], rows: string[][]): string {

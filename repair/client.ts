@@ -1,5 +1,7 @@
 // Typed client of the repair service's HTTP API (used by the admin command and tests).
+import { request } from 'undici';
 import { errorFromResponse } from '../common/http.js';
+import { signRequest, type ClusterSecret } from '../common/internal-auth.js';
 import type { DrainProgress } from './drain.js';
 import type { WatcherStatus } from './watcher.js';
 import type { WorkerStatus } from './worker.js';
@@ -16,7 +18,8 @@ export interface RepairStatus extends WatcherStatus {
 }
 
 export class RepairClient {
-  constructor(private readonly baseUrl: string) {}
+  /** Requests are signed with `secret` (the repair service refuses unsigned ones). */
+  constructor(private readonly baseUrl: string, private readonly secret: ClusterSecret) {}
 
   status(): Promise<RepairStatus> {
     return this.call<RepairStatus>('GET', '/status');
@@ -43,13 +46,14 @@ export class RepairClient {
     return (await this.call<{ rate: string }>('PUT', '/rate', { rate })).rate;
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await fetch(`${this.baseUrl}${path}`, {
-      method,
-      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-    });
-    const text = await res.text();
-    if (!res.ok) throw await errorFromResponse(res.status, text);
-    return JSON.parse(text) as T;
+  private async call<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
+    const url = new URL(`${this.baseUrl}${path}`);
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const target = url.pathname + url.search;
+    const headers = signRequest(this.secret, { method, host: url.host, target, headers: text === undefined ? {} : { 'content-type': 'application/json' }, body: text });
+    const res = await request(url.origin + target, { method, headers, body: text });
+    const reply = await res.body.text();
+    if (res.statusCode < 200 || res.statusCode >= 300) throw await errorFromResponse(res.statusCode, reply);
+    return JSON.parse(reply) as T;
   }
 }

@@ -1,4 +1,6 @@
 // Process entry of the repair service.
+import { clusterSecretFromEnv } from '../common/cluster-secret.js';
+import type { ClusterSecret } from '../common/internal-auth.js';
 import { createLogger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
 import { parseDuration } from '../common/duration.js';
@@ -12,7 +14,7 @@ import { DEFAULT_QUEUE_CAPACITY, RepairService, type RepairConfig } from './serv
 
 const log = createLogger('repair');
 
-function loadConfig(): { namespace: string; host: string; port: number; repair: RepairConfig } {
+function loadConfig(): { namespace: string; host: string; port: number; secret: ClusterSecret; repair: RepairConfig } {
   const c = readConfig({
     namespace: { env: 'CAIRN_NAMESPACE_URL' },
     host: { env: 'CAIRN_REPAIR_HOST', default: '127.0.0.1' },
@@ -41,6 +43,7 @@ function loadConfig(): { namespace: string; host: string; port: number; repair: 
     namespace: c.namespace,
     host: c.host!,
     port: Number(c.port),
+    secret: clusterSecretFromEnv(),
     repair: {
       workers,
       rateBytesPerSecond: parseRate(c.rate!),
@@ -63,11 +66,11 @@ try {
   process.exit(2);
 }
 
-const namespace = new NamespaceClient(config.namespace);
-const pool = new StorageNodePool({ timeoutMs: config.repair.stallTimeoutMs });
+const namespace = new NamespaceClient(config.namespace, { secret: config.secret });
+const pool = new StorageNodePool({ secret: config.secret, timeoutMs: config.repair.stallTimeoutMs });
 const registry = new Registry('repair');
 const service = new RepairService(namespace, pool, config.repair, log, registry);
-const server = createRepairServer(service, log, registry);
+const server = createRepairServer(service, log, registry, config.secret);
 const url = await listen(server, config.host, config.port);
 service.start();
 announceReady({ service: 'repair', url });

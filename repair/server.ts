@@ -7,6 +7,7 @@
 //   PUT  /rate  {"rate": "50MB"}       changes the repair byte-rate limit at run time
 import type http from 'node:http';
 import { createServiceServer, HttpError, readJson, Router, sendJson } from '../common/http.js';
+import type { ClusterSecret } from '../common/internal-auth.js';
 import type { Logger } from '../common/log.js';
 import type { Registry } from '../common/metrics.js';
 import { formatRate, parseRate } from './rate.js';
@@ -22,7 +23,7 @@ export function statusOf(service: RepairService): RepairStatus {
   };
 }
 
-export function createRepairServer(service: RepairService, log: Logger, metrics: Registry): http.Server {
+export function createRepairServer(service: RepairService, log: Logger, metrics: Registry, secret: ClusterSecret): http.Server {
   const { manager } = service;
   const router = new Router()
     .on('GET', '/status', (_req, res) => sendJson(res, 200, statusOf(service)))
@@ -52,6 +53,7 @@ export function createRepairServer(service: RepairService, log: Logger, metrics:
     router,
     log,
     metrics,
+    secret,
     health: () => {
       const s = service.watcher.snapshot();
       return { scans: s.scans, lastScan: s.lastScan, lastError: s.lastError };

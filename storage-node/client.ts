@@ -3,6 +3,7 @@
 // and anything that is not an HTTP answer (refused, reset, timeout, cut body) is 'Unavailable'.
 import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
+import { signRequest, type ClusterSecret } from '../common/internal-auth.js';
 import {
   BLOCK_SIZE_HEADER,
   DATA_LENGTH_HEADER,
@@ -19,6 +20,8 @@ import {
 } from './types.js';
 
 export interface StorageNodeClientOptions {
+  /** Every request is signed with it (nodes refuse unsigned ones). */
+  secret: ClusterSecret;
   /** Connect, response-headers and between-body-chunks timeout. Default 30 s. */
   timeoutMs?: number;
   /** Most connections open to this node at once. Default 32. */
@@ -46,12 +49,13 @@ export class StorageNodeError extends Error {
 
 const KNOWN_CODES: ReadonlySet<string> = new Set<StorageErrorCode>([
   'NoSuchShard', 'CorruptBlock', 'InvalidShardId', 'InvalidRange', 'BadFrame', 'InsufficientStorage',
-  'Unavailable', 'InternalError', 'InvalidArgument', 'ShardTooLarge', 'Busy',
+  'Unavailable', 'InternalError', 'InvalidArgument', 'ShardTooLarge', 'Busy', 'Unauthorized',
 ]);
 
 /** For replies without a JSON body (HEAD) or with a code this client does not know. */
 function codeForStatus(status: number): StorageErrorCode {
   switch (status) {
+    case 401: case 403: return 'Unauthorized';
     case 404: return 'NoSuchShard';
     case 409: return 'CorruptBlock';
     case 413: return 'ShardTooLarge';
@@ -68,7 +72,8 @@ interface RequestSpec {
   method: Dispatcher.HttpMethod;
   path: string;
   headers?: Record<string, string>;
-  body?: Readable;
+  /** A string is a whole body and signed as such; a stream is sent chunked, UNSIGNED_PAYLOAD. */
+  body?: Readable | string;
   idempotent?: boolean;
   signal?: AbortSignal;
 }
@@ -78,10 +83,14 @@ export class StorageNodeClient {
   private readonly pool: Pool;
   private readonly prefix: string;
   private readonly timeoutMs: number;
+  private readonly host: string;
+  private readonly secret: ClusterSecret;
 
-  constructor(baseUrl: string, opts: StorageNodeClientOptions = {}) {
+  constructor(baseUrl: string, opts: StorageNodeClientOptions) {
     const url = new URL(baseUrl);
     this.baseUrl = baseUrl;
+    this.host = url.host;
+    this.secret = opts.secret;
     this.prefix = url.pathname.replace(/\/+$/, '');
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.pool = new Pool(url.origin, {
@@ -175,7 +184,7 @@ export class StorageNodeClient {
       method: 'POST',
       path: `${this.prefix}/scrub`,
       headers: { 'content-type': 'application/json' },
-      body: Readable.from([Buffer.from(JSON.stringify(req))]),
+      body: JSON.stringify(req),
     });
     return this.json<ScrubResponse>(res, [200]);
   }
@@ -198,8 +207,11 @@ export class StorageNodeClient {
   }
 
   private async send(opts: RequestSpec): Promise<Dispatcher.ResponseData> {
+    const { method, path, body } = opts;
+    const streamed = body instanceof Readable;
+    const headers = signRequest(this.secret, { method, host: this.host, target: path, headers: opts.headers, ...(streamed ? { streamed } : { body }) });
     try {
-      return await this.pool.request({ ...opts, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      return await this.pool.request({ ...opts, headers, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
     } catch (err) {
       throw this.networkError(err, opts.signal);
     }
@@ -267,7 +279,7 @@ export class StorageNodeClient {
 export class StorageNodePool {
   private readonly clients = new Map<string, StorageNodeClient>();
 
-  constructor(private readonly opts: StorageNodeClientOptions = {}) {}
+  constructor(private readonly opts: StorageNodeClientOptions) {}
 
   get(baseUrl: string): StorageNodeClient {
     const key = baseUrl.replace(/\/+$/, '');

@@ -2,12 +2,15 @@
 // Beats never overlap (each is scheduled after the previous one settles) and a failing namespace
 // never takes the node down: the first failure of a streak is logged, then silence until recovery.
 import { Pool } from 'undici';
+import { signRequest, type ClusterSecret } from '../common/internal-auth.js';
 import type { Logger } from '../common/log.js';
 import type { HeartbeatRequest } from '../namespace/types.js';
 
 export interface HeartbeatOptions {
   namespaceUrl: string;
   nodeId: string;
+  /** Beats are signed with it (the namespace refuses unsigned ones). */
+  secret: ClusterSecret;
   /** Built fresh for every beat, so usage numbers are current. */
   report: () => Promise<HeartbeatRequest>;
   log: Logger;
@@ -20,6 +23,7 @@ export interface HeartbeatOptions {
 export class Heartbeater {
   private readonly pool: Pool;
   private readonly path: string;
+  private readonly host: string;
   private readonly intervalMs: number;
   private readonly timeoutMs: number;
   private timer: NodeJS.Timeout | undefined;
@@ -32,6 +36,7 @@ export class Heartbeater {
   constructor(private readonly opts: HeartbeatOptions) {
     const base = new URL(opts.namespaceUrl);
     this.pool = new Pool(base.origin, { connections: 1 });
+    this.host = base.host;
     this.path = `${base.pathname.replace(/\/+$/, '')}/nodes/${encodeURIComponent(opts.nodeId)}/heartbeat`;
     this.intervalMs = opts.intervalMs ?? 1000;
     this.timeoutMs = opts.timeoutMs ?? Math.max(500, Math.min(5000, 2 * this.intervalMs));
@@ -54,12 +59,12 @@ export class Heartbeater {
   /** One beat; resolves true if the namespace accepted it. Never throws. */
   async beat(): Promise<boolean> {
     try {
-      const report = await this.opts.report();
+      const body = JSON.stringify(await this.opts.report());
       const res = await this.pool.request({
         method: 'POST',
         path: this.path,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(report),
+        headers: signRequest(this.opts.secret, { method: 'POST', host: this.host, target: this.path, headers: { 'content-type': 'application/json' }, body }),
+        body,
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
         signal: AbortSignal.timeout(this.timeoutMs),

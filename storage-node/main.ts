@@ -1,6 +1,7 @@
 // Storage node process entry. Pass --node-id on the command line (not only via the environment)
 // so operators can find a node's process: pgrep -f 'node-id node-3'.
 import { randomBytes } from 'node:crypto';
+import { clusterSecretFromEnv } from '../common/cluster-secret.js';
 import { parseDuration } from '../common/duration.js';
 import { close, listen } from '../common/http.js';
 import { createLogger } from '../common/log.js';
@@ -65,10 +66,14 @@ function loadConfig(): NodeConfig {
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  const secret = clusterSecretFromEnv();
   const store = await ShardStore.open({ dir: config.dataDir, nodeId: config.nodeId, log, limits: { quotaBytes: config.maxBytes } });
-  const server = createStorageNodeServer(store, { log, metrics: new Registry('storage-node'), scrubRate: config.scrubRate });
+  let ownHost: string | undefined;
+  const server = createStorageNodeServer(store, { log, secret, host: () => ownHost, metrics: new Registry('storage-node'), scrubRate: config.scrubRate });
   const boundUrl = await listen(server, config.host, config.port);
   const url = config.advertiseUrl ?? boundUrl;
+  // Everyone reaches the node by the URL it registers (the namespace hands it out).
+  ownHost = new URL(url).host;
   let heartbeats: Heartbeater | undefined;
   // Tells repair this is a new process: whatever happened while it was away (a replaced disk, files
   // lost in a crash) is checked by an inventory audit of this node.
@@ -77,6 +82,7 @@ async function main(): Promise<void> {
     heartbeats = new Heartbeater({
       namespaceUrl: config.namespaceUrl,
       nodeId: store.nodeId,
+      secret,
       intervalMs: config.heartbeatMs,
       log,
       report: async () => {

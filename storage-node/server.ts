@@ -4,7 +4,8 @@
 import type http from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createServiceServer, HttpError, readJson, Router, sendJson } from '../common/http.js';
+import { createServiceServer, HttpError, readJson, Router, sendJson, verifiedBody } from '../common/http.js';
+import type { ClusterSecret } from '../common/internal-auth.js';
 import type { Logger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
 import { DEFAULT_SCRUB_RATE, SCRUB_LIMITS, Scrubber, type ScrubPlan } from './scrub.js';
@@ -21,6 +22,10 @@ import {
 
 export interface StorageNodeServerOptions {
   log: Logger;
+  /** Every request but /health and /metrics must be signed with it. */
+  secret: ClusterSecret;
+  /** The Host clients address this node by (its advertised URL's), once known: requests signed for another node are refused. */
+  host?: () => string | undefined;
   /** Defaults to a fresh registry for service "storage-node". */
   metrics?: Registry;
   /** Bytes per second the scrubber may read (default 50 MB/s). */
@@ -39,6 +44,8 @@ export const STATUS_BY_CODE: Record<StorageErrorCode, number> = {
   Busy: 503,
   Unavailable: 503,
   InternalError: 500,
+  // Never thrown by a handler: the client's name for a 401/403 from internal authentication.
+  Unauthorized: 403,
 };
 
 const MAX_LIST_LIMIT = 10_000;
@@ -158,6 +165,8 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
     router,
     log: opts.log,
     metrics,
+    secret: opts.secret,
+    host: opts.host,
     health: async () => ({ nodeId: store.nodeId, ...(await store.usage()), writesInFlight: store.writesInFlight, scrubbing: scrubber.busy }),
   });
 }
@@ -177,6 +186,12 @@ function registerMetrics(metrics: Registry, store: ShardStore): NodeMetrics {
 
 /** The request body, failing if the client went away: a cut at a frame boundary must not pass for a complete shard. */
 async function* requestBody(req: http.IncomingMessage): AsyncGenerator<Buffer> {
+  // A body whose digest was signed was read whole to check it (clients stream shards unsigned).
+  const checked = verifiedBody(req);
+  if (checked) {
+    yield checked;
+    return;
+  }
   for await (const chunk of req as AsyncIterable<Buffer>) yield chunk;
   if (!req.complete) throw new Error('client disconnected before the body was complete');
 }

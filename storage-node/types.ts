@@ -49,6 +49,7 @@ export type StorageErrorCode =
   | 'InsufficientStorage'
   | 'Unavailable'
   | 'InternalError'
+  | 'Unauthorized'
   | StorageLimitErrorCode;
 
 // ---- Added with the storage node implementation ----

@@ -242,7 +242,7 @@ t.test('a real cluster stores erasure-coded objects and survives node loss and r
   });
 
   await t.test('the repair service sees the lost nodes and what they held', async (t) => {
-    const repair = new RepairClient(cluster.services.get('repair')!.ready.url);
+    const repair = new RepairClient(cluster.services.get('repair')!.ready.url, cluster.clusterSecret);
     const deadline = Date.now() + 20_000;
     let damage: NodeDamage[] = [];
     while (Date.now() < deadline) {

@@ -7,6 +7,7 @@ import { objectHeadersFrom } from '../gateway/metadata.js';
 import { ChunkSource } from '../gateway/data/chunk-source.js';
 import { S3Error } from '../gateway/s3/errors.js';
 import { resolveOperation } from '../gateway/operations/index.js';
+import { checkAssembledSizes } from '../gateway/multipart.js';
 import { DamageReporter } from '../gateway/data/damage-reporter.js';
 import { checkClientCrc32c, objectCrc32c, checkSegmentChain, combineBlockCrcs, crcTap, decodeBlockCrcs, encodeBlockCrcs, extendWithZeros, IntegrityError } from '../gateway/data/integrity.js';
 import { encodeStripes } from '../erasure/stream.js';
@@ -43,6 +44,10 @@ t.test('bucket names follow the S3 rules', async (t) => {
   }
   t.equal(s3Code(() => validateKey('k'.repeat(1024))), undefined);
   t.equal(s3Code(() => validateKey('é'.repeat(513))), 'KeyTooLongError', 'the limit is 1024 UTF-8 bytes');
+  t.equal(s3Code(() => validateKey('a\u0000b')), 'InvalidArgument', 'U+0000, which the namespace keys cannot hold');
+  for (const opaque of ['../../etc/passwd', 'a/../../b', '//', '.', '\u0001\u001f\u007f', '/'.repeat(1024)]) {
+    t.equal(s3Code(() => validateKey(opaque)), undefined, `${JSON.stringify(opaque.slice(0, 20))} is an ordinary key`);
+  }
 });
 
 t.test('conditional reads follow S3 precedence', async (t) => {
@@ -101,6 +106,15 @@ t.test('operations resolve by method, target and sub-resource', async (t) => {
   const versioning = resolveOperation('GET', { bucket: 'b' }, { versioning: '' });
   await t.rejects(versioning.handler({} as never, {} as never), { code: 'NotImplemented', status: 501 });
   t.equal(s3Code(() => resolveOperation('POST', {}, {})), 'MethodNotAllowed');
+});
+
+t.test('a completion is at least 5 MiB per part but the last, and at most 5 TiB in all', async (t) => {
+  const part = (partNumber: number, size: number) => ({ partNumber, size, etag: '"e"' });
+  const MiB = 1024 * 1024;
+  t.doesNotThrow(() => checkAssembledSizes([part(1, 5 * MiB), part(2, 1)]), 'a small last part is fine');
+  t.equal(s3Code(() => checkAssembledSizes([part(1, 5 * MiB - 1), part(2, 1)])), 'EntityTooSmall');
+  t.doesNotThrow(() => checkAssembledSizes(Array.from({ length: 1024 }, (_, i) => part(i + 1, 5 * 1024 ** 3))), 'exactly 5 TiB');
+  t.equal(s3Code(() => checkAssembledSizes([...Array.from({ length: 1024 }, (_, i) => part(i + 1, 5 * 1024 ** 3)), part(1025, 1)])), 'EntityTooLarge', 'one byte more');
 });
 
 t.test('ChunkSource hands out bounded pieces and finds the end', async (t) => {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { close, listen } from '../common/http.js';
+import { rawRequest, TEST_SECRET } from './helpers/internal.js';
 import { createLogger } from '../common/log.js';
 import { NamespaceClient, NamespaceError } from '../namespace/client.js';
 import { LevelEngine, type KvCursor, type KvEngine, type KvOp, type KvRange, type Space } from '../namespace/engine.js';
@@ -51,8 +52,8 @@ async function startService(tt: Test, dir?: string): Promise<Service> {
   const engine = new SpyEngine(await LevelEngine.open(path.join(dataDir, 'meta')));
   const store = new NamespaceStore(engine);
   await store.nodes.load();
-  const server = createNamespaceServer(store, { log: quiet });
-  const client = new NamespaceClient(await listen(server, '127.0.0.1', 0));
+  const server = createNamespaceServer(store, { log: quiet, secret: TEST_SECRET });
+  const client = new NamespaceClient(await listen(server, '127.0.0.1', 0), { secret: TEST_SECRET });
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
@@ -126,10 +127,10 @@ async function refsOf(client: NamespaceClient, nodes: string[]): Promise<string[
 
 const placedPairs = (r: ObjectRecord): string[] => r.segments.flatMap((s) => s.placements.filter((p) => p.nodeId !== null).map(pair)).sort();
 
-async function raw(client: NamespaceClient, method: string, route: string, body: unknown): Promise<{ status: number; code: string }> {
-  const res = await fetch(client.baseUrl + route, { method, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-  const text = await res.text();
-  return { status: res.status, code: text ? (JSON.parse(text) as { code: string }).code : '' };
+async function raw(client: NamespaceClient, method: 'POST' | 'PUT', route: string, body: unknown): Promise<{ status: number; code: string }> {
+  const res = await rawRequest(client.baseUrl + route, { method, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const text = await res.body.text();
+  return { status: res.statusCode, code: text ? (JSON.parse(text) as { code: string }).code : '' };
 }
 
 /** Runs both calls, sending `a` first in even rounds and `b` first in odd ones; over separate connections either may reach the lock first. */

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
 import { close, listen } from '../common/http.js';
+import { rawRequest, SECRET_ENV, TEST_SECRET } from './helpers/internal.js';
 import { createLogger } from '../common/log.js';
 import { NamespaceClient, NamespaceError } from '../namespace/client.js';
 import { KeyedLock } from '../namespace/lock.js';
@@ -31,9 +32,9 @@ interface Service {
 async function startService(tt: Tap, opts: StoreOptions = {}, dir?: string): Promise<Service> {
   const dataDir = dir ?? (await mkdtemp(path.join(tmpdir(), 'cairn-ns-')));
   const store = await NamespaceStore.open(dataDir, opts);
-  const server = createNamespaceServer(store, { log: quiet });
+  const server = createNamespaceServer(store, { log: quiet, secret: TEST_SECRET });
   const url = await listen(server, '127.0.0.1', 0);
-  const client = new NamespaceClient(url);
+  const client = new NamespaceClient(url, { secret: TEST_SECRET });
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
@@ -217,16 +218,16 @@ t.test('objects: malformed records are refused and never stored', async (t) => {
   await expectError(t, client.commitObject({ record: good, condition: { ifNoneMatch: 'yes' as unknown as boolean } }), 400, 'InvalidArgument');
   await expectError(t, client.getObject('b', 'k'), 404, 'NoSuchKey');
   t.same((await client.listObjects('b')).entries, [], 'nothing was stored');
-  const malformed = await fetch(`${client.baseUrl}/objects/b/k`, { method: 'PUT', body: '{"record": ' });
-  t.equal(malformed.status, 400);
-  t.equal(((await malformed.json()) as { code: string }).code, 'InvalidArgument', 'unparsable JSON');
+  const malformed = await rawRequest(`${client.baseUrl}/objects/b/k`, { method: 'PUT', body: '{"record": ' });
+  t.equal(malformed.statusCode, 400);
+  t.equal(((await malformed.body.json()) as { code: string }).code, 'InvalidArgument', 'unparsable JSON');
   // The URL names a different key than the record.
-  const res = await fetch(`${client.baseUrl}/objects/b/other`, {
+  const res = await rawRequest(`${client.baseUrl}/objects/b/other`, {
     method: 'PUT',
     body: JSON.stringify({ record: good }),
   });
-  t.equal(res.status, 400);
-  t.equal(((await res.json()) as { code: string }).code, 'InvalidArgument');
+  t.equal(res.statusCode, 400);
+  t.equal(((await res.body.json()) as { code: string }).code, 'InvalidArgument');
 });
 
 t.test('conditions: ifNoneMatch, ifVersionId, ifEtag and a commit race', async (t) => {
@@ -700,7 +701,7 @@ t.test('metrics and unreachable service', async (t) => {
   for (const name of ['cairn_namespace_commits_total 1', 'cairn_namespace_deletes_total 1', 'cairn_namespace_list_calls_total 1', 'cairn_namespace_heartbeats_total 1']) {
     t.ok(text.includes(name), name);
   }
-  const dead = new NamespaceClient('http://127.0.0.1:1');
+  const dead = new NamespaceClient('http://127.0.0.1:1', { secret: TEST_SECRET });
   t.teardown(() => dead.close());
   await expectError(t, dead.listBuckets(), 503, 'ServiceUnavailable');
 });
@@ -714,6 +715,7 @@ t.test('namespace/main.ts runs as a real process', async (t) => {
   });
   child = spawn(process.execPath, ['--import', 'tsx', 'namespace/main.ts', '--data-dir', dir, '--port', '0', '--down-after', '30s'], {
     cwd: ROOT,
+    env: SECRET_ENV,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const proc = child;
@@ -732,7 +734,7 @@ t.test('namespace/main.ts runs as a real process', async (t) => {
   t.equal(ready.service, 'namespace');
   const health = (await (await fetch(`${ready.url}/health`)).json()) as { status: string; service: string; nodes: unknown };
   t.match(health, { status: 'ok', service: 'namespace', nodes: { up: 0, suspect: 0, down: 0 } });
-  const client = new NamespaceClient(ready.url);
+  const client = new NamespaceClient(ready.url, { secret: TEST_SECRET });
   await client.createBucket('b', 'o');
   await client.close();
   proc.kill('SIGTERM');

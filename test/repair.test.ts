@@ -80,7 +80,7 @@ t.test('repair rate: parsing and the token bucket', async (t) => {
 
 let env: TestCluster;
 let ns: NamespaceClient;
-const pool = new StorageNodePool({ timeoutMs: 5000 });
+let pool: StorageNodePool;
 const objects = new Map<string, Buffer>();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -102,7 +102,7 @@ async function waitFor<T>(what: string, check: () => Promise<T | undefined | fal
 }
 
 function repair(): RepairClient {
-  return new RepairClient(env.cluster.services.get('repair')!.ready.url);
+  return new RepairClient(env.cluster.services.get('repair')!.ready.url, env.cluster.clusterSecret);
 }
 
 async function nodes(): Promise<Map<string, NodeRecord>> {
@@ -246,7 +246,8 @@ t.test('repair service on a real cluster', async (t) => {
     segmentSize: SEGMENT_SIZE,
     repair: { workers: 2, rate: 'unlimited', scrubInterval: '3s', auditInterval: '3s', gcGrace: '1s', orphanGrace: '4s', interval: '300ms' },
   });
-  ns = new NamespaceClient(env.cluster.namespaceUrl);
+  ns = new NamespaceClient(env.cluster.namespaceUrl, { secret: env.cluster.clusterSecret });
+  pool = new StorageNodePool({ secret: env.cluster.clusterSecret, timeoutMs: 5000 });
   t.teardown(async () => {
     await pool.close();
     await ns.close();

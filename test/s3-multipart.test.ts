@@ -104,7 +104,7 @@ t.test('checksum arithmetic', async (t) => {
 const cluster = await startTestCluster({ segmentSize: SEGMENT_SIZE });
 t.teardown(() => cluster.destroy());
 const s3 = cluster.s3;
-const namespace = new NamespaceClient(cluster.cluster.namespaceUrl);
+const namespace = new NamespaceClient(cluster.cluster.namespaceUrl, { secret: cluster.cluster.clusterSecret });
 t.teardown(() => namespace.close());
 await s3.send(new CreateBucketCommand({ Bucket }));
 

@@ -45,20 +45,21 @@ let tc: TestCluster;
 let s3: S3Client;
 let endpoint: string;
 let namespace: NamespaceClient;
-const pool = new StorageNodePool();
+let pool: StorageNodePool;
 
 t.before(async () => {
   // 1 MiB segments (the smallest that hold a 4 × 256 KiB stripe): a few MiB span several segments.
   tc = await startTestCluster({ segmentSize: MiB });
   s3 = tc.s3;
   endpoint = tc.cluster.endpoint;
-  namespace = new NamespaceClient(tc.cluster.namespaceUrl);
+  namespace = new NamespaceClient(tc.cluster.namespaceUrl, { secret: tc.cluster.clusterSecret });
+  pool = new StorageNodePool({ secret: tc.cluster.clusterSecret });
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
 });
 
 t.teardown(async () => {
   await namespace?.close();
-  await pool.close();
+  await pool?.close();
   await tc?.destroy();
 });
 

@@ -33,7 +33,7 @@ import { Crc64Nvme, crc64nvme } from '../gateway/s3/crc64nvme.js';
 import { CHECKSUM_ALGORITHMS, checksumOf, isValidChecksumValue, type ChecksumAlgorithm } from '../gateway/s3/checksums.js';
 import { verifyRequest, type AuthContext, type SignedRequestInput } from '../gateway/auth/sigv4.js';
 import { canonicalQuery, canonicalUri, decodePath, parseRawQuery, splitRawUrl } from '../gateway/auth/canonical.js';
-import { cachedSigningKey } from '../gateway/auth/signing.js';
+import { cachedSigningKey, signaturesEqual } from '../gateway/auth/signing.js';
 import {
   decodePayload,
   readPayload,
@@ -832,6 +832,23 @@ t.test('sigv4: presigned URLs', async (t) => {
   t.throws(() => verifyRequest({ ...req, rawQuery: 'AWSAccessKeyId=AK&Signature=abc&Expires=1' }, lookup, NOW), { code: 'InvalidRequest' }, 'Signature Version 2 query');
 });
 
+t.test('sigv4: signatures compare as whole UTF-8 strings; signed headers must be present', async (t) => {
+  const hex = 'ab'.repeat(32);
+  t.ok(signaturesEqual(hex, hex));
+  t.ok(signaturesEqual(hex, hex.toUpperCase()), 'hex case is ignored');
+  t.notOk(signaturesEqual(hex, hex.slice(0, -1)), 'shorter');
+  t.notOk(signaturesEqual(hex, `${hex}0`), 'longer');
+  // latin1 would keep only the low byte: "\u0161" → 0x61 "a".
+  t.notOk(signaturesEqual(hex, hex.replace(/a/g, '\u0161')), 'characters with the right low byte');
+  t.notOk(signaturesEqual(hex, hex.replace(/a/g, '\uff41')), 'full-width letters');
+
+  const withEmpty = await signHeaders({ path: '/bkt/k', headers: { 'x-amz-meta-a': '' } });
+  t.ok(verifyRequest(withEmpty, lookup, NOW), 'a header signed with the empty value');
+  t.throws(() => verifyRequest(withHeaders(withEmpty, { 'x-amz-meta-a': undefined }), lookup, NOW), { code: 'SignatureDoesNotMatch' }, 'and then left out');
+  const claimed = withAuthorization(await signHeaders({ path: '/bkt/k' }), 'SignedHeaders=', 'SignedHeaders=constructor;');
+  t.throws(() => verifyRequest({ ...claimed, headers: { ...claimed.headers } }, lookup, NOW), { code: 'SignatureDoesNotMatch' }, 'a signed header named like an Object.prototype property');
+});
+
 t.test('sigv4: signing keys are cached per secret, day, region and service', async (t) => {
   const a = cachedSigningKey('s', '20260101', 'us-east-1', 's3');
   t.equal(cachedSigningKey('s', '20260101', 'us-east-1', 's3'), a, 'same Buffer on a hit');
@@ -1187,6 +1204,34 @@ t.test('payload: fuzzed aws-chunked bodies fail only with S3Error', async (t) =>
   }
   t.equal(nonS3, 0, 'every failure is an S3Error');
   t.equal(wrongAccepted, 0, 'no changed body is accepted with changed bytes');
+});
+
+t.test('payload: the idle timeout counts only time spent waiting on the client', async (t) => {
+  const data = randomBytes(1000);
+  const { auth, headers } = await streamingAuth('UNSIGNED-PAYLOAD', { 'content-length': String(data.length) });
+  async function* stalls(): AsyncGenerator<Buffer> {
+    yield data.subarray(0, 100);
+    await new Promise(() => undefined); // never sends the rest
+  }
+  const started = Date.now();
+  await t.rejects(drain(decodePayload(stalls(), headers, auth, { idleTimeoutMs: 150 })), { code: 'RequestTimeout', status: 400 });
+  t.ok(Date.now() - started < 1000, 'a stalled body fails after the idle timeout');
+
+  async function* slowButSteady(): AsyncGenerator<Buffer> {
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, 40));
+      yield data.subarray(i * 100, (i + 1) * 100);
+    }
+  }
+  t.same(await drain(decodePayload(slowButSteady(), headers, auth, { idleTimeoutMs: 150 })), data, 'pauses shorter than the timeout are fine');
+
+  // A consumer that is slow itself (back-pressure from storage nodes) is never timed out.
+  const slowConsumer: Buffer[] = [];
+  for await (const piece of decodePayload(stream(splitEvery(data, 250)), headers, auth, { idleTimeoutMs: 50 })) {
+    await new Promise((r) => setTimeout(r, 120));
+    slowConsumer.push(piece);
+  }
+  t.same(Buffer.concat(slowConsumer), data, 'time the consumer spends is not the client\'s');
 });
 
 t.test('payload: readPayload for small XML bodies', async (t) => {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { chunks, frame } from './helpers/shards.js';
 import t from 'tap';
 import { request } from 'undici';
+import { rawRequest, SECRET_ENV, TEST_SECRET } from './helpers/internal.js';
 import { close, listen } from '../common/http.js';
 import { createLogger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
@@ -46,9 +47,9 @@ async function startNode(t: Tap, opts: { scrubRate?: number; limits?: Partial<St
   const dir = await tempDir(t);
   const store = await ShardStore.open({ dir, nodeId: 'node-s', limits: opts.limits, log });
   const metrics = new Registry('storage-node');
-  const server = createStorageNodeServer(store, { log, metrics, scrubRate: opts.scrubRate });
+  const server = createStorageNodeServer(store, { log, metrics, secret: TEST_SECRET, scrubRate: opts.scrubRate });
   const url = await listen(server, '127.0.0.1', 0);
-  const client = new StorageNodeClient(url, { timeoutMs: opts.timeoutMs ?? 10_000 });
+  const client = new StorageNodeClient(url, { secret: TEST_SECRET, timeoutMs: opts.timeoutMs ?? 10_000 });
   t.teardown(async () => {
     await client.close();
     await close(server);
@@ -200,7 +201,7 @@ t.test('one scrub at a time; a caller that gives up frees the scrubber', async (
   t.equal((await first).checked, 3, 'the running scrub finishes');
 
   // A whole walk takes 3 s at 1 MB/s; the caller gives up after about one (undici's timers are coarse).
-  const impatient = new StorageNodeClient(node.url, { timeoutMs: 300 });
+  const impatient = new StorageNodeClient(node.url, { secret: TEST_SECRET, timeoutMs: 300 });
   t.teardown(() => impatient.close());
   const started = Date.now();
   const cut = await failure(impatient.scrub({}));
@@ -219,7 +220,7 @@ t.test('one scrub at a time; a caller that gives up frees the scrubber', async (
     const err = await failure(node.client.scrub(bad as never));
     t.equal(`${err.status} ${err.code}`, '400 InvalidArgument', `refuses ${JSON.stringify(bad)}`);
   }
-  const res = await request(`${node.url}/scrub`, { method: 'POST', body: '{nope' });
+  const res = await rawRequest(`${node.url}/scrub`, { method: 'POST', body: '{nope' });
   t.equal(res.statusCode, 400);
   await res.body.dump();
 });
@@ -240,7 +241,7 @@ t.test('quota: a PUT that would exceed it is refused with InsufficientStorage an
   t.equal((await store.usage()).freeBytes, 3000 - 2 * (HEADER_BYTES + 1004), 'free reflects the quota');
 
   const body = frame(randomBytes(1500), 1000);
-  const res = await request(`${client.baseUrl}/shards/q.3`, { method: 'PUT', body, headers: { 'x-cairn-block-size': '1000', 'content-length': String(body.length) } });
+  const res = await rawRequest(`${client.baseUrl}/shards/q.3`, { method: 'PUT', body, headers: { 'x-cairn-block-size': '1000', 'content-length': String(body.length) } });
   t.equal(res.statusCode, 507, 'a declared length over the quota is refused up front');
   t.match(await res.body.json(), { code: 'InsufficientStorage' });
   await put(client, 'q.4', 500);
@@ -256,7 +257,7 @@ t.test('quota: a PUT that would exceed it is refused with InsufficientStorage an
 
 function spawnNode(args: string[], uid: number | undefined): { child: ChildProcess; ready: Promise<Record<string, unknown>>; exit: Promise<number | null> } {
   const ids = uid === undefined ? {} : { uid, gid: uid };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'storage-node/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'storage-node/main.ts', ...args], { cwd: ROOT, env: SECRET_ENV, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
   children.add(child);
   let err = '';
   child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
@@ -292,7 +293,7 @@ t.test('a read-only data dir and the flags: clean errors, the process stays up',
   if (uid !== undefined) await fs.chown(dir, uid, uid);
   const node = spawnNode(['--node-id', 'node-ro', '--data-dir', dir, '--max-bytes', '200KB', '--scrub-rate', '8MB/s'], uid);
   const ready = await node.ready;
-  const client = new StorageNodeClient(String(ready.url), { timeoutMs: 5000 });
+  const client = new StorageNodeClient(String(ready.url), { secret: TEST_SECRET, timeoutMs: 5000 });
   t.teardown(() => client.close());
   t.match(await client.health(), { capacityBytes: 200_000 }, '--max-bytes caps the reported capacity');
 

@@ -10,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
+import { rawRequest, SECRET_ENV, signedHeaders, TEST_SECRET } from './helpers/internal.js';
 import { close, listen } from '../common/http.js';
 import { createLogger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
@@ -51,9 +52,9 @@ async function startNode(t: Tap, opts: { dir?: string; nodeId?: string; limits?:
   const dir = opts.dir ?? (await tempDir(t));
   const store = await ShardStore.open({ dir, nodeId: opts.nodeId ?? 'node-t', limits: opts.limits, log });
   const metrics = new Registry('storage-node');
-  const server = createStorageNodeServer(store, { log, metrics });
+  const server = createStorageNodeServer(store, { log, metrics, secret: TEST_SECRET });
   const url = await listen(server, '127.0.0.1', 0);
-  const client = new StorageNodeClient(url, { timeoutMs: 5000 });
+  const client = new StorageNodeClient(url, { secret: TEST_SECRET, timeoutMs: 5000 });
   t.teardown(async () => {
     await client.close();
     await close(server);
@@ -116,7 +117,7 @@ t.test('put/get round trip of multi-block shards, head and pool', async (t) => {
   await client.putShard('one', 4, chunks(frame(Buffer.from('abcdefgh'), 4)));
   t.equal((await client.readShard('one')).toString(), 'abcdefgh');
 
-  const pool = new StorageNodePool();
+  const pool = new StorageNodePool({ secret: TEST_SECRET });
   t.equal(pool.get(url), pool.get(url + '/'), 'one client per node');
   t.equal((await pool.get(url).headShard('one'))?.blockSize, 4);
   await pool.close();
@@ -134,19 +135,19 @@ t.test('ranged reads across block boundaries', async (t) => {
   await t.rejects(client.readShard('r', { start: 3500, end: 3600 }), { code: 'InvalidRange', status: 416 });
   await t.rejects(client.readShard('r', { start: 10, end: 5 }), { code: 'InvalidRange' });
 
-  const suffix = await request(`${url}/shards/r`, { headers: { range: 'bytes=-10' } });
+  const suffix = await rawRequest(`${url}/shards/r`, { headers: { range: 'bytes=-10' } });
   t.equal(suffix.statusCode, 206);
   t.equal(suffix.headers['content-range'], 'bytes 3490-3499/3500');
   t.equal(suffix.headers['x-cairn-data-length'], '3500');
   t.equal(suffix.headers['content-length'], '10');
   t.ok(Buffer.from(await suffix.body.arrayBuffer()).equals(data.subarray(3490)));
-  const open = await request(`${url}/shards/r`, { headers: { range: 'bytes=3000-' } });
+  const open = await rawRequest(`${url}/shards/r`, { headers: { range: 'bytes=3000-' } });
   t.equal(open.statusCode, 206);
   t.ok(Buffer.from(await open.body.arrayBuffer()).equals(data.subarray(3000)));
-  const multi = await request(`${url}/shards/r`, { headers: { range: 'bytes=0-1,5-6' } });
+  const multi = await rawRequest(`${url}/shards/r`, { headers: { range: 'bytes=0-1,5-6' } });
   t.equal(multi.statusCode, 416);
   t.match(await multi.body.json(), { code: 'InvalidRange' });
-  const full = await request(`${url}/shards/r`);
+  const full = await rawRequest(`${url}/shards/r`);
   t.equal(full.statusCode, 200);
   t.equal(full.headers['x-cairn-block-size'], '1000');
   await full.body.dump();
@@ -230,13 +231,13 @@ t.test('invalid shard ids are rejected everywhere', async (t) => {
   t.ok(await client.putShard('x'.repeat(200), 8, chunks(Buffer.alloc(0))), '200 chars is fine');
   const raw = ['a%2Fb', '%252e%252e', '..%2Fx', 'a%00b', 'x'.repeat(201), '.hidden'];
   for (const p of raw) {
-    const res = await request(`${url}/shards/${p}`, { method: 'PUT', headers: { 'x-cairn-block-size': '8' }, body: '' });
+    const res = await rawRequest(`${url}/shards/${p}`, { method: 'PUT', headers: { 'x-cairn-block-size': '8' }, body: '' });
     t.equal(res.statusCode, 400, `raw PUT ${p}`);
     t.match(await res.body.json(), { code: 'InvalidShardId' });
   }
   // Dot segments are normalised away before routing: they never reach a shard handler.
   for (const p of ['%2e%2e', '%2e', '..']) {
-    const dots = await request(`${url}/shards/${p}`, { method: 'PUT', headers: { 'x-cairn-block-size': '8' }, body: '' });
+    const dots = await rawRequest(`${url}/shards/${p}`, { method: 'PUT', headers: { 'x-cairn-block-size': '8' }, body: '' });
     t.equal(dots.statusCode, 404, `raw PUT ${p}`);
     await dots.body.dump();
   }
@@ -323,7 +324,9 @@ t.test('an upload the client abandons leaves no shard and no temp file', async (
   const sock = net.connect(Number(port), '127.0.0.1');
   await new Promise((r) => sock.once('connect', r));
   const twoFrames = framed.subarray(0, 2 * 1028);
-  sock.write(`PUT /shards/cut HTTP/1.1\r\nhost: x\r\nx-cairn-block-size: 1024\r\ntransfer-encoding: chunked\r\n\r\n`);
+  const signed = signedHeaders(`${url}/shards/cut`, { method: 'PUT', headers: { 'x-cairn-block-size': '1024' }, streamed: true });
+  const head = Object.entries(signed).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  sock.write(`PUT /shards/cut HTTP/1.1\r\n${head}transfer-encoding: chunked\r\n\r\n`);
   sock.write(`${twoFrames.length.toString(16)}\r\n`);
   sock.write(twoFrames);
   sock.write('\r\n');
@@ -348,7 +351,7 @@ t.test('limits: busy, too large, unavailable node', async (t) => {
   t.equal((await first).dataLength, 100);
   await t.rejects(client.putShard('huge', 1000, chunks(frame(Buffer.alloc(20_000), 1000))), { code: 'ShardTooLarge', status: 413 });
 
-  const dead = new StorageNodeClient('http://127.0.0.1:9', { timeoutMs: 1000 });
+  const dead = new StorageNodeClient('http://127.0.0.1:9', { secret: TEST_SECRET, timeoutMs: 1000 });
   const err = await dead.headShard('x').catch((e: unknown) => e);
   t.ok(err instanceof StorageNodeError);
   t.match(err, { code: 'Unavailable', status: 503 });
@@ -377,6 +380,7 @@ t.test('heartbeats reach the namespace; failures do not throw', async (t) => {
   const hb = new Heartbeater({
     namespaceUrl: ns.url,
     nodeId: store.nodeId,
+    secret: TEST_SECRET,
     intervalMs: 50,
     log,
     report: async () => ({ url, ...(await store.usage()), zone: 'z1' }),
@@ -388,14 +392,14 @@ t.test('heartbeats reach the namespace; failures do not throw', async (t) => {
   t.match(ns.beats[0].body, { url, usedBytes: 0, zone: 'z1' });
   t.ok(ns.beats[0].body.capacityBytes > 0 && ns.beats[0].body.freeBytes > 0);
 
-  const down = new Heartbeater({ namespaceUrl: 'http://127.0.0.1:9', nodeId: 'x', log, report: async () => ({ url, capacityBytes: 1, usedBytes: 0, freeBytes: 1 }) });
+  const down = new Heartbeater({ namespaceUrl: 'http://127.0.0.1:9', nodeId: 'x', secret: TEST_SECRET, log, report: async () => ({ url, capacityBytes: 1, usedBytes: 0, freeBytes: 1 }) });
   t.equal(await down.beat(), false);
   t.equal(down.stats.failed, 1);
   await down.stop();
 });
 
 function spawnNode(args: string[]): { child: ChildProcess; ready: Promise<Record<string, unknown>>; exit: Promise<number | null>; stderr: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'storage-node/main.ts', ...args], { cwd: path.resolve(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'storage-node/main.ts', ...args], { cwd: path.resolve(import.meta.dirname, '..'), env: SECRET_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let err = '';
   child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
@@ -423,7 +427,7 @@ t.test('main.ts runs as a process: ready line, /health, heartbeats, clean SIGTER
   const node = spawnNode(['--node-id', 'node-proc', '--data-dir', dir, '--port', '0', '--namespace', ns.url, '--heartbeat-interval', '100ms', '--zone', 'z9']);
   const ready = await node.ready;
   t.match(ready, { service: 'storage-node', nodeId: 'node-proc' });
-  const client = new StorageNodeClient(String(ready.url));
+  const client = new StorageNodeClient(String(ready.url), { secret: TEST_SECRET });
   t.match(await client.health(), { status: 'ok', nodeId: 'node-proc', shardCount: 0 });
   await until(() => ns.beats.length > 0, 5000);
   t.match(ns.beats[0], { path: '/nodes/node-proc/heartbeat', body: { url: ready.url, zone: 'z9' } });

@@ -96,12 +96,20 @@ export function canonicalHeaderValue(value: string | readonly string[] | undefin
   return values.map((v) => v.replace(/[ \t]+/g, ' ').trim()).join(',');
 }
 
+/**
+ * The header's own value: a name from the request (SignedHeaders may say "constructor" or
+ * "__proto__") must never reach an inherited property of a plain object.
+ */
+export function rawHeader(headers: HeaderBag, name: string): string | readonly string[] | undefined {
+  return Object.hasOwn(headers, name) ? headers[name] : undefined;
+}
+
 export function headerValue(headers: HeaderBag, name: string): string | undefined {
-  const value = headers[name];
+  const value = rawHeader(headers, name);
   if (value === undefined) return undefined;
   return typeof value === 'string' ? value : value.join(',');
 }
 
 export function canonicalHeaders(headers: HeaderBag, signedHeaders: readonly string[]): string {
-  return signedHeaders.map((name) => `${name}:${canonicalHeaderValue(headers[name])}\n`).join('');
+  return signedHeaders.map((name) => `${name}:${canonicalHeaderValue(rawHeader(headers, name))}\n`).join('');
 }

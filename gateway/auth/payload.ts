@@ -31,6 +31,11 @@ export interface PayloadLimits {
    * bodies: the JS SDK frames a stream in whatever pieces the stream yields.
    */
   readonly minChunkSize?: number;
+  /**
+   * How long the body may send nothing while it is being waited for (400 RequestTimeout); 0: no
+   * limit. Only time spent waiting on the client counts, never time the consumer is busy.
+   */
+  readonly idleTimeoutMs?: number;
 }
 
 export interface PayloadOptions extends PayloadLimits {
@@ -67,6 +72,7 @@ const DEFAULT_LIMITS = {
   maxChunkLineLength: 4096,
   maxTrailerBytes: 16 * 1024,
   minChunkSize: 8192,
+  idleTimeoutMs: 0,
 };
 
 const TRAILER_MODES: ReadonlySet<PayloadMode> = new Set(['streaming-unsigned-trailer', 'streaming-signed-trailer']);
@@ -129,7 +135,8 @@ export class DecodedPayload implements AsyncIterable<Buffer> {
     const sha256 = this.auth.payloadMode === 'sha256' ? createHash('sha256') : undefined;
     const hasher = this.checksum === undefined ? undefined : createHasher(this.checksum.algorithm);
     const decoder = this.chunked ? this.createDecoder() : undefined;
-    const source = decoder ? decodeAwsChunked(buffers(this.source), decoder) : buffers(this.source);
+    const raw = buffers(this.source, this.limits.idleTimeoutMs);
+    const source = decoder ? decodeAwsChunked(raw, decoder) : raw;
     let size = 0;
     for await (const piece of source) {
       size += piece.length;
@@ -243,16 +250,46 @@ function incompleteBody(): S3Error {
   return new S3Error('IncompleteBody');
 }
 
-/** Normalises chunks to Buffers; a broken client connection is reported as IncompleteBody. */
-async function* buffers(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer, void, undefined> {
+/**
+ * Normalises chunks to Buffers; a broken client connection is reported as IncompleteBody, and a
+ * client that leaves the body idle for `idleTimeoutMs` while it is awaited as RequestTimeout.
+ */
+async function* buffers(source: AsyncIterable<Uint8Array>, idleTimeoutMs = 0): AsyncGenerator<Buffer, void, undefined> {
+  const iterator = source[Symbol.asyncIterator]();
+  // As for-await: the source is closed (a request: destroyed) only when the consumer stops early.
+  let settled = false;
   try {
-    for await (const piece of source) {
+    for (;;) {
+      let step: IteratorResult<Uint8Array>;
+      try {
+        step = await idle(iterator.next(), idleTimeoutMs);
+      } catch (error) {
+        settled = true;
+        if (error instanceof S3Error) throw error;
+        throw new S3Error('IncompleteBody', 'The request body terminated unexpectedly', undefined, { cause: error });
+      }
+      if (step.done) {
+        settled = true;
+        return;
+      }
+      const piece = step.value;
       yield Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
     }
-  } catch (error) {
-    if (error instanceof S3Error) throw error;
-    throw new S3Error('IncompleteBody', 'The request body terminated unexpectedly', undefined, { cause: error });
+  } finally {
+    // After a timeout the source's read is still pending (so its return() would wait for it); the
+    // stalled request is left alone for the error reply, which closes the connection.
+    if (!settled) await iterator.return?.();
   }
+}
+
+/** The promise, or RequestTimeout once `ms` (0: never) have passed without it settling. */
+function idle<T>(promise: Promise<T>, ms: number): Promise<T> {
+  if (ms <= 0) return promise;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new S3Error('RequestTimeout')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function declaredLength(headers: HeaderBag, chunked: boolean): number {

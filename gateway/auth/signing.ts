@@ -39,10 +39,14 @@ export function cachedSigningKey(secret: string, date: string, region: string, s
   return key;
 }
 
-/** Constant-time comparison of two hex signatures; case of the provided one is ignored. */
+/**
+ * Constant-time comparison of two hex signatures; case of the provided one is ignored. UTF-8, not
+ * latin1: latin1 would keep only the low byte of each character, so "\u0161" (from a percent-encoded
+ * X-Amz-Signature) would compare equal to "a".
+ */
 export function signaturesEqual(expectedHex: string, providedHex: string): boolean {
-  const expected = Buffer.from(expectedHex, 'latin1');
-  const provided = Buffer.from(providedHex.toLowerCase(), 'latin1');
+  const expected = Buffer.from(expectedHex, 'utf8');
+  const provided = Buffer.from(providedHex.toLowerCase(), 'utf8');
   if (provided.length !== expected.length) {
     timingSafeEqual(expected, expected);
     return false;

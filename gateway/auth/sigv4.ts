@@ -9,6 +9,7 @@ import {
   canonicalUri,
   headerValue,
   parseRawQuery,
+  rawHeader,
   type HeaderBag,
   type QueryParam,
 } from './canonical.js';
@@ -134,6 +135,49 @@ export function verifyRequest(
     presigned: claim.presigned,
     signedHeaders: claim.signedHeaders,
     canonicalRequest,
+  };
+}
+
+/**
+ * True when a request carries no signature at all (no Authorization header, no presigned or
+ * version 2 query): S3's anonymous request, which only a bucket policy can let through.
+ */
+export function isAnonymousRequest(req: SignedRequestInput): boolean {
+  const authorization = headerValue(req.headers, 'authorization');
+  if (authorization !== undefined && authorization !== '') return false;
+  const query = parseRawQuery(req.rawQuery);
+  if (['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Signature'].some((name) => findParam(query, name) !== undefined)) return false;
+  return !(query.some((p) => p.name === 'AWSAccessKeyId') && query.some((p) => p.name === 'Signature'));
+}
+
+/**
+ * The access key id a signed request claims, after the syntax checks verifyRequest makes before
+ * it looks the key up (throwing the same errors), so that a caller can fetch the key's secret
+ * (I/O) first and then verify with a synchronous lookup.
+ */
+export function claimedAccessKeyId(req: SignedRequestInput, opts: VerifyOptions = {}): string {
+  return readClaim(req, parseRawQuery(req.rawQuery), opts).accessKeyId;
+}
+
+/**
+ * What later stages need from an anonymous request: nothing is signed, so the body is checked only
+ * against an x-amz-content-sha256 the client chose to send; signed aws-chunked bodies cannot be.
+ */
+export function anonymousAuth(headers: HeaderBag, opts: VerifyOptions = {}): AuthContext {
+  const { payloadHash, payloadMode } = readPayloadHash(headers, 'UNSIGNED-PAYLOAD');
+  if (payloadMode === 'streaming-signed' || payloadMode === 'streaming-signed-trailer') throw new S3Error('AccessDenied');
+  return {
+    accessKeyId: '',
+    signingKey: Buffer.alloc(0),
+    seedSignature: '',
+    scope: '',
+    amzDate: '',
+    region: opts.region ?? '',
+    payloadMode,
+    payloadHash: payloadMode === 'sha256' ? payloadHash.toLowerCase() : payloadHash,
+    presigned: false,
+    signedHeaders: [],
+    canonicalRequest: '',
   };
 }
 
@@ -366,10 +410,13 @@ function checkSignature(
 ): string {
   const uri = canonicalUri(req.rawPath);
   const uris = uri === req.rawPath || req.rawPath === '' ? [uri] : [uri, req.rawPath];
+  // A header the client says it signed must be there: an absent one would otherwise canonicalise
+  // as the empty value, so a signature over "name:" would also cover a request without the header.
+  const allSignedPresent = claim.signedHeaders.every((name) => rawHeader(req.headers, name) !== undefined);
   const attempts = uris.map((u) => {
     const canonical = buildCanonicalRequest(req, query, claim, u);
     const toSign = stringToSign(claim.amzDate, scope, canonical);
-    return { canonical, toSign, ok: signaturesEqual(hmacHex(key, toSign), claim.signature) };
+    return { canonical, toSign, ok: signaturesEqual(hmacHex(key, toSign), claim.signature) && allSignedPresent };
   });
   const match = attempts.find((a) => a.ok);
   if (match !== undefined) return match.canonical;

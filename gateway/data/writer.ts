@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { encodeStripes, shardFrame } from '../../erasure/stream.js';
 import type { StripeCodec } from '../../erasure/codec.js';
 import type { Layout } from '../../erasure/layout.js';
-import type { NamespaceClient } from '../../namespace/client.js';
+import { NamespaceError, type NamespaceClient } from '../../namespace/client.js';
 import type { Segment, ShardPlacement } from '../../namespace/types.js';
 import type { StorageNodePool } from '../../storage-node/client.js';
 import type { Logger } from '../../common/log.js';
@@ -62,6 +62,16 @@ export async function writeObjectData(source: AsyncIterable<Uint8Array>, opts: W
     discardSegments(segments, deps);
     throw err;
   }
+}
+
+/**
+ * Whether a failed commit (commitObject, putPart) certainly did not apply, so that its shards may be
+ * discarded: the namespace answered and refused (4xx). When its answer was lost (unreachable, killed
+ * after its batch, a timeout) the commit may have applied, and discarding would leave a visible object
+ * without its bytes; the orphan collector deletes those shards later if no record references them.
+ */
+export function commitRefused(err: unknown): boolean {
+  return err instanceof NamespaceError && err.status >= 400 && err.status < 500;
 }
 
 /** Best-effort removal of shards that no committed object will reference; GC catches what this misses. */

@@ -15,7 +15,7 @@ import { compositeChecksum, fullObjectChecksum, parseChecksumType } from '../s3/
 import { completeMultipartUploadXml, parseCompleteMultipartUpload, type CompletedPart } from '../s3/xml.js';
 import { headerValue, type HeaderBag } from '../auth/canonical.js';
 import { parseWritePrecondition, resolveWritePrecondition } from '../write-conditions.js';
-import { MIN_PART_SIZE, asUploadError, requireUpload, uploadChecksum, uploadIdFrom, type UploadChecksum } from '../multipart.js';
+import { checkAssembledSizes, asUploadError, requireUpload, uploadChecksum, uploadIdFrom, type UploadChecksum } from '../multipart.js';
 import { newVersionId } from './put-object.js';
 import { readSmallBody } from './body.js';
 import { NamespaceError } from '../../namespace/client.js';
@@ -34,23 +34,14 @@ export const completeMultipartUpload: OperationHandler = async (ctx, services) =
   const checksum = uploadChecksum(upload);
   const claimed = claimedChecksum(ctx.req.headersDistinct, checksum);
 
-  const requested = parseCompleteMultipartUpload(await readSmallBody(ctx, MAX_BODY_BYTES, withoutObjectChecksums(ctx.req.headersDistinct)));
+  const requested = parseCompleteMultipartUpload(await readSmallBody(ctx, services, MAX_BODY_BYTES, withoutObjectChecksums(ctx.req.headersDistinct)));
   for (const part of requested) checkPartChecksumSyntax(part);
   for (let i = 1; i < requested.length; i++) {
     if (requested[i]!.partNumber <= requested[i - 1]!.partNumber) throw s3Error('InvalidPartOrder');
   }
   const stored = await allParts(services, uploadId);
   const used = requested.map((wanted) => matchPart(wanted, stored.get(wanted.partNumber), uploadId, checksum));
-  used.forEach((part, i) => {
-    if (i < used.length - 1 && part.size < MIN_PART_SIZE) {
-      throw s3Error('EntityTooSmall', undefined, {
-        ProposedSize: part.size,
-        MinSizeAllowed: MIN_PART_SIZE,
-        PartNumber: part.partNumber,
-        ETag: bare(part.etag),
-      });
-    }
-  });
+  checkAssembledSizes(used);
 
   const record = assemble(bucket, key, upload.contentType, upload.userMetadata, upload.headers, used, checksum);
   if (claimed !== undefined && checksum !== undefined) checkClaimedChecksum(claimed, record.checksums[checksum.algorithm]!);

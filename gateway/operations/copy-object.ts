@@ -12,12 +12,11 @@ import {
   parseChecksumAlgorithm,
   type ChecksumAlgorithm,
 } from '../s3/checksums.js';
-import { validateKey } from '../request-target.js';
 import { objectHeadersFrom } from '../metadata.js';
 import { checkCopySourceConditions, parseCopySource, parseMetadataDirective } from '../copy-source.js';
 import { parseWritePrecondition, resolveWritePrecondition } from '../write-conditions.js';
 import { readObjectRange } from '../data/reader.js';
-import { discardSegments, writeObjectData } from '../data/writer.js';
+import { commitRefused, discardSegments, writeObjectData } from '../data/writer.js';
 import { readerDeps, writeOptions } from '../data/options.js';
 import type { ObjectRecord } from '../../namespace/types.js';
 import type { OperationHandler } from '../server.js';
@@ -28,7 +27,6 @@ const SELF_COPY =
 
 export const copyObject: OperationHandler = async (ctx, services) => {
   const { bucket, key } = ctx.state.target as { bucket: string; key: string };
-  validateKey(key);
   // A copy has no body; whatever a client sent must not be read as the next request.
   ctx.req.resume();
   const headers = ctx.req.headers;
@@ -51,6 +49,7 @@ export const copyObject: OperationHandler = async (ctx, services) => {
   const digest = digesting(readObjectRange(original, 0, original.size - 1, readerDeps(services)), algorithm);
   const versionId = newVersionId();
   const written = await writeObjectData(digest.bytes, writeOptions(services, versionId), services);
+  let committing = false;
   try {
     const computed = digest.result();
     verifyAgainstSource(original, written.size, computed);
@@ -68,12 +67,13 @@ export const copyObject: OperationHandler = async (ctx, services) => {
       layout: services.config.layout,
       segments: written.segments,
     };
+    committing = true;
     await services.namespace.commitObject({ record, condition });
     ctx.status = 200;
     ctx.type = 'application/xml';
     ctx.body = copyObjectResultXml({ etag: record.etag, lastModified: new Date(record.lastModified), checksums: { [algorithm]: computed.checksum } });
   } catch (err) {
-    discardSegments(written.segments, services);
+    if (!committing || commitRefused(err)) discardSegments(written.segments, services);
     throw err;
   }
 };

@@ -1,14 +1,16 @@
 // CreateBucket: PUT /bucket, with an optional CreateBucketConfiguration body.
+import { ownerOf } from '../authorize.js';
 import { validateBucketName } from '../request-target.js';
 import { parseCreateBucketConfiguration } from '../s3/xml.js';
 import { s3Error } from '../s3/errors.js';
 import { sendEmpty, type OperationHandler } from '../server.js';
 import { readSmallBody } from './body.js';
 
-export const createBucket: OperationHandler = async (ctx, { namespace, config }) => {
+export const createBucket: OperationHandler = async (ctx, services) => {
+  const { namespace, config } = services;
   const bucket = ctx.state.target.bucket!;
   validateBucketName(bucket);
-  const body = await readSmallBody(ctx, 64 * 1024);
+  const body = await readSmallBody(ctx, services, 64 * 1024);
   if (body.length > 0) {
     const location = parseCreateBucketConfiguration(body).locationConstraint ?? '';
     // us-east-1 is the default region and must not be named explicitly, as in AWS.
@@ -16,7 +18,8 @@ export const createBucket: OperationHandler = async (ctx, { namespace, config })
       throw s3Error('InvalidLocationConstraint', 'The specified location-constraint is not valid', { LocationConstraint: location });
     }
   }
-  await namespace.createBucket(bucket, ctx.state.auth.accessKeyId);
+  // The caller's user id (authorize lets only signed-in callers create buckets).
+  await namespace.createBucket(bucket, ownerOf(ctx.state.principal).id);
   ctx.set('Location', `/${bucket}`);
   sendEmpty(ctx, 200);
 };

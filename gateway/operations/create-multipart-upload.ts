@@ -5,14 +5,12 @@ import { s3Error } from '../s3/errors.js';
 import { parseChecksumAlgorithm, type ChecksumAlgorithm } from '../s3/checksums.js';
 import { defaultChecksumType, parseChecksumType, supportsChecksumType, type ChecksumType } from '../s3/multipart-checksums.js';
 import { initiateMultipartUploadXml } from '../s3/xml.js';
-import { validateKey } from '../request-target.js';
 import { objectHeadersFrom } from '../metadata.js';
 import type { CreateUploadRequest } from '../../namespace/types.js';
 import type { OperationHandler, S3Context } from '../server.js';
 
 export const createMultipartUpload: OperationHandler = async (ctx, services) => {
   const { bucket, key } = ctx.state.target as { bucket: string; key: string };
-  validateKey(key);
   const meta = objectHeadersFrom(ctx.req.headers);
   const checksum = requestedChecksum(ctx);
   const request: CreateUploadRequest = { bucket, key, ...meta };

@@ -1,11 +1,12 @@
 // DeleteObjects: POST /bucket?delete — up to 1000 keys in one request. Each key is deleted on its
 // own; a failure is reported for that key in the DeleteResult and the others go on. A key that does
-// not exist is reported as deleted, as S3 does. Quiet mode lists only the errors.
+// not exist is reported as deleted, as S3 does. Quiet mode lists only the errors. Access is checked
+// per key (s3:DeleteObject on that object, authorize.ts), and a refused key is AccessDenied.
 import type { IncomingHttpHeaders } from 'node:http';
 import { S3Error, s3Error, S3_ERROR_CODES, defaultMessage, type S3ErrorCode } from '../s3/errors.js';
 import { deleteResultXml, parseDeleteRequest, type DeleteErrorEntry, type DeletedEntry } from '../s3/xml.js';
 import { algorithmOfHeader } from '../s3/checksums.js';
-import { MAX_KEY_BYTES } from '../request-target.js';
+import { objectKeyError } from '../request-target.js';
 import { HttpError } from '../../common/http.js';
 import type { OperationHandler } from '../server.js';
 import type { GatewayServices } from '../services.js';
@@ -30,14 +31,17 @@ export const deleteObjects: OperationHandler = async (ctx, services) => {
     throw s3Error('InvalidRequest', 'Missing required header for this request: Content-MD5 OR x-amz-checksum-*');
   }
   await services.namespace.getBucket(bucket);
-  const request = parseDeleteRequest(await readSmallBody(ctx, MAX_BODY_BYTES));
+  const request = parseDeleteRequest(await readSmallBody(ctx, services, MAX_BODY_BYTES));
 
   const results = new Array<DeletedEntry | DeleteErrorEntry>(request.objects.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < request.objects.length) {
       const index = next++;
-      results[index] = await deleteOne(services, bucket, request.objects[index]!);
+      const object = request.objects[index]!;
+      results[index] = ctx.state.access.allows('s3:DeleteObject', object.key)
+        ? await deleteOne(services, bucket, object)
+        : { key: object.key, code: 'AccessDenied', message: defaultMessage('AccessDenied') };
     }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL_DELETES, request.objects.length) }, worker));
@@ -59,9 +63,8 @@ async function deleteOne(
   if (versionId !== undefined && versionId !== 'null') {
     return { key, versionId, code: 'NoSuchVersion', message: 'The specified version does not exist.' };
   }
-  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
-    return { key, code: 'KeyTooLongError', message: 'Your key is too long' };
-  }
+  const invalid = objectKeyError(key);
+  if (invalid !== undefined) return { key, code: invalid.code, message: invalid.message };
   try {
     await services.namespace.deleteObject(bucket, key);
     return versionId === undefined ? { key } : { key, versionId };

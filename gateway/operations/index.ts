@@ -21,6 +21,7 @@ import { completeMultipartUpload } from './complete-multipart-upload.js';
 import { abortMultipartUpload } from './abort-multipart-upload.js';
 import { listParts } from './list-parts.js';
 import { listMultipartUploads } from './list-multipart-uploads.js';
+import { deleteBucketPolicy, getBucketPolicy, putBucketPolicy } from './bucket-policy.js';
 
 export interface Operation {
   name: string;
@@ -30,12 +31,57 @@ export interface Operation {
 /** Sub-resources S3 defines on buckets and objects that Cairn does not serve yet. */
 const UNSUPPORTED_BUCKET_SUBRESOURCES = [
   'accelerate', 'acl', 'analytics', 'cors', 'encryption', 'intelligent-tiering', 'inventory', 'lifecycle',
-  'logging', 'metrics', 'notification', 'object-lock', 'ownershipControls', 'policy', 'policyStatus',
+  'logging', 'metrics', 'notification', 'object-lock', 'ownershipControls', 'policyStatus',
   'publicAccessBlock', 'replication', 'requestPayment', 'tagging', 'versioning', 'versions', 'website',
 ];
 const UNSUPPORTED_OBJECT_SUBRESOURCES = [
   'acl', 'attributes', 'legal-hold', 'retention', 'tagging', 'torrent', 'restore', 'select', 'versionId',
 ];
+
+/**
+ * What an operation needs, checked once for every request by gateway/authorize.ts before the
+ * operation runs (the root credentials may do everything):
+ * - service: any signed-in user (not anonymous);
+ * - bucket / object: `action` on the bucket's or the object's ARN (owner, unless a policy Deny
+ *   matches; anyone else where a policy Allow matches);
+ * - keys: DeleteObjects — the operation asks `ctx.state.access` for each key it deletes;
+ * - owner: the bucket owner only, whatever the policy says (bucket policy management, so an owner
+ *   cannot lock themselves out; and the sub-resources Cairn does not implement).
+ * A PutObject or UploadPart with x-amz-copy-source (CopyObject, UploadPartCopy) also needs
+ * s3:GetObject on the source object. An operation missing from the table is owner-only.
+ */
+export type OperationAccess =
+  | { readonly scope: 'service' }
+  | { readonly scope: 'bucket' | 'object' | 'keys'; readonly action: string }
+  | { readonly scope: 'owner' };
+
+const OPERATION_ACCESS: Readonly<Record<string, OperationAccess>> = {
+  ListBuckets: { scope: 'service' },
+  CreateBucket: { scope: 'service' },
+  HeadBucket: { scope: 'bucket', action: 's3:ListBucket' },
+  DeleteBucket: { scope: 'bucket', action: 's3:DeleteBucket' },
+  GetBucketLocation: { scope: 'bucket', action: 's3:GetBucketLocation' },
+  ListObjects: { scope: 'bucket', action: 's3:ListBucket' },
+  ListObjectsV2: { scope: 'bucket', action: 's3:ListBucket' },
+  ListMultipartUploads: { scope: 'bucket', action: 's3:ListBucketMultipartUploads' },
+  DeleteObjects: { scope: 'keys', action: 's3:DeleteObject' },
+  GetBucketPolicy: { scope: 'owner' },
+  PutBucketPolicy: { scope: 'owner' },
+  DeleteBucketPolicy: { scope: 'owner' },
+  GetObject: { scope: 'object', action: 's3:GetObject' },
+  HeadObject: { scope: 'object', action: 's3:GetObject' },
+  PutObject: { scope: 'object', action: 's3:PutObject' },
+  DeleteObject: { scope: 'object', action: 's3:DeleteObject' },
+  CreateMultipartUpload: { scope: 'object', action: 's3:PutObject' },
+  UploadPart: { scope: 'object', action: 's3:PutObject' },
+  CompleteMultipartUpload: { scope: 'object', action: 's3:PutObject' },
+  AbortMultipartUpload: { scope: 'object', action: 's3:AbortMultipartUpload' },
+  ListParts: { scope: 'object', action: 's3:ListMultipartUploadParts' },
+};
+
+export function operationAccess(name: string): OperationAccess {
+  return Object.prototype.hasOwnProperty.call(OPERATION_ACCESS, name) ? OPERATION_ACCESS[name]! : { scope: 'owner' };
+}
 
 function op(name: string, handler: OperationHandler): Operation {
   return { name, handler };
@@ -71,6 +117,12 @@ function bucketOperation(method: string, query: ParsedUrlQuery): Operation {
   if (method === 'POST' && 'delete' in query) return op('DeleteObjects', deleteObjects);
   if ('uploads' in query) {
     if (method === 'GET') return op('ListMultipartUploads', listMultipartUploads);
+    throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: 'BUCKET' });
+  }
+  if ('policy' in query) {
+    if (method === 'GET') return op('GetBucketPolicy', getBucketPolicy);
+    if (method === 'PUT') return op('PutBucketPolicy', putBucketPolicy);
+    if (method === 'DELETE') return op('DeleteBucketPolicy', deleteBucketPolicy);
     throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: 'BUCKET' });
   }
   const sub = firstPresent(query, UNSUPPORTED_BUCKET_SUBRESOURCES);

@@ -1,6 +1,7 @@
 // ListMultipartUploads: GET /bucket?uploads with prefix, delimiter, key-marker, upload-id-marker,
 // max-uploads and encoding-type. The namespace lists uploads in (key, upload id) order; rolling keys
 // up into CommonPrefixes happens here, each prefix counting once toward max-uploads.
+import { ownerOf } from '../authorize.js';
 import { s3Error } from '../s3/errors.js';
 import { listMultipartUploadsXml, type UploadEntry } from '../s3/xml.js';
 import { single } from '../multipart.js';
@@ -77,7 +78,7 @@ export const listMultipartUploads: OperationHandler = async (ctx, services) => {
     query.uploadIdMarker = page.nextUploadIdMarker;
   }
 
-  const owner = { id: ctx.state.auth.accessKeyId, displayName: ctx.state.auth.accessKeyId };
+  const owner = ownerOf(ctx.state.principal);
   ctx.type = 'application/xml';
   ctx.body = listMultipartUploadsXml({
     bucket,

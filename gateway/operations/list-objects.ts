@@ -1,6 +1,7 @@
 // ListObjectsV2 (GET /bucket?list-type=2) and ListObjects v1 (GET /bucket): one range scan in the
 // namespace per page; the continuation token is the namespace's opaque resume point.
 import type { ParsedUrlQuery } from 'node:querystring';
+import { ownerOf } from '../authorize.js';
 import { s3Error } from '../s3/errors.js';
 import { listObjectsV1Xml, listObjectsV2Xml, type ObjectEntry } from '../s3/xml.js';
 import type { OperationHandler } from '../server.js';
@@ -38,7 +39,7 @@ export const listObjects: OperationHandler = async (ctx, { namespace }) => {
 
   const page = await namespace.listObjects(bucket, { prefix, delimiter, maxKeys, startAfter, continuation: continuationToken });
   const fetchOwner = v2 ? single(q, 'fetch-owner') === 'true' : true;
-  const owner = fetchOwner ? { id: ctx.state.auth.accessKeyId, displayName: ctx.state.auth.accessKeyId } : undefined;
+  const owner = fetchOwner ? ownerOf(ctx.state.principal) : undefined;
   const common = {
     name: bucket,
     prefix,

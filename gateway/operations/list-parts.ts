@@ -1,5 +1,6 @@
 // ListParts: GET /bucket/key?uploadId=X[&max-parts=N][&part-number-marker=M]. Pages come straight
 // from the namespace's ordered part records.
+import { ownerOf } from '../authorize.js';
 import { s3Error } from '../s3/errors.js';
 import { listPartsXml } from '../s3/xml.js';
 import { MAX_PART_NUMBER, asUploadError, requireUpload, single, uploadChecksum, uploadIdFrom } from '../multipart.js';
@@ -34,7 +35,7 @@ export const listParts: OperationHandler = async (ctx, services) => {
       throw asUploadError(err, uploadId);
     }
   }
-  const owner = { id: ctx.state.auth.accessKeyId, displayName: ctx.state.auth.accessKeyId };
+  const owner = ownerOf(ctx.state.principal);
   const checksum = uploadChecksum(upload);
   const last = page.parts[page.parts.length - 1];
   ctx.type = 'application/xml';

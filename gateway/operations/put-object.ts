@@ -2,10 +2,9 @@
 // nodes, verifies every digest the client sent, then commits the record: the object exists from
 // the commit on, never before, and a failed upload leaves nothing visible.
 import { randomBytes } from 'node:crypto';
-import { decodePayload } from '../auth/payload.js';
-import { validateKey } from '../request-target.js';
+import { requestPayload } from './body.js';
 import { objectHeadersFrom } from '../metadata.js';
-import { discardSegments, writeObjectData } from '../data/writer.js';
+import { commitRefused, discardSegments, writeObjectData } from '../data/writer.js';
 import { writeOptions } from '../data/options.js';
 import { checkClientCrc32c } from '../data/integrity.js';
 import type { ObjectRecord } from '../../namespace/types.js';
@@ -22,10 +21,9 @@ export function newVersionId(): string {
 
 export const putObject: OperationHandler = async (ctx, services) => {
   const { bucket, key } = ctx.state.target as { bucket: string; key: string };
-  validateKey(key);
   const precondition = parseWritePrecondition(ctx.req.headers);
   const meta = objectHeadersFrom(ctx.req.headers);
-  const payload = decodePayload(ctx.req, ctx.req.headersDistinct, ctx.state.auth, { maxSize: MAX_PUT_SIZE, defaultChecksum: 'CRC64NVME' });
+  const payload = requestPayload(ctx, services, { maxSize: MAX_PUT_SIZE, defaultChecksum: 'CRC64NVME' });
   await services.namespace.getBucket(bucket); // NoSuchBucket before any byte is stored
   const condition = await resolveWritePrecondition(precondition, services.namespace, bucket, key);
 
@@ -36,6 +34,7 @@ export const putObject: OperationHandler = async (ctx, services) => {
     writeOptions(services, versionId),
     services,
   );
+  let committing = false;
   try {
     const digests = payload.digests();
     checkClientCrc32c(digests.checksums.CRC32C, written.segments);
@@ -54,13 +53,14 @@ export const putObject: OperationHandler = async (ctx, services) => {
       layout: config.layout,
       segments: written.segments,
     };
+    committing = true;
     await services.namespace.commitObject({ record, condition });
     ctx.set('ETag', record.etag);
     for (const [algorithm, value] of Object.entries(record.checksums)) ctx.set(`x-amz-checksum-${algorithm.toLowerCase()}`, value);
     ctx.set('x-amz-checksum-type', 'FULL_OBJECT');
     sendEmpty(ctx, 200);
   } catch (err) {
-    discardSegments(written.segments, services);
+    if (!committing || commitRefused(err)) discardSegments(written.segments, services);
     throw err;
   }
 };

@@ -2,7 +2,7 @@
 // checksum) and erasure-coded as it arrives, like a PutObject body; re-uploading a part number
 // replaces the earlier part.
 import { s3Error } from '../s3/errors.js';
-import { decodePayload } from '../auth/payload.js';
+import { requestPayload } from './body.js';
 import {
   MAX_PART_SIZE,
   checksumHeaders,
@@ -20,7 +20,7 @@ export const uploadPart: OperationHandler = async (ctx, services) => {
   const partNumber = parsePartNumber(ctx.query);
   const upload = await requireUpload(services, bucket, key, uploadIdFrom(ctx.query));
   const expected = uploadChecksum(upload);
-  const payload = decodePayload(ctx.req, ctx.req.headersDistinct, ctx.state.auth, {
+  const payload = requestPayload(ctx, services, {
     maxSize: MAX_PART_SIZE,
     // A full-object checksum is combined from every part's CRC, so a part sent without one gets it computed.
     ...(expected?.type === 'FULL_OBJECT' ? { defaultChecksum: expected.algorithm } : {}),

@@ -54,6 +54,7 @@ const TABLE = {
   InvalidToken: [400, 'The provided token is malformed or otherwise invalid.'],
   InvalidURI: [400, "Couldn't parse the specified URI."],
   KeyTooLongError: [400, 'Your key is too long.'],
+  MalformedPolicy: [400, 'This policy contains invalid Json'],
   MalformedTrailerError: [
     400,
     'The request contained trailing data that was not well-formed or did not conform to our published schema.',
@@ -66,13 +67,16 @@ const TABLE = {
   MissingRequestBodyError: [400, 'Request body is empty.'],
   MissingSecurityHeader: [400, 'Your request is missing a required header.'],
   NoSuchBucket: [404, 'The specified bucket does not exist'],
+  NoSuchBucketPolicy: [404, 'The bucket policy does not exist'],
   NoSuchKey: [404, 'The specified key does not exist.'],
   NoSuchUpload: [
     404,
     'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
   ],
   NotImplemented: [501, 'A header you provided implies functionality that is not implemented'],
+  PolicyTooLarge: [400, 'Policy exceeds the maximum allowed document size.'],
   PreconditionFailed: [412, 'At least one of the pre-conditions you specified did not hold'],
+  RequestHeaderSectionTooLarge: [400, 'Your request header section exceeds the maximum allowed size.'],
   RequestTimeout: [
     400,
     'Your socket connection to the server was not read from or written to within the timeout period.',

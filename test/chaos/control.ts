@@ -45,7 +45,7 @@ export class ClusterControl {
     private readonly now: () => number,
     private readonly log: (line: string) => void,
   ) {
-    this.namespace = new NamespaceClient(cluster.namespaceUrl, { timeoutMs: 15_000 });
+    this.namespace = new NamespaceClient(cluster.namespaceUrl, { secret: cluster.clusterSecret, timeoutMs: 15_000 });
     for (const name of cluster.services.keys()) this.watch(name);
   }
 

@@ -91,7 +91,7 @@ export class Monitor {
       this.scanErrors++;
       this.lastScanError = err instanceof Error ? err.message : String(err);
     }
-    await this.repair.poll(this.control.repairUrl(), this.now());
+    await this.repair.poll(this.control.repairUrl(), this.now(), this.control.cluster.clusterSecret);
   }
 
   recordLoss(nodeId: string, kind: LossKind): LossEvent {

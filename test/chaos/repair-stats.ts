@@ -2,6 +2,9 @@
 // background worker: name, queued, done, bytes) where it exists. Throughput is the bytes the
 // rebuilding workers wrote over the time they were busy; counters that reset (a restarted repair
 // process) are followed across the reset.
+import { request } from 'undici';
+import { signRequest, type ClusterSecret } from '../../common/internal-auth.js';
+
 const REQUEST_TIMEOUT_MS = 3_000;
 /** Workers whose bytes are rebuilt shards (not scrubbed, collected or drained ones). */
 const REBUILD_WORKER = /repair|rebuild|heal|node-?loss|recover/i;
@@ -29,15 +32,21 @@ export class RepairStats {
     return this.busyMs > 0 ? this.bytesRebuilt / 1e6 / (this.busyMs / 1000) : null;
   }
 
-  async poll(url: string | undefined, now: number): Promise<void> {
+  /** `secret` signs the request (the repair service refuses unsigned ones). */
+  async poll(url: string | undefined, now: number, secret: ClusterSecret): Promise<void> {
     if (!url) {
       this.lastBytes = undefined;
       return;
     }
     try {
-      const res = await fetch(`${url}/workers`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-      if (!res.ok) throw new Error(`GET /workers: HTTP ${res.status}`);
-      this.record(parseWorkers(await res.json()), now);
+      const target = new URL(`${url}/workers`);
+      const headers = signRequest(secret, { method: 'GET', host: target.host, target: target.pathname });
+      const res = await request(target, { headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        throw new Error(`GET /workers: HTTP ${res.statusCode}`);
+      }
+      this.record(parseWorkers(await res.body.json()), now);
       this.lastError = undefined;
     } catch (err) {
       this.lastError = err instanceof Error ? err.message : String(err);

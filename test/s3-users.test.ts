@@ -1,0 +1,298 @@
+// Access control end to end: a real cluster, users and keys made with the admin CLI
+// (`npm run admin -- user|key ...`), and @aws-sdk/client-s3 signed with each user's key. Bucket
+// ownership, bucket policies (grants, Deny over Allow, anonymous public read), disabled and deleted
+// keys, and no secret in any service log.
+import t, { type Test } from 'tap';
+import { execFile } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import {
+  CopyObjectCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteBucketPolicyCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetBucketPolicyCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListBucketsCommand,
+  ListObjectsV2Command,
+  PutBucketPolicyCommand,
+  PutObjectCommand,
+  S3ServiceException,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { startTestCluster, s3ClientFor, SECRET_ACCESS_KEY, type TestCluster } from './helpers/cluster.js';
+import type { AccessKeyRecord, CreatedAccessKey } from '../namespace/types.js';
+
+const ROOT_DIR = path.resolve(import.meta.dirname, '..');
+const ALICE_BUCKET = 'alice-photos';
+const BOB_BUCKET = 'bob-files';
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+let env: TestCluster;
+const secrets: string[] = [];
+
+async function admin(...args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--no-warnings', '--import', 'tsx', 'repair/admin.ts', ...args, '--data-dir', env.dataDir], {
+    cwd: ROOT_DIR,
+  });
+  return stdout;
+}
+
+/** The admin command's failure (exit code 1) and what it printed. */
+async function adminFails(...args: string[]): Promise<string> {
+  try {
+    await admin(...args);
+  } catch (err) {
+    return String((err as { stderr?: string }).stderr);
+  }
+  throw new Error(`admin ${args.join(' ')} succeeded`);
+}
+
+async function newKey(user: string): Promise<CreatedAccessKey> {
+  const key = JSON.parse(await admin('key', 'create', user, '--json')) as CreatedAccessKey;
+  secrets.push(key.secretAccessKey);
+  return key;
+}
+
+function clientOf(key: CreatedAccessKey): S3Client {
+  return s3ClientFor(env.cluster.endpoint, { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey });
+}
+
+/** `code` undefined: a HEAD, whose error has no body to name it. */
+async function expectError(t: Test, promise: Promise<unknown>, code: string | undefined, status: number, what: string): Promise<void> {
+  try {
+    await promise;
+    t.fail(`${what}: expected ${code ?? status}, but it succeeded`);
+  } catch (err) {
+    if (!(err instanceof S3ServiceException)) throw err;
+    if (code !== undefined) t.equal(err.name, code, `${what}: ${code}`);
+    t.equal(err.$metadata.httpStatusCode, status, `${what}: HTTP ${status}`);
+  }
+}
+
+const denied = (t: Test, promise: Promise<unknown>, what: string): Promise<void> => expectError(t, promise, 'AccessDenied', 403, what);
+
+async function text(s3: S3Client, bucket: string, key: string): Promise<string> {
+  return (await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString());
+}
+
+function policy(...statements: object[]): string {
+  return JSON.stringify({ Version: '2012-10-17', Statement: statements });
+}
+
+/** Polls until `call` fails with `code`; returns how long that took. */
+async function untilRefused(call: () => Promise<unknown>, code: string, limitMs = 8000): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      await call();
+    } catch (err) {
+      if (err instanceof S3ServiceException && err.name === code) return Date.now() - started;
+      throw err;
+    }
+    if (Date.now() - started > limitMs) throw new Error(`still accepted after ${limitMs} ms`);
+    await sleep(200);
+  }
+}
+
+t.before(async () => {
+  env = await startTestCluster({ nodes: 3, k: 2, m: 1 });
+});
+
+t.teardown(async () => {
+  await env?.destroy();
+});
+
+t.test('users, keys, ownership and bucket policies', async (t) => {
+  const root = env.s3;
+  secrets.push(SECRET_ACCESS_KEY);
+
+  // ---- users and keys through the admin CLI ----
+  t.match(await admin('user', 'create', 'alice', '--display-name', 'Alice A.'), /user alice created/);
+  t.match(await admin('user', 'create', 'bob'), /user bob created/);
+  t.match(await adminFails('user', 'create', 'alice'), /already exists/, 'a user id is taken once');
+  t.match(await adminFails('user', 'create', 'root'), /reserved/, '"root" is the root credentials\' user');
+  t.match(await adminFails('key', 'create', 'nobody'), /does not exist/, 'keys belong to existing users');
+  const aliceKey = await newKey('alice');
+  const bobKey = await newKey('bob');
+  t.match(aliceKey.accessKeyId, /^AKIA[A-Z2-7]{16}$/, 'AWS-shaped access key id');
+  t.equal(aliceKey.secretAccessKey.length, 40, '40-character secret');
+  const human = await admin('key', 'create', 'bob');
+  const spare = /Access key id:\s+(\S+)/.exec(human)![1]!;
+  secrets.push(/Secret access key:\s+(\S+)/.exec(human)![1]!);
+  const listed = JSON.parse(await admin('key', 'list', '--json')) as AccessKeyRecord[];
+  t.same(listed.map((k) => k.accessKeyId).sort(), [aliceKey.accessKeyId, bobKey.accessKeyId, spare].sort(), 'key list shows every key');
+  const listText = await admin('key', 'list', 'bob');
+  t.match(listText, bobKey.accessKeyId);
+  t.notMatch(listText, aliceKey.accessKeyId, 'key list <user> shows only theirs');
+  for (const secret of secrets) {
+    t.notOk(listText.includes(secret) || JSON.stringify(listed).includes(secret), 'no secret in a key listing');
+  }
+  t.match(await admin('user', 'list'), /alice\s+Alice A\.\s+active/);
+  t.match(await admin('key', 'delete', spare), /deleted/);
+
+  const alice = clientOf(aliceKey);
+  const bob = clientOf(bobKey);
+  t.teardown(() => {
+    alice.destroy();
+    bob.destroy();
+  });
+
+  // ---- ownership ----
+  await alice.send(new CreateBucketCommand({ Bucket: ALICE_BUCKET }));
+  await alice.send(new PutObjectCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt', Body: 'from alice' }));
+  await alice.send(new PutObjectCommand({ Bucket: ALICE_BUCKET, Key: 'private/p.txt', Body: 'secret' }));
+  await bob.send(new CreateBucketCommand({ Bucket: BOB_BUCKET }));
+  await expectError(t, bob.send(new CreateBucketCommand({ Bucket: ALICE_BUCKET })), 'BucketAlreadyExists', 409, 'bob creating alice\'s bucket');
+  t.equal(await text(alice, ALICE_BUCKET, 'a.txt'), 'from alice');
+
+  await denied(t, bob.send(new GetObjectCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' })), 'bob GET');
+  await denied(t, bob.send(new PutObjectCommand({ Bucket: ALICE_BUCKET, Key: 'b.txt', Body: 'x' })), 'bob PUT');
+  await denied(t, bob.send(new ListObjectsV2Command({ Bucket: ALICE_BUCKET })), 'bob LIST');
+  await denied(t, bob.send(new DeleteObjectCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' })), 'bob DELETE');
+  await denied(t, bob.send(new GetBucketPolicyCommand({ Bucket: ALICE_BUCKET })), 'bob GetBucketPolicy');
+  await denied(t, bob.send(new DeleteBucketCommand({ Bucket: ALICE_BUCKET })), 'bob DeleteBucket');
+  await expectError(t, bob.send(new HeadObjectCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' })), undefined, 403, 'bob HEAD');
+  await expectError(t, bob.send(new HeadBucketCommand({ Bucket: ALICE_BUCKET })), undefined, 403, 'bob HeadBucket');
+  await denied(t, bob.send(new CopyObjectCommand({ Bucket: BOB_BUCKET, Key: 'stolen', CopySource: `${ALICE_BUCKET}/a.txt` })), 'bob copying out of alice\'s bucket');
+  await denied(t, bob.send(new CopyObjectCommand({ Bucket: ALICE_BUCKET, Key: 'planted', CopySource: `${BOB_BUCKET}/none` })), 'bob copying into alice\'s bucket');
+  const multi = await bob.send(new DeleteObjectsCommand({ Bucket: ALICE_BUCKET, Delete: { Objects: [{ Key: 'a.txt' }] } }));
+  t.equal(multi.Errors?.[0]?.Code, 'AccessDenied', 'DeleteObjects: AccessDenied per key');
+  t.equal(await text(alice, ALICE_BUCKET, 'a.txt'), 'from alice', 'nothing bob tried changed anything');
+  await expectError(t, bob.send(new GetObjectCommand({ Bucket: 'no-such-bucket', Key: 'x' })), 'NoSuchBucket', 404, 'a missing bucket is still NoSuchBucket');
+
+  const bobList = await bob.send(new ListBucketsCommand({}));
+  t.same(bobList.Buckets?.map((b) => b.Name), [BOB_BUCKET], 'bob sees only his own bucket');
+  t.equal(bobList.Owner?.ID, 'bob');
+  const aliceList = await alice.send(new ListBucketsCommand({}));
+  t.same(aliceList.Buckets?.map((b) => b.Name), [ALICE_BUCKET]);
+  t.same(aliceList.Owner, { ID: 'alice', DisplayName: 'Alice A.' }, 'Owner is the user');
+  const rootList = (await root.send(new ListBucketsCommand({}))).Buckets?.map((b) => b.Name) ?? [];
+  t.ok(rootList.includes(ALICE_BUCKET) && rootList.includes(BOB_BUCKET), 'root sees every bucket');
+
+  // ---- a policy granting bob s3:GetObject ----
+  const grant = policy({ Sid: 'BobReads', Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::cairn:user/bob' }, Action: 's3:GetObject', Resource: `arn:aws:s3:::${ALICE_BUCKET}/*` });
+  await denied(t, bob.send(new PutBucketPolicyCommand({ Bucket: ALICE_BUCKET, Policy: grant })), 'bob cannot set alice\'s policy');
+  await alice.send(new PutBucketPolicyCommand({ Bucket: ALICE_BUCKET, Policy: grant }));
+  t.equal((await alice.send(new GetBucketPolicyCommand({ Bucket: ALICE_BUCKET }))).Policy, grant, 'GetBucketPolicy returns it');
+  t.equal(await text(bob, ALICE_BUCKET, 'a.txt'), 'from alice', 'bob can GET now');
+  t.equal((await bob.send(new HeadObjectCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' }))).ContentLength, 10, 'and HEAD');
+  await denied(t, bob.send(new PutObjectCommand({ Bucket: ALICE_BUCKET, Key: 'b.txt', Body: 'x' })), 'but not PUT');
+  await denied(t, bob.send(new DeleteObjectCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' })), 'nor DELETE');
+  await denied(t, bob.send(new ListObjectsV2Command({ Bucket: ALICE_BUCKET })), 'nor LIST');
+  await denied(t, bob.send(new GetObjectCommand({ Bucket: ALICE_BUCKET, Key: 'missing' })), 'a missing key is AccessDenied without s3:ListBucket');
+  await expectError(t, alice.send(new GetObjectCommand({ Bucket: ALICE_BUCKET, Key: 'missing' })), 'NoSuchKey', 404, 'but NoSuchKey for the owner');
+  await bob.send(new CopyObjectCommand({ Bucket: BOB_BUCKET, Key: 'copied', CopySource: `${ALICE_BUCKET}/a.txt` }));
+  t.equal(await text(bob, BOB_BUCKET, 'copied'), 'from alice', 'a copy needs s3:GetObject on the source');
+
+  // ---- an explicit Deny beats the Allow ----
+  await alice.send(
+    new PutBucketPolicyCommand({
+      Bucket: ALICE_BUCKET,
+      Policy: policy(
+        { Effect: 'Allow', Principal: { AWS: ['bob'] }, Action: ['s3:Get*', 's3:ListBucket'], Resource: [`arn:aws:s3:::${ALICE_BUCKET}`, `arn:aws:s3:::${ALICE_BUCKET}/*`] },
+        { Effect: 'Deny', Principal: { AWS: 'bob' }, Action: 's3:GetObject', Resource: `arn:aws:s3:::${ALICE_BUCKET}/private/*` },
+      ),
+    }),
+  );
+  t.equal(await text(bob, ALICE_BUCKET, 'a.txt'), 'from alice');
+  await denied(t, bob.send(new GetObjectCommand({ Bucket: ALICE_BUCKET, Key: 'private/p.txt' })), 'Deny wins over Allow');
+  const bobListing = await bob.send(new ListObjectsV2Command({ Bucket: ALICE_BUCKET }));
+  t.same(bobListing.Contents?.map((c) => c.Key), ['a.txt', 'private/p.txt'], 's3:ListBucket granted');
+  await expectError(t, bob.send(new GetObjectCommand({ Bucket: ALICE_BUCKET, Key: 'missing' })), 'NoSuchKey', 404, 'with s3:ListBucket a missing key is NoSuchKey');
+  t.equal(await text(alice, ALICE_BUCKET, 'private/p.txt'), 'secret', 'the owner is not denied');
+
+  // ---- bad policies ----
+  await expectError(t, alice.send(new PutBucketPolicyCommand({ Bucket: ALICE_BUCKET, Policy: '{"Statement": [' })), 'MalformedPolicy', 400, 'invalid JSON');
+  const conditioned = policy({ Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${ALICE_BUCKET}/*`, Condition: { Bool: { 'aws:SecureTransport': 'true' } } });
+  await expectError(t, alice.send(new PutBucketPolicyCommand({ Bucket: ALICE_BUCKET, Policy: conditioned })), 'MalformedPolicy', 400, 'Condition is unsupported');
+  const stranger = policy({ Effect: 'Allow', Principal: { AWS: 'mallory' }, Action: 's3:GetObject', Resource: `arn:aws:s3:::${ALICE_BUCKET}/*` });
+  await expectError(t, alice.send(new PutBucketPolicyCommand({ Bucket: ALICE_BUCKET, Policy: stranger })), 'MalformedPolicy', 400, 'a principal that is no user');
+  const elsewhere = policy({ Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${BOB_BUCKET}/*` });
+  await expectError(t, alice.send(new PutBucketPolicyCommand({ Bucket: ALICE_BUCKET, Policy: elsewhere })), 'MalformedPolicy', 400, 'another bucket\'s resource');
+  const huge = policy({ Sid: 'x'.repeat(21 * 1024), Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${ALICE_BUCKET}/*` });
+  await expectError(t, alice.send(new PutBucketPolicyCommand({ Bucket: ALICE_BUCKET, Policy: huge })), 'PolicyTooLarge', 400, 'over 20 KB');
+  t.equal(await text(bob, ALICE_BUCKET, 'a.txt'), 'from alice', 'a refused policy leaves the old one in place');
+
+  // ---- removing the policy removes the access ----
+  await alice.send(new DeleteBucketPolicyCommand({ Bucket: ALICE_BUCKET }));
+  await denied(t, bob.send(new GetObjectCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' })), 'after DeleteBucketPolicy');
+  await expectError(t, alice.send(new GetBucketPolicyCommand({ Bucket: ALICE_BUCKET })), 'NoSuchBucketPolicy', 404, 'no policy left');
+
+  // ---- anonymous requests ----
+  const url = `${env.cluster.endpoint}/${ALICE_BUCKET}/a.txt`;
+  const before = await fetch(url);
+  t.equal(before.status, 403, 'anonymous GET is denied by default');
+  t.match(await before.text(), /<Code>AccessDenied<\/Code>/);
+  await alice.send(
+    new PutBucketPolicyCommand({
+      Bucket: ALICE_BUCKET,
+      Policy: policy({ Sid: 'PublicRead', Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${ALICE_BUCKET}/*` }),
+    }),
+  );
+  const after = await fetch(url);
+  t.equal(after.status, 200, 'a public-read policy lets an unsigned GET through');
+  t.equal(await after.text(), 'from alice');
+  t.equal((await fetch(url, { method: 'HEAD' })).status, 200, 'and HEAD');
+  const put = await fetch(`${env.cluster.endpoint}/${ALICE_BUCKET}/anon.txt`, { method: 'PUT', body: 'anonymous' });
+  t.equal(put.status, 403, 'but not an unsigned PUT');
+  t.match(await put.text(), /<Code>AccessDenied<\/Code>/);
+  t.equal((await fetch(`${env.cluster.endpoint}/${ALICE_BUCKET}`)).status, 403, 'nor an unsigned listing');
+  const anonymousBuckets = await fetch(`${env.cluster.endpoint}/`);
+  t.equal(anonymousBuckets.status, 403, 'anonymous ListBuckets');
+  t.match(await anonymousBuckets.text(), /<Code>AccessDenied<\/Code>/);
+  t.equal((await fetch(`${env.cluster.endpoint}/${BOB_BUCKET}/copied`)).status, 403, 'other buckets stay private');
+  t.equal((await fetch(`${env.cluster.endpoint}/no-such-bucket-x/k`)).status, 403, 'anonymous callers cannot probe for bucket names');
+
+  // ---- root may do everything ----
+  t.equal(await text(root, ALICE_BUCKET, 'private/p.txt'), 'secret', 'root reads alice\'s objects');
+  await root.send(new PutObjectCommand({ Bucket: ALICE_BUCKET, Key: 'from-root', Body: 'root' }));
+  t.ok((await root.send(new GetBucketPolicyCommand({ Bucket: ALICE_BUCKET }))).Policy, 'root reads alice\'s policy');
+  t.equal((await root.send(new ListObjectsV2Command({ Bucket: BOB_BUCKET }))).KeyCount, 1, 'root lists bob\'s bucket');
+  await root.send(new DeleteObjectCommand({ Bucket: ALICE_BUCKET, Key: 'from-root' }));
+
+  // ---- users who own buckets stay ----
+  t.match(await adminFails('user', 'delete', 'alice'), /still owns 1 bucket/, 'a user who owns buckets cannot be deleted');
+
+  // ---- disabled and deleted keys stop working within the cache TTL ----
+  const bobCall = (): Promise<unknown> => bob.send(new ListBucketsCommand({}));
+  await admin('key', 'disable', bobKey.accessKeyId);
+  const disabledAfter = await untilRefused(bobCall, 'InvalidAccessKeyId');
+  t.ok(disabledAfter < 4000, `a disabled key is refused within a few seconds (${disabledAfter} ms)`);
+  await admin('key', 'enable', bobKey.accessKeyId);
+  await sleep(2500);
+  await bobCall();
+  t.pass('an enabled key works again');
+  await admin('user', 'disable', 'bob');
+  t.ok((await untilRefused(bobCall, 'InvalidAccessKeyId')) < 4000, 'a disabled user\'s keys are refused');
+  await admin('user', 'enable', 'bob');
+  await sleep(2500);
+  await bobCall();
+  await admin('key', 'delete', bobKey.accessKeyId);
+  t.ok((await untilRefused(bobCall, 'InvalidAccessKeyId')) < 4000, 'a deleted key is refused');
+  t.equal(await text(alice, ALICE_BUCKET, 'a.txt'), 'from alice', 'other keys are unaffected');
+
+  // ---- cleaning up: a user without buckets can go, with their keys ----
+  for (const key of ['a.txt', 'private/p.txt']) await alice.send(new DeleteObjectCommand({ Bucket: ALICE_BUCKET, Key: key }));
+  await alice.send(new DeleteBucketCommand({ Bucket: ALICE_BUCKET }));
+  t.match(await admin('user', 'delete', 'alice'), /deleted/);
+  t.ok((await untilRefused(() => alice.send(new ListBucketsCommand({})), 'InvalidAccessKeyId')) < 4000, 'a deleted user\'s keys are gone');
+  t.same(JSON.parse(await admin('key', 'list', '--json')), [], 'no keys left (bob\'s was deleted)');
+});
+
+t.test('no secret ever reaches a log file', async (t) => {
+  await env.cluster.stop();
+  const dir = path.join(env.dataDir, 'logs');
+  const files = await readdir(dir);
+  t.ok(files.length >= 5, 'every service logged');
+  t.ok(secrets.length >= 4);
+  for (const file of files) {
+    const content = await readFile(path.join(dir, file), 'utf8');
+    for (const secret of secrets) t.notOk(content.includes(secret), `${file} does not contain a secret`);
+  }
+});
