@@ -1,0 +1,124 @@
+// Lifecycle of the baseline peer: s3rver (npm) in its own process on loopback, data in a temp dir.
+// s3rver writes objects with plain fs streams (no fsync) and keeps no index: it is the "plain
+// filesystem-backed S3 server" every Cairn number is divided by.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { onCleanup, trackDir, trackProcess } from '../cleanup.js';
+import type { Credentials } from '../s3/sigv4.js';
+import { benchTempDir, REGION, type System } from '../systems.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..', '..');
+const STARTUP_TIMEOUT_MS = 30_000;
+
+export const S3RVER_VERSION = (createRequire(import.meta.url)('s3rver/package.json') as { version: string }).version;
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+  unregister: () => Promise<void>;
+}
+
+export class PeerSystem implements System {
+  readonly name = 's3rver' as const;
+  /** s3rver's built-in account. */
+  readonly creds: Credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', region: REGION };
+  private removeDir: (() => Promise<void>) | undefined;
+
+  private constructor(readonly dataDir: string, private running: Running | undefined) {}
+
+  static async start(log: (line: string) => void): Promise<PeerSystem> {
+    const dataDir = await benchTempDir('s3rver');
+    const removeDir = onCleanup(`remove ${dataDir}`, trackDir(dataDir));
+    let running: Running;
+    try {
+      running = await spawnPeer(dataDir);
+    } catch (err) {
+      await removeDir();
+      throw err;
+    }
+    const peer = new PeerSystem(dataDir, running);
+    peer.removeDir = removeDir;
+    log(`peer s3rver ${S3RVER_VERSION} up at ${running.url}, data ${dataDir}`);
+    return peer;
+  }
+
+  get endpoint(): string {
+    return this.require().url;
+  }
+
+  /** A fresh process on the same data (new port), e.g. for a clean peak-RSS baseline. */
+  async restart(): Promise<void> {
+    await this.running?.unregister();
+    this.running = undefined;
+    this.running = await spawnPeer(this.dataDir);
+  }
+
+  frontPid(): number {
+    return this.require().child.pid!;
+  }
+
+  pids(): number[] {
+    return [this.frontPid()];
+  }
+
+  writerPids(): number[] {
+    return [this.frontPid()];
+  }
+
+  async stop(): Promise<void> {
+    await this.running?.unregister();
+    this.running = undefined;
+    await this.removeDir?.();
+    this.removeDir = undefined;
+  }
+
+  private require(): Running {
+    if (!this.running) throw new Error('s3rver is not running');
+    return this.running;
+  }
+}
+
+async function spawnPeer(dataDir: string): Promise<Running> {
+  const child = spawn(process.execPath, ['--no-warnings', path.join(HERE, 's3rver-main.mjs'), dataDir], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  trackProcess(child);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const unregister = onCleanup('stop s3rver', () => stopChild(child));
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`s3rver did not start within ${STARTUP_TIMEOUT_MS} ms`)), STARTUP_TIMEOUT_MS);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`s3rver ${S3RVER_VERSION} exited (code ${code}, signal ${signal}) before serving: ${stderr.trim()}`));
+      });
+      child.once('error', reject);
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        if (!line.startsWith('PEER_READY ')) return;
+        clearTimeout(timer);
+        resolve((JSON.parse(line.slice('PEER_READY '.length)) as { url: string }).url);
+      });
+    });
+    return { child, url, unregister };
+  } catch (err) {
+    await unregister();
+    throw err;
+  }
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}

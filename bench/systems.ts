@@ -1,0 +1,170 @@
+// The two systems under test, seen the same way by every workload: an S3 endpoint with
+// credentials, and the OS processes behind it (for peak RSS, CPU and disk-write accounting).
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Cluster, type ClusterOptions, type RepairOptions } from '../deploy/cluster.js';
+import { NamespaceClient } from '../namespace/client.js';
+import { onCleanup, trackDir, trackProcesses } from './cleanup.js';
+import type { Credentials } from './s3/sigv4.js';
+
+export interface System {
+  name: 'cairn' | 's3rver';
+  endpoint: string;
+  creds: Credentials;
+  /** The process that speaks S3 (Cairn's gateway, or s3rver). */
+  frontPid(): number;
+  /** Every process of the system. */
+  pids(): number[];
+  /** The processes that put stored bytes on disk (Cairn: storage nodes and namespace). */
+  writerPids(): number[];
+}
+
+export const REGION = 'us-east-1';
+
+/** Where bench temp dirs go; the same filesystem the machine-limit disk test measures. */
+export async function benchTempDir(prefix: string): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), `cairn-bench-${prefix}-`));
+}
+
+export interface CairnStartOptions {
+  nodes: number;
+  k: number;
+  m: number;
+  downAfter?: string;
+  repair?: RepairOptions;
+  /** Runs on the fresh data dir before any service starts (e.g. to bulk-load the namespace). */
+  prepare?: (dataDir: string) => Promise<void>;
+  log: (line: string) => void;
+}
+
+export class CairnSystem implements System {
+  readonly name = 'cairn' as const;
+  readonly creds: Credentials = { accessKeyId: 'bench', secretAccessKey: 'bench-secret-0123456789', region: REGION };
+  private stopFn: (() => Promise<void>) | undefined;
+  private namespaceClient: NamespaceClient | undefined;
+
+  private constructor(readonly cluster: Cluster, readonly dataDir: string) {}
+
+  static async start(opts: CairnStartOptions): Promise<CairnSystem> {
+    const dataDir = await benchTempDir('cairn');
+    const removeDir = trackDir(dataDir);
+    const unregisterDir = onCleanup(`remove ${dataDir}`, removeDir);
+    await opts.prepare?.(dataDir);
+    const clusterOpts: ClusterOptions = {
+      dataDir,
+      port: 0,
+      accessKeyId: 'bench',
+      secretAccessKey: 'bench-secret-0123456789',
+      nodes: opts.nodes,
+      k: opts.k,
+      m: opts.m,
+      downAfter: opts.downAfter,
+      repair: opts.repair,
+    };
+    const t0 = performance.now();
+    const cluster = new Cluster(clusterOpts);
+    // Every child the cluster ever spawns (restarted nodes too) is killed if the bench dies.
+    trackProcesses(() => cluster.children);
+    const system = new CairnSystem(cluster, dataDir);
+    const unregisterCluster = onCleanup('stop Cairn cluster', async () => {
+      await system.namespaceClient?.close().catch(() => undefined);
+      await cluster.stop().catch(() => undefined);
+      for (const child of cluster.children) child.kill('SIGKILL');
+    });
+    system.stopFn = async () => {
+      await unregisterCluster();
+      await unregisterDir();
+    };
+    try {
+      await cluster.start();
+    } catch (err) {
+      await system.stop();
+      throw err;
+    }
+    opts.log(`Cairn cluster up in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${opts.nodes} nodes, k=${opts.k} m=${opts.m}, gateway ${cluster.endpoint}, data ${dataDir}`);
+    return system;
+  }
+
+  get endpoint(): string {
+    return this.cluster.endpoint;
+  }
+
+  get namespace(): NamespaceClient {
+    this.namespaceClient ??= new NamespaceClient(this.cluster.namespaceUrl, { secret: this.cluster.clusterSecret, connections: 64 });
+    return this.namespaceClient;
+  }
+
+  get repairUrl(): string | undefined {
+    return this.cluster.services.get('repair')?.ready.url;
+  }
+
+  /** Starts (or restarts) a storage node. */
+  async startNode(nodeId: string): Promise<void> {
+    await this.cluster.startNode(nodeId);
+  }
+
+  /** A fresh gateway process (new port), e.g. for a clean peak-RSS baseline. */
+  async restartGateway(): Promise<void> {
+    const pid = this.pidOf('gateway');
+    const force = setTimeout(() => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }, 10_000);
+    await this.cluster.kill('gateway', 'SIGTERM');
+    clearTimeout(force);
+    await this.cluster.startGateway('gateway', 0);
+  }
+
+  nodeDataDir(nodeId: string): string {
+    return path.join(this.dataDir, 'nodes', nodeId);
+  }
+
+  frontPid(): number {
+    return this.pidOf('gateway');
+  }
+
+  pids(): number[] {
+    return [...this.cluster.services.values()].map((s) => s.ready.pid);
+  }
+
+  writerPids(): number[] {
+    return [...this.cluster.services.entries()].filter(([name]) => name === 'namespace' || name.startsWith('node-')).map(([, s]) => s.ready.pid);
+  }
+
+  pidOf(service: string): number {
+    const s = this.cluster.services.get(service);
+    if (!s) throw new Error(`Cairn service ${service} is not running`);
+    return s.ready.pid;
+  }
+
+  /** The gateway's Prometheus counters, summed over labels. */
+  async gatewayMetrics(): Promise<Map<string, number>> {
+    const res = await fetch(`${this.endpoint}/-/metrics`);
+    if (!res.ok) throw new Error(`gateway /-/metrics: HTTP ${res.status}`);
+    return parsePrometheus(await res.text());
+  }
+
+  async stop(): Promise<void> {
+    await this.stopFn?.();
+    this.stopFn = undefined;
+  }
+}
+
+/** name → value summed over every label set; a declared metric with no samples yet is 0. */
+export function parsePrometheus(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const declared = /^# TYPE (\S+) (counter|gauge)/.exec(line);
+    if (declared && !out.has(declared[1]!)) out.set(declared[1]!, 0);
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const value = Number(m[3]);
+    if (Number.isFinite(value)) out.set(m[1]!, (out.get(m[1]!) ?? 0) + value);
+  }
+  return out;
+}

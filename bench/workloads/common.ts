@@ -1,0 +1,61 @@
+// Helpers the workloads share: buckets, streamed PUT/GET of pattern objects through the SDK with
+// byte verification, and per-phase peak-RSS sampling of the S3 front process.
+import type { Readable } from 'node:stream';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { Pattern } from '../data.js';
+import { peakRss, resetPeakRss } from '../procfs.js';
+import { RawS3 } from '../s3/raw.js';
+import { sdkClient } from '../s3/sdk.js';
+import { MB } from '../stats.js';
+import type { System } from '../systems.js';
+import { BUCKET } from './context.js';
+
+export function raw(system: System, connections: number, timeoutMs?: number): RawS3 {
+  return new RawS3(system.endpoint, system.creds, { connections, timeoutMs });
+}
+
+export function sdk(system: System, maxSockets: number): S3Client {
+  return sdkClient(system.endpoint, system.creds, maxSockets);
+}
+
+export async function ensureBucket(system: System, bucket = BUCKET): Promise<void> {
+  const client = raw(system, 1);
+  try {
+    await client.createBucket(bucket);
+  } finally {
+    await client.close();
+  }
+}
+
+export async function putPattern(s3: S3Client, pattern: Pattern, key: string, size: number, signal?: AbortSignal, bucket = BUCKET): Promise<void> {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: pattern.stream(key, size), ContentLength: size }), { abortSignal: signal });
+}
+
+/** GETs the whole object and checks every byte; returns its size. */
+export async function getPattern(s3: S3Client, pattern: Pattern, key: string, size: number, signal?: AbortSignal, bucket = BUCKET): Promise<number> {
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+  const verifier = pattern.verifier(key);
+  for await (const chunk of res.Body as Readable) verifier.update(chunk as Buffer);
+  verifier.check(size, `GET ${key}`);
+  return size;
+}
+
+export const mbps = (bytes: number, seconds: number): number | null => (seconds > 0 && bytes > 0 ? bytes / MB / seconds : null);
+
+/** Peak RSS of one process over a phase: reset VmHWM at start, read it at the end. */
+export class PeakRss {
+  private resetOk = false;
+
+  private constructor(readonly pid: number) {}
+
+  static async start(pid: number): Promise<PeakRss> {
+    const p = new PeakRss(pid);
+    p.resetOk = await resetPeakRss(pid);
+    return p;
+  }
+
+  /** Bytes; `sinceStart` when the kernel would not reset the high-water mark. */
+  async read(): Promise<{ bytes: number; sinceStart: boolean }> {
+    return { bytes: await peakRss(this.pid).catch(() => NaN), sinceStart: !this.resetOk };
+  }
+}

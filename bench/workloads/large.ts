@@ -1,0 +1,79 @@
+// Large objects: PUT then GET of 64 MiB objects, with 1 stream and with 8 concurrent streams,
+// through the AWS SDK, every byte read verified. MB/s over each phase's wall time.
+import type { Row } from '../report.js';
+import { ratioOf, target } from '../report.js';
+import { MiB, runPool } from '../stats.js';
+import { ensureBucket, getPattern, mbps, PeakRss, putPattern, sdk } from './common.js';
+import type { BenchContext, WorkloadResult } from './context.js';
+
+interface PhaseResult {
+  mbps: number | null;
+  objects: number;
+  errors: number;
+  firstError?: string;
+  seconds: number;
+}
+
+export async function largeObjects(ctx: BenchContext): Promise<WorkloadResult> {
+  const { objectSize, objects1, objects8, budgetMs } = ctx.cfg.large;
+  const phaseMs = budgetMs / (4 * ctx.systems.length);
+  const results = new Map<string, Record<string, PhaseResult>>();
+  const rss = new Map<string, number>();
+  for (const system of ctx.systems) {
+    await ensureBucket(system);
+    const s3 = sdk(system, 16);
+    const peak = await PeakRss.start(system.frontPid());
+    const phases: Record<string, PhaseResult> = {};
+    const run = async (name: string, streams: number, count: number, op: (key: string) => Promise<void>, keys: string[]): Promise<void> => {
+      const r = await runPool({ concurrency: streams, maxOps: count, durationMs: phaseMs, signal: ctx.signal }, (i) => op(keys[i]!));
+      phases[name] = { mbps: mbps(r.ops * objectSize, r.wallSeconds), objects: r.ops, errors: r.errors, firstError: r.firstError, seconds: r.wallSeconds };
+      if (r.errors > 0) ctx.log(`  ${system.name} ${name}: ${r.errors} failed (${r.firstError})`);
+    };
+    try {
+      for (const streams of [1, 8]) {
+        const count = streams === 1 ? objects1 : objects8;
+        const keys = Array.from({ length: count }, (_, i) => `large/${streams}/${i}`);
+        await run(`put${streams}`, streams, count, (key) => putPattern(s3, ctx.pattern, key, objectSize, ctx.signal), keys);
+        const written = keys.slice(0, phases[`put${streams}`]!.objects);
+        await run(`get${streams}`, streams, written.length, async (key) => void (await getPattern(s3, ctx.pattern, key, objectSize, ctx.signal)), written);
+        ctx.log(`  ${system.name} ${streams} stream(s): PUT ${fmt(phases[`put${streams}`]!)}, GET ${fmt(phases[`get${streams}`]!)}`);
+      }
+      rss.set(system.name, (await peak.read()).bytes);
+    } finally {
+      s3.destroy();
+    }
+    results.set(system.name, phases);
+  }
+  const cairn = results.get('cairn');
+  const peer = results.get('s3rver');
+  const rows: Row[] = [];
+  for (const streams of [1, 8]) {
+    for (const op of ['put', 'get'] as const) {
+      const c = cairn?.[`${op}${streams}`]?.mbps ?? null;
+      const p = peer?.[`${op}${streams}`]?.mbps ?? null;
+      const ratio = ratioOf(c, p);
+      rows.push({
+        id: `large.${op}.${streams}`,
+        workload: `large ${op.toUpperCase()} ${objectSize / MiB} MiB, ${streams} stream${streams > 1 ? 's' : ''}`,
+        unit: 'MB/s',
+        cairn: c,
+        peer: p,
+        ratio,
+        target: op === 'get' ? target.ratioAtLeast(ratio, 2.0) : target.ratioAtLeast(ratio, 1.5),
+        note: failures(cairn?.[`${op}${streams}`], peer?.[`${op}${streams}`]),
+      });
+    }
+  }
+  return { rows, details: { objectSize, phases: Object.fromEntries(results), frontPeakRssBytes: Object.fromEntries(rss) } };
+}
+
+function fmt(p: PhaseResult): string {
+  return `${p.mbps?.toFixed(0) ?? 'n/a'} MB/s (${p.objects} objects in ${p.seconds.toFixed(1)} s${p.errors ? `, ${p.errors} errors` : ''})`;
+}
+
+export function failures(...phases: ({ errors: number; firstError?: string } | undefined)[]): string | undefined {
+  const failed = phases.filter((p) => p && p.errors > 0);
+  if (failed.length === 0) return undefined;
+  return `errors: ${failed.map((p) => `${p!.errors} (${p!.firstError})`).join('; ')}`;
+}
+

@@ -1,0 +1,139 @@
+// Memory of the S3 front process (Cairn's gateway; s3rver for comparison): peak RSS (VmHWM,
+// reset through /proc/<pid>/clear_refs at the start of each phase) while one large object
+// streams in and out, and while 1,000 uploads are open at once, each having sent its headers
+// (Content-Length far ahead of what arrives) and trickling its body a few KiB at a time.
+import net from 'node:net';
+import { target, ratioOf, type Row } from '../report.js';
+import { encodePath, Signer } from '../s3/sigv4.js';
+import { MiB, KiB, sleep } from '../stats.js';
+import type { System } from '../systems.js';
+import { ensureBucket, getPattern, PeakRss, putPattern, sdk } from './common.js';
+import { BUCKET, type BenchContext, type WorkloadResult } from './context.js';
+import { fmtSize } from './multipart.js';
+
+const DECLARED_LENGTH = 8 * MiB;
+const TRICKLE_BYTES = 4 * KiB;
+const TRICKLE_EVERY_MS = 250;
+const CONNECT_BATCH = 100;
+
+interface IdleResult {
+  peakBytes: number;
+  opened: number;
+  answeredEarly: number;
+  statuses: Record<string, number>;
+  bytesSent: number;
+}
+
+export async function gatewayMemory(ctx: BenchContext): Promise<WorkloadResult> {
+  const { objectSize, idleUploads, trickleMs } = ctx.cfg.rss;
+  const streaming = new Map<string, number>();
+  const idle = new Map<string, IdleResult>();
+  let resetWorked = true;
+  for (const system of ctx.systems) {
+    // A fresh process, so the peak reflects this phase and not what earlier workloads left behind.
+    if (system === ctx.cairn) await ctx.cairn.restartGateway();
+    else if (system === ctx.peer) await ctx.peer.restart();
+    await ensureBucket(system);
+    // A: one large object, PUT then GET (verified), single stream.
+    const s3 = sdk(system, 2);
+    try {
+      const peak = await PeakRss.start(system.frontPid());
+      const key = `rss/stream-${objectSize}`;
+      await putPattern(s3, ctx.pattern, key, objectSize, ctx.signal);
+      await getPattern(s3, ctx.pattern, key, objectSize, ctx.signal);
+      const { bytes, sinceStart } = await peak.read();
+      resetWorked &&= !sinceStart;
+      streaming.set(system.name, bytes);
+    } finally {
+      s3.destroy();
+    }
+    // B: many open, trickling uploads.
+    const r = await idleUploadsPeak(ctx, system, idleUploads, trickleMs);
+    idle.set(system.name, r);
+    ctx.log(`  ${system.name}: peak RSS streaming ${fmtSize(objectSize)}: ${(streaming.get(system.name)! / MiB).toFixed(0)} MiB; with ${r.opened} trickling uploads: ${(r.peakBytes / MiB).toFixed(0)} MiB${r.answeredEarly ? ` (${r.answeredEarly} answered early: ${JSON.stringify(r.statuses)})` : ''}`);
+  }
+  const mib = (v: number | undefined): number | null => (v === undefined || !Number.isFinite(v) ? null : v / MiB);
+  const cs = mib(streaming.get('cairn'));
+  const ps = mib(streaming.get('s3rver'));
+  const ci = mib(idle.get('cairn')?.peakBytes);
+  const pi = mib(idle.get('s3rver')?.peakBytes);
+  const c = idle.get('cairn');
+  const rows: Row[] = [
+    {
+      id: 'rss.stream',
+      workload: `gateway peak RSS, streaming ${fmtSize(objectSize)} PUT + GET`,
+      unit: 'MiB',
+      cairn: cs,
+      peer: ps,
+      ratio: ratioOf(cs, ps),
+      target: target.atMost(cs, 256, 'MiB'),
+      note: `VmHWM of a freshly restarted gateway / s3rver process${resetWorked ? ', reset at the start of the phase' : ' since its start (clear_refs refused)'}`,
+    },
+    {
+      id: 'rss.idle',
+      workload: `gateway peak RSS, ${idleUploads} trickling uploads`,
+      unit: 'MiB',
+      cairn: ci,
+      peer: pi,
+      ratio: ratioOf(ci, pi),
+      target: target.atMost(ci, 256, 'MiB'),
+      note: `each: headers with Content-Length ${DECLARED_LENGTH / MiB} MiB, then ${TRICKLE_BYTES / KiB} KiB every ${TRICKLE_EVERY_MS} ms for ${(trickleMs / 1000).toFixed(0)} s${c?.answeredEarly ? `; Cairn answered ${c.answeredEarly} early: ${JSON.stringify(c.statuses)}` : ''}`,
+    },
+  ];
+  return { rows, details: { objectSize, streamingPeakBytes: Object.fromEntries(streaming), idle: Object.fromEntries(idle) } };
+}
+
+async function idleUploadsPeak(ctx: BenchContext, system: System, count: number, trickleMs: number): Promise<IdleResult> {
+  const url = new URL(system.endpoint);
+  const signer = new Signer(system.creds);
+  const peak = await PeakRss.start(system.frontPid());
+  const sockets: net.Socket[] = [];
+  const statuses: Record<string, number> = {};
+  let answeredEarly = 0;
+  let bytesSent = 0;
+  const chunk = Buffer.alloc(TRICKLE_BYTES, 0x61);
+  try {
+    for (let at = 0; at < count && !ctx.signal.aborted; at += CONNECT_BATCH) {
+      const batch = Array.from({ length: Math.min(CONNECT_BATCH, count - at) }, (_, j) => openUpload(url, signer, `rss/idle/${at + j}`));
+      for (const s of await Promise.all(batch)) {
+        sockets.push(s);
+        let answered = false;
+        s.on('data', (d: Buffer) => {
+          if (answered) return;
+          answered = true;
+          answeredEarly++;
+          const status = /^HTTP\/1\.1 (\d{3})/.exec(d.toString('latin1'))?.[1] ?? 'other';
+          statuses[status] = (statuses[status] ?? 0) + 1;
+        });
+        s.on('error', () => undefined);
+      }
+    }
+    const end = performance.now() + trickleMs;
+    while (performance.now() < end && !ctx.signal.aborted) {
+      for (const s of sockets) {
+        if (!s.destroyed && s.writable) {
+          s.write(chunk);
+          bytesSent += chunk.length;
+        }
+      }
+      await sleep(TRICKLE_EVERY_MS, ctx.signal);
+    }
+  } finally {
+    for (const s of sockets) s.destroy();
+  }
+  await sleep(500);
+  return { peakBytes: (await peak.read()).bytes, opened: sockets.length, answeredEarly, statuses, bytesSent };
+}
+
+async function openUpload(url: URL, signer: Signer, key: string): Promise<net.Socket> {
+  const path = encodePath(BUCKET, key);
+  const headers = { 'content-length': String(DECLARED_LENGTH), 'content-type': 'application/octet-stream' };
+  const auth = signer.sign('PUT', url.host, path, '', headers);
+  const all = { host: url.host, ...headers, ...auth };
+  const head = `PUT ${path} HTTP/1.1\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`;
+  const socket = net.connect(Number(url.port), url.hostname);
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  socket.setNoDelay(true);
+  socket.write(head);
+  return socket;
+}
