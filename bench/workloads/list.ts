@@ -208,6 +208,8 @@ export async function listing(ctx: BenchContext, fixture?: () => PopulateStats |
   }
   // Both systems on the same small bucket, filled through S3.
   const small = new Map<string, ListMeasure>();
+  /** A system whose listing fails (s3rver has answered 500 here) loses its cells, not the whole workload. */
+  const failures: string[] = [];
   const smallDirs = Math.max(1, Math.round(Math.sqrt(peerKeys)));
   for (const system of ctx.systems) {
     if (ctx.signal.aborted) break;
@@ -217,6 +219,11 @@ export async function listing(ctx: BenchContext, fixture?: () => PopulateStats |
       const m = await measure(ctx, client, SMALL_BUCKET, peerKeys, smallDirs, budgetMs / 4);
       small.set(system.name, m);
       ctx.log(`  ${system.name} ${fmtNum(peerKeys, 0)} keys (S3 PUTs): first page ${m.firstPageMs.toFixed(1)} ms, full ${fmtNum(m.keysPerSec, 0)} keys/s, delimiter ${m.delimiterMs?.toFixed(1)} ms`);
+    } catch (err) {
+      if (system.name === 'cairn') throw err;
+      const reason = err instanceof Error ? err.message : String(err);
+      failures.push(`${system.name} failed: ${reason}`);
+      ctx.log(`  ${system.name} listing failed: ${reason}`);
     } finally {
       await client.close();
     }
@@ -225,7 +232,7 @@ export async function listing(ctx: BenchContext, fixture?: () => PopulateStats |
   const c = small.get('cairn');
   const p = small.get('s3rver');
   const label = `list ${fmtNum(peerKeys, 0)} keys`;
-  const note = `bucket filled through S3 PUTs on both systems (s3rver lists by walking its directory tree, so a 1M-key bucket is out of reach for it here)`;
+  const note = [`bucket filled through S3 PUTs on both systems (s3rver lists by walking its directory tree, so a 1M-key bucket is out of reach for it here)`, ...failures].join('; ');
   rows.push(
     { id: 'list.small.first', workload: `${label}: first page`, unit: 'ms', cairn: c?.firstPageMs ?? null, peer: p?.firstPageMs ?? null, ratio: ratioOf(c?.firstPageMs ?? null, p?.firstPageMs ?? null), note },
     { id: 'list.small.full', workload: `${label}: full listing`, unit: 'keys/s', cairn: c?.keysPerSec ?? null, peer: p?.keysPerSec ?? null, ratio: ratioOf(c?.keysPerSec ?? null, p?.keysPerSec ?? null) },
