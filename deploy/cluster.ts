@@ -219,7 +219,9 @@ export class Cluster {
   }
 
   private spawnService(name: string, entry: string, args: string[], env: Record<string, string> = {}): Promise<ServiceProcess> {
-    const child = spawn(process.execPath, ['--no-warnings', '--import', 'tsx', entry, ...args], {
+    // CAIRN_NODE_ARGS adds node flags to every service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (NODE_OPTIONS refuses --cpu-prof).
+    const nodeArgs = (process.env.CAIRN_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const child = spawn(process.execPath, ['--no-warnings', ...nodeArgs, '--import', 'tsx', entry, ...args], {
       cwd: ROOT,
       env: { ...process.env, ...env, [CLUSTER_SECRET_ENV]: this.secretText, [WATCH_PARENT_ENV]: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
