@@ -47,12 +47,12 @@ import type { GarbageEntry, ObjectRecord, PartRecord, Segment, ShardRef } from '
 import { StorageNodePool } from '../storage-node/client.js';
 import { ACCESS_KEY_ID, SECRET_ACCESS_KEY, s3ClientFor, startTestCluster, type TestCluster } from './helpers/cluster.js';
 import { SECRET_ENV, TEST_SECRET, TEST_SECRET_TEXT } from './helpers/internal.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MiB = 1024 * 1024;
 const SEED = process.env.CAIRN_CRASH_SEED ? Number(process.env.CAIRN_CRASH_SEED) : randomInt(1, 2 ** 31 - 1);
 const ROUNDS = Number(process.env.CAIRN_CRASH_ROUNDS ?? 28);
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 const md5hex = (data: Buffer): string => createHash('md5').update(data).digest('hex');
 
@@ -93,20 +93,6 @@ function bytesFor(tag: string, size: number): Buffer {
   return Buffer.concat([cipher.update(Buffer.alloc(size)), cipher.final()]);
 }
 
-async function waitFor<R>(what: string, check: () => Promise<R | undefined | false>, timeoutMs = 30_000, everyMs = 200): Promise<R> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const result = await check();
-      if (result !== undefined && result !== false) return result;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(everyMs);
-  }
-}
 
 const errorName = (err: unknown): string => (err instanceof Error ? err.name : String(err));
 const errorText = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}` : String(err));

@@ -31,6 +31,7 @@ import { RepairClient, type RepairStatus } from '../repair/client.js';
 import { RepairQueue, type RepairItem } from '../repair/queue.js';
 import { parseRate, TokenBucket } from '../repair/rate.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const MiB = 1024 * 1024;
 const BUCKET = 'repair';
@@ -83,23 +84,8 @@ let ns: NamespaceClient;
 let pool: StorageNodePool;
 const objects = new Map<string, Buffer>();
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const md5 = (data: Buffer): string => createHash('md5').update(data).digest('hex');
 
-async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const result = await check();
-      if (result !== undefined && result !== false) return result;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(everyMs);
-  }
-}
 
 function repair(): RepairClient {
   return new RepairClient(env.cluster.services.get('repair')!.ready.url, env.cluster.clusterSecret);
