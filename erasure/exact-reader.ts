@@ -67,7 +67,7 @@ export class ExactReader {
   }
 
   /** Discards exactly n bytes; throws UnexpectedEndError if the source ends first. */
-  async skip(n: number): Promise<void> {
+  async discard(n: number): Promise<void> {
     let done = 0;
     while (done < n) {
       const piece = await this.readSome(n - done);
