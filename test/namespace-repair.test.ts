@@ -6,16 +6,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { close, listen } from '../common/http.js';
-import { rawRequest, TEST_SECRET } from './helpers/internal.js';
-import { createLogger } from '../common/log.js';
+import { rawRequest } from './helpers/internal.js';
 import { NamespaceClient, NamespaceError } from '../namespace/client.js';
 import { LevelEngine, type KvCursor, type KvEngine, type KvOp, type KvRange, type Space } from '../namespace/engine.js';
-import { createNamespaceServer } from '../namespace/server.js';
 import { NamespaceStore } from '../namespace/store.js';
 import type { DamageReport, ObjectRecord, PartRecord, RepairTask, ReplaceShardsRequest, ShardPlacement } from '../namespace/types.js';
+import { serveNamespace } from './helpers/namespace.js';
 
-const quiet = createLogger('namespace', 'error');
 
 /** Records every batch, so a test can see which writes were made together. */
 class SpyEngine implements KvEngine {
@@ -52,19 +49,7 @@ async function startService(tt: Test, dir?: string): Promise<Service> {
   const engine = new SpyEngine(await LevelEngine.open(path.join(dataDir, 'meta')));
   const store = new NamespaceStore(engine);
   await store.nodes.load();
-  const server = createNamespaceServer(store, { log: quiet, secret: TEST_SECRET });
-  const client = new NamespaceClient(await listen(server, '127.0.0.1', 0), { secret: TEST_SECRET });
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopped ??= (async () => {
-      await client.close();
-      await close(server);
-      await store.close();
-    })());
-  tt.teardown(async () => {
-    await stop();
-    if (!dir) await rm(dataDir, { recursive: true, force: true });
-  });
+  const { client, stop } = await serveNamespace(tt, store, dir ? undefined : dataDir);
   return { dir: dataDir, engine, store, client, stop };
 }
 

@@ -6,18 +6,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
-import { close, listen } from '../common/http.js';
 import { rawRequest, SECRET_ENV, TEST_SECRET } from './helpers/internal.js';
-import { createLogger } from '../common/log.js';
 import { NamespaceClient, NamespaceError } from '../namespace/client.js';
 import { KeyedLock } from '../namespace/lock.js';
 import { choosePlacement, seededRandom, type Candidate } from '../namespace/placement.js';
-import { createNamespaceServer } from '../namespace/server.js';
 import { NamespaceStore, type StoreOptions } from '../namespace/store.js';
 import type { ListObjectsQuery, ObjectRecord, PartRecord, Segment } from '../namespace/types.js';
+import { serveNamespace } from './helpers/namespace.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const quiet = createLogger('namespace', 'error');
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Service {
@@ -32,20 +29,7 @@ interface Service {
 async function startService(tt: Tap, opts: StoreOptions = {}, dir?: string): Promise<Service> {
   const dataDir = dir ?? (await mkdtemp(path.join(tmpdir(), 'cairn-ns-')));
   const store = await NamespaceStore.open(dataDir, opts);
-  const server = createNamespaceServer(store, { log: quiet, secret: TEST_SECRET });
-  const url = await listen(server, '127.0.0.1', 0);
-  const client = new NamespaceClient(url, { secret: TEST_SECRET });
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopped ??= (async () => {
-      await client.close();
-      await close(server);
-      await store.close();
-    })());
-  tt.teardown(async () => {
-    await stop();
-    if (!dir) await rm(dataDir, { recursive: true, force: true });
-  });
+  const { client, url, stop } = await serveNamespace(tt, store, dir ? undefined : dataDir);
   return { dir: dataDir, store, client, url, stop };
 }
 
