@@ -1,6 +1,5 @@
 // Storage node scrubbing, quota and unwritable disks: real servers in-process on loopback over temp
 // dirs, driven through StorageNodeClient, plus one real process whose data dir turns read-only.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -8,22 +7,17 @@ import path from 'node:path';
 import { chunks, frame } from './helpers/shards.js';
 import t from 'tap';
 import { request } from 'undici';
-import { rawRequest, SECRET_ENV, TEST_SECRET } from './helpers/internal.js';
+import { rawRequest, TEST_SECRET } from './helpers/internal.js';
 import { close, listen } from '../common/http.js';
 import { createLogger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
-import { parseReadyLine } from '../common/process.js';
 import { StorageNodeClient, StorageNodeError } from '../storage-node/client.js';
 import { createStorageNodeServer } from '../storage-node/server.js';
 import { parseByteSize } from '../storage-node/size.js';
 import { HEADER_BYTES, ShardStore, type StoreLimits } from '../storage-node/store.js';
+import { spawnNode } from './helpers/storage-node-process.js';
 
 const log = createLogger('test', 'error');
-const ROOT = path.resolve(import.meta.dirname, '..');
-const children = new Set<ChildProcess>();
-t.teardown(() => {
-  for (const child of children) child.kill('SIGKILL');
-});
 
 interface Tap {
   teardown(fn: () => unknown): void;
@@ -255,31 +249,6 @@ t.test('quota: a PUT that would exceed it is refused with InsufficientStorage an
   t.equal((await race.store.usage()).freeBytes, 2000 - race.store.usedBytes, 'reservations were all handed back');
 });
 
-function spawnNode(args: string[], uid: number | undefined): { child: ChildProcess; ready: Promise<Record<string, unknown>>; exit: Promise<number | null> } {
-  const ids = uid === undefined ? {} : { uid, gid: uid };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'storage-node/main.ts', ...args], { cwd: ROOT, env: SECRET_ENV, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
-  children.add(child);
-  let err = '';
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  const exit = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
-      children.delete(child);
-      resolve(code);
-    }),
-  );
-  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      for (const line of out.split('\n')) {
-        const info = parseReadyLine(line);
-        if (info) resolve(info);
-      }
-    });
-    void exit.then((code) => reject(new Error(`exited ${code} before ready: ${err}`)));
-  });
-  return { child, ready, exit };
-}
 
 async function chmodTree(dir: string, mode: number): Promise<void> {
   await fs.chmod(dir, mode);

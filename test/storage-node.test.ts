@@ -2,7 +2,6 @@
 // plus the process entry spawned once as a child.
 import { chunks, frame } from './helpers/shards.js';
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
@@ -10,24 +9,19 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
-import { rawRequest, SECRET_ENV, signedHeaders, TEST_SECRET } from './helpers/internal.js';
+import { rawRequest, signedHeaders, TEST_SECRET } from './helpers/internal.js';
 import { close, listen } from '../common/http.js';
 import { createLogger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
-import { parseReadyLine } from '../common/process.js';
 import { blockCrc, crcBytes } from '../erasure/frames.js';
 import { StorageNodeClient, StorageNodeError, StorageNodePool } from '../storage-node/client.js';
 import { Heartbeater } from '../storage-node/heartbeat.js';
 import { createStorageNodeServer } from '../storage-node/server.js';
 import { HEADER_BYTES, NodeIdError, ShardStore, type StoreLimits } from '../storage-node/store.js';
 import type { HeartbeatRequest } from '../namespace/types.js';
+import { spawnNode } from './helpers/storage-node-process.js';
 
 const log = createLogger('test', 'error');
-const children = new Set<ChildProcess>();
-
-t.teardown(() => {
-  for (const child of children) child.kill('SIGKILL');
-});
 
 async function tempDir(t: Tap): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-sn-'));
@@ -398,28 +392,6 @@ t.test('heartbeats reach the namespace; failures do not throw', async (t) => {
   await down.stop();
 });
 
-function spawnNode(args: string[]): { child: ChildProcess; ready: Promise<Record<string, unknown>>; exit: Promise<number | null>; stderr: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'storage-node/main.ts', ...args], { cwd: path.resolve(import.meta.dirname, '..'), env: SECRET_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let err = '';
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => {
-    children.delete(child);
-    resolve(code);
-  }));
-  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      for (const line of out.split('\n')) {
-        const info = parseReadyLine(line);
-        if (info) resolve(info);
-      }
-    });
-    void exit.then((code) => reject(new Error(`exited ${code} before ready: ${err}`)));
-  });
-  return { child, ready, exit, stderr: () => err };
-}
 
 t.test('main.ts runs as a process: ready line, /health, heartbeats, clean SIGTERM', async (t) => {
   const dir = await tempDir(t);
