@@ -27,6 +27,8 @@ export interface ClusterOptions {
   m?: number;
   blockSize?: number;
   segmentSize?: number;
+  /** Objects of at most this many bytes are kept in the namespace, not erasure-coded (gateway default: k × 4 KiB; 0 never). */
+  inlineMax?: number;
   downAfter?: string;
   /** How long a storage node may stall a shard read or write before the gateway gives up on it (e.g. "10s"). */
   shardTimeout?: string;
@@ -146,6 +148,7 @@ export class Cluster {
       ...(o.m ? ['--m', String(o.m)] : []),
       ...(o.blockSize ? ['--block-size', String(o.blockSize)] : []),
       ...(o.segmentSize ? ['--segment-size', String(o.segmentSize)] : []),
+      ...(o.inlineMax !== undefined ? ['--inline-max', String(o.inlineMax)] : []),
       ...(o.shardTimeout ? ['--shard-timeout', o.shardTimeout] : []),
       ...(o.domain ? ['--domain', o.domain] : []),
       ...(o.corsOrigins ? ['--cors-origins', o.corsOrigins] : []),

@@ -5,6 +5,9 @@ import { readConfig } from '../common/process.js';
 import { parseDuration } from '../common/duration.js';
 import { parseDomains } from './virtual-host.js';
 import { parseCorsOrigins } from './cors.js';
+import { MAX_INLINE_BYTES } from '../namespace/types.js';
+
+const FILESYSTEM_BLOCK = 4096;
 
 export interface GatewayConfig {
   host: string;
@@ -16,6 +19,11 @@ export interface GatewayConfig {
   layout: Layout;
   /** Bytes of object data per segment (each segment has its own placement). */
   segmentSize: number;
+  /**
+   * Objects of at most this many bytes are kept inline in the namespace instead of erasure-coded
+   * (0: never). Below k × 4 KiB every shard would be smaller than one filesystem block.
+   */
+  inlineMaxBytes: number;
   /** Shards that must be durable before a write is acknowledged. */
   writeQuorum: number;
   /** How long a storage node may stall a shard read or write before it counts as failed. */
@@ -52,6 +60,7 @@ export function loadGatewayConfig(argv = process.argv.slice(2)): GatewayConfig {
       'block-size': { env: 'CAIRN_BLOCK_SIZE', default: String(DEFAULT_LAYOUT.blockSize) },
       'segment-size': { env: 'CAIRN_SEGMENT_SIZE', default: String(32 * 1024 * 1024) },
       'write-quorum': { env: 'CAIRN_WRITE_QUORUM' },
+      'inline-max': { env: 'CAIRN_INLINE_MAX' },
       'shard-timeout': { env: 'CAIRN_SHARD_TIMEOUT', default: '10s' },
       domain: { env: 'CAIRN_DOMAIN' },
       'cors-origins': { env: 'CAIRN_CORS_ORIGINS', default: '*' },
@@ -74,6 +83,8 @@ export function loadGatewayConfig(argv = process.argv.slice(2)): GatewayConfig {
   if (maxHeaderBytes < 1024) throw new Error('--max-header-size must be at least 1024');
   const writeQuorum = c['write-quorum'] ? int(c['write-quorum'], 'write-quorum') : layout.k;
   if (writeQuorum < layout.k || writeQuorum > layout.k + layout.m) throw new Error(`--write-quorum must be in ${layout.k}..${layout.k + layout.m}`);
+  const inlineMaxBytes = c['inline-max'] ? int(c['inline-max'], 'inline-max') : layout.k * FILESYSTEM_BLOCK;
+  if (inlineMaxBytes > MAX_INLINE_BYTES) throw new Error(`--inline-max must be at most ${MAX_INLINE_BYTES}`);
   return {
     host: c.host!,
     port: int(c.port!, 'port'),
@@ -82,6 +93,7 @@ export function loadGatewayConfig(argv = process.argv.slice(2)): GatewayConfig {
     credentials: new Map([[c['access-key-id']!, c['secret-access-key']!]]),
     layout,
     segmentSize,
+    inlineMaxBytes,
     writeQuorum,
     shardTimeoutMs: parseDuration(c['shard-timeout']!),
     domains: parseDomains(c.domain),

@@ -10,6 +10,7 @@ import { StorageNodePool } from '../storage-node/client.js';
 import { loadGatewayConfig } from './config.js';
 import { NodeDirectory } from './data/node-directory.js';
 import { DamageReporter } from './data/damage-reporter.js';
+import { KnownBuckets } from './known-buckets.js';
 import { createGatewayServer } from './server.js';
 import { createGatewayMetrics, type GatewayServices } from './services.js';
 
@@ -36,6 +37,7 @@ const services: GatewayServices = {
   log,
   metrics,
   damage: new DamageReporter(namespace, log, metrics.damageReportsDropped),
+  buckets: new KnownBuckets(namespace),
 };
 const server = createGatewayServer(services);
 const url = await listen(server, config.host, config.port);

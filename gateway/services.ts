@@ -7,6 +7,7 @@ import type { StorageNodePool } from '../storage-node/client.js';
 import type { GatewayConfig } from './config.js';
 import type { NodeDirectory } from './data/node-directory.js';
 import type { DamageReporter } from './data/damage-reporter.js';
+import type { KnownBuckets } from './known-buckets.js';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -28,6 +29,8 @@ export interface GatewayServices {
   log: Logger;
   metrics: GatewayMetrics;
   damage: DamageReporter;
+  /** Buckets recently seen to exist: the early NoSuchBucket check of PUT and copy. */
+  buckets: KnownBuckets;
 }
 
 export function createGatewayMetrics(registry: Registry): GatewayMetrics {

@@ -40,3 +40,6 @@ export const noSuchEntity = (what: string): NamespaceError => new NamespaceError
 export const entityAlreadyExists = (what: string): NamespaceError => new NamespaceError(409, 'EntityAlreadyExists', `${what} already exists`);
 
 export const deleteConflict = (why: string): NamespaceError => new NamespaceError(409, 'DeleteConflict', why);
+
+/** The store found itself inconsistent (e.g. a record without the bytes it says it holds): a 500, never a guess. */
+export const internal = (why: string): NamespaceError => new NamespaceError(500, 'InternalError', why);

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { checkCondition } from './conditions.js';
+import { GroupCommitEngine } from './group-commit.js';
 import { LevelEngine, scanRange, type KvEngine, type KvOp, type KvRange, type Space } from './engine.js';
 import * as errors from './errors.js';
 import * as k from './keys.js';
@@ -70,7 +71,8 @@ export class NamespaceStore {
 
   /** Opens the LevelDB store at `<dataDir>/meta`. */
   static async open(dataDir: string, opts: StoreOptions = {}): Promise<NamespaceStore> {
-    const store = new NamespaceStore(await LevelEngine.open(path.join(dataDir, 'meta')), opts);
+    // Every write goes through group commit: concurrent commits share one fsync.
+    const store = new NamespaceStore(new GroupCommitEngine(await LevelEngine.open(path.join(dataDir, 'meta'))), opts);
     await store.nodes.load();
     return store;
   }
@@ -140,19 +142,29 @@ export class NamespaceStore {
     const condition = v.condition(request.condition);
     return this.withObject(record.bucket, record.key, async (current) => {
       checkCondition(condition, current);
+      const { stored, inlineOps } = splitInline(record, current);
       const ops: KvOp[] = [
-        put('objects', k.objectKey(record.bucket, record.key), record),
+        put('objects', k.objectKey(record.bucket, record.key), stored),
+        ...inlineOps,
         ...shardTransition(shardsOf(current), placedShards(record.segments), objectRefs(record), this.now()),
       ];
       await this.writeWithRepairs(ops, degradedReports(record));
-      return { record, replaced: current ?? null };
+      return { record: stored, replaced: current ?? null };
     });
   }
 
-  getObject(bucket: string, key: string): Promise<T.ObjectRecord> {
+  async getObject(bucket: string, key: string): Promise<T.ObjectRecord> {
     const b = v.bucketName(bucket);
     const name = v.objectKey(key);
-    return this.readOr404('objects', k.objectKey(b, name), () => this.getBucket(b), () => errors.noSuchKey(b, name));
+    const record = await this.readOr404<T.ObjectRecord>('objects', k.objectKey(b, name), () => this.getBucket(b), () => errors.noSuchKey(b, name));
+    return record.inline ? this.withInlineData(record) : record;
+  }
+
+  /** Joins an inline object's bytes to its record; their absence is corruption, never an empty object. */
+  private async withInlineData(record: T.ObjectRecord): Promise<T.ObjectRecord> {
+    const bytes = await this.engine.get('inline', k.objectKey(record.bucket, record.key));
+    if (bytes === undefined) throw errors.internal(`the inline bytes of ${record.bucket}/${record.key} are missing`);
+    return { ...record, inline: { crc32c: record.inline!.crc32c, data: bytes.toString('base64') } };
   }
 
   /** Deleting a key that does not exist is not an error (as in S3): `deleted` is then null. */
@@ -163,6 +175,7 @@ export class NamespaceStore {
       if (!current) return { deleted: null };
       await this.write([
         { type: 'del', space: 'objects', key: k.objectKey(current.bucket, current.key) },
+        ...dropInline(current),
         ...shardTransition(shardsOf(current), [], undefined, this.now()),
       ]);
       return { deleted: current };
@@ -387,6 +400,7 @@ export class NamespaceStore {
   async completeUpload(uploadId: string, request: T.CompleteUploadRequest): Promise<T.CommitObjectResponse> {
     const id = v.uploadId(uploadId);
     const { record, usedParts, condition } = v.completeUploadRequest(request);
+    if (record.inline) v.fail('a multipart object is never inline');
     const first = await this.getUpload(id);
     if (first.bucket !== record.bucket || first.key !== record.key) v.fail('record bucket/key differ from the upload');
     return this.withObject(record.bucket, record.key, (current) =>
@@ -398,6 +412,7 @@ export class NamespaceStore {
         const before = [...shardsOf(current), ...parts.flatMap(shardsOfPart)];
         const ops = [
           put('objects', k.objectKey(final.bucket, final.key), final),
+          ...dropInline(current),
           ...forgetUpload(upload, parts),
           ...shardTransition(before, placedShards(final.segments), objectRefs(final), this.now()),
         ];
@@ -462,6 +477,22 @@ export class NamespaceStore {
   private newUploadId(): string {
     return this.now().toString(16).padStart(12, '0') + randomBytes(12).toString('hex');
   }
+}
+
+/**
+ * An inline record is stored without its bytes (listings never read them); the bytes go to the
+ * `inline` space under the same key in the same batch. A record that replaces an inline one drops
+ * the old bytes in that batch too, so record and bytes can never disagree after a crash.
+ */
+function splitInline(record: T.ObjectRecord, current: T.ObjectRecord | undefined): { stored: T.ObjectRecord; inlineOps: KvOp[] } {
+  const key = k.objectKey(record.bucket, record.key);
+  if (!record.inline) return { stored: record, inlineOps: dropInline(current) };
+  const bytes = Buffer.from(record.inline.data ?? '', 'base64');
+  return { stored: { ...record, inline: { crc32c: record.inline.crc32c } }, inlineOps: [{ type: 'put', space: 'inline', key, value: bytes }] };
+}
+
+function dropInline(current: T.ObjectRecord | undefined): KvOp[] {
+  return current?.inline ? [{ type: 'del', space: 'inline', key: k.objectKey(current.bucket, current.key) }] : [];
 }
 
 function put(space: Space, key: Buffer, value: unknown): KvOp {

@@ -52,7 +52,25 @@ export interface ObjectRecord {
   segments: Segment[];
   /** Multipart objects: the parts in order, each covering `segmentCount` consecutive segments. */
   parts?: PartSummary[];
+  /** Set when the object's bytes are kept in the namespace itself instead of erasure-coded shards (then `segments` is empty). */
+  inline?: InlineData;
 }
+
+/**
+ * A small object's bytes, kept beside its record in the namespace (one synced batch to write, one
+ * read to serve) instead of k+m shard files that would each be smaller than a filesystem block.
+ * The stored record keeps only `crc32c`; `data` travels with commitObject requests and getObject
+ * answers, and is absent everywhere else (listings, replaced or deleted records).
+ */
+export interface InlineData {
+  /** CRC32C of the bytes: checked by the namespace on commit and by the gateway on every read. */
+  crc32c: number;
+  /** The bytes, base64. */
+  data?: string;
+}
+
+/** The namespace refuses inline objects larger than this (the gateway's threshold is at most this). */
+export const MAX_INLINE_BYTES = 64 * 1024;
 
 export interface PartSummary {
   partNumber: number;

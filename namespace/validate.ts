@@ -1,6 +1,7 @@
 // Parsers for everything that reaches the namespace from outside. Each takes `unknown` and returns
 // a freshly built value holding only the contract's fields, so a malformed or padded record is
 // refused (InvalidArgument) and never stored.
+import { crc32c } from '@node-rs/crc32';
 import { validateLayout, type Layout } from '../erasure/layout.js';
 import { invalidArgument } from './errors.js';
 import type {
@@ -8,6 +9,7 @@ import type {
   CreateUploadRequest,
   DamageReport,
   HeartbeatRequest,
+  InlineData,
   NodeMode,
   ObjectRecord,
   PartRecord,
@@ -19,6 +21,7 @@ import type {
   ShardPlacement,
   WriteCondition,
 } from './types.js';
+import { MAX_INLINE_BYTES } from './types.js';
 
 type Fields = Record<string, unknown>;
 
@@ -205,10 +208,27 @@ export function objectRecord(value: unknown): ObjectRecord {
     layout: shape,
     segments: segments(f.segments, shape),
   };
+  if (f.inline !== undefined) {
+    if (record.segments.length > 0 || f.parts !== undefined) fail('an inline object has no segments and no parts');
+    record.inline = inlineData(f.inline, record.size);
+    return record;
+  }
   sizeMatches(record.size, record.segments);
   checkShardIdsDistinct(record.segments);
   if (f.parts !== undefined) record.parts = partSummaries(f.parts, record);
   return record;
+}
+
+/** An inline object's bytes must be there, be exactly `size` long and have the CRC32C the record claims. */
+function inlineData(value: unknown, size: number): InlineData {
+  const f = fields(value, 'inline');
+  const crc = integer(f.crc32c, 'inline.crc32c', 0, 0xffffffff);
+  if (size < 1 || size > MAX_INLINE_BYTES) fail(`an inline object holds 1 to ${MAX_INLINE_BYTES} bytes, not ${size}`);
+  const data = base64Text(f.data, 'inline.data');
+  const bytes = Buffer.from(data, 'base64');
+  if (bytes.length !== size) fail(`inline data is ${bytes.length} bytes, size says ${size}`);
+  if (crc32c(bytes) >>> 0 !== crc) fail('inline data does not match its CRC32C');
+  return { crc32c: crc, data };
 }
 
 export function partRecord(value: unknown): PartRecord {

@@ -9,6 +9,9 @@ import { S3Error } from '../gateway/s3/errors.js';
 import { resolveOperation } from '../gateway/operations/index.js';
 import { checkAssembledSizes } from '../gateway/multipart.js';
 import { DamageReporter } from '../gateway/data/damage-reporter.js';
+import { KnownBuckets } from '../gateway/known-buckets.js';
+import { writeObject } from '../gateway/data/object-writer.js';
+import type { WriterDeps } from '../gateway/data/writer.js';
 import { checkClientCrc32c, objectCrc32c, checkSegmentChain, combineBlockCrcs, crcTap, decodeBlockCrcs, encodeBlockCrcs, extendWithZeros, IntegrityError } from '../gateway/data/integrity.js';
 import { encodeStripes } from '../erasure/stream.js';
 import { crc32c } from '@node-rs/crc32';
@@ -211,4 +214,54 @@ t.test('the integrity chain proves a segment from its block CRCs and catches in-
   t.doesNotThrow(() => checkClientCrc32c(b64(crc32c(whole)), segs));
   t.throws(() => checkClientCrc32c(b64(crc32c(whole) ^ 1), segs), IntegrityError);
   t.equal(extendWithZeros(crc32c(Buffer.from('abc')), 5), crc32c(Buffer.from('abc\0\0\0\0\0')) >>> 0);
+});
+
+t.test('KnownBuckets: asks once per TTL, never caches a miss, forgets on delete', async (t) => {
+  let clock = 0;
+  const asked: string[] = [];
+  const existing = new Set(['a']);
+  const ns = {
+    getBucket: async (name: string) => {
+      asked.push(name);
+      if (!existing.has(name)) throw Object.assign(new Error('no'), { code: 'NoSuchBucket' });
+      return { name, createdAt: '', owner: 'root' };
+    },
+  };
+  const known = new KnownBuckets(ns, 2_000, 10, () => clock);
+  await known.require('a');
+  await known.require('a');
+  t.same(asked, ['a'], 'second check answered from the cache');
+  await t.rejects(known.require('b'), { code: 'NoSuchBucket' });
+  await t.rejects(known.require('b'), { code: 'NoSuchBucket' });
+  t.same(asked, ['a', 'b', 'b'], 'a missing bucket is asked every time');
+  clock = 2_000;
+  await known.require('a');
+  t.equal(asked.length, 4, 'asked again after the TTL');
+  known.forget('a');
+  existing.delete('a');
+  await t.rejects(known.require('a'), { code: 'NoSuchBucket' }, 'a forgotten bucket is asked about at once');
+});
+
+t.test('writeObject keeps small bodies inline whatever their chunking, and hands larger ones to the writer', async (t) => {
+  const unusedDeps = {} as WriterDeps; // the inline path must not touch the writer
+  const body = randomBytes(5000);
+  async function* chunked(size: number): AsyncGenerator<Buffer> {
+    for (let at = 0; at < body.length; at += size) yield body.subarray(at, at + size);
+  }
+  for (const size of [1, 777, 5000]) {
+    const written = await writeObject(chunked(size), {} as never, unusedDeps, 5000);
+    t.equal(written.size, 5000);
+    t.same(Buffer.from(written.inline!.data!, 'base64'), body, `chunks of ${size}`);
+    t.equal(written.inline!.crc32c, crc32c(body) >>> 0);
+  }
+  const empty = await writeObject((async function* () {})(), {} as never, unusedDeps, 5000);
+  t.same(empty, { size: 0, segments: [] }, 'an empty body is neither inline nor coded');
+  const placed: number[] = [];
+  const coderDeps = {
+    namespace: { place: async ({ count }: { count: number }) => (placed.push(count), { nodes: [] }), listNodes: async () => [] },
+    log: { warn: () => undefined },
+  } as unknown as WriterDeps;
+  const opts = { layout: { k: 4, m: 2, blockSize: 1024 }, segmentSize: 8192, versionId: 'v', writeQuorum: 4, stallTimeoutMs: 1000 };
+  await t.rejects(writeObject(chunked(1000), opts, coderDeps, 4999), { code: 'ServiceUnavailable' }, 'one byte over goes to the writer');
+  t.same(placed, [6], 'the writer asked for k+m placements');
 });

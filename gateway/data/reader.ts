@@ -40,6 +40,10 @@ export interface ShardFailure {
 
 /** Yields bytes [start, end] (inclusive) of the object. */
 export async function* readObjectRange(record: ObjectRecord, start: number, end: number, deps: ReaderDeps): AsyncGenerator<Buffer> {
+  if (record.inline) {
+    yield inlineBytes(record).subarray(start, end + 1);
+    return;
+  }
   let segmentStart = 0;
   for (const [index, segment] of record.segments.entries()) {
     const segmentEnd = segmentStart + segment.size - 1;
@@ -54,6 +58,15 @@ export async function* readObjectRange(record: ObjectRecord, start: number, end:
     segmentStart += segment.size;
     if (segmentStart > end) return;
   }
+}
+
+/** An inline object's bytes, checked against the CRC32C they were committed with. */
+function inlineBytes(record: ObjectRecord): Buffer {
+  const bytes = Buffer.from(record.inline?.data ?? '', 'base64');
+  if (bytes.length !== record.size || crc32c(bytes) >>> 0 !== record.inline?.crc32c) {
+    throw new IntegrityError(`inline bytes of ${record.bucket}/${record.key} do not match their record (${bytes.length} of ${record.size} bytes)`);
+  }
+  return bytes;
 }
 
 /**

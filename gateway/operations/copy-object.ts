@@ -16,7 +16,8 @@ import { objectHeadersFrom } from '../metadata.js';
 import { checkCopySourceConditions, parseCopySource, parseMetadataDirective } from '../copy-source.js';
 import { parseWritePrecondition, resolveWritePrecondition } from '../write-conditions.js';
 import { readObjectRange } from '../data/reader.js';
-import { commitRefused, discardSegments, writeObjectData } from '../data/writer.js';
+import { commitRefused, discardSegments } from '../data/writer.js';
+import { writeObject } from '../data/object-writer.js';
 import { readerDeps, writeOptions } from '../data/options.js';
 import type { ObjectRecord } from '../../namespace/types.js';
 import type { OperationHandler } from '../server.js';
@@ -36,7 +37,7 @@ export const copyObject: OperationHandler = async (ctx, services) => {
   const requestedAlgorithm = checksumAlgorithmHeader(ctx.get('x-amz-checksum-algorithm'));
   const replaced = directive === 'REPLACE' ? objectHeadersFrom(headers) : undefined;
 
-  await services.namespace.getBucket(bucket);
+  await services.buckets.require(bucket);
   const original = await services.namespace.getObject(source.bucket, source.key);
   checkCopySourceConditions(headers, original.etag, new Date(original.lastModified));
   if (source.bucket === bucket && source.key === key && directive !== 'REPLACE') throw s3Error('InvalidRequest', SELF_COPY);
@@ -48,7 +49,7 @@ export const copyObject: OperationHandler = async (ctx, services) => {
   const algorithm = requestedAlgorithm ?? storedAlgorithm(original) ?? 'CRC64NVME';
   const digest = digesting(readObjectRange(original, 0, original.size - 1, readerDeps(services)), algorithm);
   const versionId = newVersionId();
-  const written = await writeObjectData(digest.bytes, writeOptions(services, versionId), services);
+  const written = await writeObject(digest.bytes, writeOptions(services, versionId), services, services.config.inlineMaxBytes);
   let committing = false;
   try {
     const computed = digest.result();
@@ -66,6 +67,7 @@ export const copyObject: OperationHandler = async (ctx, services) => {
       checksums: { [algorithm]: computed.checksum },
       layout: services.config.layout,
       segments: written.segments,
+      ...(written.inline ? { inline: written.inline } : {}),
     };
     committing = true;
     await services.namespace.commitObject({ record, condition });

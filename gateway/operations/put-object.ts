@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { requestPayload } from './body.js';
 import { objectHeadersFrom } from '../metadata.js';
-import { commitRefused, discardSegments, writeObjectData } from '../data/writer.js';
+import { commitRefused, discardSegments } from '../data/writer.js';
+import { integrityUnits, writeObject } from '../data/object-writer.js';
 import { writeOptions } from '../data/options.js';
 import { checkClientCrc32c } from '../data/integrity.js';
 import type { ObjectRecord } from '../../namespace/types.js';
@@ -24,20 +25,16 @@ export const putObject: OperationHandler = async (ctx, services) => {
   const precondition = parseWritePrecondition(ctx.req.headers);
   const meta = objectHeadersFrom(ctx.req.headers);
   const payload = requestPayload(ctx, services, { maxSize: MAX_PUT_SIZE, defaultChecksum: 'CRC64NVME' });
-  await services.namespace.getBucket(bucket); // NoSuchBucket before any byte is stored
+  await services.buckets.require(bucket); // NoSuchBucket before any byte is stored
   const condition = await resolveWritePrecondition(precondition, services.namespace, bucket, key);
 
   const versionId = newVersionId();
   const { config } = services;
-  const written = await writeObjectData(
-    payload.body,
-    writeOptions(services, versionId),
-    services,
-  );
+  const written = await writeObject(payload.body, writeOptions(services, versionId), services, config.inlineMaxBytes);
   let committing = false;
   try {
     const digests = payload.digests();
-    checkClientCrc32c(digests.checksums.CRC32C, written.segments);
+    checkClientCrc32c(digests.checksums.CRC32C, integrityUnits(written));
     services.metrics.bytesIn.inc(undefined, written.size);
     const record: ObjectRecord = {
       bucket,
@@ -52,6 +49,7 @@ export const putObject: OperationHandler = async (ctx, services) => {
       checksums: digests.checksums,
       layout: config.layout,
       segments: written.segments,
+      ...(written.inline ? { inline: written.inline } : {}),
     };
     committing = true;
     await services.namespace.commitObject({ record, condition });
