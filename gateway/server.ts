@@ -4,7 +4,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import { randomBytes } from 'node:crypto';
+import { pooledRandomBytes } from '../common/random.js';
 import Koa from 'koa';
 import { S3Error, s3Error, S3_ERROR_CODES, type S3ErrorCode } from './s3/errors.js';
 import { HttpError } from '../common/http.js';
@@ -129,7 +129,7 @@ function answerUnparsed(err: NodeJS.ErrnoException, socket: Duplex, services: Ga
 
 /** An S3 error document written straight to a socket that has no koa response, then closed. */
 function writeRawError(socket: Duplex, error: S3Error, services: GatewayServices): void {
-  const requestId = randomBytes(8).toString('hex').toUpperCase();
+  const requestId = pooledRandomBytes(8).toString('hex').toUpperCase();
   const body = Buffer.from(errorXml(error, requestId), 'utf8');
   const head = [
     `HTTP/1.1 ${error.status} ${http.STATUS_CODES[error.status] ?? ''}`,
@@ -147,10 +147,10 @@ function writeRawError(socket: Duplex, error: S3Error, services: GatewayServices
 function commonHeaders(services: GatewayServices): Koa.Middleware<S3State> {
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
-    ctx.state.requestId = randomBytes(8).toString('hex').toUpperCase();
+    ctx.state.requestId = pooledRandomBytes(8).toString('hex').toUpperCase();
     ctx.state.operation = 'Unknown';
     ctx.set('x-amz-request-id', ctx.state.requestId);
-    ctx.set('x-amz-id-2', randomBytes(24).toString('base64'));
+    ctx.set('x-amz-id-2', pooledRandomBytes(24).toString('base64'));
     ctx.set('Server', 'Cairn');
     try {
       await next();

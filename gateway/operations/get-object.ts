@@ -49,6 +49,14 @@ export const getObject: OperationHandler = async (ctx, services) => {
     ctx.length = 0;
     return;
   }
+  if (record.inline) {
+    // Small objects are whole in memory already: one buffer, no stream machinery.
+    const bytes = await readAll(readObjectRange(record, start, end, readerDeps(services)));
+    services.metrics.bytesOut.inc(undefined, bytes.length);
+    ctx.body = bytes;
+    ctx.length = length;
+    return;
+  }
   // The first window is read before the status line goes out, so an object that cannot be read
   // (fewer than k shards reachable) gets a proper 503 S3 error instead of a cut connection.
   const bytes = readObjectRange(record, start, end, readerDeps(services));
@@ -81,6 +89,12 @@ function applyResponseOverrides(ctx: S3Context): void {
     const value = ctx.query[param];
     if (typeof value === 'string') ctx.set(header, value);
   }
+}
+
+async function readAll(source: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of source) chunks.push(chunk);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
 async function* prepend(head: Buffer | undefined, rest: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {

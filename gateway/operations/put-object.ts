@@ -1,7 +1,7 @@
 // PutObject: PUT /bucket/key — streams the decoded body through the erasure encoder to the storage
 // nodes, verifies every digest the client sent, then commits the record: the object exists from
 // the commit on, never before, and a failed upload leaves nothing visible.
-import { randomBytes } from 'node:crypto';
+import { pooledRandomBytes } from '../../common/random.js';
 import { requestPayload } from './body.js';
 import { objectHeadersFrom } from '../metadata.js';
 import { commitRefused, discardSegments } from '../data/writer.js';
@@ -17,7 +17,7 @@ export const MAX_PUT_SIZE = 5 * 1024 ** 3;
 
 /** Time-ordered and unique: shard ids embed it, and GC can tell old writes from new ones. */
 export function newVersionId(): string {
-  return Date.now().toString(36).padStart(9, '0') + randomBytes(8).toString('hex');
+  return Date.now().toString(36).padStart(9, '0') + pooledRandomBytes(8).toString('hex');
 }
 
 export const putObject: OperationHandler = async (ctx, services) => {
