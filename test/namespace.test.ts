@@ -404,16 +404,17 @@ const beat = (free: number, url = 'http://127.0.0.1:1', zone?: string) => ({
 });
 
 t.test('nodes: heartbeats and up → suspect → down transitions', async (t) => {
-  const { client } = await startService(t, { suspectAfterMs: 150, downAfterMs: 500 });
+  // Windows wide enough that a loaded machine's stalls (hundreds of ms) cannot flip an expected state.
+  const { client } = await startService(t, { suspectAfterMs: 200, downAfterMs: 2000 });
   const first = await client.heartbeat('node-1', beat(500, 'http://127.0.0.1:1001'));
   t.match(first, { id: 'node-1', state: 'up', url: 'http://127.0.0.1:1001', freeBytes: 500 });
   await client.heartbeat('node-2', beat(500));
   t.same((await client.listNodes()).map((n) => [n.id, n.state]), [['node-1', 'up'], ['node-2', 'up']]);
-  await sleep(250);
+  await sleep(1000);
   await client.heartbeat('node-2', beat(400));
   t.same((await client.listNodes()).map((n) => [n.id, n.state]), [['node-1', 'suspect'], ['node-2', 'up']]);
   t.same((await client.place({ count: 3 })).nodes.map((n) => n.id), ['node-2'], 'only up nodes are placed on');
-  await sleep(400);
+  await sleep(1100);
   t.equal((await client.getNode('node-1')).state, 'down');
   const health = (await (await fetch(`${client.baseUrl}/health`)).json()) as { nodes: Record<string, number> };
   t.same(health.nodes, { up: 0, suspect: 1, down: 1 });

@@ -111,7 +111,8 @@ function rows(ctx: BenchContext, results: Results): Row[] {
         const id = `small.${size / KiB}k.${op}.${clients}`;
         const opsRatio = ratioOf(c?.opsPerSec ?? null, p?.opsPerSec ?? null);
         const loadgen = [c && `Cairn ${(c.loadgenShare * 100).toFixed(0)}%`, p && `s3rver ${(p.loadgenShare * 100).toFixed(0)}%`].filter(Boolean).join(', ');
-        const servers = [c && `Cairn ${c.serverCores.toFixed(2)}`, p && `s3rver ${p.serverCores.toFixed(2)}`].filter(Boolean).join(', ');
+        const perOp = (x: Phase): string => (x.opsPerSec ? ` = ${((x.serverCores * 1000) / x.opsPerSec).toFixed(2)} ms/op` : '');
+        const servers = [c && `Cairn ${c.serverCores.toFixed(2)}${perOp(c)}`, p && `s3rver ${p.serverCores.toFixed(2)}${perOp(p)}`].filter(Boolean).join(', ');
         const errs = [c?.errors && `Cairn ${c.errors} errors (${c.firstError})`, p?.errors && `s3rver ${p.errors} errors (${p.firstError})`].filter(Boolean).join('; ');
         out.push({
           id: `${id}.ops`,
