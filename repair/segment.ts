@@ -10,9 +10,8 @@
 import { decodeBlockCrcs } from '../erasure/frames.js';
 import { randomBytes } from 'node:crypto';
 import { StripeCodec } from '../erasure/codec.js';
-import { crcBytes } from '../erasure/frames.js';
 import type { Layout } from '../erasure/layout.js';
-import { NotEnoughShardsError, rebuildShards, ShardSourceError } from '../erasure/stream.js';
+import { NotEnoughShardsError, ShardSourceError } from '../erasure/stream.js';
 import type { Logger } from '../common/log.js';
 import { NamespaceError } from '../namespace/client.js';
 import type { NodeRecord, ReplaceShardsRequest, RepairReason, Segment } from '../namespace/types.js';
@@ -22,6 +21,7 @@ import type { InflightShards, NodeView } from './cluster-view.js';
 import type { RepairNamespace } from './deps.js';
 import type { RepairItem } from './queue.js';
 import type { TokenBucket } from './rate.js';
+import { rebuildFramed } from './rebuild.js';
 import { framedBlocks, lazyShard, ShardUpload, SourceError, StallError } from './shard-io.js';
 
 export interface SegmentRepairDeps {
@@ -310,19 +310,20 @@ function chooseSources(plan: Plan, wanted: Map<number, Target>, skip: Set<number
 async function rebuildOnce(plan: Plan, wanted: Map<number, Target>, sources: number[], deps: SegmentRepairDeps, signal: AbortSignal): Promise<Written[]> {
   const { layout, segment } = plan;
   const indices = [...wanted.keys()];
-  const streams = segment.placements.map((p, i) => {
-    const client = sources.includes(i) && p.nodeId !== null ? deps.view.client(p.nodeId) : undefined;
-    return client ? lazyShard(() => client.streamShard(p.shardId, undefined, signal)) : null;
-  });
+  const open = (i: number): Promise<AsyncIterable<Uint8Array>> => {
+    const p = segment.placements[i];
+    const client = p.nodeId === null ? undefined : deps.view.client(p.nodeId);
+    if (!client) return Promise.reject(new Error(`node ${p.nodeId} of shard ${i} is not known`));
+    return client.streamShard(p.shardId, undefined, signal);
+  };
   const uploads = indices.map((i) => startUpload(plan, i, wanted.get(i)!, deps));
   let bytes = 0;
   try {
-    for await (const stripe of rebuildShards(streams, layout, segment.size, indices, codecFor(layout))) {
-      const len = stripe.blocks[0].length;
-      await deps.limiter.take(len * (layout.k + indices.length), signal, plan.urgent);
-      await Promise.all(uploads.map((u, j) => u.write([stripe.blocks[j], crcBytes(stripe.crcs[j])]).catch(() => undefined)));
+    for await (const stripe of rebuildFramed(open, sources, indices, layout, segment.size, codecFor(layout))) {
+      await deps.limiter.take(stripe.length * (layout.k + indices.length), signal, plan.urgent);
+      await Promise.all(uploads.map((u, j) => u.write([stripe.frames[j]]).catch(() => undefined)));
       if (uploads.every((u) => u.failed)) throw new Error(`every target failed: ${uploads[0].failed?.message}`);
-      bytes += len;
+      bytes += stripe.length;
     }
   } catch (err) {
     for (const u of uploads) abandon(u, deps);

@@ -4,8 +4,8 @@
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { ExactReader } from '../erasure/exact-reader.js';
-import { blockCrc, crcBytes } from '../erasure/frames.js';
-import { stripeBlockLength, stripeCount, type Layout } from '../erasure/layout.js';
+import { blockCrc } from '../erasure/frames.js';
+import { CRC_BYTES, stripeBlockLength, stripeCount, type Layout } from '../erasure/layout.js';
 import type { PutShardResponse } from '../storage-node/types.js';
 import type { RepairNodeClient } from './deps.js';
 
@@ -105,11 +105,15 @@ export async function* framedBlocks(source: AsyncIterable<Uint8Array>, layout: L
   try {
     const stripes = stripeCount(layout, segmentSize);
     for (let stripe = 0; stripe < stripes; stripe++) {
-      const block = Buffer.allocUnsafe(stripeBlockLength(layout, segmentSize, stripe));
+      // Block and CRC in one buffer: one body chunk per block on the way to the target.
+      const length = stripeBlockLength(layout, segmentSize, stripe);
+      const frame = Buffer.allocUnsafe(length + CRC_BYTES);
+      const block = frame.subarray(0, length);
       await reader.readInto(block).catch((err: unknown) => {
         throw new SourceError(`reading block ${stripe} failed: ${err instanceof Error ? err.message : String(err)}`, err);
       });
-      yield { frames: [block, crcBytes(blockCrc(block))], bytes: block.length };
+      frame.writeUInt32LE(blockCrc(block), length);
+      yield { frames: [frame], bytes: length };
     }
     if (!(await reader.atEnd())) throw new SourceError(`source has more than ${reader.bytesRead} bytes`, undefined);
   } finally {

@@ -30,6 +30,9 @@ import { StorageNodePool } from '../storage-node/client.js';
 import { RepairClient, type RepairStatus } from '../repair/client.js';
 import { RepairQueue, type RepairItem } from '../repair/queue.js';
 import { parseRate, TokenBucket } from '../repair/rate.js';
+import { rebuildFramed } from '../repair/rebuild.js';
+import { StripeCodec } from '../erasure/codec.js';
+import { encodeStripes, shardFrame, type EncodedStripe } from '../erasure/stream.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -75,6 +78,44 @@ t.test('repair rate: parsing and the token bucket', async (t) => {
   const urgent = Date.now();
   await bucket.take(5e6, undefined, true);
   t.ok(Date.now() - urgent < 50, 'urgent work is not delayed');
+});
+
+t.test('repair rebuild: framed blocks equal the encoder\'s, sources fail by shard', async (t) => {
+  const layout = { k: K, m: M, blockSize: 64 };
+  const codec = new StripeCodec(layout);
+  // A short last stripe (1000 bytes is 3 full stripes of 256 and a 232-byte tail).
+  const data = randomBytes(1000);
+  const stripes: EncodedStripe[] = [];
+  const source = (async function* () {
+    yield data.subarray(0, 333);
+    yield data.subarray(333);
+  })();
+  for await (const s of encodeStripes(source, layout, codec)) stripes.push(s);
+  const shard = (i: number): Buffer => Buffer.concat(stripes.map((s) => s.blocks[i]));
+  const framed = (i: number): Buffer => Buffer.concat(stripes.flatMap((s) => shardFrame(s, i)));
+  const chunked = (buf: Buffer): AsyncIterable<Uint8Array> => (async function* () {
+    for (let at = 0; at < buf.length; at += 37) yield buf.subarray(at, at + 37);
+  })();
+  const collect = async (open: (i: number) => Promise<AsyncIterable<Uint8Array>>, sources: number[], wanted: number[]): Promise<Buffer[]> => {
+    const out: Buffer[][] = wanted.map(() => []);
+    // Slow consumer: the next stripe is read (into another recycled buffer) while this one is held.
+    for await (const s of rebuildFramed(open, sources, wanted, layout, data.length, codec)) {
+      await sleep(1);
+      s.frames.forEach((f, j) => out[j].push(f));
+    }
+    return out.map((parts) => Buffer.concat(parts));
+  };
+  for (const [sources, wanted] of [[[0, 1, 2, 3], [4, 5]], [[2, 3, 4, 5], [0, 1]], [[0, 2, 3, 5], [1]]] as const) {
+    const got = await collect(async (i) => chunked(shard(i)), [...sources], [...wanted]);
+    wanted.forEach((w, j) => t.ok(got[j].equals(framed(w)), `shard ${w} from ${sources.join(',')}`));
+  }
+  const failing = collect(async (i) => (i === 2 ? chunked(shard(i).subarray(0, 100)) : chunked(shard(i))), [1, 2, 3, 4], [0]);
+  await t.rejects(failing, { name: 'ShardSourceError', shardIndex: 2 }, 'a short source is named');
+  const longer = collect(async (i) => chunked(i === 3 ? Buffer.concat([shard(i), Buffer.alloc(8)]) : shard(i)), [1, 2, 3, 4], [0]);
+  await t.rejects(longer, { name: 'ShardSourceError', shardIndex: 3 }, 'a source with extra bytes is named');
+  const unopened = collect(async (i) => (i === 4 ? Promise.reject(new Error('refused')) : chunked(shard(i))), [1, 2, 3, 4], [0]);
+  await t.rejects(unopened, { name: 'ShardSourceError', shardIndex: 4 }, 'a source that cannot be opened is named');
+  await t.rejects(collect(async (i) => chunked(shard(i)), [0, 1, 2], [3]), RangeError, 'exactly k sources');
 });
 
 // ---- the cluster ------------------------------------------------------------------------------
