@@ -31,6 +31,7 @@ export {
   type EncodedStripe,
   type RebuiltStripe,
   type StripeSpan,
+  type StripeBudget,
   encodeStripes,
   shardFrame,
   decodeStripes,

@@ -63,18 +63,28 @@ export async function* encodeStripes(
   source: AsyncIterable<Uint8Array>,
   layout: Layout,
   codec?: StripeCodec,
+  budget?: StripeBudget,
 ): AsyncGenerator<EncodedStripe> {
   const coder = codecFor(layout, codec);
   const reader = new ExactReader(source);
   let next = 0;
   try {
     yield* pipelined(
-      () => readSourceStripe(reader, layout, next++),
+      () => readSourceStripe(reader, layout, next++, budget),
       (raw) => encodeStripe(coder, raw),
     );
   } finally {
     await reader.close();
   }
+}
+
+/**
+ * Memory for stripes being filled from the source. A stripe reserves its whole buffer once its
+ * first bytes have arrived (a source that sends nothing holds nothing) and releases it when the
+ * stripe is complete, so waiting for a reservation never happens halfway through a stripe.
+ */
+export interface StripeBudget {
+  reserve(bytes: number): Promise<() => void>;
 }
 
 /** The framed bytes of shard i of a stripe: [block, crcBytes(crc)]. */
@@ -162,16 +172,25 @@ interface RawStripe {
   blockLength: number;
 }
 
-async function readSourceStripe(reader: ExactReader, layout: Layout, index: number): Promise<RawStripe | null> {
-  const full = Buffer.allocUnsafe(stripeDataSize(layout));
-  const filled = await fillFrom(reader, full);
-  if (filled === 0) return null;
-  if (filled === full.length) return { index, data: full, dataLength: filled, blockLength: layout.blockSize };
-  // The tail stripe gets its own right-sized buffer so a small object does not pin a full stripe.
-  const blockLength = blockLengthFor(layout, filled);
-  const data = Buffer.alloc(layout.k * blockLength);
-  full.copy(data, 0, 0, filled);
-  return { index, data, dataLength: filled, blockLength };
+async function readSourceStripe(reader: ExactReader, layout: Layout, index: number, budget: StripeBudget | undefined): Promise<RawStripe | null> {
+  const size = stripeDataSize(layout);
+  // Wait for data before reserving or allocating: an idle upload then costs no stripe buffer.
+  const first = await reader.readSome(size);
+  if (!first) return null;
+  const release = budget ? await budget.reserve(size) : undefined;
+  try {
+    const full = Buffer.allocUnsafe(size);
+    first.copy(full, 0);
+    const filled = first.length + (await fillFrom(reader, full.subarray(first.length)));
+    if (filled === size) return { index, data: full, dataLength: filled, blockLength: layout.blockSize };
+    // The tail stripe gets its own right-sized buffer so a small object does not pin a full stripe.
+    const blockLength = blockLengthFor(layout, filled);
+    const data = Buffer.alloc(layout.k * blockLength);
+    full.copy(data, 0, 0, filled);
+    return { index, data, dataLength: filled, blockLength };
+  } finally {
+    release?.();
+  }
 }
 
 /** Fills as much of `target` as the source has; returns the byte count (short only at the end). */

@@ -648,7 +648,7 @@ export class ShardStore {
     let pendingBytes = 0;
     const flush = async (): Promise<void> => {
       if (pendingBytes === 0) return;
-      await writeFully(fh, pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes), position);
+      await writeAllFully(fh, pending, position);
       position += pendingBytes;
       pending = [];
       pendingBytes = 0;
@@ -860,12 +860,24 @@ function resolveRange(dataLength: number, range: ByteRange | undefined): { start
   return { start, end };
 }
 
-async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
-    done += bytesWritten;
+/** One writev for a batch of received chunks: gathering them with Buffer.concat would copy every byte once more. */
+async function writeAllFully(fh: FileHandle, bufs: Buffer[], position: number): Promise<void> {
+  let offset = position;
+  let rest = bufs;
+  while (rest.length > 0) {
+    const { bytesWritten } = await fh.writev(rest, offset);
+    offset += bytesWritten;
+    rest = dropBytes(rest, bytesWritten);
   }
+}
+
+/** The buffers after the first `n` bytes (a short writev leaves a tail to write again). */
+function dropBytes(bufs: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  let skip = n;
+  while (i < bufs.length && skip >= bufs[i]!.length) skip -= bufs[i++]!.length;
+  if (i === bufs.length) return [];
+  return [bufs[i]!.subarray(skip), ...bufs.slice(i + 1)];
 }
 
 function noSuchShard(id: string): StoreError {

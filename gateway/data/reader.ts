@@ -28,6 +28,12 @@ export interface ReaderDeps {
 /** Upper bound on shard bytes fetched per request; the storage node verifies that much before answering. */
 const WINDOW_SHARD_BYTES = 2 * 1024 * 1024;
 
+/**
+ * Windows fetched ahead of the one being sent. One is not enough to hide a window's fetch (the nodes
+ * read and verify it before the first byte comes back) behind sending the previous one.
+ */
+const PREFETCH_WINDOWS = 2;
+
 export interface ShardFailure {
   record: ObjectRecord;
   segment: number;
@@ -98,10 +104,20 @@ interface SegmentReaderDeps extends ReaderDeps {
 async function* readSegmentRange(segment: Segment, layout: Layout, from: number, to: number, deps: SegmentReaderDeps): AsyncGenerator<Buffer> {
   const windows = planWindows(layout, segment.size, from, to);
   const failed = new Set<number>(); // shard indices that failed once: not asked again for this segment
-  let next = readWindow(segment, layout, windows[0], failed, deps);
-  for (let i = 0; i < windows.length; i++) {
-    const current = await next;
-    if (i + 1 < windows.length) next = readWindow(segment, layout, windows[i + 1], failed, deps);
+  const ahead: Promise<Buffer[]>[] = [];
+  let fetched = 0;
+  const fetchMore = (): void => {
+    while (fetched < windows.length && ahead.length < PREFETCH_WINDOWS) {
+      // Marked handled: a window fetched ahead may be abandoned if the client goes away first.
+      const window = readWindow(segment, layout, windows[fetched++], failed, deps);
+      window.catch(() => undefined);
+      ahead.push(window);
+    }
+  };
+  fetchMore();
+  while (ahead.length > 0) {
+    const current = await ahead.shift()!;
+    fetchMore();
     yield* current;
   }
 }
@@ -167,8 +183,8 @@ async function readWindow(segment: Segment, layout: Layout, w: Window, failed: S
   if (shards.size < layout.k) {
     throw s3Error('ServiceUnavailable', `only ${shards.size} of the ${layout.k} shards needed are readable for a segment`);
   }
-  await reconstructWindow(layout, segment.size, w, shards, deps.codec);
-  return assemble(layout, segment.size, w, shards);
+  const rebuilt = await reconstructWindow(layout, segment.size, w, shards, deps.codec);
+  return assemble(layout, segment.size, w, shards, rebuilt);
 }
 
 async function fetchShards(
@@ -215,34 +231,48 @@ function isConnectionRefused(err: unknown): boolean {
   return err instanceof StorageNodeError && err.code === 'Unavailable' && err.details?.cause === 'ECONNREFUSED';
 }
 
-/** Fills in the missing shards of every stripe of the window, one stripe per codec call. */
-async function reconstructWindow(layout: Layout, segmentSize: number, w: Window, shards: Map<number, Buffer>, codec: StripeCodec): Promise<void> {
-  const total = layout.k + layout.m;
-  const missing = [...Array(total).keys()].filter((i) => !shards.has(i));
-  const rebuiltLength = shardRange(layout, segmentSize, w);
-  const rebuilt = new Map(missing.map((i) => [i, Buffer.alloc(rebuiltLength.end - rebuiltLength.start + 1)]));
-  // Only data shards matter for the reader; the codec recomputes at most m shards per call.
-  const targets = missing.filter((i) => i < layout.k);
-  let offset = 0;
-  for (let s = w.firstStripe; s <= w.lastStripe; s++) {
-    const len = blockLengthFor(layout, stripeDataLength(layout, segmentSize, s));
-    const data = Buffer.alloc(layout.k * len);
-    const parity = Buffer.alloc(layout.m * len);
-    for (const [i, buf] of shards) {
-      const block = buf.subarray(offset, offset + len);
-      if (i < layout.k) block.copy(data, i * len);
-      else block.copy(parity, (i - layout.k) * len);
-    }
-    const lost = missing.slice(0, layout.m);
-    await codec.reconstruct(data, parity, len, lost);
-    for (const i of targets) data.copy(rebuilt.get(i)!, offset, i * len, (i + 1) * len);
-    offset += len;
-  }
-  for (const i of targets) shards.set(i, rebuilt.get(i)!);
+/** The window's stripes rebuilt by the codec: stripe s's data blocks side by side at `offsets[s - firstStripe]`. */
+interface RebuiltWindow {
+  data: Buffer;
+  offsets: number[];
 }
 
-/** Cuts the wanted bytes out of the data shards, stripe by stripe, without copying. */
-function assemble(layout: Layout, segmentSize: number, w: Window, shards: Map<number, Buffer>): Buffer[] {
+/**
+ * Rebuilds the missing data blocks of every stripe of the window. The stripes go to the codec all
+ * at once (it runs on the libuv threadpool, so they decode in parallel), in one data and one
+ * parity buffer for the whole window; the reader then serves rebuilt blocks from there, uncopied.
+ */
+async function reconstructWindow(layout: Layout, segmentSize: number, w: Window, shards: Map<number, Buffer>, codec: StripeCodec): Promise<RebuiltWindow> {
+  const { k, m } = layout;
+  // Only data shards matter for the reader; the codec computes just those, from the shards present.
+  const targets = [...Array(k).keys()].filter((i) => !shards.has(i));
+  const sources = [...shards.keys()];
+  const lengths: number[] = [];
+  for (let s = w.firstStripe; s <= w.lastStripe; s++) lengths.push(blockLengthFor(layout, stripeDataLength(layout, segmentSize, s)));
+  const shardBytes = lengths.reduce((sum, len) => sum + len, 0);
+  // Unsafe allocation is fine: every block is either copied in from a source or recomputed; the rest is scratch.
+  const data = Buffer.allocUnsafe(k * shardBytes);
+  const parity = Buffer.allocUnsafe(m * shardBytes);
+  const offsets: number[] = [];
+  const decodes: Promise<void>[] = [];
+  let shardOffset = 0;
+  for (const len of lengths) {
+    const stripeData = data.subarray(k * shardOffset, k * (shardOffset + len));
+    const stripeParity = parity.subarray(m * shardOffset, m * (shardOffset + len));
+    for (const [i, buf] of shards) {
+      const [into, at] = i < k ? [stripeData, i * len] : [stripeParity, (i - k) * len];
+      buf.copy(into, at, shardOffset, shardOffset + len);
+    }
+    offsets.push(k * shardOffset);
+    decodes.push(codec.recover(stripeData, stripeParity, len, targets, sources));
+    shardOffset += len;
+  }
+  await Promise.all(decodes);
+  return { data, offsets };
+}
+
+/** Cuts the wanted bytes out of the data shards (or the rebuilt stripes), stripe by stripe, without copying. */
+function assemble(layout: Layout, segmentSize: number, w: Window, shards: Map<number, Buffer>, rebuilt?: RebuiltWindow): Buffer[] {
   const stripeBytes = layout.k * layout.blockSize;
   const out: Buffer[] = [];
   let shardOffset = 0;
@@ -255,7 +285,9 @@ function assemble(layout: Layout, segmentSize: number, w: Window, shards: Map<nu
     for (let b = Math.floor(lo / len); b <= Math.floor(hi / len); b++) {
       const blockLo = Math.max(lo, b * len) - b * len;
       const blockHi = Math.min(hi, (b + 1) * len - 1) - b * len;
-      out.push(shards.get(b)!.subarray(shardOffset + blockLo, shardOffset + blockHi + 1));
+      const fetched = shards.get(b);
+      const [buf, at] = fetched ? [fetched, shardOffset] : [rebuilt!.data, rebuilt!.offsets[s - w.firstStripe]! + b * len];
+      out.push(buf.subarray(at + blockLo, at + blockHi + 1));
     }
     shardOffset += len;
   }

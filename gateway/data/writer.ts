@@ -3,7 +3,7 @@
 // couple of stripes per segment, whatever the object size.
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
-import { encodeStripes, shardFrame } from '../../erasure/stream.js';
+import { encodeStripes, shardFrame, type StripeBudget } from '../../erasure/stream.js';
 import type { StripeCodec } from '../../erasure/codec.js';
 import type { Layout } from '../../erasure/layout.js';
 import { NamespaceError, type NamespaceClient } from '../../namespace/client.js';
@@ -14,12 +14,15 @@ import { ChunkSource } from './chunk-source.js';
 import { checkSegmentChain, crcTap } from './integrity.js';
 import { encodeBlockCrcs } from '../../erasure/frames.js';
 import { s3Error } from '../s3/errors.js';
+import { sharedUploadBudget } from './upload-budget.js';
 
 export interface WriterDeps {
   namespace: NamespaceClient;
   nodes: StorageNodePool;
   codec: StripeCodec;
   log: Logger;
+  /** Memory for stripes being filled; the process-wide budget when absent. */
+  uploadBudget?: StripeBudget;
 }
 
 export interface WriteOptions {
@@ -97,18 +100,17 @@ interface ShardUpload {
 }
 
 async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: number, opts: WriteOptions, deps: WriterDeps): Promise<Segment> {
-  const { k, m } = opts.layout;
-  const { nodes } = await deps.namespace.place({ count: k + m });
-  if (nodes.length < opts.writeQuorum) {
-    throw s3Error('ServiceUnavailable', `only ${nodes.length} storage nodes are up; a write needs ${opts.writeQuorum}`);
-  }
-  const uploads = nodes.map((node, index) => startUpload(node, index, segmentIndex, opts, deps));
+  const { k } = opts.layout;
+  // Placed and opened only once the first stripe is encoded: an upload whose client is slow to send
+  // holds no placement, no node connections and no shard buffers while its first stripe fills.
+  let uploads: ShardUpload[] = [];
   const received = crcTap(source);
   const dataBlockCrcs: number[] = [];
   const dataBlockLengths: number[] = [];
   let size = 0;
   try {
-    for await (const stripe of encodeStripes(received.bytes, opts.layout, deps.codec)) {
+    for await (const stripe of encodeStripes(received.bytes, opts.layout, deps.codec, deps.uploadBudget ?? sharedUploadBudget)) {
+      if (stripe.index === 0) uploads = await startUploads(segmentIndex, opts, deps);
       size += stripe.dataLength;
       for (let i = 0; i < k; i++) {
         dataBlockCrcs.push(stripe.crcs[i]!);
@@ -124,11 +126,21 @@ async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: num
   } catch (err) {
     for (const upload of uploads) upload.body.destroy();
     await Promise.all(uploads.map((u) => u.done));
-    discardSegments([{ size, placements: placementsOf(uploads, segmentIndex, opts) }], deps);
+    if (uploads.length > 0) discardSegments([{ size, placements: placementsOf(uploads, segmentIndex, opts) }], deps);
     throw err;
   }
   for (const u of uploads) if (u.failed) deps.log.warn('shard write failed; repair will rebuild it', { shard: shardIdFor(opts.versionId, segmentIndex, u.index), node: u.nodeId, err: u.failed });
   return { size, placements: placementsOf(uploads, segmentIndex, opts), crc32c: received.crc(), blockCrcs: encodeBlockCrcs(dataBlockCrcs) };
+}
+
+/** Chooses the segment's nodes and opens one shard upload to each. */
+async function startUploads(segmentIndex: number, opts: WriteOptions, deps: WriterDeps): Promise<ShardUpload[]> {
+  const { k, m } = opts.layout;
+  const { nodes } = await deps.namespace.place({ count: k + m });
+  if (nodes.length < opts.writeQuorum) {
+    throw s3Error('ServiceUnavailable', `only ${nodes.length} storage nodes are up; a write needs ${opts.writeQuorum}`);
+  }
+  return nodes.map((node, index) => startUpload(node, index, segmentIndex, opts, deps));
 }
 
 function startUpload(node: { id: string; url: string }, index: number, segmentIndex: number, opts: WriteOptions, deps: WriterDeps): ShardUpload {
