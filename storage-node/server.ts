@@ -2,8 +2,7 @@
 // statuses in STATUS_BY_CODE; a read that fails after its headers went out is cut (socket destroyed)
 // so the client can never mistake a partial body for a whole one.
 import type http from 'node:http';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
 import { createServiceServer, HttpError, readJson, Router, sendJson, verifiedBody } from '../common/http.js';
 import type { ClusterSecret } from '../common/internal-auth.js';
 import type { Logger } from '../common/log.js';
@@ -201,14 +200,8 @@ async function sendShard(res: http.ServerResponse, reader: ShardReader, ranged: 
   const headers: http.OutgoingHttpHeaders = { ...infoHeaders(info), 'content-type': 'application/octet-stream', 'content-length': length, 'accept-ranges': 'bytes' };
   if (ranged) headers['content-range'] = `bytes ${start}-${end}/${info.dataLength}`;
   res.writeHead(ranged ? 206 : 200, headers);
-  const counted = async function* (): AsyncGenerator<Buffer> {
-    for await (const chunk of reader) {
-      m.bytesRead.inc(undefined, chunk.length);
-      yield chunk;
-    }
-  };
   try {
-    await pipeline(Readable.from(counted(), { objectMode: false }), res);
+    await writeChunks(res, reader, m);
   } catch (err) {
     if (err instanceof StoreError && err.code === 'CorruptBlock') {
       m.corruptBlocks.inc();
@@ -216,6 +209,24 @@ async function sendShard(res: http.ServerResponse, reader: ShardReader, ranged: 
     }
     res.destroy();
   }
+}
+
+/**
+ * Writes the reader's chunks straight to the response, waiting only when the socket is full. A
+ * batch that the reader verified together goes out corked, as one writev, and no stream adapter
+ * or generator sits between the file and the socket (they cost more CPU than the copy itself).
+ */
+async function writeChunks(res: http.ServerResponse, reader: ShardReader, m: NodeMetrics): Promise<void> {
+  const closed = once(res, 'close').then(() => 'closed' as const);
+  for await (const chunk of reader) {
+    m.bytesRead.inc(undefined, chunk.length);
+    if (res.destroyed) throw new Error('client went away');
+    res.cork();
+    const room = res.write(chunk);
+    process.nextTick(() => res.uncork());
+    if (!room && (await Promise.race([once(res, 'drain').then(() => 'drained' as const), closed])) === 'closed') throw new Error('client went away');
+  }
+  res.end();
 }
 
 function infoHeaders(info: ShardInfo): http.OutgoingHttpHeaders {
