@@ -114,13 +114,14 @@ export class StorageNodeClient {
 
   /** Buffers the whole answer: meant for gateway windows (≤ 8 MiB), which the node verifies before replying. */
   async readShard(id: string, range?: DataRange, signal?: AbortSignal): Promise<Buffer> {
+    return Buffer.concat(await this.readShardChunks(id, range, signal));
+  }
+
+  /** readShard without gathering: the answer's chunks as they arrived (the gateway serves views of them). */
+  async readShardChunks(id: string, range?: DataRange, signal?: AbortSignal): Promise<Buffer[]> {
     const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of await this.streamShard(id, range, signal)) {
-      chunks.push(chunk);
-      size += chunk.length;
-    }
-    return Buffer.concat(chunks, size);
+    for await (const chunk of await this.streamShard(id, range, signal)) chunks.push(chunk);
+    return chunks;
   }
 
   /**

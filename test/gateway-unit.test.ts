@@ -10,6 +10,7 @@ import { resolveOperation } from '../gateway/operations/index.js';
 import { checkAssembledSizes } from '../gateway/multipart.js';
 import { DamageReporter } from '../gateway/data/damage-reporter.js';
 import { KnownBuckets } from '../gateway/known-buckets.js';
+import { ChunkedBytes } from '../gateway/data/chunked-bytes.js';
 import { writeObject } from '../gateway/data/object-writer.js';
 import type { WriterDeps } from '../gateway/data/writer.js';
 import { checkClientCrc32c, objectCrc32c, checkSegmentChain, combineBlockCrcs, crcTap, decodeBlockCrcs, encodeBlockCrcs, extendWithZeros, IntegrityError } from '../gateway/data/integrity.js';
@@ -264,4 +265,28 @@ t.test('writeObject keeps small bodies inline whatever their chunking, and hands
   const opts = { layout: { k: 4, m: 2, blockSize: 1024 }, segmentSize: 8192, versionId: 'v', writeQuorum: 4, stallTimeoutMs: 1000 };
   await t.rejects(writeObject(chunked(1000), opts, coderDeps, 4999), { code: 'ServiceUnavailable' }, 'one byte over goes to the writer');
   t.same(placed, [6], 'the writer asked for k+m placements');
+});
+
+t.test('ChunkedBytes: views and copies across chunk boundaries equal the gathered bytes', async (t) => {
+  const whole = randomBytes(5000);
+  const cuts = [0, 1, 2, 700, 701, 2048, 4999, 5000];
+  const chunks = cuts.slice(1).map((end, i) => whole.subarray(cuts[i], end));
+  const bytes = new ChunkedBytes(chunks);
+  t.equal(bytes.length, whole.length);
+  let checked = 0;
+  for (const from of [0, 1, 2, 3, 699, 700, 701, 702, 2047, 2048, 4998, 4999]) {
+    for (const to of [from, from + 1, from + 2, 701, 2049, 5000]) {
+      if (to < from || to > 5000) continue;
+      const expected = whole.subarray(from, to);
+      const views = bytes.views(from, to);
+      t.ok(Buffer.concat(views).equals(expected), `views ${from}-${to}`);
+      t.ok(views.every((v) => v.length > 0), 'no empty views');
+      const target = Buffer.alloc(to - from + 3);
+      t.equal(bytes.copy(target, 3, from, to), to - from);
+      t.ok(target.subarray(3).equals(expected), `copy ${from}-${to}`);
+      checked++;
+    }
+  }
+  t.ok(checked > 40);
+  t.same(new ChunkedBytes([]).views(0, 0), []);
 });

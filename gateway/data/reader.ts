@@ -11,6 +11,7 @@ import type { NodeDirectory } from './node-directory.js';
 import { s3Error } from '../s3/errors.js';
 import { crc32c } from '@node-rs/crc32';
 import { IntegrityError } from './integrity.js';
+import { ChunkedBytes } from './chunked-bytes.js';
 
 export interface ReaderDeps {
   nodes: StorageNodePool;
@@ -169,7 +170,7 @@ function shardRange(layout: Layout, segmentSize: number, w: Window): { start: nu
 async function readWindow(segment: Segment, layout: Layout, w: Window, failed: Set<number>, deps: SegmentReaderDeps): Promise<Buffer[]> {
   const range = shardRange(layout, segment.size, w);
   const wanted = wantedDataShards(layout, segment.size, w);
-  const shards = new Map<number, Buffer>();
+  const shards = new Map<number, ChunkedBytes>();
   await fetchShards(segment, wanted, range, shards, failed, deps);
   if (wanted.every((i) => shards.has(i))) return assemble(layout, segment.size, w, shards);
 
@@ -191,7 +192,7 @@ async function fetchShards(
   segment: Segment,
   indices: number[],
   range: { start: number; end: number },
-  into: Map<number, Buffer>,
+  into: Map<number, ChunkedBytes>,
   failed: Set<number>,
   deps: SegmentReaderDeps,
 ): Promise<void> {
@@ -221,10 +222,10 @@ async function fetchShards(
   );
 }
 
-async function readShardFrom(node: NodeRecord | undefined, placement: ShardPlacement, range: { start: number; end: number }, deps: SegmentReaderDeps): Promise<Buffer> {
+async function readShardFrom(node: NodeRecord | undefined, placement: ShardPlacement, range: { start: number; end: number }, deps: SegmentReaderDeps): Promise<ChunkedBytes> {
   if (!node) throw new ShardUnavailable('NodeUnknown', `node ${placement.nodeId} is unknown`);
   if (node.state === 'down') throw new ShardUnavailable('NodeDown', `node ${placement.nodeId} is down`);
-  return deps.nodes.get(node.url).readShard(placement.shardId, range, AbortSignal.timeout(deps.readTimeoutMs));
+  return new ChunkedBytes(await deps.nodes.get(node.url).readShardChunks(placement.shardId, range, AbortSignal.timeout(deps.readTimeoutMs)));
 }
 
 function isConnectionRefused(err: unknown): boolean {
@@ -242,7 +243,7 @@ interface RebuiltWindow {
  * at once (it runs on the libuv threadpool, so they decode in parallel), in one data and one
  * parity buffer for the whole window; the reader then serves rebuilt blocks from there, uncopied.
  */
-async function reconstructWindow(layout: Layout, segmentSize: number, w: Window, shards: Map<number, Buffer>, codec: StripeCodec): Promise<RebuiltWindow> {
+async function reconstructWindow(layout: Layout, segmentSize: number, w: Window, shards: Map<number, ChunkedBytes>, codec: StripeCodec): Promise<RebuiltWindow> {
   const { k, m } = layout;
   // Only data shards matter for the reader; the codec computes just those, from the shards present.
   const targets = [...Array(k).keys()].filter((i) => !shards.has(i));
@@ -272,7 +273,7 @@ async function reconstructWindow(layout: Layout, segmentSize: number, w: Window,
 }
 
 /** Cuts the wanted bytes out of the data shards (or the rebuilt stripes), stripe by stripe, without copying. */
-function assemble(layout: Layout, segmentSize: number, w: Window, shards: Map<number, Buffer>, rebuilt?: RebuiltWindow): Buffer[] {
+function assemble(layout: Layout, segmentSize: number, w: Window, shards: Map<number, ChunkedBytes>, rebuilt?: RebuiltWindow): Buffer[] {
   const stripeBytes = layout.k * layout.blockSize;
   const out: Buffer[] = [];
   let shardOffset = 0;
@@ -286,8 +287,11 @@ function assemble(layout: Layout, segmentSize: number, w: Window, shards: Map<nu
       const blockLo = Math.max(lo, b * len) - b * len;
       const blockHi = Math.min(hi, (b + 1) * len - 1) - b * len;
       const fetched = shards.get(b);
-      const [buf, at] = fetched ? [fetched, shardOffset] : [rebuilt!.data, rebuilt!.offsets[s - w.firstStripe]! + b * len];
-      out.push(buf.subarray(at + blockLo, at + blockHi + 1));
+      if (fetched) out.push(...fetched.views(shardOffset + blockLo, shardOffset + blockHi + 1));
+      else {
+        const at = rebuilt!.offsets[s - w.firstStripe]! + b * len;
+        out.push(rebuilt!.data.subarray(at + blockLo, at + blockHi + 1));
+      }
     }
     shardOffset += len;
   }
