@@ -47,11 +47,13 @@ export const listObjects: OperationHandler = async (ctx, { namespace }) => {
     maxKeys,
     encodingType: encodingType === 'url' ? ('url' as const) : undefined,
     isTruncated: page.isTruncated,
-    contents: page.entries.map((e): ObjectEntry => ({ key: e.key, lastModified: new Date(e.lastModified), etag: e.etag, size: e.size, owner })),
+    // lastModified stays the namespace's ISO string: the XML shows it as is (no Date round trip).
+    contents: page.entries.map((e): ObjectEntry => ({ key: e.key, lastModified: e.lastModified, etag: e.etag, size: e.size, owner })),
     commonPrefixes: page.commonPrefixes,
   };
   ctx.type = 'application/xml';
-  ctx.body = v2
+  // As bytes: a string body would be measured (byteLength) and then encoded again on write.
+  const xml = v2
     ? listObjectsV2Xml({
         ...common,
         continuationToken,
@@ -64,4 +66,5 @@ export const listObjects: OperationHandler = async (ctx, { namespace }) => {
         // v1 reports NextMarker only with a delimiter; without one the client continues from the last key.
         nextMarker: page.isTruncated && delimiter ? page.lastReturned : undefined,
       });
+  ctx.body = Buffer.from(xml, 'utf8');
 };

@@ -1,0 +1,249 @@
+// The listing fast paths: the engine's batch cursor (nextBatch with seek), the field scan that
+// reads size/etag/lastModified without parsing whole records, and listings whose pages cross the
+// cursor's batch boundaries (flat read-ahead, delimiter roll-ups).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import t, { type Test } from 'tap';
+import { LevelEngine, type KvEngine } from '../namespace/engine.js';
+import { listedFields, scanFields } from '../namespace/list-fields.js';
+import { NamespaceStore } from '../namespace/store.js';
+import type { ListObjectsQuery, ListObjectsResponse, ObjectRecord } from '../namespace/types.js';
+
+async function tempDir(tt: Test): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'cairn-list-'));
+  tt.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function openEngine(tt: Test): Promise<KvEngine> {
+  const engine = await LevelEngine.open(path.join(await tempDir(tt), 'db'));
+  tt.teardown(() => engine.close());
+  return engine;
+}
+
+const key = (i: number): Buffer => Buffer.from(`k${String(i).padStart(4, '0')}`);
+
+// ---- engine ----
+
+t.test('nextBatch reads in order, mixes with next() and seek() across batch boundaries', async (t) => {
+  const engine = await openEngine(t);
+  await engine.batch(
+    Array.from({ length: 300 }, (_, i) => ({ type: 'put' as const, space: 'objects' as const, key: key(i), value: Buffer.from(String(i)) })),
+    { sync: false },
+  );
+  const cursor = engine.cursor('objects', { gte: key(10), lt: key(290) });
+  const names = (batch: [Buffer, Buffer][]): string[] => batch.map(([k]) => k.toString());
+  try {
+    t.same(names(await cursor.nextBatch(3)), ['k0010', 'k0011', 'k0012']);
+    t.equal((await cursor.next())?.[0].toString(), 'k0013', 'next() continues after a batch');
+    t.equal((await cursor.next())?.[0].toString(), 'k0014', 'a second next() fills the engine cache');
+    t.same(names(await cursor.nextBatch(2)), ['k0015', 'k0016'], 'a batch after next() continues where it stopped');
+    cursor.seek(key(100));
+    t.same(names(await cursor.nextBatch(2)), ['k0100', 'k0101'], 'seek drops what was read ahead');
+    cursor.seek(key(50));
+    t.same(names(await cursor.nextBatch(1)), ['k0050'], 'seeking backwards works too');
+    cursor.seek(key(280));
+    const rest: string[] = [];
+    for (let batch = await cursor.nextBatch(4); batch.length > 0; batch = await cursor.nextBatch(4)) {
+      t.ok(batch.length <= 4);
+      rest.push(...names(batch));
+    }
+    t.same(rest, Array.from({ length: 10 }, (_, i) => `k0${280 + i}`), 'the range end bounds the batches; empty means done');
+  } finally {
+    await cursor.close();
+  }
+});
+
+t.test('nextTextBatch: values as text, seeks before and after the first read', async (t) => {
+  const engine = await openEngine(t);
+  await engine.batch(
+    Array.from({ length: 50 }, (_, i) => ({ type: 'put' as const, space: 'objects' as const, key: key(i), value: Buffer.from(JSON.stringify({ i, s: 'ü😀' })) })),
+    { sync: false },
+  );
+  const cursor = engine.cursor('objects', { gt: key(3) });
+  try {
+    cursor.seek(key(20)); // before the first read: applied when the iterator opens
+    const first = await cursor.nextTextBatch(2);
+    t.same(first.map(([k, v]) => [k.toString(), v]), [
+      ['k0020', '{"i":20,"s":"ü😀"}'],
+      ['k0021', '{"i":21,"s":"ü😀"}'],
+    ]);
+    t.ok(Buffer.isBuffer(first[0]![0]), 'keys stay bytes');
+    cursor.seek(key(48));
+    t.same((await cursor.nextTextBatch(10)).map(([k]) => k.toString()), ['k0048', 'k0049']);
+    t.same(await cursor.nextTextBatch(10), [], 'then the end');
+    await t.rejects(cursor.nextBatch(1), /reads values as text/, 'one cursor, one value form');
+  } finally {
+    await cursor.close();
+  }
+  const unread = engine.cursor('objects', {});
+  await unread.close(); // closing a cursor that never read is fine
+});
+
+t.test('nextBatch may return fewer entries than asked without being at the end', async (t) => {
+  const engine = await openEngine(t);
+  // 64 KiB values: the engine bounds a batch's bytes, so 200 of them cannot come in one read.
+  const big = Buffer.alloc(64 * 1024, 7);
+  await engine.batch(Array.from({ length: 200 }, (_, i) => ({ type: 'put' as const, space: 'objects' as const, key: key(i), value: big })), { sync: false });
+  const cursor = engine.cursor('objects', {});
+  let total = 0;
+  let short = false;
+  try {
+    for (let batch = await cursor.nextBatch(200); batch.length > 0; batch = await cursor.nextBatch(200)) {
+      if (batch.length < 200 && total + batch.length < 200) short = true;
+      total += batch.length;
+    }
+  } finally {
+    await cursor.close();
+  }
+  t.equal(total, 200);
+  t.ok(short, 'a batch was cut by its byte bound');
+});
+
+// ---- field scan ----
+
+function baseRecord(over: Partial<ObjectRecord> = {}): ObjectRecord {
+  return {
+    bucket: 'b',
+    key: 'k',
+    versionId: 'v1',
+    size: 15,
+    etag: '"0123456789abcdef0123456789abcdef"',
+    lastModified: '2024-05-06T07:08:09.123Z',
+    contentType: 'text/plain',
+    userMetadata: {},
+    headers: {},
+    checksums: {},
+    layout: { k: 2, m: 1, blockSize: 8 },
+    segments: [{ size: 15, placements: [{ nodeId: 'n1', shardId: 's1' }, { nodeId: null, shardId: 's2' }] }],
+    ...over,
+  };
+}
+
+const expected = (r: ObjectRecord) => ({ size: r.size, etag: r.etag, lastModified: r.lastModified });
+const encode = (value: unknown): string => JSON.stringify(value);
+
+t.test('listedFields reads the three fields, and gives up rather than misread', async (t) => {
+  const plain = baseRecord();
+  t.same(scanFields(JSON.stringify(plain)), expected(plain), 'the scan itself handles an ordinary record');
+  // Names that only look like the wanted ones, nested or escaped, must not be taken.
+  const decoy = baseRecord({ userMetadata: { size: '99', etag: 'nope', lastModified: 'x' }, headers: { 'x"size': '1' } });
+  const { userMetadata, headers, segments, ...rest } = decoy;
+  const moved = { userMetadata, headers, segments, ...rest };
+  t.same(listedFields(encode(moved)), expected(decoy), 'nested decoys before the fields are skipped');
+  const reordered = { segments: plain.segments, lastModified: plain.lastModified, inline: { crc32c: 1, data: 'x'.repeat(5000) }, etag: plain.etag, size: plain.size };
+  t.same(listedFields(encode(reordered)), expected(plain), 'any field order');
+  const longKey = baseRecord({ key: 'ü'.repeat(400) });
+  t.same(listedFields(encode(longKey)), expected(longKey), 'fields after a long non-ASCII key');
+  const escaped = baseRecord({ etag: 'a\\"b\u2028\u0001', lastModified: 'Thu, 01 Jan 2015 00:00:00 GMT' });
+  t.same(listedFields(encode(escaped)), expected(escaped), 'escapes are decoded');
+  const pretty = JSON.stringify(plain, null, 2);
+  t.equal(scanFields(pretty), undefined, 'non-compact JSON: the scan gives up');
+  t.same(listedFields(pretty), expected(plain), '... and the record is parsed instead');
+  t.equal(scanFields('{"size":1,"etag":"x"}'), undefined, 'a missing field: gives up');
+  t.equal(scanFields('{"size":1.5,"etag":"x","lastModified":"y"}'), undefined, 'a fractional size: gives up');
+  t.equal(scanFields('{"size":1,"etag":"x","lastModi'), undefined, 'a cut record: gives up');
+  t.equal(scanFields('[1]'), undefined);
+});
+
+t.test('listedFields agrees with JSON.parse on arbitrary records', async (t) => {
+  const text = fc.string({ unit: fc.constantFrom('a', '"', '\\', '{', '}', '[', ']', ',', ':', 'size', 'etag', 'ü', '😀', '\u0001', ' ', '\n') });
+  const map = fc.dictionary(text, text, { maxKeys: 4 });
+  const rec = fc.record({
+    key: fc.string({ minLength: 1, maxLength: 700 }),
+    size: fc.nat(),
+    etag: text,
+    lastModified: text,
+    userMetadata: map,
+    headers: map,
+    segments: fc.array(fc.record({ size: fc.nat(), placements: fc.array(fc.record({ nodeId: fc.option(text), shardId: text }), { maxLength: 3 }) }), { maxLength: 3 }),
+  });
+  fc.assert(
+    fc.property(rec, fc.boolean(), (over, shuffle) => {
+      const r = baseRecord(over);
+      const value = shuffle ? Object.fromEntries(Object.entries(r).reverse()) : r;
+      const got = listedFields(encode(value));
+      if (got.size !== r.size || got.etag !== r.etag || got.lastModified !== r.lastModified) throw new Error(`differs for ${JSON.stringify(value)}`);
+    }),
+    { numRuns: 3000 },
+  );
+  t.pass('3000 random records');
+});
+
+// ---- listings across batch boundaries ----
+
+async function openStore(tt: Test): Promise<NamespaceStore> {
+  const store = await NamespaceStore.open(await tempDir(tt), { sync: false });
+  tt.teardown(() => store.close());
+  return store;
+}
+
+async function fill(store: NamespaceStore, bucket: string, keys: string[]): Promise<void> {
+  await store.createBucket(bucket, 'o');
+  for (let i = 0; i < keys.length; i += 200) {
+    await Promise.all(
+      keys.slice(i, i + 200).map((k, j) =>
+        store.commitObject({ record: baseRecord({ bucket, key: k, versionId: `v${i + j}`, size: 0, etag: `"e${i + j}"`, segments: [] }) }),
+      ),
+    );
+  }
+}
+
+/** Every key and prefix of a listing in listing order, page by page; checks each page's size and entries. */
+async function listAll(tt: Test, store: NamespaceStore, bucket: string, q: ListObjectsQuery): Promise<string[]> {
+  const seen: string[] = [];
+  let token: string | undefined;
+  let pages = 0;
+  do {
+    const page: ListObjectsResponse = await store.listObjects(bucket, { ...q, continuation: token });
+    const items = page.entries.length + page.commonPrefixes.length;
+    if (page.isTruncated && items !== q.maxKeys) tt.fail(`a truncated page of ${items} items, maxKeys ${q.maxKeys}`);
+    for (const e of page.entries) if (e.etag !== `"e${Number(e.etag.slice(2, -1))}"` || e.size !== 0) tt.fail(`bad entry ${JSON.stringify(e)}`);
+    // Within a page keys and prefixes interleave in key order; across pages, order is checked as is.
+    seen.push(...[...page.entries.map((e) => e.key), ...page.commonPrefixes].sort(byteOrder));
+    token = page.nextContinuation;
+    if (++pages > 10_000) throw new Error('listing does not end');
+  } while (token);
+  return seen;
+}
+
+const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+t.test('flat listings: pages that end on, before and after the read-ahead batch boundaries', async (t) => {
+  const store = await openStore(t);
+  const keys = Array.from({ length: 2100 }, (_, i) => `f/${String(i).padStart(5, '0')}`);
+  await fill(store, 'flat', keys);
+  for (const maxKeys of [1, 127, 128, 129, 383, 384, 385, 1000]) {
+    t.same(await listAll(t, store, 'flat', { maxKeys }), keys, `maxKeys ${maxKeys}`);
+  }
+  const steps = store.stats.listSteps;
+  const page = await store.listObjects('flat', { maxKeys: 1000 });
+  t.equal(page.entries.length, 1000);
+  t.ok(page.isTruncated);
+  t.equal(store.stats.listSteps - steps, 1001, 'a page reads exactly its entries plus one');
+  const tail = await store.listObjects('flat', { startAfter: keys[2098], maxKeys: 1000 });
+  t.same(tail.entries.map((e) => e.key), [keys[2099]]);
+  t.notOk(tail.isTruncated, 'the last page is not truncated');
+});
+
+t.test('delimiter listings: roll-ups that seek from inside a batch', async (t) => {
+  const store = await openStore(t);
+  const keys: string[] = [];
+  // Runs of plain keys (batches grow) between directories (a roll-up seeks and drops the batch).
+  for (let d = 0; d < 30; d++) {
+    for (let f = 0; f < d * 7; f++) keys.push(`${String(d).padStart(2, '0')}-file${String(f).padStart(3, '0')}`);
+    for (let f = 0; f < 50; f++) keys.push(`${String(d).padStart(2, '0')}-dir/${String(f).padStart(3, '0')}`);
+  }
+  await fill(store, 'tree', keys);
+  const reference = [...new Set(keys.map((k) => (k.includes('/') ? k.slice(0, k.indexOf('/') + 1) : k)))].sort();
+  for (const maxKeys of [1, 2, 3, 7, 64, 1000]) {
+    t.same(await listAll(t, store, 'tree', { delimiter: '/', maxKeys }), reference, `maxKeys ${maxKeys}`);
+  }
+  const steps = store.stats.listSteps;
+  await listAll(t, store, 'tree', { delimiter: '/', maxKeys: 1000 });
+  const read = store.stats.listSteps - steps;
+  t.ok(read < 2 * reference.length + 60, `read ${read} entries for ${reference.length} items (not the ${keys.length} keys)`);
+  t.same(await listAll(t, store, 'tree', { delimiter: '/', prefix: '05-dir/', maxKeys: 10 }), keys.filter((k) => k.startsWith('05-dir/')));
+});
