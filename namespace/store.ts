@@ -160,11 +160,23 @@ export class NamespaceStore {
     return record.inline ? this.withInlineData(record) : record;
   }
 
-  /** Joins an inline object's bytes to its record; their absence is corruption, never an empty object. */
-  private async withInlineData(record: T.ObjectRecord): Promise<T.ObjectRecord> {
-    const bytes = await this.engine.get('inline', k.objectKey(record.bucket, record.key));
-    if (bytes === undefined) throw errors.internal(`the inline bytes of ${record.bucket}/${record.key} are missing`);
-    return { ...record, inline: { crc32c: record.inline!.crc32c, data: bytes.toString('base64') } };
+  /**
+   * Joins an inline object's bytes to its record. Reads take no lock, so the object may be
+   * overwritten or deleted between reading the record and reading its bytes: the bytes are kept
+   * per version, so that shows as "this version's bytes are gone", and the record is read again.
+   * A record whose own bytes are missing while it is still current is corruption, never an empty object.
+   */
+  private async withInlineData(first: T.ObjectRecord): Promise<T.ObjectRecord> {
+    let record = first;
+    for (let attempt = 0; ; attempt++) {
+      const bytes = await this.engine.get('inline', inlineKey(record));
+      if (bytes !== undefined) return { ...record, inline: { crc32c: record.inline!.crc32c, data: bytes.toString('base64') } };
+      const now = await this.read<T.ObjectRecord>('objects', k.objectKey(record.bucket, record.key));
+      if (!now) throw errors.noSuchKey(record.bucket, record.key);
+      if (now.versionId === record.versionId || attempt >= 8) throw errors.internal(`the inline bytes of ${record.bucket}/${record.key} are missing`);
+      if (!now.inline) return now;
+      record = now;
+    }
   }
 
   /** Deleting a key that does not exist is not an error (as in S3): `deleted` is then null. */
@@ -485,14 +497,19 @@ export class NamespaceStore {
  * the old bytes in that batch too, so record and bytes can never disagree after a crash.
  */
 function splitInline(record: T.ObjectRecord, current: T.ObjectRecord | undefined): { stored: T.ObjectRecord; inlineOps: KvOp[] } {
-  const key = k.objectKey(record.bucket, record.key);
   if (!record.inline) return { stored: record, inlineOps: dropInline(current) };
   const bytes = Buffer.from(record.inline.data ?? '', 'base64');
-  return { stored: { ...record, inline: { crc32c: record.inline.crc32c } }, inlineOps: [{ type: 'put', space: 'inline', key, value: bytes }] };
+  const put: KvOp = { type: 'put', space: 'inline', key: inlineKey(record), value: bytes };
+  return { stored: { ...record, inline: { crc32c: record.inline.crc32c } }, inlineOps: [...dropInline(current), put] };
 }
 
 function dropInline(current: T.ObjectRecord | undefined): KvOp[] {
-  return current?.inline ? [{ type: 'del', space: 'inline', key: k.objectKey(current.bucket, current.key) }] : [];
+  return current?.inline ? [{ type: 'del', space: 'inline', key: inlineKey(current) }] : [];
+}
+
+/** inline: bucket 0x00 key 0x00 versionId → bytes. Per version, so a lock-free read never pairs one version's record with another's bytes. */
+function inlineKey(record: Pick<T.ObjectRecord, 'bucket' | 'key' | 'versionId'>): Buffer {
+  return Buffer.concat([k.objectKey(record.bucket, record.key), Buffer.from([0]), k.utf8(record.versionId)]);
 }
 
 function put(space: Space, key: Buffer, value: unknown): KvOp {

@@ -21,6 +21,9 @@ import { loadGatewayConfig } from '../gateway/config.js';
 import { readObjectRange, type ReaderDeps } from '../gateway/data/reader.js';
 import { IntegrityError } from '../gateway/data/integrity.js';
 import type { ObjectRecord } from '../namespace/types.js';
+import { NamespaceStore } from '../namespace/store.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 
 const KiB = 1024;
 const BUCKET = 'inline';
@@ -181,4 +184,49 @@ t.test('--inline-max: default k × 4 KiB, 0 disables, at most 64 KiB', async (t)
   t.equal(loadGatewayConfig([...base, '--k', '8', '--m', '3']).inlineMaxBytes, 32 * KiB);
   t.equal(loadGatewayConfig([...base, '--inline-max', '0']).inlineMaxBytes, 0);
   t.throws(() => loadGatewayConfig([...base, '--inline-max', String(64 * KiB + 1)]));
+});
+
+t.test('lock-free reads never pair a record with another version’s bytes (overwrites and deletes racing reads)', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-inline-race-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const store = await NamespaceStore.open(dir, { sync: false });
+  t.teardown(() => store.close());
+  await store.createBucket('race', 'root');
+  const layout = { k: 4, m: 2, blockSize: 256 * KiB };
+  let n = 0;
+  const record = (size: number): ObjectRecord => {
+    const bytes = randomBytes(size);
+    return {
+      bucket: 'race', key: 'k', versionId: `v${String(n++).padStart(8, '0')}`, size, etag: '"e"', lastModified: new Date().toISOString(),
+      contentType: 'application/octet-stream', userMetadata: {}, headers: {}, checksums: {}, layout, segments: [],
+      inline: { crc32c: crc32c(bytes) >>> 0, data: bytes.toString('base64') },
+    };
+  };
+  const empty = (): ObjectRecord => ({ ...record(1), size: 0, segments: [], inline: undefined });
+  let writing = true;
+  const writer = (async () => {
+    for (let i = 0; i < 300; i++) {
+      if (i % 7 === 6) await store.deleteObject('race', 'k');
+      else if (i % 5 === 4) await store.commitObject({ record: empty() });
+      else await store.commitObject({ record: record(100 + (i % 50)) });
+    }
+    writing = false;
+  })();
+  let reads = 0;
+  let torn = 0;
+  const readers = Array.from({ length: 4 }, async () => {
+    while (writing) {
+      const got = await store.getObject('race', 'k').catch((err: { code?: string }) => {
+        if (err.code !== 'NoSuchKey') throw err;
+        return undefined;
+      });
+      reads++;
+      if (!got?.inline) continue;
+      const bytes = Buffer.from(got.inline.data!, 'base64');
+      if (bytes.length !== got.size || crc32c(bytes) >>> 0 !== got.inline.crc32c) torn++;
+    }
+  });
+  await Promise.all([writer, ...readers]);
+  t.ok(reads > 100, `${reads} reads raced 300 writes`);
+  t.equal(torn, 0, 'every inline read is whole and of one version');
 });
