@@ -8,6 +8,9 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCopyCommand,
   CopyObjectCommand,
   CreateBucketCommand,
   DeleteObjectCommand,
@@ -132,6 +135,21 @@ t.test('copies: inline to inline, and a copy that crosses the threshold by REPLA
   await s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: 'copy-large-dst', CopySource: `${BUCKET}/copy-large` }));
   t.same(await get('copy-large-dst'), large);
   t.equal((await namespace.getObject(BUCKET, 'copy-large-dst')).inline, undefined, 'a large copy is coded');
+});
+
+t.test('an inline object as a ranged UploadPartCopy source, and GetObject partNumber=1 of it', async (t) => {
+  const body = randomBytes(10 * KiB);
+  await put('part-src', body);
+  const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'from-parts' }));
+  const part = await s3.send(
+    new UploadPartCopyCommand({ Bucket: BUCKET, Key: 'from-parts', UploadId, PartNumber: 1, CopySource: `${BUCKET}/part-src`, CopySourceRange: 'bytes=1000-8999' }),
+  );
+  await s3.send(
+    new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: 'from-parts', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.CopyPartResult!.ETag }] } }),
+  );
+  t.same(await get('from-parts'), body.subarray(1000, 9000), 'the copied range, as a (coded) multipart object');
+  const first = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'part-src', PartNumber: 1 }));
+  t.same(Buffer.from(await first.Body!.transformToByteArray()), body, 'part 1 of a single-PUT inline object is the whole object');
 });
 
 t.test('client checksums are proven against inline bytes', async (t) => {
