@@ -164,7 +164,7 @@ function startUpload(node: { id: string; url: string }, index: number, segmentIn
 async function sendFrames(upload: ShardUpload, frames: Buffer[], stallTimeoutMs: number): Promise<void> {
   if (upload.failed || upload.body.destroyed) return;
   let full = false;
-  for (const frame of frames) full = !upload.body.write(frame) || full;
+  for (const frame of joinSmall(frames)) full = !upload.body.write(frame) || full;
   if (!full) return;
   let timer: NodeJS.Timeout | undefined;
   const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), stallTimeoutMs)));
@@ -174,6 +174,18 @@ async function sendFrames(upload: ShardUpload, frames: Buffer[], stallTimeoutMs:
     upload.failed = new Error(`node accepted no data for ${stallTimeoutMs} ms`);
     upload.body.destroy();
   }
+}
+
+/**
+ * Every buffer written to a shard upload goes out as its own HTTP chunk (a size line and a write
+ * of its own), so a small block and its 4-byte CRC cost more as two chunks than copying them into
+ * one; a large block is not worth the copy.
+ */
+const JOIN_BELOW = 64 * 1024;
+
+function joinSmall(frames: Buffer[]): Buffer[] {
+  const bytes = frames.reduce((sum, f) => sum + f.length, 0);
+  return frames.length > 1 && bytes <= JOIN_BELOW ? [Buffer.concat(frames, bytes)] : frames;
 }
 
 /** Waits for the node to confirm the shard is durable; a node that does not answer in time has failed. */
