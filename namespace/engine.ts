@@ -49,11 +49,14 @@ export interface KvEngine {
 }
 
 /** Every entry of a range, in key order (callers bound the range with `limit`). */
+const SCAN_BATCH = 1000;
+
 export async function scanRange(engine: KvEngine, space: Space, range: KvRange): Promise<[Buffer, Buffer][]> {
   const cursor = engine.cursor(space, range);
   const rows: [Buffer, Buffer][] = [];
   try {
-    for (let entry = await cursor.next(); entry; entry = await cursor.next()) rows.push(entry);
+    // Batches, not next() per entry: a page of 1000 is then one or a few native reads, not 1000 promises.
+    for (let batch = await cursor.nextBatch(SCAN_BATCH); batch.length > 0; batch = await cursor.nextBatch(SCAN_BATCH)) rows.push(...batch);
   } finally {
     await cursor.close();
   }

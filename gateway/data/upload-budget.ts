@@ -26,7 +26,7 @@ export class UploadBudget {
     if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`upload budget must be a positive integer, got ${limit}`);
   }
 
-  /** Bytes reserved right now (may exceed the limit only through `force`). */
+  /** Bytes reserved right now (over the limit only by one reservation larger than the whole limit). */
   get reserved(): number {
     return this.used;
   }
@@ -54,14 +54,6 @@ export class UploadBudget {
       };
       this.waiters.push(waiter);
     });
-  }
-
-  /**
-   * Reserves without waiting, over the limit if need be: only for an upload that already holds a
-   * reservation and must finish its stripe (waiting there could deadlock).
-   */
-  force(bytes: number): Release {
-    return this.take(bytes);
   }
 
   private fits(bytes: number): boolean {
