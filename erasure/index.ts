@@ -29,13 +29,12 @@ export { StripeCodec } from './codec.js';
 export { ExactReader, UnexpectedEndError } from './exact-reader.js';
 export {
   type EncodedStripe,
-  type RebuiltStripe,
   type StripeSpan,
   type StripeBudget,
   encodeStripes,
   shardFrame,
   decodeStripes,
-  rebuildShards,
   NotEnoughShardsError,
   ShardSourceError,
 } from './stream.js';
+export { rebuildFramed, type RebuiltBlocks, type OpenShard } from './rebuild.js';

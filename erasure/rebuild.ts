@@ -1,9 +1,8 @@
-// The rebuild loop of segment repair: reads k healthy shards stripe by stripe, recomputes the
+// Rebuilding shards (segment repair): reads k healthy shards stripe by stripe, recomputes the
 // wanted shards' blocks, and hands each out already framed (block ‖ CRC32C) in one buffer.
 //
-// It does what erasure/stream.ts's rebuildShards does, with the costs that showed in profiles of
-// the repair benchmark taken out (repair reads k bytes for every byte it writes, so per-byte costs
-// on the read side count k times):
+// Shaped by profiles of the repair benchmark (repair reads k bytes for every byte it writes, so
+// per-byte costs on the read side count k times):
 // - stripe buffers (k + m blocks, ~1.5 MiB at the default layout) are recycled instead of
 //   allocated per stripe: each one is external memory that V8 counts towards its next GC, and the
 //   garbage collector was the largest single cost of the repair process;
@@ -12,10 +11,10 @@
 //   takes, and the upload sends one body chunk per block instead of two;
 // - the k sources are opened at once, with no lazy wrapper generator per chunk.
 import { crc32c } from '@node-rs/crc32';
-import type { StripeCodec } from '../erasure/codec.js';
-import { ExactReader } from '../erasure/exact-reader.js';
-import { CRC_BYTES, stripeBlockLength, stripeCount, type Layout } from '../erasure/layout.js';
-import { ShardSourceError } from '../erasure/stream.js';
+import type { StripeCodec } from './codec.js';
+import { ExactReader } from './exact-reader.js';
+import { CRC_BYTES, stripeBlockLength, stripeCount, type Layout } from './layout.js';
+import { ShardSourceError } from './stream.js';
 
 export interface RebuiltBlocks {
   stripe: number;

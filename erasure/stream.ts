@@ -26,13 +26,6 @@ export interface EncodedStripe {
   crcs: number[];
 }
 
-export interface RebuiltStripe {
-  stripe: number;
-  /** The blocks of the wanted shards, in the order they were asked for. */
-  blocks: Buffer[];
-  crcs: number[];
-}
-
 /** Which stripes of the segment to decode (inclusive); the shard sources then hold blocks first..last only. */
 export interface StripeSpan {
   first: number;
@@ -114,7 +107,7 @@ export async function* decodeStripes(
 ): AsyncGenerator<Buffer> {
   const coder = codecFor(layout, codec);
   const stripes = spanOf(layout, segmentSize, span);
-  const sources = await openSources(shards, layout, [], stripes);
+  const sources = await openSources(shards, layout, stripes);
   const missingData = range(0, layout.k).filter((i) => !sources.has(i));
   try {
     yield* pipelined(
@@ -124,37 +117,6 @@ export async function* decodeStripes(
           await coder.recover(stripe.data, stripe.parity, stripe.len, missingData, [...sources.keys()]);
         }
         return stripe.data.subarray(0, stripe.dataLength);
-      },
-    );
-    await requireEnded(sources);
-  } finally {
-    await closeAll(sources);
-  }
-}
-
-/**
- * Rebuilds whole shards for repair: from k of the other shards (unframed data), yields for every
- * stripe the recomputed blocks of the `wanted` shard indices. Sources given for wanted shards, and
- * any beyond the k it reads, are closed unread.
- */
-export async function* rebuildShards(
-  shards: (AsyncIterable<Uint8Array> | null)[],
-  layout: Layout,
-  segmentSize: number,
-  wanted: number[],
-  codec?: StripeCodec,
-): AsyncGenerator<RebuiltStripe> {
-  const coder = codecFor(layout, codec);
-  checkWanted(wanted, layout);
-  const stripes = spanOf(layout, segmentSize, undefined);
-  const sources = await openSources(shards, layout, wanted, stripes);
-  try {
-    yield* pipelined(
-      nextStripeReader(stripes, (s) => readShardStripe(sources, layout, segmentSize, s, true)),
-      async (stripe) => {
-        await coder.recover(stripe.data, stripe.parity, stripe.len, wanted, [...sources.keys()]);
-        const blocks = wanted.map((i) => blockView(stripe, layout.k, i));
-        return { stripe: stripe.index, blocks, crcs: blocks.map(blockCrc) };
       },
     );
     await requireEnded(sources);
@@ -228,11 +190,10 @@ interface ShardStripe {
   dataLength: number;
 }
 
-/** Readers for the first k present shards not in `exclude`; all other sources are closed unread. */
+/** Readers for the first k present shards; all other sources are closed unread. */
 async function openSources(
   shards: (AsyncIterable<Uint8Array> | null)[],
   layout: Layout,
-  exclude: number[],
   stripes: StripeSpan,
 ): Promise<Map<number, ExactReader>> {
   const total = layout.k + layout.m;
@@ -243,7 +204,7 @@ async function openSources(
   shards.forEach((shard, i) => {
     if (!shard) return;
     const reader = new ExactReader(shard);
-    if (readers.size < needed && !exclude.includes(i)) readers.set(i, reader);
+    if (readers.size < needed) readers.set(i, reader);
     else unused.push(reader);
   });
   await Promise.all(unused.map((r) => r.close()));
@@ -309,14 +270,6 @@ function spanOf(layout: Layout, segmentSize: number, span: StripeSpan | undefine
     throw new RangeError(`stripes ${first}..${last} are not within the segment's ${count} stripes`);
   }
   return span;
-}
-
-function checkWanted(wanted: number[], layout: Layout): void {
-  const total = layout.k + layout.m;
-  const bad = wanted.find((i) => !Number.isInteger(i) || i < 0 || i >= total);
-  if (bad !== undefined) throw new RangeError(`wanted shard ${bad} is not in 0..${total - 1}`);
-  if (new Set(wanted).size !== wanted.length) throw new RangeError('wanted lists a shard twice');
-  if (wanted.length < 1 || wanted.length > layout.m) throw new RangeError(`can rebuild 1..${layout.m} shards, asked for ${wanted.length}`);
 }
 
 // ---- plumbing -------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ import type { InflightShards, NodeView } from './cluster-view.js';
 import type { RepairNamespace } from './deps.js';
 import type { RepairItem } from './queue.js';
 import type { TokenBucket } from './rate.js';
-import { rebuildFramed } from './rebuild.js';
-import { framedBlocks, lazyShard, ShardUpload, SourceError, StallError } from './shard-io.js';
+import { rebuildFramed } from '../erasure/rebuild.js';
+import { framedBlocks, ShardUpload, SourceError, StallError } from './shard-io.js';
 
 export interface SegmentRepairDeps {
   namespace: RepairNamespace;
@@ -263,7 +263,9 @@ async function copyShard(plan: Plan, index: number, target: Target, deps: Segmen
   const upload = startUpload(plan, index, target, deps);
   let bytes = 0;
   try {
-    const stream = lazyShard(() => source.streamShard(from.shardId, undefined, signal));
+    const stream = await source.streamShard(from.shardId, undefined, signal).catch((err: unknown) => {
+      throw new SourceError(`opening ${from.shardId} failed: ${messageOf(err)}`, err);
+    });
     for await (const { frames, bytes: n } of framedBlocks(stream, plan.layout, plan.segment.size)) {
       await deps.limiter.take(2 * n, signal, plan.urgent);
       await upload.write(frames);

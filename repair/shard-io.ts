@@ -120,12 +120,3 @@ export async function* framedBlocks(source: AsyncIterable<Uint8Array>, layout: L
     await reader.close();
   }
 }
-
-/** An iterable that opens the shard stream only when first read: rebuildShards closes unused sources unread. */
-export function lazyShard(open: () => Promise<AsyncIterable<Buffer>>): AsyncIterable<Buffer> {
-  return {
-    async *[Symbol.asyncIterator]() {
-      yield* await open();
-    },
-  };
-}

@@ -18,7 +18,7 @@ import {
   crcBytes,
   decodeStripes,
   encodeStripes,
-  rebuildShards,
+  rebuildFramed,
   shardDataLength,
   shardFrame,
   shardFramedLength,
@@ -412,7 +412,7 @@ t.test('decode failures', async (t) => {
     await t.rejects(collect(decodeStripes(given.map((g) => g?.source ?? null), layout, size)), NotEnoughShardsError, `lost ${lost.join(',')}`);
     if (!given.every((g) => g === null || (g.state.closed && g.state.pulls === 0))) t.fail('sources left open after refusing');
   }
-  await t.rejects(collect(rebuildShards(enc.shards.map((s, i) => (i < 3 ? null : chunked(s, prng(1)))), layout, size, [0, 1])), NotEnoughShardsError);
+  await t.rejects(collect(rebuildFramed(openFrom(enc.shards, prng(1)), [3, 4, 5], [0, 1], layout, size, new StripeCodec(layout))), RangeError, 'a rebuild reads exactly k shards');
 
   const short = enc.shards.map((s, i) => (i === 2 ? s.subarray(0, s.length - 1) : s));
   const shortErr = await failureOf(collect(decodeStripes(short.map((s) => chunked(s, prng(4))), layout, size)));
@@ -453,26 +453,33 @@ t.test('decode a span of stripes', async (t) => {
   await t.rejects(collect(decodeStripes(enc.shards.map(() => null), layout, size, undefined, { first: 0, last: 11 })), RangeError);
 });
 
-t.test('rebuildShards recreates lost shards with their CRCs', async (t) => {
+t.test('rebuildFramed recreates lost shards, each block framed with its CRC', async (t) => {
   for (const [layout, size] of [[DEFAULT_LAYOUT, S + B + 13], [{ k: 6, m: 3, blockSize: 4096 }, 6 * 4096 * 2 + 5]] as const) {
     const enc = await encodeSegment(patternBytes(size, 51), layout, 51);
+    const codec = new StripeCodec(layout);
     const failed: string[] = [];
     for (const lost of lossCombos(layout.k + layout.m, layout.m).filter((c) => c.length > 0)) {
-      const rebuilt = await collect(rebuildShards(sourcesFor(enc.shards, lost, prng(lost.length)), layout, size, lost));
+      const sources = [...Array(layout.k + layout.m).keys()].filter((i) => !lost.includes(i)).slice(0, layout.k);
+      const rebuilt = await collect(rebuildFramed(openFrom(enc.shards, prng(lost.length)), sources, lost, layout, size, codec));
       const good = rebuilt.length === enc.stripes.length && rebuilt.every((r, s) =>
-        r.stripe === s && lost.every((shard, j) => r.blocks[j]!.equals(enc.stripes[s]!.blocks[shard]!) && r.crcs[j] === enc.stripes[s]!.crcs[shard]));
+        r.stripe === s && lost.every((shard, j) => r.frames[j]!.equals(Buffer.concat([enc.stripes[s]!.blocks[shard]!, crcBytes(enc.stripes[s]!.crcs[shard]!)]))));
       if (!good) failed.push(lost.join(','));
     }
     t.same(failed, [], `k=${layout.k} m=${layout.m}: every loss pattern rebuilt`);
   }
-  const enc = await encodeSegment(patternBytes(500, 1), { k: 4, m: 2, blockSize: 64 }, 1);
-  await t.rejects(collect(rebuildShards(sourcesFor(enc.shards, [0], prng(1)), { k: 4, m: 2, blockSize: 64 }, 500, [0, 0])), RangeError);
-  await t.rejects(collect(rebuildShards(sourcesFor(enc.shards, [0], prng(1)), { k: 4, m: 2, blockSize: 64 }, 500, [6])), RangeError);
-  // A source offered for a wanted shard is ignored: the shard is recomputed, not copied.
-  const corrupt = enc.shards.map((s, i) => (i === 5 ? Buffer.alloc(s.length, 0xff) : s));
-  const rebuilt = await collect(rebuildShards(corrupt.map((s) => chunked(s, prng(2))), { k: 4, m: 2, blockSize: 64 }, 500, [5]));
-  t.ok(Buffer.concat(rebuilt.map((r) => r.blocks[0]!)).equals(enc.shards[5]!));
+  const small = { k: 4, m: 2, blockSize: 64 };
+  const enc = await encodeSegment(patternBytes(500, 1), small, 1);
+  const codec = new StripeCodec(small);
+  await t.rejects(collect(rebuildFramed(openFrom(enc.shards, prng(1)), [1, 2, 3, 4], [0, 0], small, 500, codec)), RangeError);
+  await t.rejects(collect(rebuildFramed(openFrom(enc.shards, prng(1)), [1, 2, 3, 4], [6], small, 500, codec)), RangeError);
+  // A wanted shard is never read: it is recomputed, not copied (a corrupt copy could not leak through).
+  await t.rejects(collect(rebuildFramed(openFrom(enc.shards, prng(1)), [1, 2, 3, 5], [5], small, 500, codec)), RangeError);
 });
+
+/** Opens shard i of `shards` as a stream of awkward chunks. */
+function openFrom(shards: Buffer[], rnd: () => number): (index: number) => Promise<AsyncIterable<Uint8Array>> {
+  return async (index) => chunked(shards[index]!, rnd);
+}
 
 // ---- memory and speed ---------------------------------------------------------------------------
 

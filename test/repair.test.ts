@@ -30,7 +30,7 @@ import { StorageNodePool } from '../storage-node/client.js';
 import { RepairClient, type RepairStatus } from '../repair/client.js';
 import { RepairQueue, type RepairItem } from '../repair/queue.js';
 import { parseRate, TokenBucket } from '../repair/rate.js';
-import { rebuildFramed } from '../repair/rebuild.js';
+import { rebuildFramed } from '../erasure/rebuild.js';
 import { StripeCodec } from '../erasure/codec.js';
 import { encodeStripes, shardFrame, type EncodedStripe } from '../erasure/stream.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';
