@@ -45,50 +45,88 @@ export function verifyFrame(frame: Buffer, index: number): Frame {
   return { index, data, crc: expected };
 }
 
+/** What the parser learnt of one verified frame: the bytes stay with the caller. */
+export interface FrameCheck {
+  /** Index of the block within the shard. */
+  index: number;
+  dataLength: number;
+  crc: number;
+}
+
 /**
- * Incremental parser of a framed shard stream. Feed chunks with push(); it returns the frames
+ * Incremental verifier of a framed shard stream. Feed chunks with push(); it returns the frames
  * completed so far (verified). Call end() when the stream ends to get the final short frame.
- * It holds at most one frame's bytes at a time.
+ *
+ * It never copies or joins the chunks (the caller writes them as they came): the CRC runs over
+ * each piece as it arrives. Because the last frame may be short, the newest 4 bytes of a frame
+ * could be its CRC, so they are held back (copied, 4 bytes) until more bytes or the end decide.
  */
 export class FrameParser {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private nextIndex = 0;
   private readonly frameSize: number;
+  /** Bytes of the current frame received so far (data and CRC bytes alike). */
+  private inFrame = 0;
+  /** Running CRC32C over the current frame's bytes that are known to be data. */
+  private crc = 0;
+  /** The current frame's newest bytes (up to 4), not yet known to be data or CRC. */
+  private readonly held = Buffer.alloc(CRC_BYTES);
+  private heldBytes = 0;
+  private readonly scratch = Buffer.alloc(2 * CRC_BYTES);
+  private nextIndex = 0;
 
   constructor(readonly blockSize: number) {
     this.frameSize = blockSize + CRC_BYTES;
   }
 
-  push(chunk: Buffer): Frame[] {
-    const frames: Frame[] = [];
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    while (this.pendingBytes > this.frameSize) {
-      // Strictly greater: a frame of exactly frameSize bytes at the very end is still the last frame,
-      // and we only know it is not shorter once more bytes arrive; either way it verifies the same.
-      frames.push(verifyFrame(this.take(this.frameSize), this.nextIndex++));
+  push(chunk: Buffer): FrameCheck[] {
+    const frames: FrameCheck[] = [];
+    for (let at = 0; at < chunk.length; ) {
+      // A frame of exactly frameSize bytes is complete only once a byte of the next one arrives:
+      // until then it may be the last frame, and it verifies the same either way.
+      if (this.inFrame === this.frameSize) frames.push(this.finishFrame());
+      const n = Math.min(chunk.length - at, this.frameSize - this.inFrame);
+      this.absorb(chunk.subarray(at, at + n));
+      at += n;
     }
     return frames;
   }
 
-  end(): Frame[] {
-    if (this.pendingBytes === 0) return [];
-    const frame = this.take(this.pendingBytes);
-    return [verifyFrame(frame, this.nextIndex++)];
+  end(): FrameCheck[] {
+    if (this.inFrame === 0) return [];
+    if (this.inFrame <= CRC_BYTES) throw new TruncatedFrameError(this.nextIndex, this.inFrame);
+    return [this.finishFrame()];
   }
 
   get blocksSeen(): number {
     return this.nextIndex;
   }
 
-  private take(n: number): Buffer {
-    const all = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.pending = rest.length ? [rest] : [];
-    this.pendingBytes = rest.length;
-    return out;
+  /** Adds a piece of the current frame: everything but the newest 4 bytes goes into the CRC. */
+  private absorb(piece: Buffer): void {
+    const total = this.heldBytes + piece.length;
+    const release = Math.max(0, total - CRC_BYTES);
+    const fromHeld = Math.min(this.heldBytes, release);
+    if (fromHeld > 0) this.crc = crc32c(this.held.subarray(0, fromHeld), this.crc);
+    const fromPiece = release - fromHeld;
+    if (fromPiece > 0) this.crc = crc32c(piece.subarray(0, fromPiece), this.crc);
+    // The new held bytes: what is left of the old ones, then the piece's tail.
+    const keep = this.held.copy(this.scratch, 0, fromHeld, this.heldBytes);
+    const tail = piece.copy(this.scratch, keep, fromPiece);
+    this.heldBytes = keep + tail;
+    this.scratch.copy(this.held, 0, 0, this.heldBytes);
+    this.inFrame += piece.length;
+  }
+
+  /** The held 4 bytes are the frame's CRC; every byte before them has been summed. */
+  private finishFrame(): FrameCheck {
+    const index = this.nextIndex++;
+    const expected = this.held.readUInt32LE(0);
+    const actual = this.crc >>> 0;
+    const dataLength = this.inFrame - CRC_BYTES;
+    this.inFrame = 0;
+    this.crc = 0;
+    this.heldBytes = 0;
+    if (actual !== expected) throw new CorruptFrameError(index, expected, actual);
+    return { index, dataLength, crc: expected };
   }
 }
 

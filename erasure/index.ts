@@ -18,6 +18,7 @@ export {
 } from './layout.js';
 export {
   type Frame,
+  type FrameCheck,
   crcBytes,
   blockCrc,
   verifyFrame,

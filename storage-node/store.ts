@@ -16,7 +16,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { CRC_BYTES } from '../erasure/layout.js';
-import { CorruptFrameError, FrameParser, TruncatedFrameError, verifyFrame } from '../erasure/frames.js';
+import { CorruptFrameError, FrameParser, TruncatedFrameError, verifyFrame, type FrameCheck } from '../erasure/frames.js';
 import type { Logger } from '../common/log.js';
 import {
   isValidShardId,
@@ -653,10 +653,10 @@ export class ShardStore {
       pending = [];
       pendingBytes = 0;
     };
-    const accept = (frames: { data: Buffer; crc: number }[]): void => {
+    const accept = (frames: FrameCheck[]): void => {
       for (const f of frames) {
         crcs.push(f.crc);
-        dataLength += f.data.length;
+        dataLength += f.dataLength;
       }
     };
     try {

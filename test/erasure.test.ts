@@ -8,6 +8,7 @@ import {
   DEFAULT_LAYOUT,
   ExactReader,
   FrameParser,
+  type FrameCheck,
   NotEnoughShardsError,
   ShardSourceError,
   StripeCodec,
@@ -289,13 +290,21 @@ t.test('frames: parsing over random chunkings, corruption and truncation', async
   const parse = (framed: Buffer, rnd: () => number): Buffer[] => {
     const parser = new FrameParser(layout.blockSize);
     const out: Buffer[] = [];
+    const frameSize = layout.blockSize + 4;
+    // The parser reports lengths and CRCs only: the block is where its frame starts in the input.
+    const blockOf = (f: FrameCheck): Buffer => {
+      if (f.index !== out.length) throw new Error(`frame ${f.index} reported out of order`);
+      const data = framed.subarray(f.index * frameSize, f.index * frameSize + f.dataLength);
+      if (blockCrc(data) !== f.crc) throw new Error(`frame ${f.index}: reported CRC is not the block's`);
+      return data;
+    };
     let at = 0;
     while (at < framed.length) {
       const n = Math.min(framed.length - at, Math.floor(rnd() * 150));
-      for (const f of parser.push(framed.subarray(at, at + n))) out.push(Buffer.from(f.data));
+      for (const f of parser.push(framed.subarray(at, at + n))) out.push(blockOf(f));
       at += n;
     }
-    for (const f of parser.end()) out.push(Buffer.from(f.data));
+    for (const f of parser.end()) out.push(blockOf(f));
     if (out.length !== blocks) throw new Error(`expected ${blocks} blocks, parsed ${out.length}`);
     return out;
   };
