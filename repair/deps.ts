@@ -23,7 +23,7 @@ export interface RepairNamespace {
 }
 
 export interface RepairNodeClient {
-  putShard(id: string, blockSize: number, body: NodeJS.ReadableStream, signal?: AbortSignal): Promise<PutShardResponse>;
+  putShard(id: string, blockSize: number, body: NodeJS.ReadableStream, signal?: AbortSignal, framedLength?: number): Promise<PutShardResponse>;
   streamShard(id: string, range?: DataRange, signal?: AbortSignal): Promise<AsyncIterable<Buffer>>;
   headShard(id: string): Promise<ShardInfo | null>;
   deleteShard(id: string): Promise<void>;

@@ -10,7 +10,7 @@
 import { decodeBlockCrcs } from '../erasure/frames.js';
 import { randomBytes } from 'node:crypto';
 import { StripeCodec } from '../erasure/codec.js';
-import type { Layout } from '../erasure/layout.js';
+import { shardFramedLength, type Layout } from '../erasure/layout.js';
 import { NotEnoughShardsError, ShardSourceError } from '../erasure/stream.js';
 import type { Logger } from '../common/log.js';
 import { NamespaceError } from '../namespace/client.js';
@@ -353,7 +353,8 @@ function startUpload(plan: Plan, index: number, target: Target, deps: SegmentRep
   const client = deps.view.client(target.id);
   if (!client) throw new Error(`target node ${target.id} is not known`);
   deps.inflight.add(target.id, shardId);
-  return new ShardUpload(client, target.id, shardId, plan.layout.blockSize, deps.stallTimeoutMs);
+  const framedLength = shardFramedLength(plan.layout, plan.segment.size);
+  return new ShardUpload(client, target.id, shardId, plan.layout.blockSize, deps.stallTimeoutMs, framedLength);
 }
 
 function abandon(upload: ShardUpload, deps: SegmentRepairDeps): void {

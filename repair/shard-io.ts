@@ -25,8 +25,10 @@ export class ShardUpload {
     readonly shardId: string,
     blockSize: number,
     private readonly stallTimeoutMs: number,
+    /** The shard's framed length (known from the segment): sent as content-length. */
+    framedLength?: number,
   ) {
-    this.done = client.putShard(shardId, blockSize, this.body, this.abortController.signal);
+    this.done = client.putShard(shardId, blockSize, this.body, this.abortController.signal, framedLength);
     this.done.catch((err: unknown) => {
       this.failure ??= err instanceof Error ? err : new Error(String(err));
       this.body.destroy();

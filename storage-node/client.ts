@@ -101,11 +101,23 @@ export class StorageNodeClient {
     });
   }
 
-  async putShard(id: string, blockSize: number, body: AsyncIterable<Uint8Array> | NodeJS.ReadableStream, signal?: AbortSignal): Promise<PutShardResponse> {
+  /**
+   * `framedLength`, when the sender knows it, goes out as content-length: the node can refuse a
+   * shard that does not fit before any byte moves, and neither side frames the body in chunks.
+   */
+  async putShard(
+    id: string,
+    blockSize: number,
+    body: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
+    signal?: AbortSignal,
+    framedLength?: number,
+  ): Promise<PutShardResponse> {
+    const headers: Record<string, string> = { [BLOCK_SIZE_HEADER]: String(blockSize), 'content-type': 'application/octet-stream' };
+    if (framedLength !== undefined) headers['content-length'] = String(framedLength);
     const res = await this.send({
       method: 'PUT',
       path: this.shardPath(id),
-      headers: { [BLOCK_SIZE_HEADER]: String(blockSize), 'content-type': 'application/octet-stream' },
+      headers,
       body: body instanceof Readable ? body : Readable.from(asBuffers(body), { objectMode: false }),
       signal,
     });
