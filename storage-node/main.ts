@@ -28,6 +28,7 @@ interface NodeConfig {
   scrubRate: number;
   /** Quota on stored bytes; Infinity when unset. */
   maxBytes: number;
+  directWrites: boolean;
 }
 
 function loadConfig(): NodeConfig {
@@ -44,7 +45,11 @@ function loadConfig(): NodeConfig {
     'scrub-rate': { env: 'CAIRN_SCRUB_RATE', default: String(DEFAULT_SCRUB_RATE) },
     // Unset: the disk's own size is the limit.
     'max-bytes': { env: 'CAIRN_NODE_MAX_BYTES' },
+    // "auto": shards are written around the page cache (O_DIRECT) where the filesystem allows it.
+    'direct-writes': { env: 'CAIRN_DIRECT_WRITES', default: 'auto' },
   });
+  const direct = c['direct-writes'] ?? 'auto';
+  if (direct !== 'auto' && direct !== 'off') throw new Error(`--direct-writes must be auto or off, got "${direct}"`);
   if (!c['data-dir']) throw new Error('--data-dir (or CAIRN_NODE_DATA_DIR) is required');
   const port = Number(c.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got "${c.port}"`);
@@ -61,13 +66,14 @@ function loadConfig(): NodeConfig {
     heartbeatMs,
     scrubRate: parseByteSize(c['scrub-rate'] ?? String(DEFAULT_SCRUB_RATE), '--scrub-rate'),
     maxBytes: c['max-bytes'] ? parseByteSize(c['max-bytes'], '--max-bytes') : Number.POSITIVE_INFINITY,
+    directWrites: direct === 'auto',
   };
 }
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const secret = clusterSecretFromEnv();
-  const store = await ShardStore.open({ dir: config.dataDir, nodeId: config.nodeId, log, limits: { quotaBytes: config.maxBytes } });
+  const store = await ShardStore.open({ dir: config.dataDir, nodeId: config.nodeId, log, limits: { quotaBytes: config.maxBytes }, directWrites: config.directWrites });
   let ownHost: string | undefined;
   const server = createStorageNodeServer(store, { log, secret, host: () => ownHost, metrics: new Registry('storage-node'), scrubRate: config.scrubRate });
   const boundUrl = await listen(server, config.host, config.port);
@@ -103,6 +109,7 @@ async function main(): Promise<void> {
     shards: store.shardCount,
     usedBytes: store.usedBytes,
     scrubRate: config.scrubRate,
+    shardWrites: store.writeMode,
     ...(Number.isFinite(config.maxBytes) ? { maxBytes: config.maxBytes } : {}),
   });
   onShutdown(log, async () => {

@@ -166,7 +166,7 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
     metrics,
     secret: opts.secret,
     host: opts.host,
-    health: async () => ({ nodeId: store.nodeId, ...(await store.usage()), writesInFlight: store.writesInFlight, scrubbing: scrubber.busy }),
+    health: async () => ({ nodeId: store.nodeId, ...(await store.usage()), writesInFlight: store.writesInFlight, shardWrites: store.writeMode, scrubbing: scrubber.busy }),
   });
 }
 

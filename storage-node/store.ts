@@ -18,6 +18,7 @@ import { crc32c } from '@node-rs/crc32';
 import { CRC_BYTES } from '../erasure/layout.js';
 import { CorruptFrameError, FrameParser, TruncatedFrameError, verifyFrame, type FrameCheck } from '../erasure/frames.js';
 import type { Logger } from '../common/log.js';
+import { createShardFile, probeDirectWrites, type ShardFile, type WriteMode } from './shard-file.js';
 import {
   isValidShardId,
   WHOLE_SHARD_BLOCK,
@@ -36,7 +37,6 @@ const MiB = 1024 * 1024;
 /** Requested data bytes verified before a read returns, so a corrupt block in a gateway-sized read is a clean error. */
 export const PREVERIFY_BYTES = 8 * MiB;
 const READ_BATCH_BYTES = 1 * MiB;
-const WRITE_BATCH_BYTES = 1 * MiB;
 const STATFS_TTL_MS = 1000;
 /**
  * After a write fails because the data dir is not writable, the node reports no free space for this
@@ -75,6 +75,11 @@ export interface StoreOptions {
   nodeId?: string;
   limits?: Partial<StoreLimits>;
   log?: Logger;
+  /**
+   * Write shards around the page cache (O_DIRECT) when the data dir's filesystem allows it
+   * (probed at open). Default true; false always writes through the page cache.
+   */
+  directWrites?: boolean;
 }
 
 export interface StoreUsage {
@@ -405,6 +410,7 @@ export class ShardStore {
   private readonly slots: WriteSlots;
   private readonly reservations = new Reservations();
   private unwritableUntil = 0;
+  private mode: WriteMode = 'buffered';
   private statfsCache: { at: number; capacityBytes: number; freeBytes: number } | undefined;
 
   private constructor(
@@ -422,8 +428,14 @@ export class ShardStore {
     const nodeId = await resolveNodeId(dir, opts.nodeId);
     const store = new ShardStore(dir, nodeId, { ...DEFAULT_LIMITS, ...opts.limits }, opts.log);
     await store.prepareDirs();
+    if (opts.directWrites !== false && (await probeDirectWrites(path.join(dir, 'tmp')))) store.mode = 'direct';
     store.index.load(await store.walk());
     return store;
+  }
+
+  /** How shard files are written: decided once at open (see storage-node/shard-file.ts). */
+  get writeMode(): WriteMode {
+    return this.mode;
   }
 
   get shardCount(): number {
@@ -464,21 +476,20 @@ export class ShardStore {
     const release = await this.slots.acquire();
     const space = this.reservations.open((n) => this.assertQuota(n));
     const tmp = path.join(this.dir, 'tmp', `${randomBytes(12).toString('hex')}.part`);
-    let fh: FileHandle | undefined;
+    let file: ShardFile | undefined;
     try {
       space.grow(HEADER_BYTES);
-      fh = await fs.open(tmp, 'wx');
-      const received = await this.receive(fh, blockSize, body, (n) => space.grow(n));
-      await fh.write(encodeHeader(received.geometry), 0, HEADER_BYTES, 0);
-      await fh.sync();
-      const mtime = (await fh.stat()).mtime.toISOString();
-      await fh.close();
-      fh = undefined;
+      file = await createShardFile(tmp, this.mode, HEADER_BYTES);
+      const received = await this.receive(file, blockSize, body, (n) => space.grow(n));
+      await file.finish(encodeHeader(received.geometry));
+      const mtime = (await file.stat()).mtime.toISOString();
+      await file.close();
+      file = undefined;
       const info: ShardInfo = { id, blockSize, dataLength: received.geometry.dataLength, storedLength: storedLength(received.geometry), mtime };
       await this.commit(id, tmp, info.storedLength, space.release);
       return { ...info, blockCrcs: received.crcs };
     } catch (err) {
-      await fh?.close().catch(() => undefined);
+      await file?.close().catch(() => undefined);
       await fs.rm(tmp, { force: true }).catch(() => undefined);
       throw this.mapWriteError(err, id);
     } finally {
@@ -634,7 +645,7 @@ export class ShardStore {
   }
 
   private async receive(
-    fh: FileHandle,
+    file: ShardFile,
     blockSize: number,
     body: AsyncIterable<Uint8Array>,
     claim: (bytes: number) => void,
@@ -643,16 +654,6 @@ export class ShardStore {
     const crcs: number[] = [];
     let dataLength = 0;
     let received = 0;
-    let position = HEADER_BYTES;
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    const flush = async (): Promise<void> => {
-      if (pendingBytes === 0) return;
-      await writeAllFully(fh, pending, position);
-      position += pendingBytes;
-      pending = [];
-      pendingBytes = 0;
-    };
     const accept = (frames: FrameCheck[]): void => {
       for (const f of frames) {
         crcs.push(f.crc);
@@ -668,9 +669,7 @@ export class ShardStore {
         }
         accept(parser.push(buf));
         claim(buf.length);
-        pending.push(buf);
-        pendingBytes += buf.length;
-        if (pendingBytes >= WRITE_BATCH_BYTES) await flush();
+        await file.append(buf);
       }
       accept(parser.end());
     } catch (err) {
@@ -679,7 +678,6 @@ export class ShardStore {
       }
       throw err;
     }
-    await flush();
     return { geometry: { blockSize, dataLength, blocks: crcs.length }, crcs };
   }
 
@@ -861,25 +859,6 @@ function resolveRange(dataLength: number, range: ByteRange | undefined): { start
 }
 
 /** One writev for a batch of received chunks: gathering them with Buffer.concat would copy every byte once more. */
-async function writeAllFully(fh: FileHandle, bufs: Buffer[], position: number): Promise<void> {
-  let offset = position;
-  let rest = bufs;
-  while (rest.length > 0) {
-    const { bytesWritten } = await fh.writev(rest, offset);
-    offset += bytesWritten;
-    rest = dropBytes(rest, bytesWritten);
-  }
-}
-
-/** The buffers after the first `n` bytes (a short writev leaves a tail to write again). */
-function dropBytes(bufs: Buffer[], n: number): Buffer[] {
-  let i = 0;
-  let skip = n;
-  while (i < bufs.length && skip >= bufs[i]!.length) skip -= bufs[i++]!.length;
-  if (i === bufs.length) return [];
-  return [bufs[i]!.subarray(skip), ...bufs.slice(i + 1)];
-}
-
 function noSuchShard(id: string): StoreError {
   return new StoreError('NoSuchShard', `no shard ${id}`);
 }

@@ -20,6 +20,7 @@ import { createStorageNodeServer } from '../storage-node/server.js';
 import { HEADER_BYTES, NodeIdError, ShardStore, type StoreLimits } from '../storage-node/store.js';
 import type { HeartbeatRequest } from '../namespace/types.js';
 import { spawnNode } from './helpers/storage-node-process.js';
+import { createShardFile, DIRECT_ALIGN, probeDirectWrites, STAGE_BYTES, type WriteMode } from '../storage-node/shard-file.js';
 
 const log = createLogger('test', 'error');
 
@@ -115,6 +116,47 @@ t.test('put/get round trip of multi-block shards, head and pool', async (t) => {
   t.equal(pool.get(url), pool.get(url + '/'), 'one client per node');
   t.equal((await pool.get(url).headShard('one'))?.blockSize, 4);
   await pool.close();
+});
+
+t.test('shard files: direct and buffered writes store the same bytes at every alignment and stage boundary', async (t) => {
+  const dir = await tempDir(t);
+  const direct = await probeDirectWrites(dir);
+  t.comment(`direct writes in ${os.tmpdir()}: ${direct ? 'yes' : 'no (buffered only)'}`);
+  const modes: WriteMode[] = direct ? ['direct', 'buffered'] : ['buffered'];
+  const body = HEADER_BYTES;
+  const sizes = [0, 1, DIRECT_ALIGN - body - 1, DIRECT_ALIGN - body, DIRECT_ALIGN - body + 1, STAGE_BYTES - body - 1, STAGE_BYTES - body, STAGE_BYTES - body + 1, 2 * STAGE_BYTES + 4097, 3 * STAGE_BYTES - body];
+  for (const mode of modes) {
+    for (const [n, size] of sizes.entries()) {
+      const data = randomBytes(size);
+      const header = randomBytes(HEADER_BYTES);
+      const file = path.join(dir, `${mode}-${n}`);
+      const shard = await createShardFile(file, mode, HEADER_BYTES);
+      t.equal(shard.mode, mode);
+      // Chunks of odd sizes, and the caller reusing nothing: each append's bytes must be taken as they are.
+      for (let at = 0, step = 1; at < size; at += step, step = (step * 7 + 3) % 200_000 || 1) await shard.append(data.subarray(at, at + step));
+      await shard.finish(header);
+      await shard.close();
+      await shard.close();
+      const back = await fs.readFile(file);
+      t.ok(back.length === HEADER_BYTES + size && back.subarray(0, HEADER_BYTES).equals(header) && back.subarray(HEADER_BYTES).equals(data), `${mode}, ${size} bytes: header and body read back exactly`);
+    }
+  }
+  await t.rejects(createShardFile(path.join(dir, 'direct-0'), modes[0]!, HEADER_BYTES), { code: 'EEXIST' }, 'an existing file is never overwritten');
+});
+
+t.test('a store opened without direct writes writes through the page cache, with the same results', async (t) => {
+  const dir = await tempDir(t);
+  const store = await ShardStore.open({ dir, nodeId: 'node-b', log, directWrites: false });
+  t.equal(store.writeMode, 'buffered');
+  const data = randomBytes(2 * 1024 * 1024 + 5);
+  const put = await store.put('buffered-shard', 65536, chunks(frame(data, 65536), 10_000));
+  t.equal(put.dataLength, data.length);
+  const reader = await store.openRead('buffered-shard');
+  const got: Buffer[] = [];
+  for await (const c of reader) got.push(c);
+  t.ok(Buffer.concat(got).equals(data), 'reads back');
+  const auto = await ShardStore.open({ dir: await tempDir(t), nodeId: 'node-c', log });
+  t.equal(auto.writeMode, (await probeDirectWrites(dir)) ? 'direct' : 'buffered', 'by default the probe decides');
 });
 
 t.test('ranged reads across block boundaries', async (t) => {
