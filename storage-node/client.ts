@@ -3,6 +3,7 @@
 // and anything that is not an HTTP answer (refused, reset, timeout, cut body) is 'Unavailable'.
 import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
+import { chunksOf } from '../common/chunks.js';
 import { signRequest, type ClusterSecret } from '../common/internal-auth.js';
 import {
   BLOCK_SIZE_HEADER,
@@ -268,10 +269,10 @@ export class StorageNodeClient {
     return new StorageNodeError('Unavailable', 503, `storage node ${this.baseUrl} unavailable: ${message}`, cause ? { cause } : undefined);
   }
 
-  private async *guardBody(body: AsyncIterable<Buffer>, expected: number | undefined, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  private async *guardBody(body: Readable, expected: number | undefined, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
     let got = 0;
     try {
-      for await (const chunk of body) {
+      for await (const chunk of chunksOf(body)) {
         got += chunk.length;
         yield chunk;
       }

@@ -20,6 +20,8 @@ import { createStorageNodeServer } from '../storage-node/server.js';
 import { HEADER_BYTES, NodeIdError, ShardStore, type StoreLimits } from '../storage-node/store.js';
 import type { HeartbeatRequest } from '../namespace/types.js';
 import { spawnNode } from './helpers/storage-node-process.js';
+import { chunksOf } from '../common/chunks.js';
+import { Readable } from 'node:stream';
 import { createShardFile, DIRECT_ALIGN, probeDirectWrites, STAGE_BYTES, type WriteMode } from '../storage-node/shard-file.js';
 
 const log = createLogger('test', 'error');
@@ -453,4 +455,70 @@ t.test('main.ts runs as a process: ready line, /health, heartbeats, clean SIGTER
   await t.rejects(wrong.ready);
   t.equal(await wrong.exit, 1);
   t.match(wrong.stderr(), /belongs to node .*node-proc.*refusing to start/);
+});
+
+t.test('chunksOf: chunks come as pushed (never joined), errors after the data, early exit destroys quietly', async (t) => {
+  // Ten chunks buffered before anyone reads: a Readable's own iterator would hand them out joined.
+  const src = new Readable({ read() {} });
+  for (let i = 0; i < 10; i++) src.push(Buffer.alloc(100, i));
+  src.push(null);
+  const got: Buffer[] = [];
+  for await (const c of chunksOf(src)) got.push(c);
+  t.same(got.map((c) => c.length), Array(10).fill(100), 'ten chunks of 100 bytes, unjoined');
+  t.same(got.map((c) => c[0]), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'in order');
+
+  const failing = new Readable({ read() {} });
+  failing.push(Buffer.from('abc'));
+  setImmediate(() => failing.destroy(new Error('socket reset')));
+  const seen: string[] = [];
+  await t.rejects(
+    (async () => {
+      for await (const c of chunksOf(failing)) seen.push(c.toString());
+    })(),
+    /socket reset/,
+  );
+  t.same(seen, ['abc'], 'what arrived comes first, then the error');
+
+  const cut = new Readable({ read() {} });
+  cut.push(Buffer.from('x'));
+  setImmediate(() => cut.destroy());
+  await t.rejects(
+    (async () => {
+      for await (const _ of chunksOf(cut)) void _;
+    })(),
+    { code: 'ERR_STREAM_PREMATURE_CLOSE' },
+    'a close before the end is an error',
+  );
+
+  // Breaking out destroys the source; a source that answers destroy() with 'error' (as undici's
+  // bodies do) must not take the process down.
+  const endless = new Readable({
+    read() {
+      this.push(Buffer.alloc(10));
+    },
+    destroy(_err, cb) {
+      cb(new Error('aborted by the consumer'));
+    },
+  });
+  let n = 0;
+  for await (const _ of chunksOf(endless)) if (++n === 3) break;
+  await new Promise((r) => setImmediate(r));
+  t.ok(endless.destroyed, 'source destroyed on early exit');
+
+  // Back-pressure: a consumer that does not read lets at most a bounded number of chunks pile up.
+  let produced = 0;
+  const fast = new Readable({
+    highWaterMark: 1,
+    read() {
+      if (produced++ < 1000) this.push(Buffer.alloc(1));
+      else this.push(null);
+    },
+  });
+  const it = chunksOf(fast)[Symbol.asyncIterator]();
+  await it.next();
+  await new Promise((r) => setTimeout(r, 50));
+  t.ok(produced < 100, `paused the source (${produced} chunks produced while the consumer slept)`);
+  let rest = 1;
+  while (!(await it.next()).done) rest++;
+  t.equal(rest, 1000, 'every chunk delivered once the consumer reads on');
 });
