@@ -75,16 +75,37 @@ export async function probeDirectWrites(dir: string): Promise<boolean> {
   }
 }
 
+/** What both ways of writing share: the open file, its stat, and a close that runs once. */
+abstract class OpenShardFile {
+  protected closed = false;
+
+  constructor(protected readonly fh: FileHandle) {}
+
+  stat(): Promise<{ mtime: Date }> {
+    return this.fh.stat();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
+    this.release();
+  }
+
+  /** Hands back what the file held, once it is closed (no write can be using it then). */
+  protected release(): void {}
+}
+
 // ---- through the page cache -------------------------------------------------------------------
 
-class BufferedShardFile implements ShardFile {
+class BufferedShardFile extends OpenShardFile implements ShardFile {
   readonly mode = 'buffered';
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private position: number;
-  private closed = false;
 
-  constructor(private readonly fh: FileHandle, headerBytes: number) {
+  constructor(fh: FileHandle, headerBytes: number) {
+    super(fh);
     this.position = headerBytes;
   }
 
@@ -99,16 +120,6 @@ class BufferedShardFile implements ShardFile {
     await this.flush();
     await writeFully(this.fh, header, 0);
     await this.fh.sync();
-  }
-
-  stat(): Promise<{ mtime: Date }> {
-    return this.fh.stat();
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.fh.close();
   }
 
   private async flush(): Promise<void> {
@@ -148,7 +159,7 @@ function giveBack(idle: Buffer[], buf: Buffer): void {
   if (idle.length < MAX_IDLE_STAGES) idle.push(buf);
 }
 
-class DirectShardFile implements ShardFile {
+class DirectShardFile extends OpenShardFile implements ShardFile {
   readonly mode = 'direct';
   private stage: Buffer | undefined = takeAligned(idleStages, STAGE_BYTES);
   /** A copy of the file's first aligned block once the first stage has gone to disk. */
@@ -157,9 +168,9 @@ class DirectShardFile implements ShardFile {
   private stageStart = 0;
   /** Bytes of the stage in use. */
   private fill: number;
-  private closed = false;
 
-  constructor(private readonly fh: FileHandle, headerBytes: number) {
+  constructor(fh: FileHandle, headerBytes: number) {
+    super(fh);
     if (headerBytes > DIRECT_ALIGN) throw new RangeError(`a header of ${headerBytes} bytes does not fit the first aligned block`);
     this.stage!.fill(0, 0, headerBytes);
     this.fill = headerBytes;
@@ -191,15 +202,7 @@ class DirectShardFile implements ShardFile {
     await this.fh.sync();
   }
 
-  stat(): Promise<{ mtime: Date }> {
-    return this.fh.stat();
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    // A write still under way may be using the buffers: only a closed file hands them back.
-    await this.fh.close();
+  protected override release(): void {
     if (this.stage) giveBack(idleStages, this.stage);
     if (this.head) giveBack(idleHeads, this.head);
     this.stage = this.head = undefined;
