@@ -29,6 +29,7 @@ interface NodeConfig {
   /** Quota on stored bytes; Infinity when unset. */
   maxBytes: number;
   directWrites: boolean;
+  directReads: boolean;
 }
 
 function loadConfig(): NodeConfig {
@@ -47,9 +48,15 @@ function loadConfig(): NodeConfig {
     'max-bytes': { env: 'CAIRN_NODE_MAX_BYTES' },
     // "auto": shards are written around the page cache (O_DIRECT) where the filesystem allows it.
     'direct-writes': { env: 'CAIRN_DIRECT_WRITES', default: 'auto' },
+    // "auto": shards of 256 KiB or more are read around the page cache too; "off" suits workloads
+    // that read the same large objects again and again.
+    'direct-reads': { env: 'CAIRN_DIRECT_READS', default: 'auto' },
   });
-  const direct = c['direct-writes'] ?? 'auto';
-  if (direct !== 'auto' && direct !== 'off') throw new Error(`--direct-writes must be auto or off, got "${direct}"`);
+  const autoOrOff = (flag: 'direct-writes' | 'direct-reads'): boolean => {
+    const value = c[flag] ?? 'auto';
+    if (value !== 'auto' && value !== 'off') throw new Error(`--${flag} must be auto or off, got "${value}"`);
+    return value === 'auto';
+  };
   if (!c['data-dir']) throw new Error('--data-dir (or CAIRN_NODE_DATA_DIR) is required');
   const port = Number(c.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got "${c.port}"`);
@@ -66,14 +73,15 @@ function loadConfig(): NodeConfig {
     heartbeatMs,
     scrubRate: parseByteSize(c['scrub-rate'] ?? String(DEFAULT_SCRUB_RATE), '--scrub-rate'),
     maxBytes: c['max-bytes'] ? parseByteSize(c['max-bytes'], '--max-bytes') : Number.POSITIVE_INFINITY,
-    directWrites: direct === 'auto',
+    directWrites: autoOrOff('direct-writes'),
+    directReads: autoOrOff('direct-reads'),
   };
 }
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const secret = clusterSecretFromEnv();
-  const store = await ShardStore.open({ dir: config.dataDir, nodeId: config.nodeId, log, limits: { quotaBytes: config.maxBytes }, directWrites: config.directWrites });
+  const store = await ShardStore.open({ dir: config.dataDir, nodeId: config.nodeId, log, limits: { quotaBytes: config.maxBytes }, directWrites: config.directWrites, directReads: config.directReads });
   let ownHost: string | undefined;
   const server = createStorageNodeServer(store, { log, secret, host: () => ownHost, metrics: new Registry('storage-node'), scrubRate: config.scrubRate });
   const boundUrl = await listen(server, config.host, config.port);
@@ -110,6 +118,7 @@ async function main(): Promise<void> {
     usedBytes: store.usedBytes,
     scrubRate: config.scrubRate,
     shardWrites: store.writeMode,
+    largeShardReads: store.largeReadMode,
     ...(Number.isFinite(config.maxBytes) ? { maxBytes: config.maxBytes } : {}),
   });
   onShutdown(log, async () => {

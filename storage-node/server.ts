@@ -166,7 +166,7 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
     metrics,
     secret: opts.secret,
     host: opts.host,
-    health: async () => ({ nodeId: store.nodeId, ...(await store.usage()), writesInFlight: store.writesInFlight, shardWrites: store.writeMode, scrubbing: scrubber.busy }),
+    health: async () => ({ nodeId: store.nodeId, ...(await store.usage()), writesInFlight: store.writesInFlight, shardWrites: store.writeMode, largeShardReads: store.largeReadMode, scrubbing: scrubber.busy }),
   });
 }
 
@@ -219,10 +219,13 @@ async function sendShard(res: http.ServerResponse, reader: ShardReader, ranged: 
 async function writeChunks(res: http.ServerResponse, reader: ShardReader, m: NodeMetrics): Promise<void> {
   const closed = once(res, 'close').then(() => 'closed' as const);
   for await (const chunk of reader) {
-    m.bytesRead.inc(undefined, chunk.length);
+    m.bytesRead.inc(undefined, chunk.data.length);
     if (res.destroyed) throw new Error('client went away');
     res.cork();
-    const room = res.write(chunk);
+    // The chunk's buffer may be pooled: it goes back only once the socket is done with it.
+    const room = res.write(chunk.data, (err) => {
+      if (!err) chunk.release();
+    });
     process.nextTick(() => res.uncork());
     if (!room && (await Promise.race([once(res, 'drain').then(() => 'drained' as const), closed])) === 'closed') throw new Error('client went away');
   }

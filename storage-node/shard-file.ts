@@ -1,5 +1,5 @@
-// Writing one shard file: around the page cache (O_DIRECT) where the filesystem allows it, through
-// it where not (tmpfs, some network filesystems).
+// Writing and reading one shard file: around the page cache (O_DIRECT) where the filesystem allows
+// it, through it where not (tmpfs, some network filesystems).
 //
 // Why around it: a shard is written once and read rarely soon after, so caching its pages on the
 // way to disk buys little and evicts what readers do use — the reason MinIO writes with O_DIRECT
@@ -12,6 +12,13 @@
 // buffer at a time; the last, partial buffer is padded to the alignment and the file is then cut
 // to its exact length. The header at offset 0 is written last (a file whose header does not check
 // out was never completely written), by rewriting the first aligned block, kept aside for that.
+//
+// Large reads go around the cache too: a shard written directly is not in the page cache, and a
+// cold buffered read costs 1.3 ms of kernel CPU per MiB here against 0.1 ms for a direct read into
+// a buffer already mapped. That holds only for REUSED buffers (a fresh aligned buffer per read is no
+// cheaper than the cold buffered read), so reads land in pooled buffers that the reader hands back
+// once the bytes have been sent (FileBytes.release). Small shards keep the page cache, where a
+// second read of a hot object is free.
 import { createRequire } from 'node:module';
 import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -31,6 +38,10 @@ export const DIRECT_ALIGN = 4096;
 export const STAGE_BYTES = 1024 * 1024;
 /** Idle staging buffers kept for the next writes (each in-flight write holds one). */
 const MAX_IDLE_STAGES = 16;
+/** Pooled read buffers hold a read of up to this many bytes (a 1 MiB batch starting anywhere); larger reads get their own. */
+export const READ_BUFFER_BYTES = STAGE_BYTES + 2 * DIRECT_ALIGN;
+/** Idle read buffers kept (a GET holds up to its prefetch of 8 of them while the socket drains). */
+const MAX_IDLE_READS = 32;
 
 export type WriteMode = 'direct' | 'buffered';
 
@@ -43,6 +54,30 @@ export interface ShardFile {
   stat(): Promise<{ mtime: Date }>;
   /** Idempotent; after a failure it only releases what the file holds. */
   close(): Promise<void>;
+}
+
+/** A run of file bytes in a buffer that may be pooled. */
+export interface FileBytes {
+  readonly bytes: Buffer;
+  /**
+   * Hands the buffer back for reuse: call it once, when nothing will read `bytes` again (for a
+   * socket, when the write has called back). Not calling it only costs the reuse.
+   */
+  release(): void;
+}
+
+export interface ShardFileReader {
+  readonly mode: WriteMode;
+  /** Bytes [position, position + length), fewer at the end of the file. */
+  read(position: number, length: number): Promise<FileBytes>;
+  stat(): Promise<{ size: number; mtime: Date }>;
+  close(): Promise<void>;
+}
+
+/** Opens `file` for reading; ENOENT and other open errors surface as thrown. */
+export async function openShardFileForRead(file: string, mode: WriteMode): Promise<ShardFileReader> {
+  if (mode === 'buffered') return new BufferedShardReader(await fs.open(file, 'r'));
+  return new DirectShardReader(await fs.open(file, constants.O_RDONLY | directIo.O_DIRECT));
 }
 
 /** Creates `file` (which must not exist) for writing a shard whose header takes `headerBytes`. */
@@ -66,7 +101,17 @@ export async function probeDirectWrites(dir: string): Promise<boolean> {
     const header = randomBytes(16);
     await shard.finish(header);
     const back = await fs.readFile(file);
-    return back.length === 16 + body.length && back.subarray(0, 16).equals(header) && back.subarray(16).equals(body);
+    if (!(back.length === 16 + body.length && back.subarray(0, 16).equals(header) && back.subarray(16).equals(body))) return false;
+    // Reads are probed too: the filesystem must take O_DIRECT reads at an unaligned start and end.
+    const reader = await openShardFileForRead(file, 'direct');
+    try {
+      const part = await reader.read(100, DIRECT_ALIGN);
+      const same = part.bytes.equals(back.subarray(100, 100 + DIRECT_ALIGN));
+      part.release();
+      return same;
+    } finally {
+      await reader.close();
+    }
   } catch {
     return false;
   } finally {
@@ -81,7 +126,7 @@ abstract class OpenShardFile {
 
   constructor(protected readonly fh: FileHandle) {}
 
-  stat(): Promise<{ mtime: Date }> {
+  stat(): Promise<{ size: number; mtime: Date }> {
     return this.fh.stat();
   }
 
@@ -155,8 +200,8 @@ function takeAligned(idle: Buffer[], size: number): Buffer {
   return idle.pop() ?? directIo.getAlignedBuffer(size, DIRECT_ALIGN);
 }
 
-function giveBack(idle: Buffer[], buf: Buffer): void {
-  if (idle.length < MAX_IDLE_STAGES) idle.push(buf);
+function giveBack(idle: Buffer[], buf: Buffer, maxIdle = MAX_IDLE_STAGES): void {
+  if (idle.length < maxIdle) idle.push(buf);
 }
 
 class DirectShardFile extends OpenShardFile implements ShardFile {
@@ -234,4 +279,62 @@ async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promis
     if (bytesWritten === 0) throw new Error('write made no progress');
     done += bytesWritten;
   }
+}
+
+// ---- reading ----------------------------------------------------------------------------------
+
+const idleReads: Buffer[] = [];
+const NOTHING_TO_RELEASE = (): void => undefined;
+
+class BufferedShardReader extends OpenShardFile implements ShardFileReader {
+  readonly mode = 'buffered';
+
+  async read(position: number, length: number): Promise<FileBytes> {
+    const buf = Buffer.allocUnsafe(length);
+    const got = await readFully(this.fh, buf, position, () => true);
+    return { bytes: buf.subarray(0, got), release: NOTHING_TO_RELEASE };
+  }
+}
+
+class DirectShardReader extends OpenShardFile implements ShardFileReader {
+  readonly mode = 'direct';
+
+  async read(position: number, length: number): Promise<FileBytes> {
+    if (this.closed) throw new Error('shard file is closed');
+    const from = Math.floor(position / DIRECT_ALIGN) * DIRECT_ALIGN;
+    const to = Math.ceil((position + length) / DIRECT_ALIGN) * DIRECT_ALIGN;
+    const pooled = to - from <= READ_BUFFER_BYTES;
+    const buf = pooled ? takeAligned(idleReads, READ_BUFFER_BYTES) : directIo.getAlignedBuffer(to - from, DIRECT_ALIGN);
+    let got: number;
+    try {
+      // A read that stops short of an aligned end has met the end of the file.
+      got = await readFully(this.fh, buf.subarray(0, to - from), from, (n) => n % DIRECT_ALIGN === 0);
+    } catch (err) {
+      if (pooled) giveBack(idleReads, buf, MAX_IDLE_READS);
+      throw err;
+    }
+    const skip = position - from;
+    const bytes = buf.subarray(Math.min(skip, got), Math.min(skip + length, got));
+    return { bytes, release: pooled ? releaseOnce(buf) : NOTHING_TO_RELEASE };
+  }
+}
+
+/** A second release of the same buffer would let two reads share it: only the first counts. */
+function releaseOnce(buf: Buffer): () => void {
+  let held = true;
+  return () => {
+    if (held) giveBack(idleReads, buf, MAX_IDLE_READS);
+    held = false;
+  };
+}
+
+/** Reads into `buf` from `position` until it is full, the file ends, or a read returns a count `more` rejects. */
+async function readFully(fh: FileHandle, buf: Buffer, position: number, more: (bytesRead: number) => boolean): Promise<number> {
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
+    got += bytesRead;
+    if (bytesRead === 0 || !more(bytesRead)) break;
+  }
+  return got;
 }

@@ -11,14 +11,13 @@
 // The header is written last, at offset 0, just before fsync: a file whose header does not check
 // out was never completely written (or has rotted), and rename makes only complete files visible.
 import { createHash, randomBytes } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { CRC_BYTES } from '../erasure/layout.js';
 import { CorruptFrameError, FrameParser, TruncatedFrameError, verifyFrame, type FrameCheck } from '../erasure/frames.js';
 import type { Logger } from '../common/log.js';
-import { createShardFile, probeDirectWrites, type ShardFile, type WriteMode } from './shard-file.js';
+import { createShardFile, openShardFileForRead, probeDirectWrites, type FileBytes, type ShardFile, type ShardFileReader, type WriteMode } from './shard-file.js';
 import {
   isValidShardId,
   WHOLE_SHARD_BLOCK,
@@ -37,6 +36,8 @@ const MiB = 1024 * 1024;
 /** Requested data bytes verified before a read returns, so a corrupt block in a gateway-sized read is a clean error. */
 export const PREVERIFY_BYTES = 8 * MiB;
 const READ_BATCH_BYTES = 1 * MiB;
+/** Shards at least this long are read around the page cache when the store reads directly; smaller ones stay cached. */
+export const DIRECT_READ_MIN_BYTES = 256 * 1024;
 const STATFS_TTL_MS = 1000;
 /**
  * After a write fails because the data dir is not writable, the node reports no free space for this
@@ -80,6 +81,11 @@ export interface StoreOptions {
    * (probed at open). Default true; false always writes through the page cache.
    */
   directWrites?: boolean;
+  /**
+   * Read shards of DIRECT_READ_MIN_BYTES or more around the page cache, when the filesystem allows
+   * it. Default true; false suits workloads that re-read the same large objects.
+   */
+  directReads?: boolean;
 }
 
 export interface StoreUsage {
@@ -92,8 +98,15 @@ export interface StoreUsage {
 /** Inclusive range of data bytes; `end` omitted = to the end; `suffix` = the last n bytes (HTTP semantics). */
 export type ByteRange = { start: number; end?: number } | { suffix: number };
 
+/** Verified data bytes of a read. */
+export interface ShardChunk {
+  readonly data: Buffer;
+  /** `data` may be overwritten once this is called: call it when the bytes have been sent. Optional (see FileBytes). */
+  release(): void;
+}
+
 /** A verified read in progress: iterate it exactly once, or close() it. */
-export interface ShardReader extends AsyncIterable<Buffer> {
+export interface ShardReader extends AsyncIterable<ShardChunk> {
   readonly info: ShardInfo;
   readonly start: number;
   /** Inclusive; start - 1 for an empty read. */
@@ -178,28 +191,21 @@ function batchEnd(g: Geometry, from: number, last: number): number {
   return to;
 }
 
-async function readFully(fh: FileHandle, length: number, position: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return got === length ? buf : buf.subarray(0, got);
-}
-
-/** Reads frames [from, to] in one call; frames cut short by the end of the file come back short (and fail verification). */
-async function readFrames(fh: FileHandle, g: Geometry, from: number, to: number): Promise<Buffer[]> {
+/**
+ * Reads frames [from, to] in one call; frames cut short by the end of the file come back short
+ * (and fail verification). The frames live in `read`: release it when they are no longer used.
+ */
+async function readFrames(file: ShardFileReader, g: Geometry, from: number, to: number): Promise<{ frames: Buffer[]; read: FileBytes }> {
   const start = frameOffset(g, from);
-  const buf = await readFully(fh, frameOffset(g, to) + frameLength(g, to) - start, start);
+  const read = await file.read(start, frameOffset(g, to) + frameLength(g, to) - start);
+  const buf = read.bytes;
   const frames: Buffer[] = [];
   for (let i = from, at = 0; i <= to; i++) {
     const len = frameLength(g, i);
     frames.push(buf.subarray(Math.min(at, buf.length), Math.min(at + len, buf.length)));
     at += len;
   }
-  return frames;
+  return { frames, read };
 }
 
 function verifyStoredFrame(id: string, frame: Buffer, index: number): Buffer {
@@ -411,6 +417,7 @@ export class ShardStore {
   private readonly reservations = new Reservations();
   private unwritableUntil = 0;
   private mode: WriteMode = 'buffered';
+  private largeReads: WriteMode = 'buffered';
   private statfsCache: { at: number; capacityBytes: number; freeBytes: number } | undefined;
 
   private constructor(
@@ -428,7 +435,11 @@ export class ShardStore {
     const nodeId = await resolveNodeId(dir, opts.nodeId);
     const store = new ShardStore(dir, nodeId, { ...DEFAULT_LIMITS, ...opts.limits }, opts.log);
     await store.prepareDirs();
-    if (opts.directWrites !== false && (await probeDirectWrites(path.join(dir, 'tmp')))) store.mode = 'direct';
+    const wanted = { writes: opts.directWrites !== false, reads: opts.directReads !== false };
+    if ((wanted.writes || wanted.reads) && (await probeDirectWrites(path.join(dir, 'tmp')))) {
+      if (wanted.writes) store.mode = 'direct';
+      if (wanted.reads) store.largeReads = 'direct';
+    }
     store.index.load(await store.walk());
     return store;
   }
@@ -436,6 +447,11 @@ export class ShardStore {
   /** How shard files are written: decided once at open (see storage-node/shard-file.ts). */
   get writeMode(): WriteMode {
     return this.mode;
+  }
+
+  /** How shards of DIRECT_READ_MIN_BYTES or more are read; smaller ones always go through the page cache. */
+  get largeReadMode(): WriteMode {
+    return this.largeReads;
   }
 
   get shardCount(): number {
@@ -503,7 +519,7 @@ export class ShardStore {
     assertShardId(id);
     const opened = await this.openShard(id);
     if (!opened) return null;
-    await opened.fh.close();
+    await opened.file.close();
     return opened.info;
   }
 
@@ -518,11 +534,11 @@ export class ShardStore {
     if (!opened) throw noSuchShard(id);
     try {
       const { start, end } = resolveRange(opened.geometry.dataLength, range);
-      const reader = new RangeReader(id, opened.fh, opened.geometry, opened.info, start, end);
+      const reader = new RangeReader(id, opened.file, opened.geometry, opened.info, start, end);
       await reader.prefetch();
       return reader;
     } catch (err) {
-      await opened.fh.close().catch(() => undefined);
+      await opened.file.close().catch(() => undefined);
       throw err;
     }
   }
@@ -572,14 +588,14 @@ export class ShardStore {
       throw err;
     }
     if (!opened) throw noSuchShard(id);
-    const { fh, geometry: g } = opened;
+    const { file, geometry: g } = opened;
     const corruptBlocks: number[] = [];
     const crcs = Buffer.alloc(g.blocks * 4);
     try {
       for (let from = 0; from < g.blocks; ) {
         const to = batchEnd(g, from, g.blocks - 1);
         await pace?.(frameOffset(g, to) + frameLength(g, to) - frameOffset(g, from));
-        const frames = await readFrames(fh, g, from, to);
+        const { frames, read } = await readFrames(file, g, from, to);
         frames.forEach((frame, i) => {
           if (frame.length >= 4) crcs.writeUInt32LE(frame.readUInt32LE(frame.length - 4), (from + i) * 4);
           try {
@@ -588,10 +604,11 @@ export class ShardStore {
             corruptBlocks.push(from + i);
           }
         });
+        read.release();
         from = to + 1;
       }
     } finally {
-      await fh.close();
+      await file.close();
     }
     return { id, blocks: g.blocks, corruptBlocks, blockCrcs: crcs.toString('base64') };
   }
@@ -694,20 +711,27 @@ export class ShardStore {
   }
 
   private async openShard(id: string): Promise<OpenedShard | null> {
-    let fh: FileHandle;
+    let file: ShardFileReader;
+    const large = (this.index.size(id) ?? 0) >= DIRECT_READ_MIN_BYTES;
     try {
-      fh = await fs.open(this.shardPath(id), 'r');
+      file = await openShardFileForRead(this.shardPath(id), large ? this.largeReads : 'buffered');
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return null;
       throw err;
     }
     try {
-      const geometry = decodeHeader(id, await readFully(fh, HEADER_BYTES, 0));
-      const stat = await fh.stat();
+      const head = await file.read(0, HEADER_BYTES);
+      let geometry: Geometry;
+      try {
+        geometry = decodeHeader(id, head.bytes);
+      } finally {
+        head.release();
+      }
+      const stat = await file.stat();
       const info: ShardInfo = { id, blockSize: geometry.blockSize, dataLength: geometry.dataLength, storedLength: stat.size, mtime: stat.mtime.toISOString() };
-      return { fh, geometry, info };
+      return { file, geometry, info };
     } catch (err) {
-      await fh.close().catch(() => undefined);
+      await file.close().catch(() => undefined);
       throw err;
     }
   }
@@ -755,7 +779,7 @@ export class ShardStore {
 }
 
 interface OpenedShard {
-  fh: FileHandle;
+  file: ShardFileReader;
   geometry: Geometry;
   info: ShardInfo;
 }
@@ -764,12 +788,12 @@ class RangeReader implements ShardReader {
   readonly length: number;
   private nextBlock: number;
   private readonly lastBlock: number;
-  private prefetched: Buffer[] = [];
+  private prefetched: ShardChunk[] = [];
   private closed = false;
 
   constructor(
     private readonly id: string,
-    private readonly fh: FileHandle,
+    private readonly file: ShardFileReader,
     private readonly g: Geometry,
     readonly info: ShardInfo,
     readonly start: number,
@@ -785,16 +809,14 @@ class RangeReader implements ShardReader {
     while (this.nextBlock <= this.lastBlock && bytes < PREVERIFY_BYTES) {
       for (const chunk of await this.readBatch()) {
         this.prefetched.push(chunk);
-        bytes += chunk.length;
+        bytes += chunk.data.length;
       }
     }
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<ShardChunk> {
     try {
-      const ready = this.prefetched;
-      this.prefetched = [];
-      yield* ready;
+      while (this.prefetched.length > 0) yield this.prefetched.shift()!;
       while (this.nextBlock <= this.lastBlock) yield* await this.readBatch();
     } finally {
       await this.close();
@@ -804,23 +826,50 @@ class RangeReader implements ShardReader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Chunks handed out are the consumer's to release; those never handed out are ours.
+    for (const chunk of this.prefetched) chunk.release();
     this.prefetched = [];
-    await this.fh.close();
+    await this.file.close();
   }
 
-  /** The requested data bytes of the next batch of frames, every frame verified. */
-  private async readBatch(): Promise<Buffer[]> {
+  /** The requested data bytes of the next batch of frames, every frame verified; they share one buffer. */
+  private async readBatch(): Promise<ShardChunk[]> {
     const from = this.nextBlock;
     const to = batchEnd(this.g, from, this.lastBlock);
-    const frames = await readFrames(this.fh, this.g, from, to);
+    const { frames, read } = await readFrames(this.file, this.g, from, to);
     this.nextBlock = to + 1;
-    return frames.map((frame, i) => {
-      const index = from + i;
-      const data = verifyStoredFrame(this.id, frame, index);
-      const base = index * this.g.blockSize;
-      return data.subarray(Math.max(0, this.start - base), Math.min(data.length, this.end - base + 1));
-    });
+    let data: Buffer[];
+    try {
+      data = frames.map((frame, i) => {
+        const index = from + i;
+        const bytes = verifyStoredFrame(this.id, frame, index);
+        const base = index * this.g.blockSize;
+        return bytes.subarray(Math.max(0, this.start - base), Math.min(bytes.length, this.end - base + 1));
+      });
+    } catch (err) {
+      read.release();
+      throw err;
+    }
+    const release = releaseAfter(data.length, read);
+    return data.map((bytes) => ({ data: bytes, release: callOnce(release) }));
   }
+}
+
+/** A release to call `count` times: the buffer goes back on the last. */
+function releaseAfter(count: number, read: FileBytes): () => void {
+  let left = count;
+  return () => {
+    if (--left === 0) read.release();
+  };
+}
+
+/** A chunk released twice must not count twice (the buffer would go back while another chunk still uses it). */
+function callOnce(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (!done) fn();
+    done = true;
+  };
 }
 
 async function resolveNodeId(dir: string, wanted: string | undefined): Promise<string> {

@@ -17,12 +17,12 @@ import { blockCrc, crcBytes } from '../erasure/frames.js';
 import { StorageNodeClient, StorageNodeError, StorageNodePool } from '../storage-node/client.js';
 import { Heartbeater } from '../storage-node/heartbeat.js';
 import { createStorageNodeServer } from '../storage-node/server.js';
-import { HEADER_BYTES, NodeIdError, ShardStore, type StoreLimits } from '../storage-node/store.js';
+import { DIRECT_READ_MIN_BYTES, HEADER_BYTES, NodeIdError, ShardStore, type StoreLimits } from '../storage-node/store.js';
 import type { HeartbeatRequest } from '../namespace/types.js';
 import { spawnNode } from './helpers/storage-node-process.js';
 import { chunksOf } from '../common/chunks.js';
 import { Readable } from 'node:stream';
-import { createShardFile, DIRECT_ALIGN, probeDirectWrites, STAGE_BYTES, type WriteMode } from '../storage-node/shard-file.js';
+import { createShardFile, DIRECT_ALIGN, openShardFileForRead, probeDirectWrites, READ_BUFFER_BYTES, STAGE_BYTES, type WriteMode } from '../storage-node/shard-file.js';
 
 const log = createLogger('test', 'error');
 
@@ -153,12 +153,97 @@ t.test('a store opened without direct writes writes through the page cache, with
   const data = randomBytes(2 * 1024 * 1024 + 5);
   const put = await store.put('buffered-shard', 65536, chunks(frame(data, 65536), 10_000));
   t.equal(put.dataLength, data.length);
+  t.equal(store.largeReadMode, (await probeDirectWrites(dir)) ? 'direct' : 'buffered', 'reads are a separate choice');
   const reader = await store.openRead('buffered-shard');
   const got: Buffer[] = [];
-  for await (const c of reader) got.push(c);
+  for await (const c of reader) got.push(Buffer.from(c.data));
   t.ok(Buffer.concat(got).equals(data), 'reads back');
   const auto = await ShardStore.open({ dir: await tempDir(t), nodeId: 'node-c', log });
   t.equal(auto.writeMode, (await probeDirectWrites(dir)) ? 'direct' : 'buffered', 'by default the probe decides');
+});
+
+t.test('shard file reads: direct and buffered give the same bytes at every alignment, length and end of file', async (t) => {
+  const dir = await tempDir(t);
+  const direct = await probeDirectWrites(dir);
+  const modes: WriteMode[] = direct ? ['direct', 'buffered'] : ['buffered'];
+  const file = path.join(dir, 'content');
+  const content = randomBytes(3 * READ_BUFFER_BYTES + 123);
+  await fs.writeFile(file, content);
+  const A = DIRECT_ALIGN;
+  const cases: [number, number][] = [
+    [0, 0], [0, 1], [0, 32], [5, A], [A - 1, 2], [A, A], [A + 1, A - 2], [100, STAGE_BYTES],
+    [A - 1, READ_BUFFER_BYTES - 2 * A + 2], [7, READ_BUFFER_BYTES], [3, 2 * READ_BUFFER_BYTES + 5],
+    [content.length - 10, 10], [content.length - 10, 100], [content.length, 5], [content.length + A, 5],
+    [content.length - content.length % A, A],
+  ];
+  for (const mode of modes) {
+    const reader = await openShardFileForRead(file, mode);
+    t.equal(reader.mode, mode);
+    for (const [position, length] of cases) {
+      const got = await reader.read(position, length);
+      t.ok(got.bytes.equals(content.subarray(position, position + length)), `${mode}: ${length} bytes at ${position}`);
+      got.release();
+    }
+    await reader.close();
+    await reader.close();
+    await t.rejects(reader.read(0, 1), `${mode}: no read after close`);
+  }
+});
+
+t.test('pooled read buffers are reused only after release, and a double release does not hand one out twice', async (t) => {
+  const dir = await tempDir(t);
+  if (!(await probeDirectWrites(dir))) return void t.pass('no O_DIRECT here: reads are never pooled');
+  const file = path.join(dir, 'content');
+  const content = randomBytes(4 * STAGE_BYTES);
+  await fs.writeFile(file, content);
+  const reader = await openShardFileForRead(file, 'direct');
+  t.teardown(() => reader.close());
+  const first = await reader.read(0, STAGE_BYTES);
+  const kept = await reader.read(STAGE_BYTES, STAGE_BYTES);
+  first.release();
+  first.release();
+  const second = await reader.read(2 * STAGE_BYTES, STAGE_BYTES);
+  const third = await reader.read(3 * STAGE_BYTES, STAGE_BYTES);
+  t.equal(second.bytes.buffer, first.bytes.buffer, 'a released buffer serves the next read');
+  t.not(third.bytes.buffer, first.bytes.buffer, 'released twice, still handed out once');
+  t.not(second.bytes.buffer, kept.bytes.buffer);
+  t.ok(kept.bytes.equals(content.subarray(STAGE_BYTES, 2 * STAGE_BYTES)), 'bytes still held are untouched by later reads');
+  t.ok(second.bytes.equals(content.subarray(2 * STAGE_BYTES, 3 * STAGE_BYTES)));
+  t.ok(third.bytes.equals(content.subarray(3 * STAGE_BYTES)));
+  for (const r of [kept, second, third]) r.release();
+});
+
+t.test('large shards read directly: whole, ranged and held chunks stay exact; small shards and opt-out stay buffered', async (t) => {
+  const dir = await tempDir(t);
+  const store = await ShardStore.open({ dir, nodeId: 'node-d', log });
+  const blockSize = 65536 + 3;
+  const data = randomBytes(5 * 1024 * 1024 + 17);
+  await store.put('large', blockSize, chunks(frame(data, blockSize), 77_777));
+  const small = randomBytes(DIRECT_READ_MIN_BYTES / 4);
+  await store.put('small', 4096, chunks(frame(small, 4096)));
+  t.comment(`large reads: ${store.largeReadMode}`);
+  // Every chunk is held until the end: no pooled buffer may be overwritten while it is unreleased.
+  const held: { data: Buffer; copy: Buffer; release(): void }[] = [];
+  for await (const c of await store.openRead('large')) held.push({ ...c, copy: Buffer.from(c.data) });
+  t.ok(Buffer.concat(held.map((c) => c.data)).equals(data), 'whole shard, every chunk held');
+  t.ok(held.every((c) => c.data.equals(c.copy)), 'held chunks unchanged after the read finished');
+  for (const c of held) c.release();
+  const ranges: [number, number][] = [[0, 0], [blockSize - 1, blockSize], [4095, 4096 * 300 + 5], [1024 * 1024 - 1, 3 * 1024 * 1024], [data.length - 1, data.length - 1]];
+  for (const [start, end] of ranges) {
+    const got: Buffer[] = [];
+    for await (const c of await store.openRead('large', { start, end })) {
+      got.push(Buffer.from(c.data));
+      c.release();
+    }
+    t.ok(Buffer.concat(got).equals(data.subarray(start, end + 1)), `bytes ${start}-${end}`);
+  }
+  const got: Buffer[] = [];
+  for await (const c of await store.openRead('small')) got.push(Buffer.from(c.data));
+  t.ok(Buffer.concat(got).equals(small), 'small shard');
+  t.same((await store.verify('large')).corruptBlocks, [], 'verify reads the same way');
+  const off = await ShardStore.open({ dir: await tempDir(t), nodeId: 'node-e', log, directReads: false });
+  t.equal(off.largeReadMode, 'buffered', 'directReads: false');
+  t.equal(off.writeMode, store.writeMode, 'writes are decided on their own');
 });
 
 t.test('ranged reads across block boundaries', async (t) => {
@@ -440,11 +525,11 @@ t.test('heartbeats reach the namespace; failures do not throw', async (t) => {
 t.test('main.ts runs as a process: ready line, /health, heartbeats, clean SIGTERM', async (t) => {
   const dir = await tempDir(t);
   const ns = await fakeNamespace(t);
-  const node = spawnNode(['--node-id', 'node-proc', '--data-dir', dir, '--port', '0', '--namespace', ns.url, '--heartbeat-interval', '100ms', '--zone', 'z9']);
+  const node = spawnNode(['--node-id', 'node-proc', '--data-dir', dir, '--port', '0', '--namespace', ns.url, '--heartbeat-interval', '100ms', '--zone', 'z9', '--direct-reads', 'off']);
   const ready = await node.ready;
   t.match(ready, { service: 'storage-node', nodeId: 'node-proc' });
   const client = new StorageNodeClient(String(ready.url), { secret: TEST_SECRET });
-  t.match(await client.health(), { status: 'ok', nodeId: 'node-proc', shardCount: 0 });
+  t.match(await client.health(), { status: 'ok', nodeId: 'node-proc', shardCount: 0, largeShardReads: 'buffered' });
   await until(() => ns.beats.length > 0, 5000);
   t.match(ns.beats[0], { path: '/nodes/node-proc/heartbeat', body: { url: ready.url, zone: 'z9' } });
   await client.close();
