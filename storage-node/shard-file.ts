@@ -43,10 +43,11 @@ export const READ_BUFFER_BYTES = STAGE_BYTES + 2 * DIRECT_ALIGN;
 /** Idle read buffers kept (a GET holds up to its prefetch of 8 of them while the socket drains). */
 const MAX_IDLE_READS = 32;
 
-export type WriteMode = 'direct' | 'buffered';
+/** How a shard file is written or read: around the page cache, or through it. */
+export type IoMode = 'direct' | 'buffered';
 
 export interface ShardFile {
-  readonly mode: WriteMode;
+  readonly mode: IoMode;
   /** Appends bytes after the header area, in order. The chunk may be reused once this resolves. */
   append(chunk: Buffer): Promise<void>;
   /** Writes `header` at offset 0, cuts the file to its exact length and makes it durable (fsync). */
@@ -67,7 +68,7 @@ export interface FileBytes {
 }
 
 export interface ShardFileReader {
-  readonly mode: WriteMode;
+  readonly mode: IoMode;
   /** Bytes [position, position + length), fewer at the end of the file. */
   read(position: number, length: number): Promise<FileBytes>;
   stat(): Promise<{ size: number; mtime: Date }>;
@@ -75,13 +76,13 @@ export interface ShardFileReader {
 }
 
 /** Opens `file` for reading; ENOENT and other open errors surface as thrown. */
-export async function openShardFileForRead(file: string, mode: WriteMode): Promise<ShardFileReader> {
+export async function openShardFileForRead(file: string, mode: IoMode): Promise<ShardFileReader> {
   if (mode === 'buffered') return new BufferedShardReader(await fs.open(file, 'r'));
   return new DirectShardReader(await fs.open(file, constants.O_RDONLY | directIo.O_DIRECT));
 }
 
 /** Creates `file` (which must not exist) for writing a shard whose header takes `headerBytes`. */
-export async function createShardFile(file: string, mode: WriteMode, headerBytes: number): Promise<ShardFile> {
+export async function createShardFile(file: string, mode: IoMode, headerBytes: number): Promise<ShardFile> {
   if (mode === 'buffered') return new BufferedShardFile(await fs.open(file, 'wx'), headerBytes);
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | directIo.O_DIRECT;
   return new DirectShardFile(await fs.open(file, flags, 0o644), headerBytes);

@@ -17,7 +17,7 @@ import { crc32c } from '@node-rs/crc32';
 import { CRC_BYTES } from '../erasure/layout.js';
 import { CorruptFrameError, FrameParser, TruncatedFrameError, verifyFrame, type FrameCheck } from '../erasure/frames.js';
 import type { Logger } from '../common/log.js';
-import { createShardFile, openShardFileForRead, probeDirectWrites, type FileBytes, type ShardFile, type ShardFileReader, type WriteMode } from './shard-file.js';
+import { createShardFile, openShardFileForRead, probeDirectWrites, type FileBytes, type ShardFile, type ShardFileReader, type IoMode } from './shard-file.js';
 import {
   isValidShardId,
   WHOLE_SHARD_BLOCK,
@@ -416,8 +416,8 @@ export class ShardStore {
   private readonly slots: WriteSlots;
   private readonly reservations = new Reservations();
   private unwritableUntil = 0;
-  private mode: WriteMode = 'buffered';
-  private largeReads: WriteMode = 'buffered';
+  private mode: IoMode = 'buffered';
+  private largeReads: IoMode = 'buffered';
   private statfsCache: { at: number; capacityBytes: number; freeBytes: number } | undefined;
 
   private constructor(
@@ -445,12 +445,12 @@ export class ShardStore {
   }
 
   /** How shard files are written: decided once at open (see storage-node/shard-file.ts). */
-  get writeMode(): WriteMode {
+  get writeMode(): IoMode {
     return this.mode;
   }
 
   /** How shards of DIRECT_READ_MIN_BYTES or more are read; smaller ones always go through the page cache. */
-  get largeReadMode(): WriteMode {
+  get largeReadMode(): IoMode {
     return this.largeReads;
   }
 

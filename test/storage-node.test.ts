@@ -22,7 +22,7 @@ import type { HeartbeatRequest } from '../namespace/types.js';
 import { spawnNode } from './helpers/storage-node-process.js';
 import { chunksOf } from '../common/chunks.js';
 import { Readable } from 'node:stream';
-import { createShardFile, DIRECT_ALIGN, openShardFileForRead, probeDirectWrites, READ_BUFFER_BYTES, STAGE_BYTES, type WriteMode } from '../storage-node/shard-file.js';
+import { createShardFile, DIRECT_ALIGN, openShardFileForRead, probeDirectWrites, READ_BUFFER_BYTES, STAGE_BYTES, type IoMode } from '../storage-node/shard-file.js';
 
 const log = createLogger('test', 'error');
 
@@ -124,7 +124,7 @@ t.test('shard files: direct and buffered writes store the same bytes at every al
   const dir = await tempDir(t);
   const direct = await probeDirectWrites(dir);
   t.comment(`direct writes in ${os.tmpdir()}: ${direct ? 'yes' : 'no (buffered only)'}`);
-  const modes: WriteMode[] = direct ? ['direct', 'buffered'] : ['buffered'];
+  const modes: IoMode[] = direct ? ['direct', 'buffered'] : ['buffered'];
   const body = HEADER_BYTES;
   const sizes = [0, 1, DIRECT_ALIGN - body - 1, DIRECT_ALIGN - body, DIRECT_ALIGN - body + 1, STAGE_BYTES - body - 1, STAGE_BYTES - body, STAGE_BYTES - body + 1, 2 * STAGE_BYTES + 4097, 3 * STAGE_BYTES - body];
   for (const mode of modes) {
@@ -165,7 +165,7 @@ t.test('a store opened without direct writes writes through the page cache, with
 t.test('shard file reads: direct and buffered give the same bytes at every alignment, length and end of file', async (t) => {
   const dir = await tempDir(t);
   const direct = await probeDirectWrites(dir);
-  const modes: WriteMode[] = direct ? ['direct', 'buffered'] : ['buffered'];
+  const modes: IoMode[] = direct ? ['direct', 'buffered'] : ['buffered'];
   const file = path.join(dir, 'content');
   const content = randomBytes(3 * READ_BUFFER_BYTES + 123);
   await fs.writeFile(file, content);
