@@ -322,10 +322,26 @@ class DirectShardReader extends OpenShardFile implements ShardFileReader {
 
 /** A second release of the same buffer would let two reads share it: only the first counts. */
 function releaseOnce(buf: Buffer): () => void {
-  let held = true;
+  return once(() => giveBack(idleReads, buf, MAX_IDLE_READS));
+}
+
+/**
+ * Releases for `holders` users of one read (say, the frames of a batch, each sent on its own): the
+ * buffer goes back when every one has been called, and each counts once however often it is called.
+ */
+export function shareRelease(read: FileBytes, holders: number): (() => void)[] {
+  let left = holders;
+  const releaseOne = (): void => {
+    if (--left === 0) read.release();
+  };
+  return Array.from({ length: holders }, () => once(releaseOne));
+}
+
+function once(fn: () => void): () => void {
+  let done = false;
   return () => {
-    if (held) giveBack(idleReads, buf, MAX_IDLE_READS);
-    held = false;
+    if (!done) fn();
+    done = true;
   };
 }
 

@@ -17,7 +17,7 @@ import { crc32c } from '@node-rs/crc32';
 import { CRC_BYTES } from '../erasure/layout.js';
 import { CorruptFrameError, FrameParser, TruncatedFrameError, verifyFrame, type FrameCheck } from '../erasure/frames.js';
 import type { Logger } from '../common/log.js';
-import { createShardFile, openShardFileForRead, probeDirectWrites, type FileBytes, type ShardFile, type ShardFileReader, type IoMode } from './shard-file.js';
+import { createShardFile, openShardFileForRead, probeDirectWrites, shareRelease, type FileBytes, type ShardFile, type ShardFileReader, type IoMode } from './shard-file.js';
 import {
   isValidShardId,
   WHOLE_SHARD_BLOCK,
@@ -850,26 +850,9 @@ class RangeReader implements ShardReader {
       read.release();
       throw err;
     }
-    const release = releaseAfter(data.length, read);
-    return data.map((bytes) => ({ data: bytes, release: callOnce(release) }));
+    const releases = shareRelease(read, data.length);
+    return data.map((bytes, i) => ({ data: bytes, release: releases[i]! }));
   }
-}
-
-/** A release to call `count` times: the buffer goes back on the last. */
-function releaseAfter(count: number, read: FileBytes): () => void {
-  let left = count;
-  return () => {
-    if (--left === 0) read.release();
-  };
-}
-
-/** A chunk released twice must not count twice (the buffer would go back while another chunk still uses it). */
-function callOnce(fn: () => void): () => void {
-  let done = false;
-  return () => {
-    if (!done) fn();
-    done = true;
-  };
 }
 
 async function resolveNodeId(dir: string, wanted: string | undefined): Promise<string> {

@@ -22,7 +22,7 @@ import type { HeartbeatRequest } from '../namespace/types.js';
 import { spawnNode } from './helpers/storage-node-process.js';
 import { chunksOf } from '../common/chunks.js';
 import { Readable } from 'node:stream';
-import { createShardFile, DIRECT_ALIGN, openShardFileForRead, probeDirectWrites, READ_BUFFER_BYTES, STAGE_BYTES, type IoMode } from '../storage-node/shard-file.js';
+import { createShardFile, DIRECT_ALIGN, openShardFileForRead, probeDirectWrites, READ_BUFFER_BYTES, shareRelease, STAGE_BYTES, type IoMode } from '../storage-node/shard-file.js';
 
 const log = createLogger('test', 'error');
 
@@ -188,6 +188,18 @@ t.test('shard file reads: direct and buffered give the same bytes at every align
     await reader.close();
     await t.rejects(reader.read(0, 1), `${mode}: no read after close`);
   }
+});
+
+t.test('a shared read goes back once every holder has released it, each holder counting once', async (t) => {
+  let released = 0;
+  const [a, b, c] = shareRelease({ bytes: Buffer.alloc(1), release: () => released++ }, 3);
+  a!();
+  a!();
+  b!();
+  t.equal(released, 0, 'two of three holders, one of them twice');
+  c!();
+  c!();
+  t.equal(released, 1, 'the last holder releases the read, once');
 });
 
 t.test('pooled read buffers are reused only after release, and a double release does not hand one out twice', async (t) => {
