@@ -517,7 +517,7 @@ export class ShardStore {
   /** Header facts of a shard, or null when absent. */
   async stat(id: string): Promise<ShardInfo | null> {
     assertShardId(id);
-    const opened = await this.openShard(id);
+    const opened = await this.openShard(id, 'header');
     if (!opened) return null;
     await opened.file.close();
     return opened.info;
@@ -530,7 +530,7 @@ export class ShardStore {
    */
   async openRead(id: string, range?: ByteRange): Promise<ShardReader> {
     assertShardId(id);
-    const opened = await this.openShard(id);
+    const opened = await this.openShard(id, 'data');
     if (!opened) throw noSuchShard(id);
     try {
       const { start, end } = resolveRange(opened.geometry.dataLength, range);
@@ -582,7 +582,7 @@ export class ShardStore {
     assertShardId(id);
     let opened: OpenedShard | null;
     try {
-      opened = await this.openShard(id);
+      opened = await this.openShard(id, 'data');
     } catch (err) {
       if (err instanceof StoreError && err.details?.header === true) return { id, blocks: 0, corruptBlocks: [WHOLE_SHARD_BLOCK], headerCorrupt: true };
       throw err;
@@ -710,9 +710,13 @@ export class ShardStore {
     });
   }
 
-  private async openShard(id: string): Promise<OpenedShard | null> {
+  /**
+   * Opens a shard and checks its header. Only a read of a large shard's data goes around the page
+   * cache: a header alone (stat, listings) is one small read, which the cache serves best.
+   */
+  private async openShard(id: string, purpose: 'header' | 'data'): Promise<OpenedShard | null> {
     let file: ShardFileReader;
-    const large = (this.index.size(id) ?? 0) >= DIRECT_READ_MIN_BYTES;
+    const large = purpose === 'data' && (this.index.size(id) ?? 0) >= DIRECT_READ_MIN_BYTES;
     try {
       file = await openShardFileForRead(this.shardPath(id), large ? this.largeReads : 'buffered');
     } catch (err) {
