@@ -45,6 +45,15 @@ export async function cpuSeconds(pid: number): Promise<number> {
   }
 }
 
+/** CPU seconds of the whole machine so far: busy (everything but idle and iowait) and total, over all cores. */
+export async function machineCpuSeconds(): Promise<{ busy: number; total: number }> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0]!;
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = ticks.reduce((a, b) => a + b, 0);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  return { busy: (total - idle) / CLK_TCK, total: total / CLK_TCK };
+}
+
 export interface IoCounters {
   /** Bytes the process caused to be sent to the storage layer. */
   writeBytes: number;

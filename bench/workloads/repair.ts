@@ -12,6 +12,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { RepairClient } from '../../repair/client.js';
+import { machineCpuSeconds, ProcessGroupMeter } from '../procfs.js';
 import { ratioOf, target, type Row } from '../report.js';
 import { fmtBytes, MB, MiB, runPool, sleep, waitFor } from '../stats.js';
 import { CairnSystem } from '../systems.js';
@@ -42,6 +43,45 @@ async function dirBytes(dir: string): Promise<{ bytes: number; files: number }> 
   };
   await walk(dir);
   return { bytes, files };
+}
+
+/** The parts of the cluster whose CPU the rebuild is split into. */
+const CPU_GROUPS: [label: string, member: (service: string) => boolean][] = [
+  ['repair process', (name) => name === 'repair'],
+  ['storage nodes', (name) => name.startsWith('node-')],
+  ['namespace', (name) => name === 'namespace'],
+  ['gateway', (name) => name === 'gateway'],
+];
+
+interface RebuildCpu {
+  seconds: number;
+  /** Cores each group kept busy on average. */
+  cores: Map<string, number>;
+  /** Share of the whole machine (all cores) that was busy. */
+  machineBusy: number;
+  cpuSeconds: number;
+}
+
+/** CPU per part of the cluster over the rebuild: where a faster repair has to come from. */
+async function meterRebuild(cairn: CairnSystem): Promise<() => Promise<RebuildCpu>> {
+  const meters = CPU_GROUPS.map(([label, member]) => {
+    const pids = (): number[] => [...cairn.cluster.services.entries()].filter(([name]) => member(name)).map(([, s]) => s.ready.pid);
+    return [label, new ProcessGroupMeter(pids)] as const;
+  });
+  await Promise.all(meters.map(([, m]) => m.start()));
+  const machine = await machineCpuSeconds();
+  const t0 = performance.now();
+  return async () => {
+    const seconds = (performance.now() - t0) / 1000;
+    const used = await Promise.all(meters.map(async ([label, m]) => [label, (await m.stop()).cpuSeconds] as const));
+    const after = await machineCpuSeconds();
+    return {
+      seconds,
+      cores: new Map(used.map(([label, cpu]) => [label, seconds > 0 ? cpu / seconds : 0])),
+      machineBusy: (after.busy - machine.busy) / Math.max(after.total - machine.total, 1e-9),
+      cpuSeconds: used.reduce((sum, [, cpu]) => sum + cpu, 0),
+    };
+  };
 }
 
 export async function repairThroughput(ctx: BenchContext): Promise<WorkloadResult> {
@@ -80,11 +120,15 @@ export async function repairThroughput(ctx: BenchContext): Promise<WorkloadResul
     ctx.log(`  SIGKILLed ${VICTIM}; waiting for it to be declared down (${downAfter}) and repaired onto the other nodes ...`);
     let downAt: number | undefined;
     let fullAt: number | undefined;
+    let stopMeter: (() => Promise<RebuildCpu>) | undefined;
     let lastDegraded = -1;
     const deadline = t0 + budgetMs;
     while (performance.now() < deadline && !ctx.signal.aborted) {
       const nodeStates = new Map((await cairn.namespace.listNodes()).map((n) => [n.id, n.state]));
-      if (downAt === undefined && nodeStates.get(VICTIM) === 'down') downAt = performance.now();
+      if (downAt === undefined && nodeStates.get(VICTIM) === 'down') {
+        downAt = performance.now();
+        stopMeter = await meterRebuild(cairn);
+      }
       if (downAt !== undefined) {
         let degraded = 0;
         for (const key of written) {
@@ -102,12 +146,15 @@ export async function repairThroughput(ctx: BenchContext): Promise<WorkloadResul
       }
       await sleep(500, ctx.signal);
     }
+    const cpu = await stopMeter?.();
     const after = await repair.status().catch(() => undefined);
     const repairBytes = Number(after?.repair.bytesWritten ?? NaN) - Number(before.repair.bytesWritten ?? NaN);
     const busyRate = Number(after?.repair.bytesPerSecondWhileBusy ?? NaN) / MB;
     const windowSeconds = fullAt !== undefined && downAt !== undefined ? (fullAt - downAt) / 1000 : null;
     const repairMbps = windowSeconds ? victimShards.bytes / MB / windowSeconds : null;
     const timeToFull = fullAt !== undefined ? (fullAt - killedAt) / 1000 : null;
+    const cpuMsPerMB = cpu && fullAt !== undefined && victimShards.bytes > 0 ? (cpu.cpuSeconds * 1000) / (victimShards.bytes / MB) : null;
+    if (cpu) ctx.log(`  CPU over the rebuild: ${cpuSplit(cpu)}`);
     ctx.log(
       fullAt !== undefined
         ? `  full redundancy ${timeToFull!.toFixed(1)} s after the kill (declared down after ${((downAt! - killedAt) / 1000).toFixed(1)} s): ${repairMbps!.toFixed(0)} MB/s of shards rebuilt; repair service says ${(repairBytes / MiB).toFixed(0)} MiB written, ${busyRate.toFixed(0)} MB/s while busy`
@@ -150,13 +197,28 @@ export async function repairThroughput(ctx: BenchContext): Promise<WorkloadResul
         ratio: null,
         note: fullAt === undefined ? `not reached within the budget; ${lastDegraded} segments still degraded` : `includes down-after ${downAfter}`,
       },
+      {
+        id: 'repair.cpu',
+        workload: 'repair: server CPU per MB rebuilt',
+        unit: 'ms',
+        cairn: cpuMsPerMB,
+        peer: null,
+        ratio: null,
+        note: cpu ? cpuSplit(cpu) : undefined,
+      },
     ];
     if (verifyError) process.exitCode = 1;
     return {
       rows,
-      details: { objects: written.length, objectSize, victimShardBytes: victimShards.bytes, victimShardFiles: victimShards.files, downAfterSeconds: downAt !== undefined ? (downAt - killedAt) / 1000 : null, windowSeconds, timeToFull, repairMbps, repairServiceBytes: repairBytes, repairServiceBusyMBps: busyRate, verified },
+      details: { cpuCores: cpu ? Object.fromEntries(cpu.cores) : null, machineBusy: cpu?.machineBusy ?? null, objects: written.length, objectSize, victimShardBytes: victimShards.bytes, victimShardFiles: victimShards.files, downAfterSeconds: downAt !== undefined ? (downAt - killedAt) / 1000 : null, windowSeconds, timeToFull, repairMbps, repairServiceBytes: repairBytes, repairServiceBusyMBps: busyRate, verified },
     };
   } finally {
     await cairn.stop();
   }
+}
+
+/** "repair process 0.85 cores, storage nodes 0.62, ...; machine 81% busy": one core per process is a ceiling. */
+function cpuSplit(cpu: RebuildCpu): string {
+  const parts = [...cpu.cores].map(([label, cores]) => `${label} ${cores.toFixed(2)}`);
+  return `cores in use: ${parts.join(', ')}; machine ${(cpu.machineBusy * 100).toFixed(0)}% busy over ${cpu.seconds.toFixed(1)} s`;
 }
