@@ -532,13 +532,20 @@ export class ShardStore {
     assertShardId(id);
     const opened = await this.openShard(id, 'data');
     if (!opened) throw noSuchShard(id);
+    let reader: RangeReader;
     try {
       const { start, end } = resolveRange(opened.geometry.dataLength, range);
-      const reader = new RangeReader(id, opened.file, opened.geometry, opened.info, start, end);
+      reader = new RangeReader(id, opened.file, opened.geometry, opened.info, start, end);
+    } catch (err) {
+      await opened.file.close().catch(() => undefined);
+      throw err;
+    }
+    try {
       await reader.prefetch();
       return reader;
     } catch (err) {
-      await opened.file.close().catch(() => undefined);
+      // The reader's close waits for a read it has under way before the file goes.
+      await reader.close().catch(() => undefined);
       throw err;
     }
   }
@@ -793,6 +800,8 @@ class RangeReader implements ShardReader {
   private nextBlock: number;
   private readonly lastBlock: number;
   private prefetched: ShardChunk[] = [];
+  /** The batch after the one being sent, already being read. */
+  private ahead: Promise<ShardChunk[]> | undefined;
   private closed = false;
 
   constructor(
@@ -810,8 +819,8 @@ class RangeReader implements ShardReader {
 
   async prefetch(): Promise<void> {
     let bytes = 0;
-    while (this.nextBlock <= this.lastBlock && bytes < PREVERIFY_BYTES) {
-      for (const chunk of await this.readBatch()) {
+    for (let batch = this.nextBatch(); batch; batch = bytes < PREVERIFY_BYTES ? this.nextBatch() : undefined) {
+      for (const chunk of await batch) {
         this.prefetched.push(chunk);
         bytes += chunk.data.length;
       }
@@ -821,7 +830,7 @@ class RangeReader implements ShardReader {
   async *[Symbol.asyncIterator](): AsyncGenerator<ShardChunk> {
     try {
       while (this.prefetched.length > 0) yield this.prefetched.shift()!;
-      while (this.nextBlock <= this.lastBlock) yield* await this.readBatch();
+      for (let batch = this.nextBatch(); batch; batch = this.nextBatch()) yield* await batch;
     } finally {
       await this.close();
     }
@@ -833,15 +842,36 @@ class RangeReader implements ShardReader {
     // Chunks handed out are the consumer's to release; those never handed out are ours.
     for (const chunk of this.prefetched) chunk.release();
     this.prefetched = [];
+    const ahead = this.ahead;
+    this.ahead = undefined;
+    if (ahead) for (const chunk of await ahead.catch(() => [])) chunk.release();
     await this.file.close();
+  }
+
+  /**
+   * The next batch, with the one after it already being read. A direct read waits for the device
+   * (no kernel read-ahead), so reading one batch ahead keeps the disk and the socket busy together.
+   */
+  private nextBatch(): Promise<ShardChunk[]> | undefined {
+    const batch = this.ahead ?? this.startBatch();
+    this.ahead = batch ? this.startBatch() : undefined;
+    return batch;
+  }
+
+  private startBatch(): Promise<ShardChunk[]> | undefined {
+    if (this.closed || this.nextBlock > this.lastBlock) return undefined;
+    const batch = this.readBatch();
+    // Awaited in turn, where a failure surfaces; until then it must not count as unhandled.
+    batch.catch(() => undefined);
+    return batch;
   }
 
   /** The requested data bytes of the next batch of frames, every frame verified; they share one buffer. */
   private async readBatch(): Promise<ShardChunk[]> {
     const from = this.nextBlock;
     const to = batchEnd(this.g, from, this.lastBlock);
-    const { frames, read } = await readFrames(this.file, this.g, from, to);
     this.nextBlock = to + 1;
+    const { frames, read } = await readFrames(this.file, this.g, from, to);
     let data: Buffer[];
     try {
       data = frames.map((frame, i) => {

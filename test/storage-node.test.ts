@@ -342,6 +342,42 @@ t.test('corruption on disk is detected by reads and by verify', async (t) => {
   t.match(metrics, /cairn_storage_bytes_written_total \d+/);
 });
 
+t.test('reading ahead: a bad batch read early surfaces in turn, and a reader left early closes its file', async (t) => {
+  const dir = await tempDir(t);
+  const store = await ShardStore.open({ dir, nodeId: 'node-ahead', log });
+  const MiB = 1024 * 1024;
+  const data = randomBytes(12 * MiB);
+  await store.put('long', MiB, chunks(frame(data, MiB), 256 * 1024));
+  await flipByte(store.shardPath('long'), HEADER_BYTES + 10 * (MiB + 4) + 7);
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  t.teardown(() => void process.off('unhandledRejection', onUnhandled));
+  // A slow consumer: block 10's read fails while nobody waits for it, and must not count as unhandled.
+  const got: Buffer[] = [];
+  const slow = (async () => {
+    for await (const c of await store.openRead('long')) {
+      got.push(Buffer.from(c.data));
+      c.release();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  await t.rejects(slow, { code: 'CorruptBlock', details: { block: 10 } }, 'the bad block fails the read when its turn comes');
+  t.ok(Buffer.concat(got).equals(data.subarray(0, 10 * MiB)), 'every block before it was delivered');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(unhandled, [], 'no unhandled rejection from the read ahead');
+
+  const fds = async (): Promise<number> => (await fs.readdir('/proc/self/fd')).length;
+  const before = await fds();
+  for (let i = 0; i < 5; i++) {
+    for await (const c of await store.openRead('long', { start: 0, end: 9 * MiB })) {
+      c.release();
+      break; // left after one chunk, with reads still ahead
+    }
+  }
+  t.equal(await fds(), before, 'every reader left early closed its file');
+});
+
 t.test('corruption past the pre-verified 8 MiB cuts the stream instead of passing bad data', async (t) => {
   const { client, store } = await startNode(t);
   const MiB = 1024 * 1024;
