@@ -89,10 +89,11 @@ export async function createShardFile(file: string, mode: IoMode, headerBytes: n
 }
 
 /**
- * Whether direct writes work in `dir`: a test file is written, read back and removed. Filesystems
- * without O_DIRECT refuse the open (EINVAL); anything else going wrong also means "buffered".
+ * Whether direct writes and reads work in `dir`: a test file is written, read back (buffered and
+ * directly) and removed. Filesystems without O_DIRECT refuse the open (EINVAL); anything else
+ * going wrong also means "buffered".
  */
-export async function probeDirectWrites(dir: string): Promise<boolean> {
+export async function probeDirectIo(dir: string): Promise<boolean> {
   const file = path.join(dir, `direct-io-probe-${randomBytes(6).toString('hex')}.tmp`);
   let shard: ShardFile | undefined;
   try {

@@ -17,7 +17,7 @@ import { crc32c } from '@node-rs/crc32';
 import { CRC_BYTES } from '../erasure/layout.js';
 import { CorruptFrameError, FrameParser, TruncatedFrameError, verifyFrame, type FrameCheck } from '../erasure/frames.js';
 import type { Logger } from '../common/log.js';
-import { createShardFile, openShardFileForRead, probeDirectWrites, shareRelease, type FileBytes, type ShardFile, type ShardFileReader, type IoMode } from './shard-file.js';
+import { createShardFile, openShardFileForRead, probeDirectIo, shareRelease, type FileBytes, type ShardFile, type ShardFileReader, type IoMode } from './shard-file.js';
 import {
   isValidShardId,
   WHOLE_SHARD_BLOCK,
@@ -436,7 +436,7 @@ export class ShardStore {
     const store = new ShardStore(dir, nodeId, { ...DEFAULT_LIMITS, ...opts.limits }, opts.log);
     await store.prepareDirs();
     const wanted = { writes: opts.directWrites !== false, reads: opts.directReads !== false };
-    if ((wanted.writes || wanted.reads) && (await probeDirectWrites(path.join(dir, 'tmp')))) {
+    if ((wanted.writes || wanted.reads) && (await probeDirectIo(path.join(dir, 'tmp')))) {
       if (wanted.writes) store.mode = 'direct';
       if (wanted.reads) store.largeReads = 'direct';
     }

@@ -22,7 +22,7 @@ import type { HeartbeatRequest } from '../namespace/types.js';
 import { spawnNode } from './helpers/storage-node-process.js';
 import { chunksOf } from '../common/chunks.js';
 import { Readable } from 'node:stream';
-import { createShardFile, DIRECT_ALIGN, openShardFileForRead, probeDirectWrites, READ_BUFFER_BYTES, shareRelease, STAGE_BYTES, type IoMode } from '../storage-node/shard-file.js';
+import { createShardFile, DIRECT_ALIGN, openShardFileForRead, probeDirectIo, READ_BUFFER_BYTES, shareRelease, STAGE_BYTES, type IoMode } from '../storage-node/shard-file.js';
 
 const log = createLogger('test', 'error');
 
@@ -122,7 +122,7 @@ t.test('put/get round trip of multi-block shards, head and pool', async (t) => {
 
 t.test('shard files: direct and buffered writes store the same bytes at every alignment and stage boundary', async (t) => {
   const dir = await tempDir(t);
-  const direct = await probeDirectWrites(dir);
+  const direct = await probeDirectIo(dir);
   t.comment(`direct writes in ${os.tmpdir()}: ${direct ? 'yes' : 'no (buffered only)'}`);
   const modes: IoMode[] = direct ? ['direct', 'buffered'] : ['buffered'];
   const body = HEADER_BYTES;
@@ -153,18 +153,18 @@ t.test('a store opened without direct writes writes through the page cache, with
   const data = randomBytes(2 * 1024 * 1024 + 5);
   const put = await store.put('buffered-shard', 65536, chunks(frame(data, 65536), 10_000));
   t.equal(put.dataLength, data.length);
-  t.equal(store.largeReadMode, (await probeDirectWrites(dir)) ? 'direct' : 'buffered', 'reads are a separate choice');
+  t.equal(store.largeReadMode, (await probeDirectIo(dir)) ? 'direct' : 'buffered', 'reads are a separate choice');
   const reader = await store.openRead('buffered-shard');
   const got: Buffer[] = [];
   for await (const c of reader) got.push(Buffer.from(c.data));
   t.ok(Buffer.concat(got).equals(data), 'reads back');
   const auto = await ShardStore.open({ dir: await tempDir(t), nodeId: 'node-c', log });
-  t.equal(auto.writeMode, (await probeDirectWrites(dir)) ? 'direct' : 'buffered', 'by default the probe decides');
+  t.equal(auto.writeMode, (await probeDirectIo(dir)) ? 'direct' : 'buffered', 'by default the probe decides');
 });
 
 t.test('shard file reads: direct and buffered give the same bytes at every alignment, length and end of file', async (t) => {
   const dir = await tempDir(t);
-  const direct = await probeDirectWrites(dir);
+  const direct = await probeDirectIo(dir);
   const modes: IoMode[] = direct ? ['direct', 'buffered'] : ['buffered'];
   const file = path.join(dir, 'content');
   const content = randomBytes(3 * READ_BUFFER_BYTES + 123);
@@ -204,7 +204,7 @@ t.test('a shared read goes back once every holder has released it, each holder c
 
 t.test('pooled read buffers are reused only after release, and a double release does not hand one out twice', async (t) => {
   const dir = await tempDir(t);
-  if (!(await probeDirectWrites(dir))) return void t.pass('no O_DIRECT here: reads are never pooled');
+  if (!(await probeDirectIo(dir))) return void t.pass('no O_DIRECT here: reads are never pooled');
   const file = path.join(dir, 'content');
   const content = randomBytes(4 * STAGE_BYTES);
   await fs.writeFile(file, content);
