@@ -11,7 +11,7 @@ import { Heartbeater } from './heartbeat.js';
 import { DEFAULT_SCRUB_RATE } from './scrub.js';
 import { createStorageNodeServer } from './server.js';
 import { parseByteSize } from './size.js';
-import { ShardStore } from './store.js';
+import { DEFAULT_PACK_MAX_BYTES, ShardStore } from './store.js';
 
 const log = createLogger('storage-node');
 
@@ -30,6 +30,8 @@ interface NodeConfig {
   maxBytes: number;
   directWrites: boolean;
   directReads: boolean;
+  /** Shards of at most this many stored bytes are packed into logs; 0 = off. */
+  packMaxBytes: number;
 }
 
 function loadConfig(): NodeConfig {
@@ -51,6 +53,8 @@ function loadConfig(): NodeConfig {
     // "auto": shards of 256 KiB or more are read around the page cache too; "off" suits workloads
     // that read the same large objects again and again.
     'direct-reads': { env: 'CAIRN_DIRECT_READS', default: 'auto' },
+    // Shards up to this size are appended to pack logs instead of getting a file each; "0" = off.
+    'pack-max': { env: 'CAIRN_PACK_MAX', default: String(DEFAULT_PACK_MAX_BYTES) },
   });
   const autoOrOff = (flag: 'direct-writes' | 'direct-reads'): boolean => {
     const value = c[flag] ?? 'auto';
@@ -75,13 +79,14 @@ function loadConfig(): NodeConfig {
     maxBytes: c['max-bytes'] ? parseByteSize(c['max-bytes'], '--max-bytes') : Number.POSITIVE_INFINITY,
     directWrites: autoOrOff('direct-writes'),
     directReads: autoOrOff('direct-reads'),
+    packMaxBytes: c['pack-max'] === '0' ? 0 : parseByteSize(c['pack-max'] ?? String(DEFAULT_PACK_MAX_BYTES), '--pack-max'),
   };
 }
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const secret = clusterSecretFromEnv();
-  const store = await ShardStore.open({ dir: config.dataDir, nodeId: config.nodeId, log, limits: { quotaBytes: config.maxBytes }, directWrites: config.directWrites, directReads: config.directReads });
+  const store = await ShardStore.open({ dir: config.dataDir, nodeId: config.nodeId, log, limits: { quotaBytes: config.maxBytes }, directWrites: config.directWrites, directReads: config.directReads, packMaxBytes: config.packMaxBytes });
   let ownHost: string | undefined;
   const server = createStorageNodeServer(store, { log, secret, host: () => ownHost, metrics: new Registry('storage-node'), scrubRate: config.scrubRate });
   const boundUrl = await listen(server, config.host, config.port);
@@ -119,11 +124,13 @@ async function main(): Promise<void> {
     scrubRate: config.scrubRate,
     shardWrites: store.writeMode,
     largeShardReads: store.largeReadMode,
+    packMaxBytes: store.packMaxBytes,
     ...(Number.isFinite(config.maxBytes) ? { maxBytes: config.maxBytes } : {}),
   });
   onShutdown(log, async () => {
     await heartbeats?.stop();
     await close(server);
+    await store.close();
   });
   announceReady({ service: 'storage-node', url, nodeId: store.nodeId });
 }

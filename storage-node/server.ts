@@ -166,7 +166,7 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
     metrics,
     secret: opts.secret,
     host: opts.host,
-    health: async () => ({ nodeId: store.nodeId, ...(await store.usage()), writesInFlight: store.writesInFlight, shardWrites: store.writeMode, largeShardReads: store.largeReadMode, scrubbing: scrubber.busy }),
+    health: async () => ({ nodeId: store.nodeId, ...(await store.usage()), writesInFlight: store.writesInFlight, shardWrites: store.writeMode, largeShardReads: store.largeReadMode, packMaxBytes: store.packMaxBytes, packedShards: store.packedCount, scrubbing: scrubber.busy }),
   });
 }
 
@@ -174,6 +174,10 @@ function registerMetrics(metrics: Registry, store: ShardStore): NodeMetrics {
   metrics.gauge('cairn_storage_shards', 'Shards stored on this node').set(() => store.shardCount);
   metrics.gauge('cairn_storage_used_bytes', 'Bytes of shard files on this node').set(() => store.usedBytes);
   metrics.gauge('cairn_storage_writes_in_flight', 'Shard uploads being written').set(() => store.writesInFlight);
+  metrics.gauge('cairn_storage_packed_shards', 'Small shards held as records of pack logs').set(() => store.packedCount);
+  metrics.gauge('cairn_storage_pack_appends_total', 'Shards appended to pack logs since start').set(() => store.packStats.appends);
+  metrics.gauge('cairn_storage_pack_syncs_total', 'Batches (one write and one fdatasync each) the pack appends went out in').set(() => store.packStats.batches);
+  metrics.gauge('cairn_storage_pack_compactions_total', 'Pack logs compacted away since start').set(() => store.packStats.compactions);
   return {
     bytesWritten: metrics.counter('cairn_storage_bytes_written_total', 'Bytes of shard files written'),
     bytesRead: metrics.counter('cairn_storage_bytes_read_total', 'Data bytes sent by shard reads'),

@@ -3,6 +3,7 @@
 // Layout of the data dir:
 //   <dir>/node-id                 the node's identity, written once, checked on every start
 //   <dir>/shards/<xx>/<id>        shard files; xx = first byte of sha256(id), so no directory grows huge
+//   <dir>/packs/<seq>.log         small shards, packed as records of append-only logs (storage-node/pack-log.ts)
 //   <dir>/tmp/                    uploads in progress; anything left here is a torn write and is wiped at start
 //
 // Shard file = 32-byte header + the frames (block data + CRC32C LE) exactly as received:
@@ -10,6 +11,8 @@
 //   16 u64 dataLength   24 u32 blockCount   28 u32 CRC32C of bytes 0..27
 // The header is written last, at offset 0, just before fsync: a file whose header does not check
 // out was never completely written (or has rotted), and rename makes only complete files visible.
+// A shard of at most `packMaxBytes` (header included) is held in memory as it arrives and then
+// appended to the pack log instead, in the same format; a longer one spills to a shard file.
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -17,7 +20,8 @@ import { crc32c } from '@node-rs/crc32';
 import { CRC_BYTES } from '../erasure/layout.js';
 import { CorruptFrameError, FrameParser, TruncatedFrameError, verifyFrame, type FrameCheck } from '../erasure/frames.js';
 import type { Logger } from '../common/log.js';
-import { createShardFile, openShardFileForRead, probeDirectIo, shareRelease, type FileBytes, type ShardFile, type ShardFileReader, type IoMode } from './shard-file.js';
+import { MAX_PACKED_SHARD_BYTES, PackLog } from './pack-log.js';
+import { createShardFile, fsyncDir, openShardFileForRead, probeDirectIo, shareRelease, type FileBytes, type ShardFile, type ShardFileReader, type IoMode } from './shard-file.js';
 import {
   isValidShardId,
   WHOLE_SHARD_BLOCK,
@@ -36,6 +40,12 @@ const MiB = 1024 * 1024;
 /** Requested data bytes verified before a read returns, so a corrupt block in a gateway-sized read is a clean error. */
 export const PREVERIFY_BYTES = 8 * MiB;
 const READ_BATCH_BYTES = 1 * MiB;
+/**
+ * Shards up to this many stored bytes are packed into logs: a 64 KiB object's 16 KiB shards, and
+ * up to 512 KiB objects at k = 4. Above it a file's fixed cost (≈ 1.6 ms of CPU) is small against
+ * the shard's own I/O, and a shard file is cheaper to move and rebuild.
+ */
+export const DEFAULT_PACK_MAX_BYTES = 128 * 1024;
 /** Shards at least this long are read around the page cache when the store reads directly; smaller ones stay cached. */
 export const DIRECT_READ_MIN_BYTES = 256 * 1024;
 const STATFS_TTL_MS = 1000;
@@ -86,6 +96,8 @@ export interface StoreOptions {
    * it. Default true; false suits workloads that re-read the same large objects.
    */
   directReads?: boolean;
+  /** Shards of at most this many stored bytes are packed into logs; 0 = every shard is a file. Default DEFAULT_PACK_MAX_BYTES. */
+  packMaxBytes?: number;
 }
 
 export interface StoreUsage {
@@ -384,14 +396,6 @@ function errnoCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 /** Writes a small file so that after a crash it is either absent or complete. */
 async function writeFileDurably(file: string, data: string): Promise<void> {
@@ -425,6 +429,8 @@ export class ShardStore {
     readonly nodeId: string,
     readonly limits: StoreLimits,
     private readonly log: Logger | undefined,
+    private readonly packs: PackLog,
+    readonly packMaxBytes: number,
   ) {
     this.slots = new WriteSlots(limits.maxConcurrentWrites, limits.maxQueuedWrites);
   }
@@ -433,15 +439,33 @@ export class ShardStore {
     const dir = path.resolve(opts.dir);
     await fs.mkdir(dir, { recursive: true });
     const nodeId = await resolveNodeId(dir, opts.nodeId);
-    const store = new ShardStore(dir, nodeId, { ...DEFAULT_LIMITS, ...opts.limits }, opts.log);
-    await store.prepareDirs();
+    const packMax = opts.packMaxBytes ?? DEFAULT_PACK_MAX_BYTES;
+    if (!Number.isSafeInteger(packMax) || packMax < 0 || packMax > MAX_PACKED_SHARD_BYTES) throw new RangeError(`packMaxBytes must be an integer in 0..${MAX_PACKED_SHARD_BYTES}`);
+    await prepareDirs(dir);
+    const packs = await PackLog.open(path.join(dir, 'packs'), opts.log);
+    const store = new ShardStore(dir, nodeId, { ...DEFAULT_LIMITS, ...opts.limits }, opts.log, packs, packMax);
     const wanted = { writes: opts.directWrites !== false, reads: opts.directReads !== false };
     if ((wanted.writes || wanted.reads) && (await probeDirectIo(path.join(dir, 'tmp')))) {
       if (wanted.writes) store.mode = 'direct';
       if (wanted.reads) store.largeReads = 'direct';
     }
-    store.index.load(await store.walk());
+    store.index.load(await store.resolveTwins(await store.walk()));
     return store;
+  }
+
+  /** Waits for pack log writes under way and closes the logs (shard files are closed by their users). */
+  async close(): Promise<void> {
+    await this.packs.close();
+  }
+
+  /** Pack log activity since open (see PackLog.stats). */
+  get packStats(): Readonly<PackLog['stats']> {
+    return this.packs.stats;
+  }
+
+  /** How many shards are packed into logs rather than kept as files. */
+  get packedCount(): number {
+    return this.packs.count;
   }
 
   /** How shard files are written: decided once at open (see storage-node/shard-file.ts). */
@@ -491,22 +515,34 @@ export class ShardStore {
     if (expectedBytes !== undefined) await this.assertRoomFor(expectedBytes);
     const release = await this.slots.acquire();
     const space = this.reservations.open((n) => this.assertQuota(n));
-    const tmp = path.join(this.dir, 'tmp', `${randomBytes(12).toString('hex')}.part`);
-    let file: ShardFile | undefined;
+    // Named only when the shard spills to a file: most small shards never need one.
+    let tmp = '';
+    const createTmp = (): Promise<ShardFile> => {
+      tmp = path.join(this.dir, 'tmp', `${randomBytes(12).toString('hex')}.part`);
+      return createShardFile(tmp, this.mode, HEADER_BYTES);
+    };
+    // A shard declared too long to pack goes straight to a file; an undeclared one is held until it proves so.
+    const packMax = expectedBytes !== undefined && expectedBytes + HEADER_BYTES > this.packMaxBytes ? 0 : this.packMaxBytes;
+    const sink = new ShardSink(packMax, createTmp);
     try {
       space.grow(HEADER_BYTES);
-      file = await createShardFile(tmp, this.mode, HEADER_BYTES);
-      const received = await this.receive(file, blockSize, body, (n) => space.grow(n));
-      await file.finish(encodeHeader(received.geometry));
-      const mtime = (await file.stat()).mtime.toISOString();
-      await file.close();
-      file = undefined;
-      const info: ShardInfo = { id, blockSize, dataLength: received.geometry.dataLength, storedLength: storedLength(received.geometry), mtime };
-      await this.commit(id, tmp, info.storedLength, space.release);
+      const received = await this.receive(sink, blockSize, body, (n) => space.grow(n));
+      const header = encodeHeader(received.geometry);
+      const info: ShardInfo = { id, blockSize, dataLength: received.geometry.dataLength, storedLength: storedLength(received.geometry), mtime: '' };
+      const file = await sink.fileIfSpilled();
+      if (file) {
+        await file.finish(header);
+        info.mtime = (await file.stat()).mtime.toISOString();
+        await sink.close();
+        await this.commit(id, tmp, info.storedLength, space.release);
+      } else {
+        const packed = await this.commitPacked(id, [header, ...sink.held], space.release);
+        info.mtime = new Date(packed.mtimeMs).toISOString();
+      }
       return { ...info, blockCrcs: received.crcs };
     } catch (err) {
-      await file?.close().catch(() => undefined);
-      await fs.rm(tmp, { force: true }).catch(() => undefined);
+      await sink.close().catch(() => undefined);
+      if (tmp) await fs.rm(tmp, { force: true }).catch(() => undefined);
       throw this.mapWriteError(err, id);
     } finally {
       space.release();
@@ -555,6 +591,10 @@ export class ShardStore {
     assertShardId(id);
     const file = this.shardPath(id);
     return this.locks.run(id, async () => {
+      if (await this.packs.remove(id)) {
+        this.index.remove(id);
+        return true;
+      }
       try {
         await fs.unlink(file);
       } catch (err) {
@@ -620,7 +660,19 @@ export class ShardStore {
     return { id, blocks: g.blocks, corruptBlocks, blockCrcs: crcs.toString('base64') };
   }
 
-  /** Where a shard's file lives (for operators and tests; it need not exist). */
+  /**
+   * Where a stored shard's bytes are (its header first): its own file at offset 0, or a record
+   * inside a pack log. For operators and fault-injecting tests; undefined when not stored here.
+   */
+  locate(id: string): { file: string; offset: number; length: number; packed: boolean } | undefined {
+    assertShardId(id);
+    const packed = this.packs.locate(id);
+    if (packed) return { ...packed, packed: true };
+    const length = this.index.size(id);
+    return length === undefined ? undefined : { file: this.shardPath(id), offset: 0, length, packed: false };
+  }
+
+  /** Where a shard's own file lives (for operators and tests; it need not exist, and a packed shard has none). */
   shardPath(id: string): string {
     assertShardId(id);
     const fan = createHash('sha256').update(id).digest('hex').slice(0, 2);
@@ -669,7 +721,7 @@ export class ShardStore {
   }
 
   private async receive(
-    file: ShardFile,
+    file: Pick<ShardFile, 'append'>,
     blockSize: number,
     body: AsyncIterable<Uint8Array>,
     claim: (bytes: number) => void,
@@ -714,6 +766,21 @@ export class ShardStore {
       handBack();
       this.unwritableUntil = 0;
       await fsyncDir(path.dirname(target));
+      // A packed copy written before is superseded only once the file is durable.
+      await this.packs.remove(id);
+    });
+  }
+
+  /** Appends a small shard to the pack log; an older copy of it in a file is removed once the new one is durable. */
+  private async commitPacked(id: string, shard: Buffer[], handBack: () => void): Promise<{ mtimeMs: number }> {
+    return this.locks.run(id, async () => {
+      const hadFile = this.index.size(id) !== undefined && !this.packs.has(id);
+      const packed = await this.packs.append(id, shard);
+      this.index.set(id, packed.length);
+      handBack();
+      this.unwritableUntil = 0;
+      if (hadFile) await removeFileDurably(this.shardPath(id));
+      return packed;
     });
   }
 
@@ -725,7 +792,7 @@ export class ShardStore {
     let file: ShardFileReader;
     const large = purpose === 'data' && (this.index.size(id) ?? 0) >= DIRECT_READ_MIN_BYTES;
     try {
-      file = await openShardFileForRead(this.shardPath(id), large ? this.largeReads : 'buffered');
+      file = this.packs.reader(id) ?? (await openShardFileForRead(this.shardPath(id), large ? this.largeReads : 'buffered'));
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return null;
       throw err;
@@ -756,16 +823,25 @@ export class ShardStore {
     }
   }
 
-  private async prepareDirs(): Promise<void> {
-    const tmp = path.join(this.dir, 'tmp');
-    await fs.rm(tmp, { recursive: true, force: true });
-    await fs.mkdir(tmp, { recursive: true });
-    const shards = path.join(this.dir, 'shards');
-    await fs.mkdir(shards, { recursive: true });
-    const fans = Array.from({ length: 256 }, (_, i) => path.join(shards, i.toString(16).padStart(2, '0')));
-    await mapLimit(fans, 32, (fan) => fs.mkdir(fan, { recursive: true }));
-    await fsyncDir(shards);
-    await fsyncDir(this.dir);
+  /**
+   * Sizes of all shards, files and packed. An id found both ways was rewritten the other way by a
+   * write that crashed before removing the older copy: the newer copy stays, the other goes.
+   */
+  private async resolveTwins(files: [string, number][]): Promise<[string, number][]> {
+    const entries = new Map(files);
+    for (const p of this.packs.all()) {
+      if (entries.has(p.id)) {
+        const fileTime = (await fs.stat(this.shardPath(p.id))).mtimeMs;
+        this.log?.warn('shard stored both as a file and packed; keeping the newer', { id: p.id, kept: fileTime > p.mtimeMs ? 'file' : 'packed' });
+        if (fileTime > p.mtimeMs) {
+          await this.packs.remove(p.id);
+          continue;
+        }
+        await removeFileDurably(this.shardPath(p.id));
+      }
+      entries.set(p.id, p.length);
+    }
+    return [...entries];
   }
 
   /** Sizes of all shard files, read once at start; stray files are reported and left alone. */
@@ -886,6 +962,70 @@ class RangeReader implements ShardReader {
     }
     const releases = shareRelease(read, data.length);
     return data.map((bytes, i) => ({ data: bytes, release: releases[i]! }));
+  }
+}
+
+async function prepareDirs(dir: string): Promise<void> {
+  const tmp = path.join(dir, 'tmp');
+  await fs.rm(tmp, { recursive: true, force: true });
+  await fs.mkdir(tmp, { recursive: true });
+  const shards = path.join(dir, 'shards');
+  await fs.mkdir(shards, { recursive: true });
+  const fans = Array.from({ length: 256 }, (_, i) => path.join(shards, i.toString(16).padStart(2, '0')));
+  await mapLimit(fans, 32, (fan) => fs.mkdir(fan, { recursive: true }));
+  await fsyncDir(shards);
+  await fsyncDir(dir);
+}
+
+async function removeFileDurably(file: string): Promise<void> {
+  await fs.rm(file, { force: true });
+  await fsyncDir(path.dirname(file));
+}
+
+/**
+ * Where a shard's bytes go as they arrive: held in memory while the shard may still be packed
+ * (at most `packMax` stored bytes), spilled to a shard file once it proves longer.
+ */
+class ShardSink {
+  /** Copies of the bytes held (the body's chunks may be reused once appended). */
+  readonly held: Buffer[] = [];
+  private heldBytes = HEADER_BYTES;
+  private opening: Promise<ShardFile> | undefined;
+
+  constructor(private readonly packMax: number, private readonly create: () => Promise<ShardFile>) {}
+
+  async append(chunk: Buffer): Promise<void> {
+    if (!this.opening && this.heldBytes + chunk.length <= this.packMax) {
+      this.held.push(Buffer.from(chunk));
+      this.heldBytes += chunk.length;
+      return;
+    }
+    const file = await this.spill();
+    await file.append(chunk);
+  }
+
+  /** The shard file, when the bytes went to one; undefined means they are all in `held`. */
+  fileIfSpilled(): Promise<ShardFile> | undefined {
+    return this.opening;
+  }
+
+  async close(): Promise<void> {
+    if (this.opening) await (await this.opening.catch(() => undefined))?.close();
+  }
+
+  private spill(): Promise<ShardFile> {
+    this.opening ??= (async () => {
+      const file = await this.create();
+      try {
+        for (const chunk of this.held.splice(0)) await file.append(chunk);
+      } catch (err) {
+        // close() only reaches a file that opened whole: this one is closed here.
+        await file.close().catch(() => undefined);
+        throw err;
+      }
+      return file;
+    })();
+    return this.opening;
   }
 }
 

@@ -27,6 +27,7 @@ import type { ObjectRecord } from '../namespace/types.js';
 import { NamespaceStore } from '../namespace/store.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
+import { readPackedShards } from '../storage-node/pack-log.js';
 
 const KiB = 1024;
 const BUCKET = 'inline';
@@ -58,14 +59,17 @@ async function get(key: string, range?: string): Promise<Buffer> {
   return Buffer.from(await out.Body!.transformToByteArray());
 }
 
-/** Every shard file on every storage node (files under the nodes' data dirs, not the namespace's). */
-async function shardFileCount(): Promise<number> {
+/** Every shard on every storage node: shard files, and records of the nodes' pack logs. */
+async function storedShardCount(): Promise<number> {
   const entries = await readdir(tc.dataDir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile() && e.parentPath.split(path.sep).includes('shards')).length;
+  const files = entries.filter((e) => e.isFile() && e.parentPath.split(path.sep).includes('shards')).length;
+  const packDirs = entries.filter((e) => e.isDirectory() && e.name === 'packs').map((e) => path.join(e.parentPath, e.name));
+  const packed = await Promise.all(packDirs.map(async (dir) => (await readPackedShards(dir)).size));
+  return files + packed.reduce((a, b) => a + b, 0);
 }
 
 t.test('objects up to the threshold are inline: no shard files, bytes exact', async (t) => {
-  const before = await shardFileCount();
+  const before = await storedShardCount();
   const sizes = [1, 4 * KiB, INLINE_MAX];
   for (const size of sizes) {
     const body = randomBytes(size);
@@ -75,7 +79,7 @@ t.test('objects up to the threshold are inline: no shard files, bytes exact', as
     t.equal(record.segments.length, 0, `${size} bytes: no segments`);
     t.equal(record.inline?.crc32c, crc32c(body) >>> 0, `${size} bytes: CRC32C kept with the record`);
   }
-  t.equal(await shardFileCount(), before, 'no shard file was written');
+  t.equal(await storedShardCount(), before, 'no shard was stored');
 
   const listed = await namespace.listObjects(BUCKET, { prefix: 'small-' });
   t.same(listed.entries.map((e) => e.size).sort((a, b) => a - b), sizes, 'listing shows the sizes');
@@ -83,12 +87,12 @@ t.test('objects up to the threshold are inline: no shard files, bytes exact', as
 
 t.test('one byte over the threshold is erasure-coded', async (t) => {
   const body = randomBytes(INLINE_MAX + 1);
-  const before = await shardFileCount();
+  const before = await storedShardCount();
   await put('just-over', body);
   const record = await namespace.getObject(BUCKET, 'just-over');
   t.equal(record.inline, undefined, 'not inline');
   t.equal(record.segments.length, 1, 'one segment');
-  t.ok((await shardFileCount()) >= before + 4, 'shard files written');
+  t.ok((await storedShardCount()) >= before + 4, 'shards stored (packed: they are small)');
   t.same(await get('just-over'), body);
 });
 

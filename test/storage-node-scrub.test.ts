@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chunks, frame } from './helpers/shards.js';
+import { chunks, flipStoredByte, frame } from './helpers/shards.js';
 import t from 'tap';
 import { request } from 'undici';
 import { rawRequest, TEST_SECRET } from './helpers/internal.js';
@@ -47,6 +47,7 @@ async function startNode(t: Tap, opts: { scrubRate?: number; limits?: Partial<St
   t.teardown(async () => {
     await client.close();
     await close(server);
+    await store.close();
   });
   return { dir, store, url, client, metrics };
 }
@@ -56,14 +57,6 @@ async function put(client: StorageNodeClient, id: string, dataBytes: number, blo
   await client.putShard(id, blockSize, chunks(frame(randomBytes(dataBytes), blockSize), 64 * 1024));
 }
 
-async function flipByte(file: string, offset: number): Promise<void> {
-  const fh = await fs.open(file, 'r+');
-  const b = Buffer.alloc(1);
-  await fh.read(b, 0, 1, offset);
-  b[0] ^= 0x40;
-  await fh.write(b, 0, 1, offset);
-  await fh.close();
-}
 
 async function failure(promise: Promise<unknown>): Promise<StorageNodeError> {
   try {
@@ -103,12 +96,15 @@ t.test('parseByteSize reads sizes and rates', async (t) => {
 
 t.test('scrub finds flipped bytes, rotten headers and truncated shards', async (t) => {
   const { client, store, url } = await startNode(t);
-  for (const id of ['a.0.0', 'b.0.0', 'c.0.0', 'd.0.0', 'e.0.0']) await put(client, id, 3500);
-  await flipByte(store.shardPath('b.0.0'), HEADER_BYTES + 1004 + 10);
-  await flipByte(store.shardPath('c.0.0'), 13);
+  // d is long enough to be a shard file (the others are packed), so it can be cut short.
+  for (const id of ['a.0.0', 'b.0.0', 'c.0.0', 'e.0.0']) await put(client, id, 3500);
+  await put(client, 'd.0.0', 200_000);
+  t.same(['a.0.0', 'b.0.0', 'c.0.0', 'd.0.0', 'e.0.0'].map((id) => store.locate(id)?.packed), [true, true, true, false, true]);
+  await flipStoredByte(store, 'b.0.0', HEADER_BYTES + 1004 + 10);
+  await flipStoredByte(store, 'c.0.0', 13);
   const d = store.shardPath('d.0.0');
   await fs.truncate(d, (await fs.stat(d)).size - 10);
-  await flipByte(store.shardPath('e.0.0'), HEADER_BYTES + 3 * 1004 + 500 + 2);
+  await flipStoredByte(store, 'e.0.0', HEADER_BYTES + 3 * 1004 + 500 + 2);
 
   const result = await client.scrub({});
   t.equal(result.checked, 5);
@@ -116,7 +112,7 @@ t.test('scrub finds flipped bytes, rotten headers and truncated shards', async (
   t.same(result.corrupt, [
     { id: 'b.0.0', blocks: [1] },
     { id: 'c.0.0', blocks: [-1], header: true },
-    { id: 'd.0.0', blocks: [3] },
+    { id: 'd.0.0', blocks: [199] },
     { id: 'e.0.0', blocks: [3] },
   ]);
   t.ok(result.bytes >= 4 * (3500 + 16) - 10, 'every frame of the readable shards was read');
@@ -158,7 +154,7 @@ t.test('cursor walks cover every shard exactly once', async (t) => {
   const ids = Array.from({ length: 37 }, (_, i) => `v${String(i * 7919 % 1000).padStart(3, '0')}.${i % 3}.${i % 5}`);
   for (const id of ids) await put(client, id, 100 + (id.length * 37) % 900, 256);
   const sorted = [...ids].sort();
-  await flipByte(store.shardPath(sorted[20]), HEADER_BYTES + 5);
+  await flipStoredByte(store, sorted[20], HEADER_BYTES + 5);
 
   for (const [limit, maxBytes] of [[5, undefined], [10_000, 1], [1, undefined], [36, undefined], [37, undefined]] as const) {
     const seen: string[] = [];
@@ -260,11 +256,12 @@ t.test('a read-only data dir and the flags: clean errors, the process stays up',
   // Root ignores permissions, so as root the node runs as nobody to make read-only mean something.
   const uid = process.getuid?.() === 0 ? 65534 : undefined;
   if (uid !== undefined) await fs.chown(dir, uid, uid);
-  const node = spawnNode(['--node-id', 'node-ro', '--data-dir', dir, '--max-bytes', '200KB', '--scrub-rate', '8MB/s'], uid);
+  // Packing off: a pack log already open stays writable whatever the directory's mode says.
+  const node = spawnNode(['--node-id', 'node-ro', '--data-dir', dir, '--max-bytes', '200KB', '--scrub-rate', '8MB/s', '--pack-max', '0'], uid);
   const ready = await node.ready;
   const client = new StorageNodeClient(String(ready.url), { secret: TEST_SECRET, timeoutMs: 5000 });
   t.teardown(() => client.close());
-  t.match(await client.health(), { capacityBytes: 200_000 }, '--max-bytes caps the reported capacity');
+  t.match(await client.health(), { capacityBytes: 200_000, packMaxBytes: 0 }, '--max-bytes caps the reported capacity; --pack-max 0 turns packing off');
 
   await put(client, 'keep.0', 1000);
   const over = await failure(put(client, 'huge.0', 300_000, 64 * 1024));

@@ -1,6 +1,6 @@
 // Storage node: the real server in-process on loopback over a temp dir, driven through its client;
 // plus the process entry spawned once as a child.
-import { chunks, frame } from './helpers/shards.js';
+import { chunks, flipStoredByte, frame } from './helpers/shards.js';
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -45,9 +45,9 @@ interface Node {
   metrics: Registry;
 }
 
-async function startNode(t: Tap, opts: { dir?: string; nodeId?: string; limits?: Partial<StoreLimits> } = {}): Promise<Node> {
+async function startNode(t: Tap, opts: { dir?: string; nodeId?: string; limits?: Partial<StoreLimits>; packMaxBytes?: number } = {}): Promise<Node> {
   const dir = opts.dir ?? (await tempDir(t));
-  const store = await ShardStore.open({ dir, nodeId: opts.nodeId ?? 'node-t', limits: opts.limits, log });
+  const store = await ShardStore.open({ dir, nodeId: opts.nodeId ?? 'node-t', limits: opts.limits, log, packMaxBytes: opts.packMaxBytes });
   const metrics = new Registry('storage-node');
   const server = createStorageNodeServer(store, { log, metrics, secret: TEST_SECRET });
   const url = await listen(server, '127.0.0.1', 0);
@@ -55,6 +55,7 @@ async function startNode(t: Tap, opts: { dir?: string; nodeId?: string; limits?:
   t.teardown(async () => {
     await client.close();
     await close(server);
+    await store.close();
   });
   return { dir, store, url, client, metrics };
 }
@@ -72,14 +73,6 @@ async function until(check: () => Promise<boolean> | boolean, ms = 3000): Promis
   }
 }
 
-async function flipByte(file: string, offset: number): Promise<void> {
-  const fh = await fs.open(file, 'r+');
-  const b = Buffer.alloc(1);
-  await fh.read(b, 0, 1, offset);
-  b[0] ^= 0x40;
-  await fh.write(b, 0, 1, offset);
-  await fh.close();
-}
 
 t.test('put/get round trip of multi-block shards, head and pool', async (t) => {
   const { client, url } = await startNode(t);
@@ -313,8 +306,7 @@ t.test('corruption on disk is detected by reads and by verify', async (t) => {
   const { client, store, url } = await startNode(t);
   const data = randomBytes(4000);
   await client.putShard('c', 1000, chunks(frame(data, 1000)));
-  const file = store.shardPath('c');
-  await flipByte(file, HEADER_BYTES + 2 * 1004 + 10);
+  await flipStoredByte(store, 'c', HEADER_BYTES + 2 * 1004 + 10);
 
   await t.rejects(client.readShard('c'), { name: 'StorageNodeError', code: 'CorruptBlock', status: 409, details: { block: 2 } });
   await t.rejects(client.readShard('c', { start: 1990, end: 2010 }), { code: 'CorruptBlock', details: { block: 2 } });
@@ -326,12 +318,12 @@ t.test('corruption on disk is detected by reads and by verify', async (t) => {
   t.equal(Buffer.from(verified.blockCrcs!, 'base64').readUInt32LE(0), blockCrc(data.subarray(0, 1000)), 'block 0 CRC as stored');
 
   // A CRC byte counts as the block's corruption too; several blocks are all reported.
-  await flipByte(file, HEADER_BYTES + 1004 + 1001);
+  await flipStoredByte(store, 'c', HEADER_BYTES + 1004 + 1001);
   t.same((await client.verifyShard('c')).corruptBlocks, [1, 2]);
 
   // A damaged header spoils the whole shard.
   await client.putShard('h', 1000, chunks(frame(data, 1000)));
-  await flipByte(store.shardPath('h'), 13);
+  await flipStoredByte(store, 'h', 13);
   await t.rejects(client.readShard('h'), { code: 'CorruptBlock', details: { block: -1 } });
   t.match(await client.verifyShard('h'), { corruptBlocks: [-1], headerCorrupt: true });
   await t.rejects(client.headShard('h'), { code: 'CorruptBlock' });
@@ -348,7 +340,7 @@ t.test('reading ahead: a bad batch read early surfaces in turn, and a reader lef
   const MiB = 1024 * 1024;
   const data = randomBytes(12 * MiB);
   await store.put('long', MiB, chunks(frame(data, MiB), 256 * 1024));
-  await flipByte(store.shardPath('long'), HEADER_BYTES + 10 * (MiB + 4) + 7);
+  await flipStoredByte(store, 'long', HEADER_BYTES + 10 * (MiB + 4) + 7);
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
   process.on('unhandledRejection', onUnhandled);
@@ -383,7 +375,7 @@ t.test('corruption past the pre-verified 8 MiB cuts the stream instead of passin
   const MiB = 1024 * 1024;
   const data = randomBytes(12 * MiB);
   await client.putShard('long', MiB, chunks(frame(data, MiB), 256 * 1024));
-  await flipByte(store.shardPath('long'), HEADER_BYTES + 10 * (MiB + 4) + 7);
+  await flipStoredByte(store, 'long', HEADER_BYTES + 10 * (MiB + 4) + 7);
   await t.rejects(client.readShard('long'), { code: 'Unavailable', details: { cut: true } });
   t.ok((await client.readShard('long', { start: 0, end: 8 * MiB - 1 })).equals(data.subarray(0, 8 * MiB)));
   await t.rejects(client.readShard('long', { start: 9 * MiB, end: 11 * MiB }), { code: 'CorruptBlock', details: { block: 10 } });
@@ -413,7 +405,7 @@ t.test('invalid shard ids are rejected everywhere', async (t) => {
     await dots.body.dump();
   }
   t.equal(store.shardCount, 1);
-  t.same((await fs.readdir(dir)).sort(), ['node-id', 'shards', 'tmp']);
+  t.same((await fs.readdir(dir)).sort(), ['node-id', 'packs', 'shards', 'tmp']);
 });
 
 t.test('delete is idempotent; list paginates in id order', async (t) => {
@@ -476,7 +468,8 @@ t.test('node id persists; used bytes are tracked and rebuilt on restart', async 
 });
 
 t.test('an upload the client abandons leaves no shard and no temp file', async (t) => {
-  const { client, dir, url } = await startNode(t);
+  // Packing off: every upload streams into a temp file, which must go.
+  const { client, dir, url } = await startNode(t, { packMaxBytes: 0 });
   const ac = new AbortController();
   const framed = frame(randomBytes(8192), 1024);
   async function* stalled(): AsyncGenerator<Buffer> {

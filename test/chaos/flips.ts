@@ -1,5 +1,5 @@
-// Bit rot and lost files, injected: one flipped bit in one block of one shard file on disk, or a
-// shard file gone from a live node — at most one shard per segment at a time. The tracker follows
+// Bit rot and lost files, injected: one flipped bit in one block of one shard on disk (in its file,
+// or in its record of a pack log), or a shard file gone from a live node — at most one shard per segment at a time. The tracker follows
 // each one until the cluster heals it (the block verifies again or the file is back, or repair
 // moved the shard elsewhere), the workload supersedes it (the object was overwritten or deleted),
 // or — so damage nobody heals cannot hold the fault budget forever — the harness undoes it itself
@@ -9,6 +9,7 @@ import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import type { ShardPlacement } from '../../namespace/types.js';
+import { readPackedShards } from '../../storage-node/pack-log.js';
 import type { RedundancySnapshot, SegmentView } from './redundancy.js';
 
 const HEADER_BYTES = 32;
@@ -38,6 +39,8 @@ export interface Flip {
   resolvedAt?: number;
   /** Where a missing shard's file was put aside. */
   hidden?: string;
+  /** Offset in `file` of the shard's header: 0 for a shard file, the record's bytes for a packed shard. */
+  base: number;
 }
 
 interface Geometry {
@@ -49,6 +52,14 @@ interface Geometry {
 export function shardFile(nodeDir: string, shardId: string): string {
   const fan = createHash('sha256').update(shardId).digest('hex').slice(0, 2);
   return path.join(nodeDir, 'shards', fan, shardId);
+}
+
+/** Where a shard's bytes are on a node's disk (its header first): its own file, or a pack log record. */
+export async function locateShard(nodeDir: string, shardId: string): Promise<{ file: string; offset: number; packed: boolean } | undefined> {
+  const file = shardFile(nodeDir, shardId);
+  if (await stat(file).then(() => true, () => false)) return { file, offset: 0, packed: false };
+  const packed = (await readPackedShards(path.join(nodeDir, 'packs'))).get(shardId);
+  return packed && { file: packed.file, offset: packed.offset, packed: true };
 }
 
 export class FlipTracker {
@@ -72,15 +83,17 @@ export class FlipTracker {
   async inject(segment: SegmentView, index: number, draws: readonly number[]): Promise<Flip | undefined> {
     const p = segment.placements[index];
     if (!p?.nodeId) return undefined;
-    const file = shardFile(this.nodeDir(p.nodeId), p.shardId);
+    const at = await locateShard(this.nodeDir(p.nodeId), p.shardId);
+    if (!at) return undefined;
+    const { file, offset: base } = at;
     const fh = await open(file, 'r+').catch(() => undefined);
     if (!fh) return undefined;
     try {
-      const g = parseHeader((await fh.read(Buffer.alloc(HEADER_BYTES), 0, HEADER_BYTES, 0)).buffer);
+      const g = parseHeader((await fh.read(Buffer.alloc(HEADER_BYTES), 0, HEADER_BYTES, base)).buffer);
       if (!g || g.dataLength === 0) return undefined;
       const block = Math.min(g.blocks - 1, Math.floor(draws[0]! * g.blocks));
       const blockLength = Math.min(g.blockSize, g.dataLength - block * g.blockSize);
-      const frameOffset = HEADER_BYTES + block * (g.blockSize + CRC_BYTES);
+      const frameOffset = base + HEADER_BYTES + block * (g.blockSize + CRC_BYTES);
       const byteOffset = frameOffset + Math.min(blockLength - 1, Math.floor(draws[1]! * blockLength));
       const one = Buffer.alloc(1);
       await fh.read(one, 0, 1, byteOffset);
@@ -89,7 +102,7 @@ export class FlipTracker {
       await fh.write(one, 0, 1, byteOffset);
       const flip: Flip = {
         kind: 'bit', nodeId: p.nodeId, shardId: p.shardId, file, key: segment.key, versionId: segment.versionId, segment: segment.segment, index,
-        block, frameOffset, blockLength, byteOffset, original, flipped: one[0]!, at: this.now(), state: 'corrupt',
+        block, frameOffset, blockLength, byteOffset, original, flipped: one[0]!, at: this.now(), state: 'corrupt', base,
       };
       this.flips.push(flip);
       this.corrupt.set(`${flip.nodeId}/${flip.shardId}`, flip.kind);
@@ -109,7 +122,7 @@ export class FlipTracker {
     if (!(await rename(file, hidden).then(() => true, () => false))) return undefined;
     const flip: Flip = {
       kind: 'missing', nodeId: p.nodeId, shardId: p.shardId, file, key: segment.key, versionId: segment.versionId, segment: segment.segment, index,
-      block: -1, frameOffset: -1, blockLength: 0, byteOffset: -1, original: 0, flipped: 0, at: this.now(), state: 'corrupt', hidden,
+      block: -1, frameOffset: -1, blockLength: 0, byteOffset: -1, original: 0, flipped: 0, at: this.now(), state: 'corrupt', hidden, base: 0,
     };
     this.flips.push(flip);
     this.corrupt.set(`${flip.nodeId}/${flip.shardId}`, flip.kind);
@@ -127,8 +140,12 @@ export class FlipTracker {
   }
 
   private async repaired(flip: Flip): Promise<boolean> {
-    if (flip.kind === 'bit') return this.blockVerifies(flip);
-    return stat(flip.file).then(() => true, () => false);
+    if (flip.kind === 'missing') return stat(flip.file).then(() => true, () => false);
+    // A rewritten shard may sit elsewhere now (a new pack log record, or a file instead of a record).
+    const now = await locateShard(this.nodeDir(flip.nodeId), flip.shardId);
+    if (!now) return false;
+    if (now.file === flip.file && now.offset === flip.base) return this.blockVerifies(flip);
+    return this.blockVerifies({ ...flip, file: now.file, frameOffset: flip.frameOffset - flip.base + now.offset });
   }
 
   /** Undoes the damage, unless the cluster rewrote the shard meanwhile. */
@@ -164,7 +181,7 @@ export class FlipTracker {
   }
 
   /** True when the flipped block's CRC32C matches again (the shard was rewritten); false while corrupt or missing. */
-  private async blockVerifies(flip: Flip): Promise<boolean> {
+  private async blockVerifies(flip: Pick<Flip, 'file' | 'blockLength' | 'frameOffset'>): Promise<boolean> {
     const fh = await open(flip.file, 'r').catch(() => undefined);
     if (!fh) return false;
     try {

@@ -4,6 +4,8 @@
 // back to full redundancy.
 import type { ClusterControl } from './control.js';
 import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { readPackedShards } from '../../storage-node/pack-log.js';
 import { shardFile, type FlipTracker } from './flips.js';
 import { isFullyRedundant, scanRedundancy, segmentsOn, type RedundancySnapshot } from './redundancy.js';
 import { RepairStats } from './repair-stats.js';
@@ -67,6 +69,14 @@ export class Monitor {
 
   /** A fresh scan (also used by the fault gate, which must not act on a stale view). */
   async scan(): Promise<RedundancySnapshot> {
+    // Each node's pack logs are read once per scan, when its first shard is looked for.
+    const packed = new Map<string, Promise<Map<string, unknown>>>();
+    const onDisk = async (nodeId: string, shardId: string): Promise<boolean> => {
+      const nodeDir = this.control.nodeDir(nodeId);
+      if (await stat(shardFile(nodeDir, shardId)).then(() => true, () => false)) return true;
+      if (!packed.has(nodeId)) packed.set(nodeId, readPackedShards(path.join(nodeDir, 'packs')));
+      return (await packed.get(nodeId)!).has(shardId);
+    };
     const snapshot = await scanRedundancy(
       {
         namespace: this.control.namespace,
@@ -74,7 +84,7 @@ export class Monitor {
         width: this.opts.width,
         impaired: () => this.control.impaired(),
         damage: (p) => this.flips.damage(p),
-        onDisk: (p) => stat(shardFile(this.control.nodeDir(p.nodeId), p.shardId)).then(() => true, () => false),
+        onDisk: (p) => onDisk(p.nodeId, p.shardId),
       },
       this.now,
     );
