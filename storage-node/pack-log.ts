@@ -461,10 +461,15 @@ class ReadWindow {
   }
 }
 
-/** A packed shard seen as a shard file: position 0 is its header. */
+/**
+ * A packed shard seen as a shard file: position 0 is its header. The whole shard (at most
+ * MAX_PACKED_SHARD_BYTES) is read by the first read, so opening one (its header) and reading
+ * its frames cost one pread, not two.
+ */
 class PackedShardReader implements ShardFileReader {
   readonly mode = 'buffered';
   private closed = false;
+  private whole: Promise<Buffer> | undefined;
 
   constructor(private readonly shard: PackedShard, private readonly log: LogFile) {
     log.readers++;
@@ -472,10 +477,15 @@ class PackedShardReader implements ShardFileReader {
 
   async read(position: number, length: number): Promise<FileBytes> {
     if (this.closed) throw new Error('shard file is closed');
-    const n = Math.max(0, Math.min(length, this.shard.length - position));
-    const buf = Buffer.allocUnsafe(n);
-    const got = n === 0 ? 0 : await readFully(this.log.fh, buf, dataOffset(this.shard) + position, () => true);
-    return { bytes: buf.subarray(0, got), release: () => undefined };
+    this.whole ??= this.readWhole();
+    const whole = await this.whole;
+    return { bytes: whole.subarray(Math.min(position, whole.length), Math.min(position + length, whole.length)), release: () => undefined };
+  }
+
+  private async readWhole(): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(this.shard.length);
+    const got = await readFully(this.log.fh, buf, dataOffset(this.shard), () => true);
+    return buf.subarray(0, got);
   }
 
   stat(): Promise<{ size: number; mtime: Date }> {
