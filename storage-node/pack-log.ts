@@ -197,12 +197,16 @@ export class PackLog {
     return true;
   }
 
-  /** A reader of a packed shard's bytes, as a shard file reader (position 0 = the shard's header). */
-  reader(id: string): ShardFileReader | undefined {
+  /**
+   * A reader of a packed shard's bytes, as a shard file reader (position 0 = the shard's header).
+   * `whole`: its first read fetches the whole shard (a GET or verify reads it all anyway); else
+   * each read fetches only what it asks for (a stat or a listing wants the header alone).
+   */
+  reader(id: string, whole: boolean): ShardFileReader | undefined {
     const p = this.shards.get(id);
     const log = p && this.logs.get(p.seq);
     if (!p || !log) return undefined;
-    return new PackedShardReader(p, log);
+    return new PackedShardReader(p, log, whole);
   }
 
   /** Waits for appends and a compaction under way, then closes every log. */
@@ -439,6 +443,8 @@ export async function readPackedShards(dir: string): Promise<Map<string, { file:
   return found;
 }
 
+const NO_RELEASE = (): void => undefined;
+
 /** Sequential reads of a file through one 1 MiB buffer. */
 class ReadWindow {
   private buf = Buffer.alloc(0);
@@ -462,29 +468,32 @@ class ReadWindow {
 }
 
 /**
- * A packed shard seen as a shard file: position 0 is its header. The whole shard (at most
- * MAX_PACKED_SHARD_BYTES) is read by the first read, so opening one (its header) and reading
- * its frames cost one pread, not two.
+ * A packed shard seen as a shard file: position 0 is its header. Read `whole`, the first read
+ * fetches all of it (at most MAX_PACKED_SHARD_BYTES), so opening one (its header) and reading its
+ * frames cost one pread, not two.
  */
 class PackedShardReader implements ShardFileReader {
   readonly mode = 'buffered';
   private closed = false;
   private whole: Promise<Buffer> | undefined;
 
-  constructor(private readonly shard: PackedShard, private readonly log: LogFile) {
+  constructor(private readonly shard: PackedShard, private readonly log: LogFile, private readonly readWhole: boolean) {
     log.readers++;
   }
 
   async read(position: number, length: number): Promise<FileBytes> {
     if (this.closed) throw new Error('shard file is closed');
-    this.whole ??= this.readWhole();
+    if (!this.readWhole) return { bytes: await this.fetch(position, length), release: NO_RELEASE };
+    this.whole ??= this.fetch(0, this.shard.length);
     const whole = await this.whole;
-    return { bytes: whole.subarray(Math.min(position, whole.length), Math.min(position + length, whole.length)), release: () => undefined };
+    return { bytes: whole.subarray(Math.min(position, whole.length), Math.min(position + length, whole.length)), release: NO_RELEASE };
   }
 
-  private async readWhole(): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(this.shard.length);
-    const got = await readFully(this.log.fh, buf, dataOffset(this.shard), () => true);
+  /** Bytes [position, position + length) of the shard, fewer at its end. */
+  private async fetch(position: number, length: number): Promise<Buffer> {
+    const n = Math.max(0, Math.min(length, this.shard.length - position));
+    const buf = Buffer.allocUnsafe(n);
+    const got = n === 0 ? 0 : await readFully(this.log.fh, buf, dataOffset(this.shard) + position, () => true);
     return buf.subarray(0, got);
   }
 

@@ -792,7 +792,7 @@ export class ShardStore {
     let file: ShardFileReader;
     const large = purpose === 'data' && (this.index.size(id) ?? 0) >= DIRECT_READ_MIN_BYTES;
     try {
-      file = this.packs.reader(id) ?? (await openShardFileForRead(this.shardPath(id), large ? this.largeReads : 'buffered'));
+      file = this.packs.reader(id, purpose === 'data') ?? (await openShardFileForRead(this.shardPath(id), large ? this.largeReads : 'buffered'));
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return null;
       throw err;

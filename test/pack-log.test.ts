@@ -197,3 +197,16 @@ t.test('concurrent small writes share their syncs', async (t) => {
   t.equal(appends, 64);
   t.ok(batches < 64, `64 appends went out in ${batches} batches`);
 });
+
+t.test('listing and stat of packed shards read their headers, not their bytes', async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStore(t, dir);
+  for (let i = 0; i < 40; i++) await put(store, `h${i}.0.0`, randomBytes(100 * KiB));
+  const readBytes = async (): Promise<number> => Number(/rchar: (\d+)/.exec(await fs.readFile('/proc/self/io', 'utf8'))![1]);
+  const before = await readBytes();
+  const listed = (await store.list()).shards;
+  const read = (await readBytes()) - before;
+  t.equal(listed.length, 40);
+  t.ok(listed.every((s) => s.dataLength === 100 * KiB), 'sizes come from the headers');
+  t.ok(read < 40 * 4 * KiB, `listing 40 shards of 100 KiB read ${read} bytes`);
+});
