@@ -40,6 +40,8 @@ const COMPACT_BELOW_LIVE = 0.5;
 /** Live records a compaction moves at once. */
 const COMPACT_BATCH = 64;
 const LOG_NAME = /^(\d{8})\.log$/;
+/** An open that reads logs for longer than this logs its progress. */
+const PROGRESS_EVERY_MS = 5000;
 
 /** Where a packed shard's bytes are. */
 export interface PackedShard {
@@ -106,7 +108,8 @@ class LogFile {
   /** Bytes of records (live or dead) written or found; the next append goes here. */
   size = 0;
   liveBytes = 0;
-  readers = 0;
+  /** Readers and in-place writes using the handle: it is closed only when none is left. */
+  users = 0;
   retired = false;
   readonly syncer: GroupSync;
 
@@ -114,9 +117,9 @@ class LogFile {
     this.syncer = new GroupSync(fh);
   }
 
-  /** Closes once retired and no reader holds it. */
+  /** Closes once retired and no user holds it. */
   async closeIfDone(): Promise<void> {
-    if (this.retired && this.readers === 0) await this.fh.close().catch(() => undefined);
+    if (this.retired && this.users === 0) await this.fh.close().catch(() => undefined);
   }
 }
 
@@ -148,7 +151,18 @@ export class PackLog {
   static async open(dir: string, log?: Logger): Promise<PackLog> {
     await fs.mkdir(dir, { recursive: true });
     const packs = new PackLog(dir, log);
-    for (const seq of await logSeqs(dir)) await packs.scan(seq);
+    const seqs = await logSeqs(dir);
+    // Reading every log takes a while on a node full of small shards: say how far it got.
+    const started = performance.now();
+    let said = started;
+    for (const [n, seq] of seqs.entries()) {
+      await packs.scan(seq);
+      if (performance.now() - said >= PROGRESS_EVERY_MS) {
+        said = performance.now();
+        log?.info('reading shard logs', { logs: `${n + 1}/${seqs.length}`, shards: packs.shards.size, seconds: Math.round((said - started) / 1000) });
+      }
+    }
+    if (said !== started) log?.info('read shard logs', { logs: seqs.length, shards: packs.shards.size, seconds: Math.round((performance.now() - started) / 1000) });
     await packs.roll();
     packs.compactWhenDue();
     return packs;
@@ -294,8 +308,15 @@ export class PackLog {
     if (!log) return;
     if (counted) log.liveBytes -= recordBytes(p);
     if (!log.retired) {
-      await writeFully(log.fh, Buffer.of(DEAD), p.offset + 4);
-      await log.syncer.sync();
+      // A compaction may retire the log meanwhile: the handle stays open until this is done.
+      log.users++;
+      try {
+        await writeFully(log.fh, Buffer.of(DEAD), p.offset + 4);
+        await log.syncer.sync();
+      } finally {
+        log.users--;
+        await log.closeIfDone();
+      }
     }
     this.compactWhenDue();
   }
@@ -478,7 +499,7 @@ class PackedShardReader implements ShardFileReader {
   private whole: Promise<Buffer> | undefined;
 
   constructor(private readonly shard: PackedShard, private readonly log: LogFile, private readonly readWhole: boolean) {
-    log.readers++;
+    log.users++;
   }
 
   async read(position: number, length: number): Promise<FileBytes> {
@@ -504,7 +525,7 @@ class PackedShardReader implements ShardFileReader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.log.readers--;
+    this.log.users--;
     await this.log.closeIfDone();
   }
 }

@@ -210,3 +210,24 @@ t.test('listing and stat of packed shards read their headers, not their bytes', 
   t.ok(listed.every((s) => s.dataLength === 100 * KiB), 'sizes come from the headers');
   t.ok(read < 40 * 4 * KiB, `listing 40 shards of 100 KiB read ${read} bytes`);
 });
+
+t.test('deletes racing a compaction of their log all succeed', async (t) => {
+  const dir = await tempDir(t);
+  let store = await openStore(t, dir);
+  const ids = Array.from({ length: 200 }, (_, i) => `r${String(i).padStart(3, '0')}.0.0`);
+  const data = new Map(ids.map((id) => [id, randomBytes(2000)] as const));
+  for (const id of ids) await put(store, id, data.get(id)!);
+  await store.close();
+  store = await openStore(t, dir);
+  const [first] = await logFiles(dir);
+  // All at once: the compaction starts once half are dead, while the other deletes are in flight.
+  const doomed = ids.filter((_, i) => i % 10 !== 0);
+  const results = await Promise.allSettled(doomed.map((id) => store.delete(id)));
+  t.same(results.filter((r) => r.status === 'rejected'), [], 'no delete failed');
+  for (let i = 0; i < 100 && (await logFiles(dir)).includes(first!); i++) await new Promise((r) => setTimeout(r, 20));
+  t.notOk((await logFiles(dir)).includes(first!), 'the log was compacted');
+  for (const id of ids) {
+    if (doomed.includes(id)) t.equal(await store.stat(id), null);
+    else t.ok((await read(store, id)).equals(data.get(id)!), `${id} kept`);
+  }
+});
