@@ -5,18 +5,24 @@
 // log whose fsync is shared by every write in flight (measured: 3,000 writes of 16 KiB, 16 at a
 // time, ext4). A 64 KiB object is six 16 KiB shards, so that fixed cost was most of its PUT.
 //
-// Layout: <dir>/packs/<seq>.log (seq: 8 decimal digits). A new log is started at every open and
-// when the active one passes LOG_ROLL_BYTES; only the active log is appended to. A log is a run of
-// records:
-//   0  "CPK1"           4  u8 state (LIVE or DEAD; outside the CRC: it is flipped in place)
+// Layout: <dir>/packs/<seq>.log (seq: 8 decimal digits), with <seq>.idx and <seq>.dead beside it.
+// A new log is started at every open and when the active one passes LOG_ROLL_BYTES; only the
+// active log is appended to. A log is a run of records:
+//   0  "CPK1"           4  u8 LIVE (outside the CRC; a DEAD byte here, from older nodes, is honoured)
 //   5  u8 id length     6  u16 0        8  u32 shard length      12 f64 mtime (ms since epoch)
 //   20 u32 CRC32C of bytes 0..3 and 5..19 and of the id
 //   24 the id, then the shard exactly as a shard file holds it (its 32-byte header, then frames)
 // Appends go out from one loop, a batch at a time (one write, one fdatasync), and an append is
 // acknowledged only once its batch is synced. A record torn by a crash is therefore followed only
 // by records nobody was told were stored, and the scan at open stops at the first bad record.
-// A deleted or superseded record is marked DEAD in place. A sealed log whose live bytes fall below
-// half its size is compacted: its live records are appended again and its file removed.
+// Records never change. A deleted or superseded record's offset is appended to its log's dead
+// list (<seq>.dead: u32 offset, u32 CRC32C of it; synced before the delete is acknowledged; a torn
+// or unwritten entry fails its CRC and is skipped). A sealed log gets an index (<seq>.idx: every
+// record's offset, length, mtime and id, with a CRC32C over all), so an open reads the index and
+// the dead list instead of the whole log; a log without a valid index is scanned, then indexed.
+// A sealed log whose live bytes fall below half its size is compacted: its live records are
+// appended again and its files removed.
+import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -107,6 +113,10 @@ class GroupSync {
 class LogFile {
   /** Bytes of records (live or dead) written or found; the next append goes here. */
   size = 0;
+  /** Records appended while this is the active log, for its index when it is sealed. */
+  appended: IndexEntry[] | undefined = [];
+  /** Its dead list, opened at the first death. */
+  private deadList: Promise<{ fh: FileHandle; syncer: GroupSync; size: number }> | undefined;
   liveBytes = 0;
   /** Readers and in-place writes using the handle: it is closed only when none is left. */
   users = 0;
@@ -119,8 +129,115 @@ class LogFile {
 
   /** Closes once retired and no user holds it. */
   async closeIfDone(): Promise<void> {
-    if (this.retired && this.users === 0) await this.fh.close().catch(() => undefined);
+    if (this.retired && this.users === 0) {
+      await this.fh.close().catch(() => undefined);
+      if (this.deadList) await (await this.deadList.catch(() => undefined))?.fh.close().catch(() => undefined);
+    }
   }
+
+  /** Records `offset` as dead, durably. */
+  async bury(offset: number): Promise<void> {
+    this.deadList ??= openDeadList(this.file);
+    const list = await this.deadList;
+    // Reserved before the write, so concurrent deaths land side by side.
+    const at = list.size;
+    list.size += DEAD_ENTRY_BYTES;
+    await writeFully(list.fh, deadEntry(offset), at);
+    await list.syncer.sync();
+  }
+}
+
+const DEAD_ENTRY_BYTES = 8;
+
+function deadEntry(offset: number): Buffer {
+  const e = Buffer.alloc(DEAD_ENTRY_BYTES);
+  e.writeUInt32LE(offset, 0);
+  e.writeUInt32LE(crc32c(e.subarray(0, 4)) >>> 0, 4);
+  return e;
+}
+
+function sidePath(logFile: string, ext: 'idx' | 'dead'): string {
+  return logFile.replace(/\.log$/, `.${ext}`);
+}
+
+async function openDeadList(logFile: string): Promise<{ fh: FileHandle; syncer: GroupSync; size: number }> {
+  const file = sidePath(logFile, 'dead');
+  const fh = await fs.open(file, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o644);
+  const size = (await fh.stat()).size;
+  // A new file's name must survive a crash as well as its entries.
+  if (size === 0) await fsyncDir(path.dirname(file));
+  // A torn entry at the end is skipped: the next one starts on an entry boundary.
+  return { fh, syncer: new GroupSync(fh), size: Math.ceil(size / DEAD_ENTRY_BYTES) * DEAD_ENTRY_BYTES };
+}
+
+/** Offsets in a log's dead list; entries that fail their CRC (torn, never written) are skipped. */
+async function readDeadList(logFile: string): Promise<Set<number>> {
+  const dead = new Set<number>();
+  const bytes = await fs.readFile(sidePath(logFile, 'dead')).catch(() => Buffer.alloc(0));
+  for (let at = 0; at + DEAD_ENTRY_BYTES <= bytes.length; at += DEAD_ENTRY_BYTES) {
+    if ((crc32c(bytes.subarray(at, at + 4)) >>> 0) === bytes.readUInt32LE(at + 4)) dead.add(bytes.readUInt32LE(at));
+  }
+  return dead;
+}
+
+/** What a log's index holds of each record. */
+interface IndexEntry {
+  id: string;
+  offset: number;
+  length: number;
+  mtimeMs: number;
+}
+
+const INDEX_MAGIC = Buffer.from('CPX1', 'latin1');
+
+/** Writes a sealed log's index: whole or not at all (temp file, fsync, rename). */
+async function writeIndex(logFile: string, entries: IndexEntry[]): Promise<void> {
+  const parts: Buffer[] = [Buffer.concat([INDEX_MAGIC, u32(entries.length)])];
+  for (const e of entries) {
+    const fixed = Buffer.alloc(17);
+    fixed.writeUInt32LE(e.offset, 0);
+    fixed.writeUInt32LE(e.length, 4);
+    fixed.writeDoubleLE(e.mtimeMs, 8);
+    fixed[16] = Buffer.byteLength(e.id, 'latin1');
+    parts.push(fixed, Buffer.from(e.id, 'latin1'));
+  }
+  const body = Buffer.concat(parts);
+  const file = sidePath(logFile, 'idx');
+  const tmp = `${file}.tmp`;
+  const fh = await fs.open(tmp, 'w');
+  try {
+    await writeFully(fh, Buffer.concat([body, u32(crc32c(body) >>> 0)]), 0);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.rename(tmp, file);
+  await fsyncDir(path.dirname(file));
+}
+
+/** A log's index, or undefined when missing, damaged, or naming bytes past the log's end. */
+async function readIndex(logFile: string, logSize: number): Promise<IndexEntry[] | undefined> {
+  const bytes = await fs.readFile(sidePath(logFile, 'idx')).catch(() => undefined);
+  if (!bytes || bytes.length < 12 || !bytes.subarray(0, 4).equals(INDEX_MAGIC)) return undefined;
+  const body = bytes.subarray(0, bytes.length - 4);
+  if ((crc32c(body) >>> 0) !== bytes.readUInt32LE(bytes.length - 4)) return undefined;
+  const entries: IndexEntry[] = [];
+  let at = 8;
+  for (let n = body.readUInt32LE(4); n > 0; n--) {
+    if (at + 17 > body.length) return undefined;
+    const idLength = body[at + 16]!;
+    const e = { offset: body.readUInt32LE(at), length: body.readUInt32LE(at + 4), mtimeMs: body.readDoubleLE(at + 8), id: body.toString('latin1', at + 17, at + 17 + idLength) };
+    at += 17 + idLength;
+    if (at > body.length || e.offset + RECORD_HEADER_BYTES + idLength + e.length > logSize) return undefined;
+    entries.push(e);
+  }
+  return at === body.length ? entries : undefined;
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n, 0);
+  return b;
 }
 
 interface PendingAppend {
@@ -228,6 +345,8 @@ export class PackLog {
     this.closed = true;
     await this.writer;
     await this.compaction;
+    // Indexed now, the next open need not read it.
+    if (this.active.size > 0) await this.seal(this.active);
     for (const log of this.logs.values()) {
       log.retired = true;
       await log.closeIfDone();
@@ -281,6 +400,7 @@ export class PackLog {
       this.stats.appends += batch.length;
       let offset = start;
       for (const p of batch) {
+        log.appended?.push({ id: p.id, offset, length: p.length, mtimeMs: p.mtimeMs });
         p.done({ id: p.id, seq: log.seq, offset, length: p.length, mtimeMs: p.mtimeMs });
         offset += p.bytes.length;
       }
@@ -308,11 +428,10 @@ export class PackLog {
     if (!log) return;
     if (counted) log.liveBytes -= recordBytes(p);
     if (!log.retired) {
-      // A compaction may retire the log meanwhile: the handle stays open until this is done.
+      // A compaction may retire the log meanwhile: its files stay open until this is done.
       log.users++;
       try {
-        await writeFully(log.fh, Buffer.of(DEAD), p.offset + 4);
-        await log.syncer.sync();
+        await log.bury(p.offset);
       } finally {
         log.users--;
         await log.closeIfDone();
@@ -322,12 +441,21 @@ export class PackLog {
   }
 
   private async roll(): Promise<void> {
+    if (this.active) await this.seal(this.active);
     const seq = Math.max(0, ...this.logs.keys()) + 1;
     const file = logPath(this.dir, seq);
     const log = new LogFile(seq, file, await fs.open(file, 'wx+'));
     await fsyncDir(this.dir);
     this.logs.set(seq, log);
     this.active = log;
+  }
+
+  /** Indexes a log that takes no more appends; without its index it is only scanned at open, never lost. */
+  private async seal(log: LogFile): Promise<void> {
+    const entries = log.appended;
+    log.appended = undefined;
+    if (!entries) return;
+    await writeIndex(log.file, entries).catch((err: unknown) => this.log?.warn('writing a shard log index failed; the log will be scanned at open', { file: log.file, err }));
   }
 
   // ---- compaction ----
@@ -353,6 +481,9 @@ export class PackLog {
       await Promise.all(live.slice(i, i + COMPACT_BATCH).map((p) => this.move(p, log)));
     }
     log.retired = true;
+    // The index and dead list first: a log left without them is only scanned, never misread.
+    await fs.rm(sidePath(log.file, 'idx'), { force: true });
+    await fs.rm(sidePath(log.file, 'dead'), { force: true });
     await fs.rm(log.file, { force: true });
     await fsyncDir(this.dir);
     this.logs.delete(log.seq);
@@ -380,23 +511,41 @@ export class PackLog {
     if (fileSize === 0) {
       // The active log of a run that wrote nothing.
       await fh.close();
+      await fs.rm(sidePath(file, 'idx'), { force: true });
+      await fs.rm(sidePath(file, 'dead'), { force: true });
       await fs.rm(file);
       return;
     }
     const log = new LogFile(seq, file, fh);
+    log.appended = undefined;
+    log.size = fileSize;
     this.logs.set(seq, log);
-    const { end, bad } = await readRecords(fh, fileSize, (r) => {
-      if (!r.live) return;
+    const dead = await readDeadList(file);
+    const take = (r: IndexEntry): void => {
+      if (dead.has(r.offset)) return;
       const p: PackedShard = { id: r.id, seq, offset: r.offset, length: r.length, mtimeMs: r.mtimeMs };
       const earlier = this.shards.get(p.id);
       if (earlier) this.logs.get(earlier.seq)!.liveBytes -= recordBytes(earlier);
       this.shards.set(p.id, p);
       log.liveBytes += recordBytes(p);
+    };
+    const indexed = await readIndex(file, fileSize);
+    if (indexed) {
+      indexed.forEach(take);
+      return;
+    }
+    const entries: IndexEntry[] = [];
+    const { end, bad } = await readRecords(fh, fileSize, (r) => {
+      if (!r.live) return;
+      entries.push(r);
+      take(r);
     });
     // Records past a bad one were never acknowledged (see the top of this file) or are lost to rot;
     // the log is sealed either way, and its bytes count as dead until it is compacted away.
-    log.size = fileSize;
     if (bad) this.log?.warn('shard log has unreadable bytes; records after them are ignored', { file, offset: end, why: bad });
+    // Indexed now, the next open need not read it again.
+    log.appended = entries;
+    await this.seal(log);
   }
 }
 
@@ -453,9 +602,10 @@ export async function readPackedShards(dir: string): Promise<Map<string, { file:
     const fh = await fs.open(file, 'r').catch(() => undefined);
     if (!fh) continue;
     try {
+      const dead = await readDeadList(file);
       await readRecords(fh, (await fh.stat()).size, (r) => {
         const offset = r.offset + RECORD_HEADER_BYTES + Buffer.byteLength(r.id, 'latin1');
-        if (r.live) found.set(r.id, { file, offset, length: r.length });
+        if (r.live && !dead.has(r.offset)) found.set(r.id, { file, offset, length: r.length });
       });
     } finally {
       await fh.close();
