@@ -8,7 +8,7 @@
 // Layout: <dir>/packs/<seq>.log (seq: 8 decimal digits), with <seq>.idx and <seq>.dead beside it.
 // A new log is started at every open and when the active one passes LOG_ROLL_BYTES; only the
 // active log is appended to. A log is a run of records:
-//   0  "CPK1"           4  u8 LIVE (outside the CRC; a DEAD byte here, from older nodes, is honoured)
+//   0  "CPK1"           4  u8 0xA5 (a second marker)
 //   5  u8 id length     6  u16 0        8  u32 shard length      12 f64 mtime (ms since epoch)
 //   20 u32 CRC32C of bytes 0..3 and 5..19 and of the id
 //   24 the id, then the shard exactly as a shard file holds it (its 32-byte header, then frames)
@@ -32,8 +32,7 @@ import { fsyncDir, readFully, writeFully, type FileBytes, type ShardFileReader }
 
 const MiB = 1024 * 1024;
 const RECORD_MAGIC = Buffer.from('CPK1', 'latin1');
-const LIVE = 0xa5;
-const DEAD = 0x00;
+const MARKER = 0xa5;
 export const RECORD_HEADER_BYTES = 24;
 /** The active log is sealed and a new one started once it holds this much. */
 export const LOG_ROLL_BYTES = 64 * MiB;
@@ -72,7 +71,7 @@ function recordHeader(id: string, length: number, mtimeMs: number): Buffer {
   const idBytes = Buffer.from(id, 'latin1');
   const h = Buffer.alloc(RECORD_HEADER_BYTES + idBytes.length);
   RECORD_MAGIC.copy(h, 0);
-  h[4] = LIVE;
+  h[4] = MARKER;
   h[5] = idBytes.length;
   h.writeUInt32LE(length, 8);
   h.writeDoubleLE(mtimeMs, 12);
@@ -118,7 +117,7 @@ class LogFile {
   /** Its dead list, opened at the first death. */
   private deadList: Promise<{ fh: FileHandle; syncer: GroupSync; size: number }> | undefined;
   liveBytes = 0;
-  /** Readers and in-place writes using the handle: it is closed only when none is left. */
+  /** Readers and dead-list writes using the log: its files are closed only when none is left. */
   users = 0;
   retired = false;
   readonly syncer: GroupSync;
@@ -422,7 +421,7 @@ export class PackLog {
     if (was) await this.bury(was);
   }
 
-  /** Marks a record dead on disk; `counted` = its bytes are in its log's live bytes. */
+  /** Adds a record to its log's dead list (durably); `counted` = its bytes are in its log's live bytes. */
   private async bury(p: PackedShard, counted = true): Promise<void> {
     const log = this.logs.get(p.seq);
     if (!log) return;
@@ -536,7 +535,6 @@ export class PackLog {
     }
     const entries: IndexEntry[] = [];
     const { end, bad } = await readRecords(fh, fileSize, (r) => {
-      if (!r.live) return;
       entries.push(r);
       take(r);
     });
@@ -561,16 +559,8 @@ async function logSeqs(dir: string): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
-interface ScannedRecord {
-  id: string;
-  offset: number;
-  length: number;
-  mtimeMs: number;
-  live: boolean;
-}
-
 /** Calls `onRecord` for each record in order; `end` is where the records stop, `bad` says why when short of the file's end. */
-async function readRecords(fh: FileHandle, fileSize: number, onRecord: (r: ScannedRecord) => void): Promise<{ end: number; bad?: string }> {
+async function readRecords(fh: FileHandle, fileSize: number, onRecord: (r: IndexEntry) => void): Promise<{ end: number; bad?: string }> {
   const window = new ReadWindow(fh, fileSize);
   let at = 0;
   while (at < fileSize) {
@@ -578,13 +568,13 @@ async function readRecords(fh: FileHandle, fileSize: number, onRecord: (r: Scann
     if (!head) return { end: at, bad: 'a record header runs past the end' };
     const idLength = head[5]!;
     const full = await window.get(at, RECORD_HEADER_BYTES + idLength);
-    if (!full || !head.subarray(0, 4).equals(RECORD_MAGIC) || (head[4] !== LIVE && head[4] !== DEAD) || headerCrc(full, idLength) !== head.readUInt32LE(20)) {
+    if (!full || !head.subarray(0, 4).equals(RECORD_MAGIC) || head[4] !== MARKER || headerCrc(full, idLength) !== head.readUInt32LE(20)) {
       return { end: at, bad: 'a record header does not check out' };
     }
     const length = head.readUInt32LE(8);
     const size = RECORD_HEADER_BYTES + idLength + length;
     if (length > MAX_PACKED_SHARD_BYTES || at + size > fileSize) return { end: at, bad: 'a record runs past the end' };
-    onRecord({ id: full.toString('latin1', RECORD_HEADER_BYTES), offset: at, length, mtimeMs: head.readDoubleLE(12), live: head[4] === LIVE });
+    onRecord({ id: full.toString('latin1', RECORD_HEADER_BYTES), offset: at, length, mtimeMs: head.readDoubleLE(12) });
     at += size;
   }
   return { end: at };
@@ -605,7 +595,7 @@ export async function readPackedShards(dir: string): Promise<Map<string, { file:
       const dead = await readDeadList(file);
       await readRecords(fh, (await fh.stat()).size, (r) => {
         const offset = r.offset + RECORD_HEADER_BYTES + Buffer.byteLength(r.id, 'latin1');
-        if (r.live && !dead.has(r.offset)) found.set(r.id, { file, offset, length: r.length });
+        if (!dead.has(r.offset)) found.set(r.id, { file, offset, length: r.length });
       });
     } finally {
       await fh.close();
