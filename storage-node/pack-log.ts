@@ -33,9 +33,9 @@ import { fsyncDir, readFully, writeFully, type FileBytes, type ShardFileReader }
 const MiB = 1024 * 1024;
 const RECORD_MAGIC = Buffer.from('CPK1', 'latin1');
 const MARKER = 0xa5;
-export const RECORD_HEADER_BYTES = 24;
+const RECORD_HEADER_BYTES = 24;
 /** The active log is sealed and a new one started once it holds this much. */
-export const LOG_ROLL_BYTES = 64 * MiB;
+const LOG_ROLL_BYTES = 64 * MiB;
 /** Most bytes one batch writes: a bound on the buffer it gathers. */
 const BATCH_MAX_BYTES = 8 * MiB;
 /** Largest shard a record may hold; bigger ones belong in shard files (and a scan must fit a record in one read). */
@@ -49,14 +49,9 @@ const LOG_NAME = /^(\d{8})\.log$/;
 const PROGRESS_EVERY_MS = 5000;
 
 /** Where a packed shard's bytes are. */
-export interface PackedShard {
-  readonly id: string;
+export interface PackedShard extends Readonly<IndexEntry> {
+  /** The log it is in. */
   readonly seq: number;
-  /** Offset of the record in its log. */
-  readonly offset: number;
-  /** Bytes of the shard (what a shard file of it would hold). */
-  readonly length: number;
-  readonly mtimeMs: number;
 }
 
 function recordBytes(p: PackedShard): number {
@@ -182,7 +177,9 @@ async function readDeadList(logFile: string): Promise<Set<number>> {
 /** What a log's index holds of each record. */
 interface IndexEntry {
   id: string;
+  /** Offset of the record in its log. */
   offset: number;
+  /** Bytes of the shard (what a shard file of it would hold). */
   length: number;
   mtimeMs: number;
 }
@@ -267,6 +264,8 @@ export class PackLog {
   static async open(dir: string, log?: Logger): Promise<PackLog> {
     await fs.mkdir(dir, { recursive: true });
     const packs = new PackLog(dir, log);
+    // An index whose write a crash cut short: the log it was for is scanned instead.
+    for (const name of await fs.readdir(dir)) if (name.endsWith('.idx.tmp')) await fs.rm(path.join(dir, name), { force: true });
     const seqs = await logSeqs(dir);
     // Reading every log takes a while on a node full of small shards: say how far it got.
     const started = performance.now();
@@ -290,10 +289,6 @@ export class PackLog {
 
   has(id: string): boolean {
     return this.shards.has(id);
-  }
-
-  get(id: string): PackedShard | undefined {
-    return this.shards.get(id);
   }
 
   /** Every live packed shard. */
@@ -522,7 +517,7 @@ export class PackLog {
     const dead = await readDeadList(file);
     const take = (r: IndexEntry): void => {
       if (dead.has(r.offset)) return;
-      const p: PackedShard = { id: r.id, seq, offset: r.offset, length: r.length, mtimeMs: r.mtimeMs };
+      const p: PackedShard = { ...r, seq };
       const earlier = this.shards.get(p.id);
       if (earlier) this.logs.get(earlier.seq)!.liveBytes -= recordBytes(earlier);
       this.shards.set(p.id, p);
