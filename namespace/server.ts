@@ -45,6 +45,11 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
     replacements: metrics.counter('cairn_namespace_shard_replacements_total', 'Shard placements swapped by repair'),
     repairAcks: metrics.counter('cairn_namespace_repair_acks_total', 'Repair tasks acknowledged and removed'),
   };
+  const ahead = store.listReadAhead.stats;
+  const readAhead = metrics.gauge('cairn_namespace_list_read_ahead_total', 'Listing pages read ahead (started), served from read-ahead (hit), or dropped because a write came first or nobody asked (stale)');
+  readAhead.set(() => ahead.started, { result: 'started' });
+  readAhead.set(() => ahead.hits, { result: 'hit' });
+  readAhead.set(() => ahead.stale, { result: 'stale' });
   const router = new Router();
   bucketRoutes(router, store);
   objectRoutes(router, store, counters);

@@ -12,7 +12,8 @@ import { GroupCommitEngine } from './group-commit.js';
 import { LevelEngine, scanRange, type KvEngine, type KvOp, type KvRange, type Space } from './engine.js';
 import * as errors from './errors.js';
 import * as k from './keys.js';
-import { listObjects, listPlan } from './listing.js';
+import { listObjects, listPlan, type ListPlan } from './listing.js';
+import { DEFAULT_READ_AHEAD, ListReadAhead, WriteCountingEngine, type ReadAheadOptions } from './list-read-ahead.js';
 import { KeyedLock } from './lock.js';
 import { checkAssembly, forgetUpload, uploadRange } from './multipart.js';
 import { NodeRegistry } from './nodes.js';
@@ -33,6 +34,8 @@ export interface StoreOptions {
   sync?: boolean;
   now?: () => number;
   random?: RandomSource;
+  /** Listing read-ahead limits; maxRunning 0 turns it off. */
+  listReadAhead?: ReadAheadOptions;
 }
 
 /** Counters for tests and diagnostics. */
@@ -42,6 +45,17 @@ export interface StoreStats {
 }
 
 const MAX_PAGE = 1000;
+
+/** A listing page and the entries read for it (counted in stats only once it is served). */
+interface CountedPage {
+  page: T.ListObjectsResponse;
+  steps: number;
+}
+
+/** Which listing a page belongs to: every field of its plan. */
+function readAheadKey(bucket: string, plan: ListPlan): string {
+  return JSON.stringify([bucket, plan.prefix, plan.delimiter ?? null, plan.startAfter ?? null, plan.continuation ?? null, plan.maxKeys]);
+}
 
 export class NamespaceStore {
   readonly stats: StoreStats = { listSteps: 0 };
@@ -55,18 +69,23 @@ export class NamespaceStore {
   private readonly sync: boolean;
   private readonly now: () => number;
   private readonly random: RandomSource;
+  private readonly engine: WriteCountingEngine;
+  /** Pages of listings read before they are asked for (list-read-ahead.ts). */
+  readonly listReadAhead: ListReadAhead<CountedPage>;
 
-  constructor(private readonly engine: KvEngine, opts: StoreOptions = {}) {
+  constructor(engine: KvEngine, opts: StoreOptions = {}) {
+    this.engine = new WriteCountingEngine(engine);
+    this.listReadAhead = new ListReadAhead(opts.listReadAhead ?? DEFAULT_READ_AHEAD);
     this.sync = opts.sync ?? true;
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
-    this.nodes = new NodeRegistry(engine, {
+    this.nodes = new NodeRegistry(this.engine, {
       suspectAfterMs: opts.suspectAfterMs ?? 5_000,
       downAfterMs: opts.downAfterMs ?? 600_000,
       now: this.now,
     });
-    this.repairs = new RepairQueue(engine, this.now);
-    this.users = new UserDirectory(engine, { sync: this.sync, now: this.now });
+    this.repairs = new RepairQueue(this.engine, this.now);
+    this.users = new UserDirectory(this.engine, { sync: this.sync, now: this.now });
   }
 
   /** Opens the LevelDB store at `<dataDir>/meta`. */
@@ -77,7 +96,8 @@ export class NamespaceStore {
     return store;
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.listReadAhead.close();
     return this.engine.close();
   }
 
@@ -198,7 +218,23 @@ export class NamespaceStore {
     const b = v.bucketName(bucket);
     const plan = listPlan(query);
     await this.getBucket(b);
-    return listObjects(this.engine, b, plan, () => this.stats.listSteps++);
+    const ahead = await this.listReadAhead.take(readAheadKey(b, plan), this.engine.writes('objects'));
+    const { page, steps } = ahead ?? (await this.countedList(b, plan));
+    this.stats.listSteps += steps;
+    if (page.isTruncated && page.nextContinuation !== undefined) {
+      const next: ListPlan = { ...plan, continuation: page.nextContinuation };
+      // Started before this page is answered, so that the client's next request always finds it;
+      // the scan's first read runs on the engine's thread while this answer is sent. The counter is
+      // read right before the scan's cursor opens (synchronously, inside countedList).
+      this.listReadAhead.start(readAheadKey(b, next), this.engine.writes('objects'), () => this.countedList(b, next));
+    }
+    return page;
+  }
+
+  private async countedList(bucket: string, plan: ListPlan): Promise<CountedPage> {
+    let steps = 0;
+    const page = await listObjects(this.engine, bucket, plan, () => steps++);
+    return { page, steps };
   }
 
   /**

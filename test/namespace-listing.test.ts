@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { LevelEngine, type KvEngine } from '../namespace/engine.js';
 import { listedFields, scanFields } from '../namespace/list-fields.js';
+import { ListReadAhead, WriteCountingEngine } from '../namespace/list-read-ahead.js';
 import { NamespaceStore } from '../namespace/store.js';
 import type { ListObjectsQuery, ListObjectsResponse, ObjectRecord } from '../namespace/types.js';
 
@@ -174,8 +175,8 @@ t.test('listedFields agrees with JSON.parse on arbitrary records', async (t) => 
 
 // ---- listings across batch boundaries ----
 
-async function openStore(tt: Test): Promise<NamespaceStore> {
-  const store = await NamespaceStore.open(await tempDir(tt), { sync: false });
+async function openStore(tt: Test, opts: Parameters<typeof NamespaceStore.open>[1] = {}): Promise<NamespaceStore> {
+  const store = await NamespaceStore.open(await tempDir(tt), { sync: false, ...opts });
   tt.teardown(() => store.close());
   return store;
 }
@@ -246,4 +247,109 @@ t.test('delimiter listings: roll-ups that seek from inside a batch', async (t) =
   const read = store.stats.listSteps - steps;
   t.ok(read < 2 * reference.length + 60, `read ${read} entries for ${reference.length} items (not the ${keys.length} keys)`);
   t.same(await listAll(t, store, 'tree', { delimiter: '/', prefix: '05-dir/', maxKeys: 10 }), keys.filter((k) => k.startsWith('05-dir/')));
+});
+
+// ---- read-ahead ----
+
+const commit = (store: NamespaceStore, bucket: string, key: string, n: number) =>
+  store.commitObject({ record: baseRecord({ bucket, key, versionId: `w${n}`, size: 0, etag: `"e${n}"`, segments: [] }) });
+
+t.test('read-ahead: paging is served from pages read ahead, and they are the same pages', async (t) => {
+  const store = await openStore(t);
+  const off = await openStore(t, { listReadAhead: { maxPages: 16, maxRunning: 0, ttlMs: 5000, now: Date.now } });
+  const keys = Array.from({ length: 3500 }, (_, i) => `p/${String(i).padStart(5, '0')}`);
+  await fill(store, 'pages', keys);
+  await fill(off, 'pages', keys);
+  for (const q of [{ maxKeys: 1000 }, { maxKeys: 7, prefix: 'p/000' }, { maxKeys: 3, delimiter: '0', prefix: 'p/01' }]) {
+    t.same(await listAll(t, store, 'pages', q), await listAll(t, off, 'pages', q), `same listing with and without read-ahead: ${JSON.stringify(q)}`);
+  }
+  const { hits, started } = store.listReadAhead.stats;
+  t.ok(hits > 150, `${hits} pages came from read-ahead`);
+  t.equal(started, hits, 'and nothing was read ahead in vain');
+  t.equal(off.listReadAhead.stats.started, 0, 'maxRunning 0 turns it off');
+  const steps = store.stats.listSteps;
+  await listAll(t, store, 'pages', { maxKeys: 1000 });
+  t.equal(store.listReadAhead.stats.hits - hits, 3, 'of 4 pages, the 3 after the first came from read-ahead');
+  t.equal(store.stats.listSteps - steps, 3 * 1001 + 500, 'entries read ahead are counted once, when their page is served');
+});
+
+t.test('read-ahead: a write between two pages is never missed', async (t) => {
+  const store = await openStore(t);
+  await fill(store, 'w', ['a0', 'a1', 'a2', 'a3', 'a4', 'a5']);
+  const first = await store.listObjects('w', { maxKeys: 2 });
+  t.same(first.entries.map((e) => e.key), ['a0', 'a1']);
+  await new Promise((resolve) => setTimeout(resolve, 50)); // the next page is read ahead by now
+  t.equal(store.listReadAhead.held, 1);
+  await commit(store, 'w', 'a1x', 100);
+  const second = await store.listObjects('w', { maxKeys: 2, continuation: first.nextContinuation });
+  t.same(second.entries.map((e) => e.key), ['a1x', 'a2'], 'a key put after the read-ahead is listed');
+  t.equal(store.listReadAhead.stats.stale, 1, 'the page read ahead was dropped');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await store.deleteObject('w', 'a3');
+  const third = await store.listObjects('w', { maxKeys: 2, continuation: second.nextContinuation });
+  t.same(third.entries.map((e) => e.key), ['a4', 'a5'], 'a key deleted after the read-ahead is not listed');
+  t.equal(store.listReadAhead.stats.hits, 0);
+
+  // A write racing the read-ahead (committed while its scan is still running) is not missed either.
+  const racing = await store.listObjects('w', { maxKeys: 2 });
+  await commit(store, 'w', 'a2x', 101);
+  const after = await store.listObjects('w', { maxKeys: 2, continuation: racing.nextContinuation });
+  t.same(after.entries.map((e) => e.key), ['a1x', 'a2']);
+  const rest = await listAll(t, store, 'w', { maxKeys: 2, startAfter: 'a2' });
+  t.same(rest, ['a2x', 'a4', 'a5'], 'the racing key is there');
+  // A write to another bucket also drops pages read ahead: conservative, never wrong.
+  await fill(store, 'other', ['x']);
+  const { hits, stale } = store.listReadAhead.stats;
+  const p1 = await store.listObjects('w', { maxKeys: 2 });
+  await commit(store, 'other', 'y', 102);
+  await store.listObjects('w', { maxKeys: 2, continuation: p1.nextContinuation });
+  t.equal(store.listReadAhead.stats.hits, hits, 'not served after a write elsewhere');
+  t.equal(store.listReadAhead.stats.stale, stale + 1);
+});
+
+t.test('read-ahead: bounded pages, running reads and age; a failed read is a miss', async (t) => {
+  let now = 0;
+  const ahead = new ListReadAhead<string>({ maxPages: 2, maxRunning: 2, ttlMs: 1000, now: () => now });
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  ahead.start('a', 0, async () => {
+    await gate;
+    return 'page a';
+  });
+  ahead.start('b', 0, async () => 'page b');
+  ahead.start('c', 0, async () => 'page c');
+  t.equal(ahead.stats.started, 2, 'no more than maxRunning reads at once');
+  release();
+  t.equal(await ahead.take('a', 0), 'page a');
+  await new Promise((resolve) => setImmediate(resolve));
+  ahead.start('c', 0, async () => 'page c');
+  ahead.start('d', 0, async () => 'page d');
+  t.equal(ahead.held, 2, 'no more than maxPages held');
+  t.equal(ahead.take('b', 0), undefined, 'the oldest page went first');
+  t.equal(ahead.take('c', 1), undefined, 'a page older than the last write is not served');
+  now = 1001;
+  t.equal(ahead.take('d', 0), undefined, 'a page nobody asked for in time is not served');
+  await new Promise((resolve) => setImmediate(resolve));
+  ahead.start('e', 0, async () => {
+    throw new Error('engine failed');
+  });
+  const failed = ahead.take('e', 0);
+  t.ok(failed, 'a read that failed is still taken ...');
+  t.equal(await failed, undefined, '... and yields nothing, so the caller reads afresh');
+  t.same(ahead.stats, { started: 5, hits: 2, stale: 3 });
+  ahead.start('f', 0, () => new Promise((resolve) => setTimeout(() => resolve('page f'), 30)));
+  await ahead.close();
+  t.equal(ahead.held, 0, 'close drops every page after its read settles');
+});
+
+t.test('WriteCountingEngine counts applied batches per key space, failed ones too', async (t) => {
+  const engine = new WriteCountingEngine(await openEngine(t));
+  await engine.batch([{ type: 'put', space: 'objects', key: key(1), value: Buffer.from('1') }, { type: 'put', space: 'objects', key: key(2), value: Buffer.from('2') }], { sync: false });
+  await engine.batch([{ type: 'put', space: 'inline', key: key(1), value: Buffer.from('1') }, { type: 'del', space: 'objects', key: key(1) }], { sync: false });
+  t.equal(engine.writes('objects'), 2, 'one count per batch, not per op');
+  t.equal(engine.writes('inline'), 1);
+  t.equal(engine.writes('buckets'), 0);
+  const failing = new WriteCountingEngine({ ...engine, batch: () => Promise.reject(new Error('disk full')) } as unknown as KvEngine);
+  await t.rejects(failing.batch([{ type: 'del', space: 'objects', key: key(1) }], { sync: false }), /disk full/);
+  t.equal(failing.writes('objects'), 1, 'a failed batch may have applied in part of a replicated engine: counted');
 });

@@ -14,6 +14,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -706,4 +707,35 @@ t.test('conditional GET and HEAD', async (t) => {
   t.equal(notModified.status, 304);
   t.equal(notModified.headers['etag'], etag, '304 carries the ETag');
   t.equal(notModified.body.length, 0);
+});
+
+t.test('ListObjectsV2 paging: later pages come from read-ahead, yet a write between pages is listed', async (t) => {
+  const readAheads = async (): Promise<Record<string, number>> => {
+    const text = await (await fetch(`${tc.cluster.namespaceUrl}/metrics`)).text();
+    const out: Record<string, number> = {};
+    for (const m of text.matchAll(/^cairn_namespace_list_read_ahead_total\{result="(\w+)"\} (\d+)$/gm)) out[m[1]!] = Number(m[2]);
+    return out;
+  };
+  const put = (key: string) => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: key }));
+  for (const key of ['ra/a0', 'ra/a1', 'ra/a2', 'ra/a3', 'ra/a4', 'ra/a5']) await put(key);
+  const page = (token?: string) => s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'ra/', MaxKeys: 2, ContinuationToken: token }));
+  const keysOf = (p: { Contents?: { Key?: string }[] }) => (p.Contents ?? []).map((c) => c.Key);
+
+  const before = await readAheads();
+  const p1 = await page();
+  const p2 = await page(p1.NextContinuationToken);
+  const p3 = await page(p2.NextContinuationToken);
+  t.same([keysOf(p1), keysOf(p2), keysOf(p3)], [['ra/a0', 'ra/a1'], ['ra/a2', 'ra/a3'], ['ra/a4', 'ra/a5']]);
+  t.notOk(p3.IsTruncated);
+  const served = await readAheads();
+  t.equal(served.hit! - (before.hit ?? 0), 2, 'pages 2 and 3 were read ahead');
+
+  const q1 = await page();
+  await put('ra/a1x');
+  await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'ra/a3' }));
+  const q2 = await page(q1.NextContinuationToken);
+  const q3 = await page(q2.NextContinuationToken);
+  t.same([keysOf(q1), keysOf(q2), keysOf(q3)], [['ra/a0', 'ra/a1'], ['ra/a1x', 'ra/a2'], ['ra/a4', 'ra/a5']], 'the PUT and the DELETE between pages show');
+  const after = await readAheads();
+  t.ok(after.stale! > (served.stale ?? 0), 'the page read ahead before the writes was dropped');
 });

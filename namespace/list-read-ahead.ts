@@ -1,0 +1,140 @@
+// Listing read-ahead. A client pages through a listing one request at a time, and between two
+// pages the namespace would sit idle while the gateway renders the XML and the client reads it.
+// So after a truncated page the namespace reads the next one at once; when the client asks for it,
+// it is ready or under way, and on a machine of few cores the scan overlaps the gateway's and the
+// client's work instead of adding to it.
+//
+// A page read ahead must never be staler than one read when asked: S3 listings are strongly
+// consistent, so an object whose PUT was acknowledged before the LIST began is listed. Every write
+// that touches object records bumps a counter once it is applied and before anyone is told it is
+// done (WriteCountingEngine). A page read ahead remembers the counter from before its scan began
+// and is served only while the counter still holds that value; any write in between, to any
+// bucket, makes it stale and the page is read afresh. Being conservative costs a wasted scan under
+// concurrent writes, never a wrong answer.
+import type { KvCursor, KvEngine, KvOp, KvRange, Space } from './engine.js';
+
+/** A KvEngine that counts applied batches touching each key space (the counter a read-ahead checks). */
+export class WriteCountingEngine implements KvEngine {
+  private readonly applied = new Map<Space, number>();
+
+  constructor(private readonly inner: KvEngine) {}
+
+  /** How many batches touching `space` have been applied (or failed: a failure counts too, to be safe). */
+  writes(space: Space): number {
+    return this.applied.get(space) ?? 0;
+  }
+
+  async batch(ops: KvOp[], opts: { sync: boolean }): Promise<void> {
+    try {
+      await this.inner.batch(ops, opts);
+    } finally {
+      // After the batch is visible to new cursors and before its caller hears of it.
+      for (const space of new Set(ops.map((op) => op.space))) this.applied.set(space, this.writes(space) + 1);
+    }
+  }
+
+  get(space: Space, key: Buffer): Promise<Buffer | undefined> {
+    return this.inner.get(space, key);
+  }
+
+  getMany(space: Space, keys: Buffer[]): Promise<(Buffer | undefined)[]> {
+    return this.inner.getMany(space, keys);
+  }
+
+  cursor(space: Space, range: KvRange): KvCursor {
+    return this.inner.cursor(space, range);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+export interface ReadAheadOptions {
+  /** Pages held at once; the oldest goes first (a page is at most 1000 entries). */
+  maxPages: number;
+  /** Read-aheads running at once, so that they never crowd out the requests themselves. */
+  maxRunning: number;
+  /** A page not asked for within this long is dropped. */
+  ttlMs: number;
+  now: () => number;
+}
+
+export const DEFAULT_READ_AHEAD: ReadAheadOptions = { maxPages: 16, maxRunning: 2, ttlMs: 5_000, now: Date.now };
+
+export interface ReadAheadStats {
+  /** Pages read ahead. */
+  started: number;
+  /** Requests answered by a page read ahead. */
+  hits: number;
+  /** Pages read ahead but thrown away: a write came first, or nobody asked in time. */
+  stale: number;
+}
+
+interface Ahead<Page> {
+  writes: number;
+  expires: number;
+  page: Promise<Page | undefined>;
+}
+
+/** Pages read ahead, by listing; `Page` is whatever the reader returns. */
+export class ListReadAhead<Page> {
+  readonly stats: ReadAheadStats = { started: 0, hits: 0, stale: 0 };
+  /** In insertion order, so the first is the oldest. */
+  private readonly pages = new Map<string, Ahead<Page>>();
+  private running = 0;
+
+  constructor(private readonly opts: ReadAheadOptions = DEFAULT_READ_AHEAD) {}
+
+  /**
+   * The page read ahead for `key` if it is still current (no write since its scan began), else
+   * undefined. Taking it removes it; its promise yields undefined if the read failed.
+   */
+  take(key: string, writes: number): Promise<Page | undefined> | undefined {
+    const ahead = this.pages.get(key);
+    if (!ahead) return undefined;
+    this.pages.delete(key);
+    if (ahead.writes !== writes || ahead.expires < this.opts.now()) {
+      this.stats.stale++;
+      return undefined;
+    }
+    this.stats.hits++;
+    return ahead.page;
+  }
+
+  /** Reads the page for `key` now, unless one is held or enough are running; `writes` is the counter before the read. */
+  start(key: string, writes: number, read: () => Promise<Page>): void {
+    if (this.running >= this.opts.maxRunning || this.pages.has(key)) return;
+    this.dropExpired();
+    while (this.pages.size >= this.opts.maxPages) this.drop(this.pages.keys().next().value!);
+    this.running++;
+    this.stats.started++;
+    const page = read().then(
+      (p) => p,
+      () => undefined,
+    );
+    void page.finally(() => this.running--);
+    this.pages.set(key, { writes, expires: this.opts.now() + this.opts.ttlMs, page });
+  }
+
+  /** Drops every page and waits for the reads still running (before the engine closes under them). */
+  async close(): Promise<void> {
+    const running = [...this.pages.values()].map((a) => a.page);
+    this.pages.clear();
+    await Promise.all(running);
+  }
+
+  get held(): number {
+    return this.pages.size;
+  }
+
+  private dropExpired(): void {
+    const now = this.opts.now();
+    for (const [key, ahead] of this.pages) if (ahead.expires < now) this.drop(key);
+  }
+
+  private drop(key: string): void {
+    this.pages.delete(key);
+    this.stats.stale++;
+  }
+}
