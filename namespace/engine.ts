@@ -48,6 +48,29 @@ export interface KvEngine {
   close(): Promise<void>;
 }
 
+/** An engine wrapped to change how batches are written; reads go straight to the inner engine. */
+export abstract class WrappedEngine implements KvEngine {
+  constructor(protected readonly inner: KvEngine) {}
+
+  abstract batch(ops: KvOp[], opts: { sync: boolean }): Promise<void>;
+
+  get(space: Space, key: Buffer): Promise<Buffer | undefined> {
+    return this.inner.get(space, key);
+  }
+
+  getMany(space: Space, keys: Buffer[]): Promise<(Buffer | undefined)[]> {
+    return this.inner.getMany(space, keys);
+  }
+
+  cursor(space: Space, range: KvRange): KvCursor {
+    return this.inner.cursor(space, range);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
 /** Every entry of a range, in key order (callers bound the range with `limit`). */
 const SCAN_BATCH = 1000;
 

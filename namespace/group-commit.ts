@@ -3,7 +3,7 @@
 // commits the cost of an fsync is shared instead of paid per commit; a lone commit waits for
 // nothing. Order is kept: batches are applied in the order they were submitted, so a later write
 // to a key always wins, exactly as if the batches had been written one by one.
-import type { KvCursor, KvEngine, KvOp, KvRange, Space } from './engine.js';
+import { WrappedEngine, type KvEngine, type KvOp } from './engine.js';
 
 interface Pending {
   ops: KvOp[];
@@ -19,13 +19,15 @@ export interface GroupCommitStats {
   writes: number;
 }
 
-export class GroupCommitEngine implements KvEngine {
+export class GroupCommitEngine extends WrappedEngine {
   readonly stats: GroupCommitStats = { batches: 0, writes: 0 };
   private queue: Pending[] = [];
   private writing = false;
 
   /** `maxOps` bounds one merged write (a single batch larger than that is still written whole). */
-  constructor(private readonly inner: KvEngine, private readonly maxOps = 20_000) {}
+  constructor(inner: KvEngine, private readonly maxOps = 20_000) {
+    super(inner);
+  }
 
   batch(ops: KvOp[], opts: { sync: boolean }): Promise<void> {
     if (ops.length === 0) return Promise.resolve();
@@ -36,19 +38,7 @@ export class GroupCommitEngine implements KvEngine {
     });
   }
 
-  get(space: Space, key: Buffer): Promise<Buffer | undefined> {
-    return this.inner.get(space, key);
-  }
-
-  getMany(space: Space, keys: Buffer[]): Promise<(Buffer | undefined)[]> {
-    return this.inner.getMany(space, keys);
-  }
-
-  cursor(space: Space, range: KvRange): KvCursor {
-    return this.inner.cursor(space, range);
-  }
-
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     while (this.writing) await new Promise((resolve) => setImmediate(resolve));
     await this.inner.close();
   }

@@ -11,13 +11,11 @@
 // and is served only while the counter still holds that value; any write in between, to any
 // bucket, makes it stale and the page is read afresh. Being conservative costs a wasted scan under
 // concurrent writes, never a wrong answer.
-import type { KvCursor, KvEngine, KvOp, KvRange, Space } from './engine.js';
+import { WrappedEngine, type KvOp, type Space } from './engine.js';
 
 /** A KvEngine that counts applied batches touching each key space (the counter a read-ahead checks). */
-export class WriteCountingEngine implements KvEngine {
+export class WriteCountingEngine extends WrappedEngine {
   private readonly applied = new Map<Space, number>();
-
-  constructor(private readonly inner: KvEngine) {}
 
   /** How many batches touching `space` have been applied (or failed: a failure counts too, to be safe). */
   writes(space: Space): number {
@@ -31,22 +29,6 @@ export class WriteCountingEngine implements KvEngine {
       // After the batch is visible to new cursors and before its caller hears of it.
       for (const space of new Set(ops.map((op) => op.space))) this.applied.set(space, this.writes(space) + 1);
     }
-  }
-
-  get(space: Space, key: Buffer): Promise<Buffer | undefined> {
-    return this.inner.get(space, key);
-  }
-
-  getMany(space: Space, keys: Buffer[]): Promise<(Buffer | undefined)[]> {
-    return this.inner.getMany(space, keys);
-  }
-
-  cursor(space: Space, range: KvRange): KvCursor {
-    return this.inner.cursor(space, range);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 
