@@ -52,9 +52,17 @@ export async function listObjects(engine: KvEngine, bucket: string, plan: ListPl
   }
 }
 
+/**
+ * The bucket-relative key the listing starts strictly after, if any: the continuation's, else the
+ * start-after's. A v1 client's next marker and a v2 continuation token for the same point agree.
+ */
+export function resumeAfter(plan: ListPlan): Buffer | undefined {
+  return plan.continuation !== undefined ? decodeContinuation(plan.continuation) : plan.startAfter !== undefined ? startAfterBytes(plan.startAfter, plan) : undefined;
+}
+
 /** The later of "at the prefix" and "after the start-after/continuation key". */
 function startBound(base: Buffer, prefix: Buffer, plan: ListPlan): { gt: Buffer } | { gte: Buffer } {
-  const after = plan.continuation !== undefined ? decodeContinuation(plan.continuation) : plan.startAfter !== undefined ? startAfterBytes(plan.startAfter, plan) : undefined;
+  const after = resumeAfter(plan);
   if (after === undefined) return { gte: prefix };
   const afterKey = Buffer.concat([base, after]);
   return Buffer.compare(afterKey, prefix) >= 0 ? { gt: afterKey } : { gte: prefix };

@@ -12,7 +12,7 @@ import { GroupCommitEngine } from './group-commit.js';
 import { LevelEngine, scanRange, type KvEngine, type KvOp, type KvRange, type Space } from './engine.js';
 import * as errors from './errors.js';
 import * as k from './keys.js';
-import { listObjects, listPlan, type ListPlan } from './listing.js';
+import { listObjects, listPlan, resumeAfter, type ListPlan } from './listing.js';
 import { DEFAULT_READ_AHEAD, ListReadAhead, WriteCountingEngine, type ReadAheadOptions } from './list-read-ahead.js';
 import { KeyedLock } from './lock.js';
 import { checkAssembly, forgetUpload, uploadRange } from './multipart.js';
@@ -52,9 +52,12 @@ interface CountedPage {
   steps: number;
 }
 
-/** Which listing a page belongs to: every field of its plan. */
+/**
+ * Which page of which listing: the fields that decide its entries. The start is the resume point,
+ * not the token, so a v1 client paging by marker finds the page read ahead for it too.
+ */
 function readAheadKey(bucket: string, plan: ListPlan): string {
-  return JSON.stringify([bucket, plan.prefix, plan.delimiter ?? null, plan.startAfter ?? null, plan.continuation ?? null, plan.maxKeys]);
+  return JSON.stringify([bucket, plan.prefix, plan.delimiter ?? null, plan.maxKeys, resumeAfter(plan)?.toString('base64') ?? null]);
 }
 
 export class NamespaceStore {

@@ -271,6 +271,25 @@ t.test('read-ahead: paging is served from pages read ahead, and they are the sam
   await listAll(t, store, 'pages', { maxKeys: 1000 });
   t.equal(store.listReadAhead.stats.hits - hits, 3, 'of 4 pages, the 3 after the first came from read-ahead');
   t.equal(store.stats.listSteps - steps, 3 * 1001 + 500, 'entries read ahead are counted once, when their page is served');
+
+  // A v1 client pages by marker (NextMarker, or the last key), not by token: its pages are read ahead too.
+  const byMarker = async (s: NamespaceStore, q: ListObjectsQuery): Promise<{ items: string[]; pages: number }> => {
+    const items: string[] = [];
+    let pages = 0;
+    for (let marker: string | undefined; ; ) {
+      const page = await s.listObjects('pages', { ...q, startAfter: marker });
+      pages++;
+      items.push(...[...page.entries.map((e) => e.key), ...page.commonPrefixes].sort(byteOrder));
+      if (!page.isTruncated) return { items, pages };
+      marker = page.lastReturned;
+    }
+  };
+  for (const q of [{ maxKeys: 1000 }, { maxKeys: 7, prefix: 'p/0', delimiter: '9' }]) {
+    const before = store.listReadAhead.stats.hits;
+    const got = await byMarker(store, q);
+    t.same(got.items, (await byMarker(off, q)).items, `v1 paging with and without read-ahead: ${JSON.stringify(q)}`);
+    t.equal(store.listReadAhead.stats.hits - before, got.pages - 1, `v1 paging: ${got.pages - 1} pages after the first came from read-ahead`);
+  }
 });
 
 t.test('read-ahead: a write between two pages is never missed', async (t) => {

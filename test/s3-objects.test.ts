@@ -14,6 +14,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -738,4 +739,12 @@ t.test('ListObjectsV2 paging: later pages come from read-ahead, yet a write betw
   t.same([keysOf(q1), keysOf(q2), keysOf(q3)], [['ra/a0', 'ra/a1'], ['ra/a1x', 'ra/a2'], ['ra/a4', 'ra/a5']], 'the PUT and the DELETE between pages show');
   const after = await readAheads();
   t.ok(after.stale! > (served.stale ?? 0), 'the page read ahead before the writes was dropped');
+
+  // ListObjects v1 pages by marker (the last key, as the SDK's v1 callers do): read ahead as well.
+  const v1 = (marker?: string) => s3.send(new ListObjectsCommand({ Bucket: BUCKET, Prefix: 'ra/', MaxKeys: 2, Marker: marker }));
+  const m1 = await v1();
+  const m2 = await v1(m1.Contents!.at(-1)!.Key);
+  const m3 = await v1(m2.Contents!.at(-1)!.Key);
+  t.same([keysOf(m1), keysOf(m2), keysOf(m3)], [['ra/a0', 'ra/a1'], ['ra/a1x', 'ra/a2'], ['ra/a4', 'ra/a5']]);
+  t.equal((await readAheads()).hit! - after.hit!, 2, 'v1 pages 2 and 3 were read ahead');
 });
