@@ -6,30 +6,52 @@
 //
 // A page read ahead must never be staler than one read when asked: S3 listings are strongly
 // consistent, so an object whose PUT was acknowledged before the LIST began is listed. Every write
-// that touches object records bumps a counter once it is applied and before anyone is told it is
-// done (WriteCountingEngine). A page read ahead remembers the counter from before its scan began
-// and is served only while the counter still holds that value; any write in between, to any
-// bucket, makes it stale and the page is read afresh. Being conservative costs a wasted scan under
-// concurrent writes, never a wrong answer.
-import { WrappedEngine, type KvOp, type Space } from './engine.js';
+// that touches a bucket's object records bumps that bucket's counter once it is applied and before
+// anyone is told it is done (ObjectWriteCounter). A page read ahead remembers its bucket's counter
+// from before its scan began and is served only while the counter still holds that value; any
+// write to the bucket in between makes it stale and the page is read afresh. Being conservative
+// costs a wasted scan, never a wrong answer; and a listing of a bucket that is being written while
+// a page is read is not read ahead at all, since its next page would most likely be stale.
+import { crc32c } from '@node-rs/crc32';
+import { WrappedEngine, type KvOp } from './engine.js';
 
-/** A KvEngine that counts applied batches touching each key space (the counter a read-ahead checks). */
-export class WriteCountingEngine extends WrappedEngine {
-  private readonly applied = new Map<Space, number>();
+/** Counter slots: buckets share a slot by hash, which can only cause extra misses. */
+const SLOTS = 4096;
+const SEP = 0x00;
 
-  /** How many batches touching `space` have been applied (or failed: a failure counts too, to be safe). */
-  writes(space: Space): number {
-    return this.applied.get(space) ?? 0;
+/**
+ * An engine that counts applied batches touching each bucket's object records (keys.ts: an object
+ * key is the bucket, 0x00, the key). The counters live in a fixed table indexed by a hash of the
+ * bucket, so memory stays bounded however many buckets come and go.
+ */
+export class ObjectWriteCounter extends WrappedEngine {
+  private readonly applied = new Uint32Array(SLOTS);
+
+  /** A number that changes whenever a batch touching `bucket`'s objects is applied (or fails). */
+  writes(bucket: string): number {
+    return this.applied[slotOf(Buffer.from(bucket, 'utf8'))]!;
   }
 
   async batch(ops: KvOp[], opts: { sync: boolean }): Promise<void> {
     try {
       await this.inner.batch(ops, opts);
     } finally {
-      // After the batch is visible to new cursors and before its caller hears of it.
-      for (const space of new Set(ops.map((op) => op.space))) this.applied.set(space, this.writes(space) + 1);
+      // After the batch is visible to new cursors and before its caller hears of it; a failure
+      // counts too, so that a partly applied batch of some other engine is never missed.
+      const slots = new Set<number>();
+      for (const op of ops) if (op.space === 'objects') slots.add(slotOf(bucketBytes(op.key)));
+      for (const slot of slots) this.applied[slot] = (this.applied[slot]! + 1) >>> 0;
     }
   }
+}
+
+function bucketBytes(objectKey: Buffer): Buffer {
+  const end = objectKey.indexOf(SEP);
+  return end < 0 ? objectKey : objectKey.subarray(0, end);
+}
+
+function slotOf(bucket: Buffer): number {
+  return (crc32c(bucket) >>> 0) % SLOTS;
 }
 
 export interface ReadAheadOptions {
@@ -51,6 +73,8 @@ export interface ReadAheadStats {
   hits: number;
   /** Pages read ahead but thrown away: a write came first, or nobody asked in time. */
   stale: number;
+  /** Truncated pages whose next page was not read ahead: their bucket was being written meanwhile. */
+  skipped: number;
 }
 
 interface Ahead<Page> {
@@ -61,7 +85,7 @@ interface Ahead<Page> {
 
 /** Pages read ahead, by listing; `Page` is whatever the reader returns. */
 export class ListReadAhead<Page> {
-  readonly stats: ReadAheadStats = { started: 0, hits: 0, stale: 0 };
+  readonly stats: ReadAheadStats = { started: 0, hits: 0, stale: 0, skipped: 0 };
   /** In insertion order, so the first is the oldest. */
   private readonly pages = new Map<string, Ahead<Page>>();
   private running = 0;

@@ -46,10 +46,11 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
     repairAcks: metrics.counter('cairn_namespace_repair_acks_total', 'Repair tasks acknowledged and removed'),
   };
   const ahead = store.listReadAhead.stats;
-  const readAhead = metrics.gauge('cairn_namespace_list_read_ahead_total', 'Listing pages read ahead (started), served from read-ahead (hit), or dropped because a write came first or nobody asked (stale)');
+  const readAhead = metrics.gauge('cairn_namespace_list_read_ahead_total', 'Listing pages read ahead (started), served from read-ahead (hit), dropped because a write came first or nobody asked (stale), or not read ahead because the bucket was being written (skipped)');
   readAhead.set(() => ahead.started, { result: 'started' });
   readAhead.set(() => ahead.hits, { result: 'hit' });
   readAhead.set(() => ahead.stale, { result: 'stale' });
+  readAhead.set(() => ahead.skipped, { result: 'skipped' });
   const router = new Router();
   bucketRoutes(router, store);
   objectRoutes(router, store, counters);

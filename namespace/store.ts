@@ -13,7 +13,7 @@ import { LevelEngine, scanRange, type KvEngine, type KvOp, type KvRange, type Sp
 import * as errors from './errors.js';
 import * as k from './keys.js';
 import { listObjects, listPlan, resumeAfter, type ListPlan } from './listing.js';
-import { DEFAULT_READ_AHEAD, ListReadAhead, WriteCountingEngine, type ReadAheadOptions } from './list-read-ahead.js';
+import { DEFAULT_READ_AHEAD, ListReadAhead, ObjectWriteCounter, type ReadAheadOptions } from './list-read-ahead.js';
 import { KeyedLock } from './lock.js';
 import { checkAssembly, forgetUpload, uploadRange } from './multipart.js';
 import { NodeRegistry } from './nodes.js';
@@ -72,12 +72,12 @@ export class NamespaceStore {
   private readonly sync: boolean;
   private readonly now: () => number;
   private readonly random: RandomSource;
-  private readonly engine: WriteCountingEngine;
+  private readonly engine: ObjectWriteCounter;
   /** Pages of listings read before they are asked for (list-read-ahead.ts). */
   readonly listReadAhead: ListReadAhead<CountedPage>;
 
   constructor(engine: KvEngine, opts: StoreOptions = {}) {
-    this.engine = new WriteCountingEngine(engine);
+    this.engine = new ObjectWriteCounter(engine);
     this.listReadAhead = new ListReadAhead(opts.listReadAhead ?? DEFAULT_READ_AHEAD);
     this.sync = opts.sync ?? true;
     this.now = opts.now ?? Date.now;
@@ -221,15 +221,19 @@ export class NamespaceStore {
     const b = v.bucketName(bucket);
     const plan = listPlan(query);
     await this.getBucket(b);
-    const ahead = await this.listReadAhead.take(readAheadKey(b, plan), this.engine.writes('objects'));
+    const writes = this.engine.writes(b);
+    const ahead = await this.listReadAhead.take(readAheadKey(b, plan), writes);
     const { page, steps } = ahead ?? (await this.countedList(b, plan));
     this.stats.listSteps += steps;
-    if (page.isTruncated && page.nextContinuation !== undefined) {
+    // A bucket written to while this page was read would most likely make the next page stale too.
+    if (page.isTruncated && page.nextContinuation !== undefined && this.engine.writes(b) === writes) {
       const next: ListPlan = { ...plan, continuation: page.nextContinuation };
       // Started before this page is answered, so that the client's next request always finds it;
       // the scan's first read runs on the engine's thread while this answer is sent. The counter is
       // read right before the scan's cursor opens (synchronously, inside countedList).
-      this.listReadAhead.start(readAheadKey(b, next), this.engine.writes('objects'), () => this.countedList(b, next));
+      this.listReadAhead.start(readAheadKey(b, next), writes, () => this.countedList(b, next));
+    } else if (page.isTruncated) {
+      this.listReadAhead.stats.skipped++;
     }
     return page;
   }
