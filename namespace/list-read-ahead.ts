@@ -88,7 +88,8 @@ export class ListReadAhead<Page> {
   readonly stats: ReadAheadStats = { started: 0, hits: 0, stale: 0, skipped: 0 };
   /** In insertion order, so the first is the oldest. */
   private readonly pages = new Map<string, Ahead<Page>>();
-  private running = 0;
+  /** Reads not yet settled, whether their page is held, taken or dropped. */
+  private readonly running = new Set<Promise<Page | undefined>>();
 
   constructor(private readonly opts: ReadAheadOptions = DEFAULT_READ_AHEAD) {}
 
@@ -110,24 +111,20 @@ export class ListReadAhead<Page> {
 
   /** Reads the page for `key` now, unless one is held or enough are running; `writes` is the counter before the read. */
   start(key: string, writes: number, read: () => Promise<Page>): void {
-    if (this.running >= this.opts.maxRunning || this.pages.has(key)) return;
+    if (this.running.size >= this.opts.maxRunning || this.pages.has(key)) return;
     this.dropExpired();
     while (this.pages.size >= this.opts.maxPages) this.drop(this.pages.keys().next().value!);
-    this.running++;
     this.stats.started++;
-    const page = read().then(
-      (p) => p,
-      () => undefined,
-    );
-    void page.finally(() => this.running--);
+    const page = read().catch(() => undefined);
+    this.running.add(page);
+    void page.finally(() => this.running.delete(page));
     this.pages.set(key, { writes, expires: this.opts.now() + this.opts.ttlMs, page });
   }
 
   /** Drops every page and waits for the reads still running (before the engine closes under them). */
   async close(): Promise<void> {
-    const running = [...this.pages.values()].map((a) => a.page);
     this.pages.clear();
-    await Promise.all(running);
+    await Promise.all(this.running);
   }
 
   get held(): number {
