@@ -1,8 +1,6 @@
 // The listing fast paths: the engine's batch cursor (nextBatch with seek), the field scan that
 // reads size/etag/lastModified without parsing whole records, and listings whose pages cross the
 // cursor's batch boundaries (flat read-ahead, delimiter roll-ups).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
@@ -13,15 +11,10 @@ import { GroupCommitEngine } from '../namespace/group-commit.js';
 import { bucketObjectsPrefix, objectKey } from '../namespace/keys.js';
 import { NamespaceStore } from '../namespace/store.js';
 import type { ListObjectsQuery, ListObjectsResponse, ObjectRecord } from '../namespace/types.js';
-
-async function tempDir(tt: Test): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'cairn-list-'));
-  tt.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDir } from './helpers/temp-dir.js';
 
 async function openEngine(tt: Test): Promise<KvEngine> {
-  const engine = await LevelEngine.open(path.join(await tempDir(tt), 'db'));
+  const engine = await LevelEngine.open(path.join(await tempDir(tt, 'cairn-list-'), 'db'));
   tt.teardown(() => engine.close());
   return engine;
 }
@@ -178,7 +171,7 @@ t.test('listedFields agrees with JSON.parse on arbitrary records', async (t) => 
 // ---- listings across batch boundaries ----
 
 async function openStore(tt: Test, opts: Parameters<typeof NamespaceStore.open>[1] = {}): Promise<NamespaceStore> {
-  const store = await NamespaceStore.open(await tempDir(tt), { sync: false, ...opts });
+  const store = await NamespaceStore.open(await tempDir(tt, 'cairn-list-'), { sync: false, ...opts });
   tt.teardown(() => store.close());
   return store;
 }
@@ -381,7 +374,7 @@ t.test('ObjectWriteCounter counts applied batches per bucket of the objects spac
 });
 
 t.test('read-ahead: a bucket written while a page is read is not read ahead', async (t) => {
-  const inner = await LevelEngine.open(path.join(await tempDir(t), 'db'));
+  const inner = await LevelEngine.open(path.join(await tempDir(t, 'cairn-list-'), 'db'));
   // Runs `during` inside the next listing scan, before its first read: a write that lands mid-page.
   let during: (() => Promise<unknown>) | undefined;
   const hooked: KvEngine = {

@@ -3,11 +3,11 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { chunks, frame } from './helpers/shards.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { HEADER_BYTES, ShardStore, type StoreOptions } from '../storage-node/store.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const log = createLogger('test', 'error');
 const KiB = 1024;
@@ -15,12 +15,6 @@ const KiB = 1024;
 /** The part of a tap test these helpers need. */
 interface Tap {
   teardown(fn: () => unknown): void;
-}
-
-async function tempDir(t: Tap): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-pack-'));
-  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 /** Opens a store that the test closes at its end (a reopen closes the one before first). */
@@ -56,7 +50,7 @@ function capture(): { log: Logger; warnings: string[] } {
 }
 
 t.test('small shards are packed, larger ones spill to files; bytes exact, across a restart', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-pack-');
   const store = await openStore(t, dir);
   const small = new Map<string, Buffer>();
   for (const size of [1, 4 * KiB, 16 * KiB, 100 * KiB]) small.set(`s${size}.0.0`, randomBytes(size));
@@ -94,7 +88,7 @@ t.test('small shards are packed, larger ones spill to files; bytes exact, across
 });
 
 t.test('a declared length past packMaxBytes goes straight to a file; packMaxBytes 0 packs nothing', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-pack-');
   const store = await openStore(t, dir, { packMaxBytes: 8 * KiB });
   const framed = frame(randomBytes(10 * KiB), 4 * KiB);
   await store.put('declared.0.0', 4 * KiB, chunks(framed), framed.length);
@@ -102,14 +96,14 @@ t.test('a declared length past packMaxBytes goes straight to a file; packMaxByte
   await put(store, 'fits.0.0', randomBytes(7 * KiB));
   t.equal(store.locate('fits.0.0')?.packed, true);
 
-  const off = await openStore(t, await tempDir(t), { packMaxBytes: 0 });
+  const off = await openStore(t, await tempDir(t, 'cairn-pack-'), { packMaxBytes: 0 });
   await put(off, 'tiny.0.0', randomBytes(10));
   t.equal(off.locate('tiny.0.0')?.packed, false);
-  await t.rejects(ShardStore.open({ dir: await tempDir(t), nodeId: 'n', packMaxBytes: 64 * 1024 * KiB }), RangeError);
+  await t.rejects(ShardStore.open({ dir: await tempDir(t, 'cairn-pack-'), nodeId: 'n', packMaxBytes: 64 * 1024 * KiB }), RangeError);
 });
 
 t.test('overwrites and deletes, packed and file copies, survive restarts', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-pack-');
   let store = await openStore(t, dir);
   const [a1, a2, big, b1] = [randomBytes(2000), randomBytes(3000), randomBytes(200 * KiB), randomBytes(500)];
   await put(store, 'a.0.0', a1);
@@ -143,7 +137,7 @@ t.test('overwrites and deletes, packed and file copies, survive restarts', async
 });
 
 t.test('a torn tail is cut off at open; records before it and writes after it are kept', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-pack-');
   let store = await openStore(t, dir);
   const data = Array.from({ length: 5 }, () => randomBytes(3000));
   for (const [i, d] of data.entries()) await put(store, `t${i}.0.0`, d);
@@ -167,7 +161,7 @@ t.test('a torn tail is cut off at open; records before it and writes after it ar
 });
 
 t.test('a sealed log mostly dead is compacted: live shards moved, the file removed', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-pack-');
   let store = await openStore(t, dir);
   const data = new Map(Array.from({ length: 40 }, (_, i) => [`c${String(i).padStart(2, '0')}.0.0`, randomBytes(1000 + i * 100)] as const));
   for (const [id, d] of data) await put(store, id, d);
@@ -188,7 +182,7 @@ t.test('a sealed log mostly dead is compacted: live shards moved, the file remov
 });
 
 t.test('concurrent small writes share their syncs', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-pack-');
   const store = await openStore(t, dir);
   const data = Array.from({ length: 64 }, () => randomBytes(16 * KiB));
   await Promise.all(data.map((d, i) => put(store, `g${i}.0.0`, d)));
@@ -199,7 +193,7 @@ t.test('concurrent small writes share their syncs', async (t) => {
 });
 
 t.test('listing and stat of packed shards read their headers, not their bytes', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-pack-');
   const store = await openStore(t, dir);
   for (let i = 0; i < 40; i++) await put(store, `h${i}.0.0`, randomBytes(100 * KiB));
   const readBytes = async (): Promise<number> => Number(/rchar: (\d+)/.exec(await fs.readFile('/proc/self/io', 'utf8'))![1]);
@@ -212,7 +206,7 @@ t.test('listing and stat of packed shards read their headers, not their bytes', 
 });
 
 t.test('deletes racing a compaction of their log all succeed', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-pack-');
   let store = await openStore(t, dir);
   const ids = Array.from({ length: 200 }, (_, i) => `r${String(i).padStart(3, '0')}.0.0`);
   const data = new Map(ids.map((id) => [id, randomBytes(2000)] as const));
@@ -233,7 +227,7 @@ t.test('deletes racing a compaction of their log all succeed', async (t) => {
 });
 
 t.test('an open reads the logs\' indexes and dead lists, not the logs; a damaged index falls back to a scan', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-pack-');
   let store = await openStore(t, dir);
   const data = new Map(Array.from({ length: 100 }, (_, i) => [`x${String(i).padStart(3, '0')}.0.0`, randomBytes(16 * KiB)] as const));
   for (const [id, d] of data) await put(store, id, d);

@@ -2,7 +2,6 @@
 // dirs, driven through StorageNodeClient, plus one real process whose data dir turns read-only.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { chunks, flipStoredByte, frame } from './helpers/shards.js';
 import t from 'tap';
@@ -16,17 +15,12 @@ import { createStorageNodeServer } from '../storage-node/server.js';
 import { parseByteSize } from '../storage-node/size.js';
 import { HEADER_BYTES, ShardStore, type StoreLimits } from '../storage-node/store.js';
 import { spawnNode } from './helpers/storage-node-process.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const log = createLogger('test', 'error');
 
 interface Tap {
   teardown(fn: () => unknown): void;
-}
-
-async function tempDir(t: Tap): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-scrub-'));
-  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 interface Node {
@@ -38,7 +32,7 @@ interface Node {
 }
 
 async function startNode(t: Tap, opts: { scrubRate?: number; limits?: Partial<StoreLimits>; timeoutMs?: number } = {}): Promise<Node> {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-scrub-');
   const store = await ShardStore.open({ dir, nodeId: 'node-s', limits: opts.limits, log });
   const metrics = new Registry('storage-node');
   const server = createStorageNodeServer(store, { log, metrics, secret: TEST_SECRET, scrubRate: opts.scrubRate });
@@ -252,7 +246,7 @@ async function chmodTree(dir: string, mode: number): Promise<void> {
 }
 
 t.test('a read-only data dir and the flags: clean errors, the process stays up', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-scrub-');
   // Root ignores permissions, so as root the node runs as nobody to make read-only mean something.
   const uid = process.getuid?.() === 0 ? 65534 : undefined;
   if (uid !== undefined) await fs.chown(dir, uid, uid);

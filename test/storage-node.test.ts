@@ -23,14 +23,9 @@ import { spawnNode } from './helpers/storage-node-process.js';
 import { chunksOf } from '../common/chunks.js';
 import { Readable } from 'node:stream';
 import { createShardFile, DIRECT_ALIGN, openShardFileForRead, probeDirectIo, READ_BUFFER_BYTES, shareRelease, STAGE_BYTES, type IoMode } from '../storage-node/shard-file.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 const log = createLogger('test', 'error');
-
-async function tempDir(t: Tap): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cairn-sn-'));
-  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** The part of a tap test these helpers need (the root `t` and subtests have different static types). */
 interface Tap {
@@ -46,7 +41,7 @@ interface Node {
 }
 
 async function startNode(t: Tap, opts: { dir?: string; nodeId?: string; limits?: Partial<StoreLimits>; packMaxBytes?: number } = {}): Promise<Node> {
-  const dir = opts.dir ?? (await tempDir(t));
+  const dir = opts.dir ?? (await tempDir(t, 'cairn-sn-'));
   const store = await ShardStore.open({ dir, nodeId: opts.nodeId ?? 'node-t', limits: opts.limits, log, packMaxBytes: opts.packMaxBytes });
   const metrics = new Registry('storage-node');
   const server = createStorageNodeServer(store, { log, metrics, secret: TEST_SECRET });
@@ -114,7 +109,7 @@ t.test('put/get round trip of multi-block shards, head and pool', async (t) => {
 });
 
 t.test('shard files: direct and buffered writes store the same bytes at every alignment and stage boundary', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-sn-');
   const direct = await probeDirectIo(dir);
   t.comment(`direct writes in ${os.tmpdir()}: ${direct ? 'yes' : 'no (buffered only)'}`);
   const modes: IoMode[] = direct ? ['direct', 'buffered'] : ['buffered'];
@@ -140,7 +135,7 @@ t.test('shard files: direct and buffered writes store the same bytes at every al
 });
 
 t.test('a store opened without direct writes writes through the page cache, with the same results', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-sn-');
   const store = await ShardStore.open({ dir, nodeId: 'node-b', log, directWrites: false });
   t.equal(store.writeMode, 'buffered');
   const data = randomBytes(2 * 1024 * 1024 + 5);
@@ -151,12 +146,12 @@ t.test('a store opened without direct writes writes through the page cache, with
   const got: Buffer[] = [];
   for await (const c of reader) got.push(Buffer.from(c.data));
   t.ok(Buffer.concat(got).equals(data), 'reads back');
-  const auto = await ShardStore.open({ dir: await tempDir(t), nodeId: 'node-c', log });
+  const auto = await ShardStore.open({ dir: await tempDir(t, 'cairn-sn-'), nodeId: 'node-c', log });
   t.equal(auto.writeMode, (await probeDirectIo(dir)) ? 'direct' : 'buffered', 'by default the probe decides');
 });
 
 t.test('shard file reads: direct and buffered give the same bytes at every alignment, length and end of file', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-sn-');
   const direct = await probeDirectIo(dir);
   const modes: IoMode[] = direct ? ['direct', 'buffered'] : ['buffered'];
   const file = path.join(dir, 'content');
@@ -196,7 +191,7 @@ t.test('a shared read goes back once every holder has released it, each holder c
 });
 
 t.test('pooled read buffers are reused only after release, and a double release does not hand one out twice', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-sn-');
   if (!(await probeDirectIo(dir))) return void t.pass('no O_DIRECT here: reads are never pooled');
   const file = path.join(dir, 'content');
   const content = randomBytes(4 * STAGE_BYTES);
@@ -219,7 +214,7 @@ t.test('pooled read buffers are reused only after release, and a double release 
 });
 
 t.test('large shards read directly: whole, ranged and held chunks stay exact; small shards and opt-out stay buffered', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-sn-');
   const store = await ShardStore.open({ dir, nodeId: 'node-d', log });
   const blockSize = 65536 + 3;
   const data = randomBytes(5 * 1024 * 1024 + 17);
@@ -246,7 +241,7 @@ t.test('large shards read directly: whole, ranged and held chunks stay exact; sm
   for await (const c of await store.openRead('small')) got.push(Buffer.from(c.data));
   t.ok(Buffer.concat(got).equals(small), 'small shard');
   t.same((await store.verify('large')).corruptBlocks, [], 'verify reads the same way');
-  const off = await ShardStore.open({ dir: await tempDir(t), nodeId: 'node-e', log, directReads: false });
+  const off = await ShardStore.open({ dir: await tempDir(t, 'cairn-sn-'), nodeId: 'node-e', log, directReads: false });
   t.equal(off.largeReadMode, 'buffered', 'directReads: false');
   t.equal(off.writeMode, store.writeMode, 'writes are decided on their own');
 });
@@ -335,7 +330,7 @@ t.test('corruption on disk is detected by reads and by verify', async (t) => {
 });
 
 t.test('reading ahead: a bad batch read early surfaces in turn, and a reader left early closes its file', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-sn-');
   const store = await ShardStore.open({ dir, nodeId: 'node-ahead', log });
   const MiB = 1024 * 1024;
   const data = randomBytes(12 * MiB);
@@ -438,13 +433,13 @@ t.test('delete is idempotent; list paginates in id order', async (t) => {
 });
 
 t.test('node id persists; used bytes are tracked and rebuilt on restart', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-sn-');
   await t.rejects(ShardStore.open({ dir }), NodeIdError, 'first start needs an id');
   const a = await ShardStore.open({ dir, nodeId: 'node-7' });
   t.equal(a.nodeId, 'node-7');
   t.equal((await ShardStore.open({ dir })).nodeId, 'node-7', 'kept without --node-id');
   await t.rejects(ShardStore.open({ dir, nodeId: 'node-8' }), { name: 'NodeIdError', message: /belongs to node "node-7"/ });
-  await t.rejects(ShardStore.open({ dir: await tempDir(t), nodeId: '../evil' }), NodeIdError);
+  await t.rejects(ShardStore.open({ dir: await tempDir(t, 'cairn-sn-'), nodeId: '../evil' }), NodeIdError);
 
   const { client, store } = await startNode(t, { dir, nodeId: 'node-7' });
   const p1 = await client.putShard('u1', 100, chunks(frame(randomBytes(1000), 100)));
@@ -564,7 +559,7 @@ t.test('heartbeats reach the namespace; failures do not throw', async (t) => {
 
 
 t.test('main.ts runs as a process: ready line, /health, heartbeats, clean SIGTERM', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'cairn-sn-');
   const ns = await fakeNamespace(t);
   const node = spawnNode(['--node-id', 'node-proc', '--data-dir', dir, '--port', '0', '--namespace', ns.url, '--heartbeat-interval', '100ms', '--zone', 'z9', '--direct-reads', 'off']);
   const ready = await node.ready;
