@@ -16,7 +16,7 @@ export interface BenchConfig {
   outDir: string;
   keep: boolean;
   /** Cairn layout and cluster size for every workload but repair. */
-  cluster: { nodes: number; k: number; m: number };
+  cluster: { nodes: number; nodesPerProcess: number; k: number; m: number };
   machine: { diskBytes: number; tcpBytes: number; rsBytes: number; crcBytes: number; budgetMs: number };
   large: { objectSize: number; objects1: number; objects8: number; budgetMs: number };
   multipart: { objectSize: number; partSize: number; parallel: number; budgetMs: number };
@@ -35,6 +35,8 @@ const USAGE = `npm run bench -- [--quick] [--only w1,w2] [--out DIR] [--keep] [-
   --out        where results.jsonl and the charts go (default bench/results)
   --keep       keep the clusters' data dirs and logs
   --list-keys  keys in the listing bucket (default 1000000; quick 5000)
+  --nodes-per-process  storage nodes (disks) per storage process (default: all 6 in one, as on
+               one machine; 1 = a process per node)
   --list-via   populate the listing bucket through the namespace store in-process before the cluster
                starts (store, default: fast) or through the running namespace service's client (client)`;
 
@@ -48,6 +50,7 @@ export function parseConfig(argv = process.argv.slice(2)): BenchConfig {
       keep: { type: 'boolean', default: false },
       'list-keys': { type: 'string' },
       'list-via': { type: 'string' },
+      'nodes-per-process': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -73,6 +76,11 @@ export function parseConfig(argv = process.argv.slice(2)): BenchConfig {
     base.list.dirs = Math.max(1, Math.round(Math.sqrt(n)));
   }
   base.list.populateVia = listVia;
+  if (values['nodes-per-process']) {
+    const n = Number(values['nodes-per-process']);
+    if (!Number.isInteger(n) || n < 1) throw new Error('--nodes-per-process must be a positive integer');
+    base.cluster.nodesPerProcess = n;
+  }
   return {
     ...base,
     mode: quick ? 'quick' : 'full',
@@ -86,7 +94,7 @@ type Sizes = Omit<BenchConfig, 'mode' | 'only' | 'outDir' | 'keep'>;
 
 function fullConfig(): Sizes {
   return {
-    cluster: { nodes: 6, k: 4, m: 2 },
+    cluster: { nodes: 6, nodesPerProcess: 6, k: 4, m: 2 },
     machine: { diskBytes: 1 * GiB, tcpBytes: 2 * GiB, rsBytes: 512 * MiB, crcBytes: 1 * GiB, budgetMs: 10_000 },
     large: { objectSize: 64 * MiB, objects1: 6, objects8: 24, budgetMs: 70_000 },
     multipart: { objectSize: 1 * GiB, partSize: 8 * MiB, parallel: 8, budgetMs: 90_000 },
@@ -101,7 +109,7 @@ function fullConfig(): Sizes {
 
 function quickConfig(): Sizes {
   return {
-    cluster: { nodes: 6, k: 4, m: 2 },
+    cluster: { nodes: 6, nodesPerProcess: 6, k: 4, m: 2 },
     machine: { diskBytes: 32 * MiB, tcpBytes: 64 * MiB, rsBytes: 16 * MiB, crcBytes: 64 * MiB, budgetMs: 2_000 },
     large: { objectSize: 4 * MiB, objects1: 2, objects8: 8, budgetMs: 10_000 },
     multipart: { objectSize: 40 * MiB, partSize: 5 * MiB, parallel: 8, budgetMs: 15_000 },

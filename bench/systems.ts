@@ -29,6 +29,8 @@ export async function benchTempDir(prefix: string): Promise<string> {
 
 export interface CairnStartOptions {
   nodes: number;
+  /** Storage nodes (disks) per storage process. */
+  nodesPerProcess: number;
   k: number;
   m: number;
   downAfter?: string;
@@ -57,6 +59,7 @@ export class CairnSystem implements System {
       accessKeyId: 'bench',
       secretAccessKey: 'bench-secret-0123456789',
       nodes: opts.nodes,
+      nodesPerProcess: opts.nodesPerProcess,
       k: opts.k,
       m: opts.m,
       downAfter: opts.downAfter,
@@ -82,7 +85,7 @@ export class CairnSystem implements System {
       await system.stop();
       throw err;
     }
-    opts.log(`Cairn cluster up in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${opts.nodes} nodes, k=${opts.k} m=${opts.m}, gateway ${cluster.endpoint}, data ${dataDir}`);
+    opts.log(`Cairn cluster up in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${opts.nodes} nodes (${opts.nodesPerProcess} per storage process), k=${opts.k} m=${opts.m}, gateway ${cluster.endpoint}, data ${dataDir}`);
     return system;
   }
 
@@ -99,9 +102,14 @@ export class CairnSystem implements System {
     return this.cluster.services.get('repair')?.ready.url;
   }
 
-  /** Starts (or restarts) a storage node. */
+  /** Starts (or restarts) a storage node, in a process of its own. */
   async startNode(nodeId: string): Promise<void> {
     await this.cluster.startNode(nodeId);
+  }
+
+  /** Takes one storage node down (its process, or its disk out of a shared process). */
+  async killNode(nodeId: string): Promise<void> {
+    await this.cluster.killNode(nodeId, 'SIGKILL');
   }
 
   /** A fresh gateway process (new port), e.g. for a clean peak-RSS baseline. */
@@ -120,7 +128,7 @@ export class CairnSystem implements System {
   }
 
   nodeDataDir(nodeId: string): string {
-    return path.join(this.dataDir, 'nodes', nodeId);
+    return this.cluster.nodeDataDir(nodeId);
   }
 
   frontPid(): number {
@@ -132,7 +140,7 @@ export class CairnSystem implements System {
   }
 
   writerPids(): number[] {
-    return [...this.cluster.services.entries()].filter(([name]) => name === 'namespace' || name.startsWith('node-')).map(([, s]) => s.ready.pid);
+    return [...this.cluster.services.entries()].filter(([name]) => name === 'namespace' || this.cluster.isStorageService(name)).map(([, s]) => s.ready.pid);
   }
 
   pidOf(service: string): number {

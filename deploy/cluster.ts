@@ -23,6 +23,8 @@ export interface ClusterOptions {
   accessKeyId: string;
   secretAccessKey: string;
   nodes?: number;
+  /** Storage nodes (disks) served by one storage process (default 1: a process per node, each killable alone). */
+  nodesPerProcess?: number;
   k?: number;
   m?: number;
   blockSize?: number;
@@ -80,6 +82,8 @@ export class Cluster {
   /** Every process ever spawned, ready or not, so that nothing outlives a failed start. */
   readonly children = new Set<ChildProcess>();
   namespaceUrl = '';
+  /** Storage processes by service name, and the node ids each serves. */
+  private readonly storageHosts = new Map<string, string[]>();
   private manifestWrite: Promise<void> = Promise.resolve();
   private secretText = '';
   private secret: ClusterSecret | undefined;
@@ -105,8 +109,19 @@ export class Cluster {
     this.secretText = this.opts.clusterSecret ?? (await loadOrCreateSecretFile(this.opts.dataDir));
     this.secret = ClusterSecret.parse(this.secretText);
     await this.startNamespace();
-    await Promise.all(this.nodeIds.map((id) => this.startNode(id)));
+    await Promise.all(this.storagePlan().map(([name, ids]) => (ids.length === 1 && name === ids[0] ? this.startNode(name) : this.startStorageHost(name, ids))));
     await Promise.all([this.startGateway(), this.startRepair()]);
+  }
+
+  /** The storage processes to start: a node alone keeps its id as service name, a group is "storage-<n>". */
+  private storagePlan(): [string, string[]][] {
+    const perProcess = Math.max(1, this.opts.nodesPerProcess ?? 1);
+    const plan: [string, string[]][] = [];
+    for (let i = 0; i < this.nodeIds.length; i += perProcess) {
+      const ids = this.nodeIds.slice(i, i + perProcess);
+      plan.push([ids.length === 1 ? ids[0]! : `storage-${plan.length + 1}`, ids]);
+    }
+    return plan;
   }
 
   /**
@@ -127,13 +142,53 @@ export class Cluster {
 
   /** `extraArgs` are more storage-node flags for this start only (the chaos harness restarts a node with a quota). */
   startNode(nodeId: string, extraArgs: string[] = []): Promise<ServiceProcess> {
+    this.storageHosts.set(nodeId, [nodeId]);
     return this.spawnService(nodeId, 'storage-node/main.ts', [
       '--node-id', nodeId,
-      '--data-dir', path.join(this.opts.dataDir, 'nodes', nodeId),
+      '--data-dir', this.nodeDataDir(nodeId),
       '--host', this.host,
       '--namespace', this.namespaceUrl,
       ...extraArgs,
     ]);
+  }
+
+  /** One storage process serving several nodes' disks. */
+  startStorageHost(name: string, nodeIds: string[]): Promise<ServiceProcess> {
+    this.storageHosts.set(name, nodeIds);
+    return this.spawnService(name, 'storage-node/main.ts', [
+      '--disks', nodeIds.map((id) => `${id}=${this.nodeDataDir(id)}`).join(','),
+      '--host', this.host,
+      '--namespace', this.namespaceUrl,
+    ]);
+  }
+
+  nodeDataDir(nodeId: string): string {
+    return path.join(this.opts.dataDir, 'nodes', nodeId);
+  }
+
+  /** Whether a service is a storage process (serving one node or several). */
+  isStorageService(name: string): boolean {
+    return this.storageHosts.has(name);
+  }
+
+  /** The service (process) serving a node, if one is running. */
+  storageServiceOf(nodeId: string): string | undefined {
+    for (const [name, ids] of this.storageHosts) if (ids.includes(nodeId) && this.services.has(name)) return name;
+    return undefined;
+  }
+
+  /**
+   * Takes one node down with `signal`. A node sharing its process with others goes down with the
+   * process, which then comes back serving the others only, so just this node stays down
+   * (as when one disk of a machine dies); `startNode` brings it back in a process of its own.
+   */
+  async killNode(nodeId: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const name = this.storageServiceOf(nodeId);
+    if (!name) throw new Error(`storage node ${nodeId} is not running`);
+    const rest = this.storageHosts.get(name)!.filter((id) => id !== nodeId);
+    await this.kill(name, signal);
+    this.storageHosts.delete(name);
+    if (rest.length > 0) await this.startStorageHost(name, rest);
   }
 
   /** More gateways over the same namespace and nodes take another `name` and usually port 0. */
@@ -186,9 +241,10 @@ export class Cluster {
 
   /** Stops everything: the gateway and repair first so no new writes start, the namespace last. */
   async stop(): Promise<void> {
-    const order = ['gateway', 'repair', ...this.nodeIds, 'namespace'];
+    const storage = [...this.storageHosts.keys()];
+    const order = ['gateway', 'repair', ...storage, 'namespace'];
     const extraGateways = [...this.services.keys()].filter((n) => !order.includes(n));
-    for (const group of [[...order.slice(0, 2), ...extraGateways], order.slice(2, -1), order.slice(-1)]) {
+    for (const group of [[...order.slice(0, 2), ...extraGateways], storage, order.slice(-1)]) {
       await Promise.all(group.filter((n) => this.services.has(n)).map((n) => this.stopGracefully(n)));
     }
     const logs = this.logs.splice(0);

@@ -1,4 +1,5 @@
-// `npm start`: a local Cairn cluster on embedded defaults, every service its own process.
+// `npm start`: a local Cairn cluster on embedded defaults, every service its own process; the
+// storage nodes (one per disk) share one storage process unless --nodes-per-process says otherwise.
 import path from 'node:path';
 import { CLUSTER_SECRET_ENV, CLUSTER_SECRET_FILE } from '../common/cluster-secret.js';
 import { readConfig } from '../common/process.js';
@@ -11,6 +12,8 @@ const config = readConfig({
   'access-key-id': { env: 'CAIRN_ACCESS_KEY_ID', default: 'cairnadmin' },
   'secret-access-key': { env: 'CAIRN_SECRET_ACCESS_KEY', default: 'cairnadmin' },
   nodes: { env: 'CAIRN_NODES', default: '6' },
+  // Unset: every node in one storage process, as one machine serves all its disks.
+  'nodes-per-process': { env: 'CAIRN_NODES_PER_PROCESS' },
   k: { env: 'CAIRN_K', default: '4' },
   m: { env: 'CAIRN_M', default: '2' },
   'down-after': { env: 'CAIRN_DOWN_AFTER', default: '10m' },
@@ -38,6 +41,11 @@ if (!Number.isInteger(nodes) || nodes < k + m) {
   console.error(`cairn: --nodes must be at least k+m = ${k + m}, got ${config.nodes}`);
   process.exit(2);
 }
+const nodesPerProcess = Number(config['nodes-per-process'] ?? nodes);
+if (!Number.isInteger(nodesPerProcess) || nodesPerProcess < 1) {
+  console.error(`cairn: --nodes-per-process must be a positive integer, got ${config['nodes-per-process']}`);
+  process.exit(2);
+}
 
 const dataDir = path.resolve(config['data-dir']!);
 console.log(`Cairn: starting a local cluster (namespace, ${nodes} storage nodes k=${k} m=${m}, gateway, repair) in ${dataDir}`);
@@ -48,6 +56,7 @@ const cluster = await startCluster({
   accessKeyId: config['access-key-id']!,
   secretAccessKey: config['secret-access-key']!,
   nodes,
+  nodesPerProcess,
   k,
   m,
   downAfter: config['down-after'],
@@ -70,7 +79,11 @@ const cluster = await startCluster({
   process.exit(1);
 });
 
-for (const [name, service] of cluster.services) console.log(`  ${name.padEnd(10)} pid ${String(service.child.pid).padEnd(8)} ${service.ready.url}`);
+for (const [name, service] of cluster.services) {
+  const disks = Array.isArray(service.ready.nodes) ? (service.ready.nodes as { nodeId: string; url: string }[]) : [];
+  const urls = disks.length > 1 ? disks.map((d) => `${d.nodeId} ${d.url}`).join(', ') : service.ready.url;
+  console.log(`  ${name.padEnd(10)} pid ${String(service.child.pid).padEnd(8)} ${urls}`);
+}
 console.log('');
 console.log(`S3 endpoint:        ${cluster.endpoint}`);
 console.log(`Access key id:      ${config['access-key-id']}`);

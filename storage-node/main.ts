@@ -1,12 +1,15 @@
-// Storage node process entry. Pass --node-id on the command line (not only via the environment)
-// so operators can find a node's process: pgrep -f 'node-id node-3'.
+// Storage node process entry: one disk (--node-id, --data-dir) or several (--disks), each disk a
+// storage node of its own. Pass node ids on the command line (not only via the environment) so
+// operators can find a node's process: pgrep -f 'node-3'.
 import { randomBytes } from 'node:crypto';
 import { clusterSecretFromEnv } from '../common/cluster-secret.js';
 import { parseDuration } from '../common/duration.js';
 import { close, listen } from '../common/http.js';
+import type { ClusterSecret } from '../common/internal-auth.js';
 import { createLogger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
 import { announceReady, onShutdown, readConfig } from '../common/process.js';
+import { diskPorts, parseDiskList, type DiskSpec } from './disks.js';
 import { Heartbeater } from './heartbeat.js';
 import { DEFAULT_SCRUB_RATE } from './scrub.js';
 import { createStorageNodeServer } from './server.js';
@@ -16,12 +19,13 @@ import { DEFAULT_PACK_MAX_BYTES, ShardStore } from './store.js';
 const log = createLogger('storage-node');
 
 interface NodeConfig {
-  nodeId: string | undefined;
-  dataDir: string;
+  disks: DiskSpec[];
   host: string;
+  /** The first disk's port; the others count up from it (0: each picks a free one). */
   port: number;
   namespaceUrl: string | undefined;
-  advertiseUrl: string | undefined;
+  /** One per disk, when others must use other URLs than the bound ones. */
+  advertiseUrls: string[] | undefined;
   zone: string | undefined;
   heartbeatMs: number;
   /** Scrub read rate in bytes per second. */
@@ -38,10 +42,13 @@ function loadConfig(): NodeConfig {
   const c = readConfig({
     'node-id': { env: 'CAIRN_NODE_ID' },
     'data-dir': { env: 'CAIRN_NODE_DATA_DIR' },
+    // Several disks in one process, each its own node: node-1=/data/d1,node-2=/data/d2.
+    disks: { env: 'CAIRN_NODE_DISKS' },
     host: { env: 'CAIRN_NODE_HOST', default: '127.0.0.1' },
     port: { env: 'CAIRN_NODE_PORT', default: '0' },
     namespace: { env: 'CAIRN_NAMESPACE_URL' },
-    // The URL others should use, when it differs from the bound one (0.0.0.0, NAT, containers).
+    // The URL others should use, when it differs from the bound one (0.0.0.0, NAT, containers);
+    // with --disks, one per disk, comma-separated.
     'advertise-url': { env: 'CAIRN_NODE_ADVERTISE_URL' },
     zone: { env: 'CAIRN_ZONE' },
     'heartbeat-interval': { env: 'CAIRN_HEARTBEAT_INTERVAL', default: '1s' },
@@ -61,18 +68,19 @@ function loadConfig(): NodeConfig {
     if (value !== 'auto' && value !== 'off') throw new Error(`--${flag} must be auto or off, got "${value}"`);
     return value === 'auto';
   };
-  if (!c['data-dir']) throw new Error('--data-dir (or CAIRN_NODE_DATA_DIR) is required');
+  const disks = readDisks(c['disks'], c['node-id'], c['data-dir']);
+  const advertiseUrls = c['advertise-url']?.split(',').map((u) => u.trim());
+  if (advertiseUrls && advertiseUrls.length !== disks.length) throw new Error(`--advertise-url gives ${advertiseUrls.length} URLs for ${disks.length} disks`);
   const port = Number(c.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got "${c.port}"`);
   const heartbeatMs = parseDuration(c['heartbeat-interval'] ?? '1s');
   if (heartbeatMs < 1) throw new Error('--heartbeat-interval must be positive');
   return {
-    nodeId: c['node-id'],
-    dataDir: c['data-dir'],
+    disks,
     host: c.host ?? '127.0.0.1',
     port,
     namespaceUrl: c.namespace,
-    advertiseUrl: c['advertise-url'],
+    advertiseUrls,
     zone: c.zone,
     heartbeatMs,
     scrubRate: parseByteSize(c['scrub-rate'] ?? String(DEFAULT_SCRUB_RATE), '--scrub-rate'),
@@ -83,14 +91,28 @@ function loadConfig(): NodeConfig {
   };
 }
 
-async function main(): Promise<void> {
-  const config = loadConfig();
-  const secret = clusterSecretFromEnv();
-  const store = await ShardStore.open({ dir: config.dataDir, nodeId: config.nodeId, log, limits: { quotaBytes: config.maxBytes }, directWrites: config.directWrites, directReads: config.directReads, packMaxBytes: config.packMaxBytes });
+function readDisks(list: string | undefined, nodeId: string | undefined, dataDir: string | undefined): DiskSpec[] {
+  if (list !== undefined) {
+    if (nodeId !== undefined || dataDir !== undefined) throw new Error('--disks names every node id and data dir; do not also give --node-id or --data-dir');
+    return parseDiskList(list);
+  }
+  if (!dataDir) throw new Error('--data-dir (or CAIRN_NODE_DATA_DIR) or --disks is required');
+  return [{ nodeId, dataDir }];
+}
+
+interface DiskNode {
+  nodeId: string;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Opens one disk's store and serves it as a storage node: its own server, metrics and heartbeats. */
+async function startDiskNode(config: NodeConfig, secret: ClusterSecret, disk: DiskSpec, port: number, advertiseUrl: string | undefined): Promise<DiskNode> {
+  const store = await ShardStore.open({ dir: disk.dataDir, nodeId: disk.nodeId, log, limits: { quotaBytes: config.maxBytes }, directWrites: config.directWrites, directReads: config.directReads, packMaxBytes: config.packMaxBytes });
   let ownHost: string | undefined;
   const server = createStorageNodeServer(store, { log, secret, host: () => ownHost, metrics: new Registry('storage-node'), scrubRate: config.scrubRate });
-  const boundUrl = await listen(server, config.host, config.port);
-  const url = config.advertiseUrl ?? boundUrl;
+  const boundUrl = await listen(server, config.host, port);
+  const url = advertiseUrl ?? boundUrl;
   // Everyone reaches the node by the URL it registers (the namespace hands it out).
   ownHost = new URL(url).host;
   let heartbeats: Heartbeater | undefined;
@@ -110,10 +132,8 @@ async function main(): Promise<void> {
       },
     });
     // Ready means registered: a node restarted on a new port is found by readers as soon as it says so.
-    if (!(await heartbeats.beat())) log.warn('the first heartbeat failed; announcing ready anyway, beats continue');
+    if (!(await heartbeats.beat())) log.warn('the first heartbeat failed; announcing ready anyway, beats continue', { nodeId: store.nodeId });
     heartbeats.start();
-  } else {
-    log.warn('no --namespace given: this node will not register itself');
   }
   log.info('serving', {
     url,
@@ -127,12 +147,30 @@ async function main(): Promise<void> {
     packMaxBytes: store.packMaxBytes,
     ...(Number.isFinite(config.maxBytes) ? { maxBytes: config.maxBytes } : {}),
   });
+  return {
+    nodeId: store.nodeId,
+    url,
+    stop: async () => {
+      await heartbeats?.stop();
+      await close(server);
+      await store.close();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const secret = clusterSecretFromEnv();
+  if (!config.namespaceUrl) log.warn('no --namespace given: this node will not register itself');
+  const ports = diskPorts(config.port, config.disks.length);
+  const started: DiskNode[] = [];
   onShutdown(log, async () => {
-    await heartbeats?.stop();
-    await close(server);
-    await store.close();
+    await Promise.all(started.map((node) => node.stop()));
   });
-  announceReady({ service: 'storage-node', url, nodeId: store.nodeId });
+  // One after another: a disk that cannot start stops the process before the next one registers.
+  for (const [i, disk] of config.disks.entries()) started.push(await startDiskNode(config, secret, disk, ports[i]!, config.advertiseUrls?.[i]));
+  const first = started[0]!;
+  announceReady({ service: 'storage-node', url: first.url, nodeId: first.nodeId, nodes: started.map(({ nodeId, url }) => ({ nodeId, url })) });
 }
 
 main().catch((err: unknown) => {

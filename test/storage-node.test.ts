@@ -15,6 +15,7 @@ import { createLogger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
 import { blockCrc, crcBytes } from '../erasure/frames.js';
 import { StorageNodeClient, StorageNodeError, StorageNodePool } from '../storage-node/client.js';
+import { diskPorts, parseDiskList } from '../storage-node/disks.js';
 import { Heartbeater } from '../storage-node/heartbeat.js';
 import { createStorageNodeServer } from '../storage-node/server.js';
 import { DIRECT_READ_MIN_BYTES, HEADER_BYTES, NodeIdError, ShardStore, type StoreLimits } from '../storage-node/store.js';
@@ -583,6 +584,57 @@ t.test('main.ts runs as a process: ready line, /health, heartbeats, clean SIGTER
   await t.rejects(wrong.ready);
   t.equal(await wrong.exit, 1);
   t.match(wrong.stderr(), /belongs to node .*node-proc.*refusing to start/);
+});
+
+t.test('one process serves several disks, each a node of its own: own port, store, heartbeats', async (t) => {
+  const dirs = [await tempDir(t, 'cairn-sn-a-'), await tempDir(t, 'cairn-sn-b-'), await tempDir(t, 'cairn-sn-c-')];
+  const ns = await fakeNamespace(t);
+  const disks = dirs.map((d, i) => `disk-${i + 1}=${d}`).join(',');
+  const host = spawnNode(['--disks', disks, '--port', '0', '--namespace', ns.url, '--heartbeat-interval', '100ms', '--direct-reads', 'off']);
+  const ready = await host.ready;
+  const nodes = ready.nodes as { nodeId: string; url: string }[];
+  t.same(nodes.map((n) => n.nodeId), ['disk-1', 'disk-2', 'disk-3']);
+  t.equal(new Set(nodes.map((n) => n.url)).size, 3, 'a port per disk');
+  t.equal(ready.url, nodes[0]!.url);
+  const clients = nodes.map((n) => new StorageNodeClient(n.url, { secret: TEST_SECRET }));
+  t.teardown(() => Promise.all(clients.map((c) => c.close())));
+  // A shard written to one disk's node lands in that disk's dir only.
+  const data = randomBytes(3 * 4096);
+  await clients[1]!.putShard('s-on-disk-2', 4096, chunks(frame(data, 4096)));
+  for (const [i, c] of clients.entries()) t.match(await c.health(), { status: 'ok', nodeId: `disk-${i + 1}`, shardCount: i === 1 ? 1 : 0 });
+  t.equal(await fs.readFile(path.join(dirs[1]!, 'node-id'), 'utf8').then((s) => s.trim()), 'disk-2');
+  await until(() => ['disk-1', 'disk-2', 'disk-3'].every((id) => ns.beats.some((b) => b.path === `/nodes/${id}/heartbeat` && b.body.url === nodes.find((n) => n.nodeId === id)!.url)), 5000);
+  host.child.kill('SIGTERM');
+  t.equal(await host.exit, 0, 'every disk stops cleanly on SIGTERM');
+
+  // The same disks served alone afterwards keep their ids and shards.
+  const alone = spawnNode(['--data-dir', dirs[1]!, '--port', '0', '--direct-reads', 'off']);
+  const aloneReady = await alone.ready;
+  const aloneClient = new StorageNodeClient(String(aloneReady.url), { secret: TEST_SECRET });
+  t.match(await aloneClient.health(), { nodeId: 'disk-2', shardCount: 1 });
+  await aloneClient.close();
+  alone.child.kill('SIGTERM');
+  await alone.exit;
+
+  const mixed = spawnNode(['--disks', disks, '--node-id', 'x']);
+  await t.rejects(mixed.ready);
+  t.match(mixed.stderr(), /do not also give --node-id or --data-dir/);
+  const twice = spawnNode(['--disks', `a=${dirs[0]},b=${dirs[0]}`]);
+  await t.rejects(twice.ready);
+  t.match(twice.stderr(), /names data dir .* twice/);
+});
+
+t.test('parseDiskList and diskPorts', async (t) => {
+  t.same(parseDiskList(' n1=/d/1 , n2=/d/2,'), [{ nodeId: 'n1', dataDir: '/d/1' }, { nodeId: 'n2', dataDir: '/d/2' }]);
+  t.same(parseDiskList('n1=/d/a=b'), [{ nodeId: 'n1', dataDir: '/d/a=b' }], 'only the first = splits');
+  t.throws(() => parseDiskList(''), /empty/);
+  t.throws(() => parseDiskList('/d/1'), /not <node-id>=<data-dir>/);
+  t.throws(() => parseDiskList('n1='), /not <node-id>=<data-dir>/);
+  t.throws(() => parseDiskList('=/d'), /not <node-id>=<data-dir>/);
+  t.throws(() => parseDiskList('n1=/a,n1=/b'), /node id "n1" twice/);
+  t.same(diskPorts(0, 3), [0, 0, 0]);
+  t.same(diskPorts(9100, 3), [9100, 9101, 9102]);
+  t.throws(() => diskPorts(65535, 2), /no room/);
 });
 
 t.test('chunksOf: chunks come as pushed (never joined), errors after the data, early exit destroys quietly', async (t) => {

@@ -42,7 +42,7 @@ export async function degradedReads(ctx: BenchContext): Promise<WorkloadResult> 
     }
     const victims = [...dataShards.entries()].sort((a, b) => b[1] - a[1]).slice(0, 2).map(([id]) => id);
     for (const id of victims) {
-      await cairn.cluster.kill(id, 'SIGKILL');
+      await cairn.killNode(id);
       killed.push(id);
     }
     ctx.log(`  SIGKILLed ${victims.join(', ')} (${victims.map((v) => dataShards.get(v)).join(' + ')} data shards of the test objects)`);

@@ -46,9 +46,9 @@ async function dirBytes(dir: string): Promise<{ bytes: number; files: number }> 
 }
 
 /** The parts of the cluster whose CPU the rebuild is split into. */
-const CPU_GROUPS: [label: string, member: (service: string) => boolean][] = [
+const CPU_GROUPS: [label: string, member: (service: string, cairn: CairnSystem) => boolean][] = [
   ['repair process', (name) => name === 'repair'],
-  ['storage nodes', (name) => name.startsWith('node-')],
+  ['storage nodes', (name, cairn) => cairn.cluster.isStorageService(name)],
   ['namespace', (name) => name === 'namespace'],
   ['gateway', (name) => name === 'gateway'],
 ];
@@ -65,7 +65,7 @@ interface RebuildCpu {
 /** CPU per part of the cluster over the rebuild: where a faster repair has to come from. */
 async function meterRebuild(cairn: CairnSystem): Promise<() => Promise<RebuildCpu>> {
   const meters = CPU_GROUPS.map(([label, member]) => {
-    const pids = (): number[] => [...cairn.cluster.services.entries()].filter(([name]) => member(name)).map(([, s]) => s.ready.pid);
+    const pids = (): number[] => [...cairn.cluster.services.entries()].filter(([name]) => member(name, cairn)).map(([, s]) => s.ready.pid);
     return [label, new ProcessGroupMeter(pids)] as const;
   });
   await Promise.all(meters.map(([, m]) => m.start()));
@@ -86,10 +86,11 @@ async function meterRebuild(cairn: CairnSystem): Promise<() => Promise<RebuildCp
 
 export async function repairThroughput(ctx: BenchContext): Promise<WorkloadResult> {
   const { victimBytes, objectSize, concurrency, downAfter, workers, budgetMs } = ctx.cfg.repair;
-  const { k, m, nodes } = ctx.cfg.cluster;
+  const { k, m, nodes, nodesPerProcess } = ctx.cfg.cluster;
   const t0 = performance.now();
   const cairn = await CairnSystem.start({
     nodes,
+    nodesPerProcess,
     k,
     m,
     downAfter,
@@ -116,7 +117,7 @@ export async function repairThroughput(ctx: BenchContext): Promise<WorkloadResul
     const before = await repair.status();
 
     const killedAt = performance.now();
-    await cairn.cluster.kill(VICTIM, 'SIGKILL');
+    await cairn.killNode(VICTIM);
     ctx.log(`  SIGKILLed ${VICTIM}; waiting for it to be declared down (${downAfter}) and repaired onto the other nodes ...`);
     let downAt: number | undefined;
     let fullAt: number | undefined;
