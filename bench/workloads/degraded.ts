@@ -47,9 +47,13 @@ export async function degradedReads(ctx: BenchContext): Promise<WorkloadResult> 
     }
     ctx.log(`  SIGKILLed ${victims.join(', ')} (${victims.map((v) => dataShards.get(v)).join(' + ')} data shards of the test objects)`);
     await sleep(500);
+    // Untimed, as before the healthy reads: a storage process that came back without the victims'
+    // disks starts with a cold JIT, which a disk dying under a running process would not.
+    await getPattern(s3, ctx.pattern, keys[0]!, objectSize, ctx.signal);
+    const m1b = await cairn.gatewayMetrics();
     const degraded = await readAll();
     const m2 = await cairn.gatewayMetrics();
-    const degradedDecodes = (m2.get(DECODE_COUNTER) ?? NaN) - (m1.get(DECODE_COUNTER) ?? NaN);
+    const degradedDecodes = (m2.get(DECODE_COUNTER) ?? NaN) - (m1b.get(DECODE_COUNTER) ?? NaN);
     const shardFailures = (m2.get(FAILURE_COUNTER) ?? NaN) - (m1.get(FAILURE_COUNTER) ?? NaN);
     ctx.log(`  healthy GET ${healthy.mbps?.toFixed(0)} MB/s (${healthyDecodes} parity decodes); degraded ${degraded.mbps?.toFixed(0)} MB/s (${degradedDecodes} windows decoded, ${shardFailures} shard reads failed)`);
 
