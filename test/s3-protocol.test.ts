@@ -34,6 +34,7 @@ import { CHECKSUM_ALGORITHMS, checksumOf, isValidChecksumValue, type ChecksumAlg
 import { verifyRequest, type AuthContext, type SignedRequestInput } from '../gateway/auth/sigv4.js';
 import { canonicalQuery, canonicalUri, decodePath, parseRawQuery, splitRawUrl } from '../gateway/auth/canonical.js';
 import { cachedSigningKey, signaturesEqual } from '../gateway/auth/signing.js';
+import { digestThreadStats } from '../gateway/s3/digest-thread.js';
 import {
   decodePayload,
   readPayload,
@@ -976,6 +977,47 @@ t.test('payload: plain bodies, x-amz-content-sha256, Content-MD5, checksums', as
   const once = decodePayload(stream([data]), { 'content-length': String(data.length) }, unsigned);
   await drain(once);
   t.throws(() => once[Symbol.asyncIterator](), 'a payload is read once');
+});
+
+t.test('payload: large bodies are hashed on the digest thread, with the same digests and errors', async (t) => {
+  const data = randomBytes(3 * 1024 * 1024 + 17);
+  const md5b64 = createHash('md5').update(data).digest('base64');
+  const before = digestThreadStats().offloaded;
+  const { auth, headers } = await streamingAuth(sha256(data), { 'content-length': String(data.length), 'content-md5': md5b64 });
+  const { data: out, payload } = await decodeAll(data, (b) => splitRandom(b, 21, 200_000), headers, auth, { defaultChecksum: 'CRC64NVME' });
+  t.ok(out.equals(data), 'bytes pass through unchanged');
+  t.equal(payload.result.md5Hex, createHash('md5').update(data).digest('hex'));
+  t.same(payload.result.checksum, { algorithm: 'CRC64NVME', value: checksumOf('CRC64NVME', data), source: 'computed' });
+  t.equal(digestThreadStats().offloaded, before + 1, 'hashed off the event loop');
+
+  const tampered = Buffer.from(data);
+  tampered[2_500_000] ^= 1;
+  let seen = 0;
+  const bad = decodePayload(stream(splitEvery(tampered, 65536)), { ...headers, 'content-md5': undefined } as unknown as Headers, auth);
+  await t.rejects(
+    (async () => {
+      for await (const p of bad) seen += p.length;
+    })(),
+    { code: 'XAmzContentSHA256Mismatch', extra: { S3ComputedContentSHA256: sha256(tampered) } },
+  );
+  t.equal(seen, data.length, 'the mismatch comes after the last byte');
+  const { auth: unsigned } = await streamingAuth('UNSIGNED-PAYLOAD', {});
+  await t.rejects(drain(decodePayload(stream([tampered]), { 'content-length': String(data.length), 'content-md5': md5b64 }, unsigned)), { code: 'BadDigest' });
+  const crc32 = { 'content-length': String(data.length), 'x-amz-checksum-crc32': checksumOf('CRC32', data) };
+  await t.rejects(drain(decodePayload(stream(splitEvery(tampered, 1 << 20)), crc32, unsigned)), { code: 'BadDigest', message: /CRC32 you specified/ });
+  const good = decodePayload(stream(splitEvery(data, 1 << 20)), crc32, unsigned);
+  await drain(good);
+  t.same(good.result.checksum, { algorithm: 'CRC32', value: checksumOf('CRC32', data), source: 'header' });
+
+  async function* hangsUp(): AsyncGenerator<Buffer> {
+    yield data.subarray(0, 2_000_000);
+    throw Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+  }
+  await t.rejects(drain(decodePayload(hangsUp(), { 'content-length': String(data.length) }, unsigned)), { code: 'IncompleteBody' });
+  // A consumer that stops reading early (the gateway gave up on the upload) releases the body too.
+  const abandoned = decodePayload(stream(splitEvery(data, 65536)), { 'content-length': String(data.length) }, unsigned);
+  for await (const piece of abandoned) if (piece) break;
+  t.equal(await digestThreadStats().openAtThread(), 0, 'every failed or abandoned body was released at the thread');
 });
 
 t.test('payload: the SDK\'s unsigned aws-chunked body with a trailing checksum', async (t) => {

@@ -4,18 +4,16 @@
 // thrown by decodePayload itself; body problems are thrown by the iterator once the body
 // has ended (or as soon as they are certain), always as S3Error, so a consumer that
 // commits only after the loop completes never stores unverified bytes.
-import { createHash } from 'node:crypto';
 import { S3Error } from '../s3/errors.js';
 import {
   CHECKSUM_ALGORITHMS,
   algorithmOfHeader,
   checksumHeaderName,
-  createHasher,
   isValidChecksumValue,
   parseChecksumAlgorithm,
   type ChecksumAlgorithm,
-  type Hasher,
 } from '../s3/checksums.js';
+import { createBodyDigester } from '../s3/digest-thread.js';
 import { AwsChunkedDecoder, decodeAwsChunked } from './chunked.js';
 import { headerValue, type HeaderBag } from './canonical.js';
 import type { AuthContext, PayloadMode } from './sigv4.js';
@@ -131,30 +129,33 @@ export class DecodedPayload implements AsyncIterable<Buffer> {
   }
 
   private async *run(): AsyncGenerator<Buffer, void, undefined> {
-    const md5 = createHash('md5');
-    const sha256 = this.auth.payloadMode === 'sha256' ? createHash('sha256') : undefined;
-    const hasher = this.checksum === undefined ? undefined : createHasher(this.checksum.algorithm);
-    const decoder = this.chunked ? this.createDecoder() : undefined;
-    const raw = buffers(this.source, this.limits.idleTimeoutMs);
-    const source = decoder ? decodeAwsChunked(raw, decoder) : raw;
-    let size = 0;
-    for await (const piece of source) {
-      size += piece.length;
-      if (!this.chunked && size > this.declaredLength) throw incompleteBody();
-      md5.update(piece);
-      sha256?.update(piece);
-      hasher?.update(piece);
-      yield piece;
+    const digester = createBodyDigester({ sha256: this.auth.payloadMode === 'sha256', checksum: this.checksum?.algorithm }, this.declaredLength);
+    let digested = false;
+    try {
+      const decoder = this.chunked ? this.createDecoder() : undefined;
+      const raw = buffers(this.source, this.limits.idleTimeoutMs);
+      const source = decoder ? decodeAwsChunked(raw, decoder) : raw;
+      let size = 0;
+      for await (const piece of source) {
+        size += piece.length;
+        if (!this.chunked && size > this.declaredLength) throw incompleteBody();
+        const backlog = digester.update(piece);
+        if (backlog) await backlog;
+        yield piece;
+      }
+      if (size !== this.declaredLength) throw incompleteBody();
+      const digests = await digester.finish();
+      digested = true;
+      if (digests.sha256 !== undefined) this.checkSha256(digests.sha256.toString('hex'));
+      this.checkMd5(digests.md5);
+      const trailers = decoder?.trailers ?? new Map<string, string>();
+      // A trailing header that x-amz-trailer did not announce is refused like S3 does.
+      if (this.checksum?.source !== 'trailer' && trailers.size > 0) throw new S3Error('MalformedTrailerError');
+      const checksum = digests.checksum === undefined ? undefined : this.checkChecksum(digests.checksum, trailers);
+      this.finished = { size, md5: digests.md5, md5Hex: digests.md5.toString('hex'), checksum, trailers };
+    } finally {
+      if (!digested) digester.abort();
     }
-    if (size !== this.declaredLength) throw incompleteBody();
-    if (sha256 !== undefined) this.checkSha256(sha256.digest('hex'));
-    const md5Digest = md5.digest();
-    this.checkMd5(md5Digest);
-    const trailers = decoder?.trailers ?? new Map<string, string>();
-    // A trailing header that x-amz-trailer did not announce is refused like S3 does.
-    if (this.checksum?.source !== 'trailer' && trailers.size > 0) throw new S3Error('MalformedTrailerError');
-    const checksum = hasher === undefined ? undefined : this.checkChecksum(hasher, trailers);
-    this.finished = { size, md5: md5Digest, md5Hex: md5Digest.toString('hex'), checksum, trailers };
   }
 
   private createDecoder(): AwsChunkedDecoder {
@@ -187,9 +188,9 @@ export class DecodedPayload implements AsyncIterable<Buffer> {
     });
   }
 
-  private checkChecksum(hasher: Hasher, trailers: ReadonlyMap<string, string>): ComputedChecksum {
+  private checkChecksum(digest: Buffer, trailers: ReadonlyMap<string, string>): ComputedChecksum {
     const { algorithm, source } = this.checksum!;
-    const value = hasher.digest().toString('base64');
+    const value = digest.toString('base64');
     const expected = source === 'trailer' ? trailerChecksum(algorithm, trailers) : this.checksum!.expected;
     if (expected !== undefined && expected !== value) {
       throw new S3Error('BadDigest', `The ${algorithm} you specified did not match the calculated checksum.`);
