@@ -20,6 +20,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { RepairClient, type NodeDamage } from '../repair/client.js';
+import { REFUSED_MEMORY_MS } from '../gateway/data/node-directory.js';
 import { startTestCluster, s3ClientFor, ACCESS_KEY_ID, type TestCluster } from './helpers/cluster.js';
 
 const MiB = 1024 * 1024;
@@ -45,6 +46,13 @@ function* chunksOf(data: Buffer, size: number): Generator<Buffer> {
 async function degradedReads(endpoint: string): Promise<number> {
   const text = await (await fetch(`${endpoint}/-/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith('cairn_degraded_read_windows_total'));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+/** The gateway's count of shard reads that failed with `code`. */
+async function shardReadFailures(endpoint: string, code: string): Promise<number> {
+  const text = await (await fetch(`${endpoint}/-/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`cairn_shard_read_failures_total{code="${code}"}`));
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
@@ -228,6 +236,21 @@ t.test('a real cluster stores erasure-coded objects and survives node loss and r
     const before = await degradedReads(cluster.endpoint);
     await verifyAll(t, s3, 'degraded');
     t.ok((await degradedReads(cluster.endpoint)) > before, 'reads were reconstructed from parity');
+    // Until the namespace declares them down, the dead nodes are still listed as up: the gateway
+    // tries each at most once per REFUSED_MEMORY_MS and asks for parity at once in between.
+    const big = 'dir/large 20mib+7'; // 3 segments, every node holds data shards of some
+    await getBytes(s3, big); // kept-alive connections to the dead nodes fail once (reset, not refused)
+    const refusedBefore = await shardReadFailures(cluster.endpoint, 'Unavailable');
+    // Skipped as refused lately, or (after down-after) as down: either way not tried.
+    const notTried = async (): Promise<number> => (await shardReadFailures(cluster.endpoint, 'NodeUnreachable')) + (await shardReadFailures(cluster.endpoint, 'NodeDown'));
+    const skippedBefore = await notTried();
+    const started = Date.now();
+    for (let i = 0; i < 8; i++) t.ok((await getBytes(s3, big)).equals(objects.get(big)!), `degraded GET ${i + 1}`);
+    // Per memory period, each dead node may be tried by the two windows a read fetches at once.
+    const bound = 2 * 2 * (Math.ceil((Date.now() - started) / REFUSED_MEMORY_MS) + 1);
+    const tried = (await shardReadFailures(cluster.endpoint, 'Unavailable')) - refusedBefore;
+    t.ok(tried <= bound, `dead nodes tried ${tried} times in 8 GETs of 3 segments (at most ${bound}; 24 or more without the memory)`);
+    t.ok((await notTried()) > skippedBefore, 'and skipped the other times');
     const data = randomBytes(3 * MiB + 3);
     objects.set('written-while-degraded', data);
     const res = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'written-while-degraded', Body: data }));

@@ -6,11 +6,20 @@ import type { NodeRecord } from '../../namespace/types.js';
 
 /** Bounds the namespace calls that failing connections can cause. */
 const MIN_REFRESH_MS = 250;
+/**
+ * How long readers skip a node that refused a connection at its registered URL, reading parity
+ * instead of trying it first every time: until the namespace declares it down (minutes), every
+ * read would otherwise pay a refused connection and a second round trip. Short, because a node
+ * that comes back re-registers within a heartbeat.
+ */
+export const REFUSED_MEMORY_MS = 2000;
 
 export class NodeDirectory {
   private nodes = new Map<string, NodeRecord>();
   private fetchedAt = 0;
   private refreshing: Promise<void> | undefined;
+  /** Node id → the URL that refused, and until when it is skipped. */
+  private readonly refused = new Map<string, { url: string; until: number }>();
 
   constructor(private readonly namespace: NamespaceClient, private readonly ttlMs = 2000) {}
 
@@ -27,6 +36,21 @@ export class NodeDirectory {
   async fresh(nodeId: string): Promise<NodeRecord | undefined> {
     if (Date.now() - this.fetchedAt >= MIN_REFRESH_MS) await this.refresh();
     return this.nodes.get(nodeId);
+  }
+
+  /** A connection to the node at `url`, its latest known URL, was refused. */
+  noteRefused(nodeId: string, url: string): void {
+    this.refused.set(nodeId, { url, until: Date.now() + REFUSED_MEMORY_MS });
+  }
+
+  /** Whether the node refused a connection lately at the URL it is still listed under. */
+  isRefused(nodeId: string | null | undefined): boolean {
+    if (!nodeId) return false;
+    const entry = this.refused.get(nodeId);
+    if (!entry) return false;
+    if (entry.until > Date.now() && this.nodes.get(nodeId)?.url === entry.url) return true;
+    this.refused.delete(nodeId);
+    return false;
   }
 
   private refresh(): Promise<void> {

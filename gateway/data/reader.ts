@@ -40,7 +40,7 @@ export interface ShardFailure {
   segment: number;
   index: number;
   nodeId: string | null;
-  /** The storage node's error code (CorruptBlock, NoSuchShard, Unavailable, ...), or 'NotPlaced' / 'NodeDown'. */
+  /** The storage node's error code (CorruptBlock, NoSuchShard, Unavailable, ...), or 'NotPlaced' / 'NodeDown' / 'NodeUnreachable' (refused lately, not tried). */
   code: string;
   reason: string;
 }
@@ -170,8 +170,11 @@ function shardRange(layout: Layout, segmentSize: number, w: Window): { start: nu
 async function readWindow(segment: Segment, layout: Layout, w: Window, failed: Set<number>, deps: SegmentReaderDeps): Promise<Buffer[]> {
   const range = shardRange(layout, segment.size, w);
   const wanted = wantedDataShards(layout, segment.size, w);
+  const skipped = skipRefusedNodes(segment, wanted, failed, deps);
   const shards = new Map<number, ChunkedBytes>();
-  await fetchShards(segment, wanted, range, shards, failed, deps);
+  // A data shard known to be out of reach: ask for the shards that replace it at the same time.
+  const first = wanted.some((i) => failed.has(i)) ? withReplacements(layout, wanted, failed) : wanted;
+  await fetchShards(segment, first, range, shards, failed, deps);
   if (wanted.every((i) => shards.has(i))) return assemble(layout, segment.size, w, shards);
 
   deps.onDegradedRead?.();
@@ -181,11 +184,44 @@ async function readWindow(segment: Segment, layout: Layout, w: Window, failed: S
     const batch = others.splice(0, layout.k - shards.size);
     await fetchShards(segment, batch, range, shards, failed, deps);
   }
+  // Last resort: a skipped node may be back (on a new port the directory has not seen yet).
+  // Never more than k shards in all: the codec decodes from exactly k.
+  while (shards.size < layout.k && skipped.length > 0) {
+    const batch = skipped.splice(0, layout.k - shards.size);
+    for (const i of batch) failed.delete(i);
+    await fetchShards(segment, batch, range, shards, failed, deps);
+  }
+  if (wanted.every((i) => shards.has(i))) return assemble(layout, segment.size, w, shards);
   if (shards.size < layout.k) {
     throw s3Error('ServiceUnavailable', `only ${shards.size} of the ${layout.k} shards needed are readable for a segment`);
   }
   const rebuilt = await reconstructWindow(layout, segment.size, w, shards, deps.codec);
   return assemble(layout, segment.size, w, shards, rebuilt);
+}
+
+/**
+ * Marks the shards whose nodes refused connections lately as failed, without trying them, and
+ * returns them: they are tried after all if the other shards are not enough. Only wanted ones
+ * count as failed reads; parity on such a node is just not asked for.
+ */
+function skipRefusedNodes(segment: Segment, wanted: number[], failed: Set<number>, deps: SegmentReaderDeps): number[] {
+  const skipped: number[] = [];
+  for (const [index, placement] of segment.placements.entries()) {
+    if (failed.has(index) || !deps.directory.isRefused(placement?.nodeId)) continue;
+    failed.add(index);
+    skipped.push(index);
+    if (wanted.includes(index)) {
+      deps.reportFailure({ index, nodeId: placement.nodeId ?? null, code: 'NodeUnreachable', reason: `node ${placement.nodeId} refused connections lately; not tried` });
+    }
+  }
+  return skipped;
+}
+
+/** The wanted shards still readable, then others (data first, then parity) until there are k. */
+function withReplacements(layout: Layout, wanted: number[], failed: Set<number>): number[] {
+  const picks = wanted.filter((i) => !failed.has(i));
+  for (let i = 0; i < layout.k + layout.m && picks.length < layout.k; i++) if (!failed.has(i) && !picks.includes(i)) picks.push(i);
+  return picks;
 }
 
 async function fetchShards(
@@ -205,7 +241,10 @@ async function fetchShards(
         const node = await deps.directory.lookup(placement.nodeId);
         const data = await readShardFrom(node, placement, range, deps).catch(async (err: unknown) => {
           // A node restarted on a new port is listed at its old URL until the directory refreshes.
-          const moved = node && isConnectionRefused(err) ? await deps.directory.fresh(placement.nodeId!) : undefined;
+          const refused = node !== undefined && isConnectionRefused(err);
+          // Noted at once, so that reads starting meanwhile skip it; a new URL clears it.
+          if (refused) deps.directory.noteRefused(placement.nodeId!, node.url);
+          const moved = refused ? await deps.directory.fresh(placement.nodeId!) : undefined;
           if (!moved || moved.url === node!.url) throw err;
           return readShardFrom(moved, placement, range, deps);
         });
