@@ -11,7 +11,6 @@ import { loadGatewayConfig } from './config.js';
 import { NodeDirectory } from './data/node-directory.js';
 import { DamageReporter } from './data/damage-reporter.js';
 import { KnownBuckets } from './known-buckets.js';
-import { startDigestThread } from './s3/digest-thread.js';
 import { createGatewayServer } from './server.js';
 import { createGatewayMetrics, type GatewayServices } from './services.js';
 
@@ -40,7 +39,6 @@ const services: GatewayServices = {
   damage: new DamageReporter(namespace, log, metrics.damageReportsDropped),
   buckets: new KnownBuckets(namespace),
 };
-startDigestThread();
 const server = createGatewayServer(services);
 const url = await listen(server, config.host, config.port);
 announceReady({ service: 'gateway', url, layout: config.layout });

@@ -5,14 +5,17 @@
 // and back (transferred, never cloned); at most MAX_BATCHES_IN_FLIGHT per body are queued there,
 // after which the body waits, so a slow thread slows uploads instead of growing memory. Small
 // bodies are hashed on the event loop: a round trip to the thread costs more than their hashing.
+// A large body goes to the thread only once its first MiB has arrived (kept until then as the
+// pieces it came in, not copied): a thousand uploads trickling their first bytes hold only what
+// they sent, not a batch buffer each.
 import { Worker } from 'node:worker_threads';
 import { BodyHashers, type BodyDigests, type BodyDigestSpec } from './body-digests.js';
 
 const BATCH_BYTES = 1024 * 1024;
 /** Per body: bounds the bytes one upload has queued at the thread to 4 MiB. */
 const MAX_BATCHES_IN_FLIGHT = 4;
-/** Batch buffers kept for reuse once their bodies are done. */
-const SPARE_BUFFERS = 32;
+/** Batch buffers kept for reuse once their bodies are done: enough for two bodies in full flow. */
+const SPARE_BUFFERS = 2 * (MAX_BATCHES_IN_FLIGHT + 1);
 /** Bodies declared at least this large are hashed off the event loop. */
 export const OFFLOAD_MIN_BYTES = BATCH_BYTES;
 
@@ -39,7 +42,43 @@ export interface BodyDigester {
 
 /** The body digester for a body of `declaredLength` bytes: on the event loop, or off it when large. */
 export function createBodyDigester(spec: BodyDigestSpec, declaredLength: number): BodyDigester {
-  return declaredLength >= OFFLOAD_MIN_BYTES ? new OffThreadDigester(digestThread, spec) : new InlineDigester(spec);
+  return declaredLength >= OFFLOAD_MIN_BYTES ? new DeferredDigester(spec) : new InlineDigester(spec);
+}
+
+/** Holds a body's first pieces until a batch's worth has come, then hands them to the thread. */
+class DeferredDigester implements BodyDigester {
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private offThread: OffThreadDigester | undefined;
+
+  constructor(private readonly spec: BodyDigestSpec) {}
+
+  update(piece: Buffer): Promise<void> | undefined {
+    if (this.offThread) return this.offThread.update(piece);
+    this.held.push(piece);
+    this.heldBytes += piece.length;
+    if (this.heldBytes < BATCH_BYTES) return undefined;
+    this.offThread = new OffThreadDigester(digestThread, this.spec);
+    const held = this.held;
+    this.held = [];
+    let wait: Promise<void> | undefined;
+    for (const p of held) wait = this.offThread.update(p) ?? wait;
+    return wait;
+  }
+
+  finish(): Promise<BodyDigests> {
+    if (this.offThread) return this.offThread.finish();
+    // It ended before a batch's worth: hashing it here is cheaper than the round trip.
+    const hashers = new BodyHashers(this.spec);
+    for (const p of this.held) hashers.update(p);
+    this.held = [];
+    return Promise.resolve(hashers.digests());
+  }
+
+  abort(): void {
+    this.held = [];
+    this.offThread?.abort();
+  }
 }
 
 class InlineDigester implements BodyDigester {
@@ -59,7 +98,10 @@ class InlineDigester implements BodyDigester {
 
 type Handler = (message: FromDigestThread) => void;
 
-/** The one worker thread, started on first use (or by `startDigestThread`) and again after a crash. */
+/**
+ * The one worker thread, started by the first large body (~25 MB of RSS from then on, for its
+ * isolate; a gateway that never sees one does not pay it) and again after a crash.
+ */
 class DigestThread {
   private worker: Worker | undefined;
   private nextId = 1;
@@ -75,7 +117,9 @@ class DigestThread {
     const boot = import.meta.url.endsWith('.ts')
       ? `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); })`
       : `import(${JSON.stringify(url)})`;
-    const worker = new Worker(boot, { eval: true });
+    // Small heap limits: its heap holds only hash states (the batches are off-heap), and a young
+    // generation of the default size would cost the gateway's RSS ~10 MB for nothing.
+    const worker = new Worker(boot, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
     worker.on('message', (message: FromDigestThread) => this.handlers.get(message.id)?.(message));
     const fail = (err: Error): void => {
       if (this.worker !== worker) return;
@@ -123,8 +167,12 @@ class DigestThread {
     this.start().postMessage(message, transfer);
   }
 
+  /**
+   * Not zero-filled: a fresh batch's pages are touched only as bytes are copied in, so a thousand
+   * trickling uploads hold what they sent, not a MiB each.
+   */
   takeBuffer(): ArrayBuffer {
-    return this.spare.pop() ?? new ArrayBuffer(BATCH_BYTES);
+    return this.spare.pop() ?? (Buffer.allocUnsafeSlow(BATCH_BYTES).buffer as ArrayBuffer);
   }
 
   giveBuffer(buffer: ArrayBuffer): void {
@@ -146,33 +194,45 @@ class DigestThread {
 
 const digestThread = new DigestThread();
 
-/** Starts the thread ahead of the first large PUT (which would otherwise wait for it to load). */
-export function startDigestThread(): void {
-  digestThread.start();
-}
-
 export function digestThreadStats(): { offloaded: number; openAtThread: () => Promise<number> } {
   return { offloaded: digestThread.offloaded, openAtThread: () => digestThread.openAtThread() };
 }
 
+interface Waiter {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+function waiter(): Waiter {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
 class OffThreadDigester implements BodyDigester {
   private readonly id: number;
-  private batch: Buffer;
+  /** Taken at the first byte, not at open: most uploads wait for budget before sending any. */
+  private batch: Buffer | undefined;
   private filled = 0;
   private inFlight = 0;
   private failure: Error | undefined;
-  private waiting: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  private waiting: Waiter | undefined;
   private finishing: { resolve: (d: BodyDigests) => void; reject: (err: Error) => void } | undefined;
   private closed = false;
 
   constructor(private readonly thread: DigestThread, spec: BodyDigestSpec) {
     this.id = thread.open(spec, (m) => this.onMessage(m));
-    this.batch = Buffer.from(thread.takeBuffer());
   }
 
   update(piece: Buffer): Promise<void> | undefined {
     if (this.failure) throw this.failure;
     for (let off = 0; off < piece.length; ) {
+      this.batch ??= Buffer.from(this.thread.takeBuffer());
       const n = Math.min(piece.length - off, BATCH_BYTES - this.filled);
       piece.copy(this.batch, this.filled, off, off + n);
       this.filled += n;
@@ -180,13 +240,15 @@ class OffThreadDigester implements BodyDigester {
       if (this.filled === BATCH_BYTES) this.flush();
     }
     if (this.inFlight < MAX_BATCHES_IN_FLIGHT) return undefined;
-    return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
+    // One wait for every caller until the backlog drains.
+    this.waiting ??= waiter();
+    return this.waiting.promise;
   }
 
   finish(): Promise<BodyDigests> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.filled > 0) this.flush();
-    this.thread.giveBuffer(this.batch.buffer as ArrayBuffer);
+    this.releaseBatch();
     this.closed = true;
     return new Promise((resolve, reject) => {
       this.finishing = { resolve, reject };
@@ -198,16 +260,21 @@ class OffThreadDigester implements BodyDigester {
     if (this.closed) return;
     this.closed = true;
     this.thread.close(this.id);
-    this.thread.giveBuffer(this.batch.buffer as ArrayBuffer);
+    this.releaseBatch();
     if (!this.failure) this.thread.post({ op: 'abort', id: this.id });
   }
 
   private flush(): void {
-    const buffer = this.batch.buffer as ArrayBuffer;
+    const buffer = this.batch!.buffer as ArrayBuffer;
     this.thread.post({ op: 'data', id: this.id, buffer, length: this.filled }, [buffer]);
     this.inFlight++;
-    this.batch = Buffer.from(this.thread.takeBuffer());
+    this.batch = undefined;
     this.filled = 0;
+  }
+
+  private releaseBatch(): void {
+    if (this.batch) this.thread.giveBuffer(this.batch.buffer as ArrayBuffer);
+    this.batch = undefined;
   }
 
   private onMessage(m: FromDigestThread): void {
