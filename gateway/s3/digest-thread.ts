@@ -117,8 +117,8 @@ class DigestThread {
     const boot = import.meta.url.endsWith('.ts')
       ? `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); })`
       : `import(${JSON.stringify(url)})`;
-    // Small heap limits: its heap holds only hash states (the batches are off-heap), and a young
-    // generation of the default size would cost the gateway's RSS ~10 MB for nothing.
+    // Small heap limits: its heap holds only hash states (the batches are off-heap), so a default
+    // young generation would only grow the gateway's RSS (effect within the rss bench's noise).
     const worker = new Worker(boot, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
     worker.on('message', (message: FromDigestThread) => this.handlers.get(message.id)?.(message));
     const fail = (err: Error): void => {
