@@ -1,14 +1,13 @@
 // Command line and the sizes of every workload, full or --quick. Every workload is bounded both
 // by counts (below) and by time (its `budgetMs`, after which it stops starting new work).
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { REPO_ROOT } from '../common/source-tree.js';
 import { GiB, KiB, MiB } from './stats.js';
 
 export const WORKLOADS = ['machine', 'large', 'multipart', 'ranged', 'small', 'list', 'degraded', 'rss', 'repair'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 export interface BenchConfig {
   mode: 'full' | 'quick';
@@ -85,7 +84,7 @@ export function parseConfig(argv = process.argv.slice(2)): BenchConfig {
     ...base,
     mode: quick ? 'quick' : 'full',
     only,
-    outDir: path.resolve(values.out ?? path.join(HERE, 'results')),
+    outDir: path.resolve(values.out ?? path.join(REPO_ROOT, 'bench', 'results')),
     keep: values.keep ?? false,
   };
 }

@@ -7,12 +7,11 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { CLUSTER_SECRET_ENV, loadOrCreateSecretFile } from '../common/cluster-secret.js';
 import { ClusterSecret } from '../common/internal-auth.js';
 import { parseReadyLine, WATCH_PARENT_ENV, type ReadyInfo } from '../common/process.js';
+import { entryArgs, REPO_ROOT } from '../common/source-tree.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const STARTUP_TIMEOUT_MS = 60_000;
 
 export interface ClusterOptions {
@@ -280,8 +279,8 @@ export class Cluster {
   private spawnService(name: string, entry: string, args: string[], env: Record<string, string> = {}): Promise<ServiceProcess> {
     // CAIRN_NODE_ARGS adds node flags to every service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (NODE_OPTIONS refuses --cpu-prof).
     const nodeArgs = (process.env.CAIRN_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    const child = spawn(process.execPath, ['--no-warnings', ...nodeArgs, '--import', 'tsx', entry, ...args], {
-      cwd: ROOT,
+    const child = spawn(process.execPath, ['--no-warnings', ...nodeArgs, ...entryArgs(entry), ...args], {
+      cwd: REPO_ROOT,
       env: { ...process.env, ...env, [CLUSTER_SECRET_ENV]: this.secretText, [WATCH_PARENT_ENV]: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group: a terminal's Ctrl-C reaches only the launcher, which stops services in order.

@@ -5,13 +5,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from '../../common/source-tree.js';
 import { onCleanup, trackDir, trackProcess } from '../cleanup.js';
 import type { Credentials } from '../s3/sigv4.js';
 import { benchTempDir, REGION, type System } from '../systems.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '..', '..');
+// The peer's entry is plain JavaScript kept beside this file's source (it is not built).
+const PEER_DIR = path.join(REPO_ROOT, 'bench', 'peer');
 const STARTUP_TIMEOUT_MS = 30_000;
 
 export const S3RVER_VERSION = (createRequire(import.meta.url)('s3rver/package.json') as { version: string }).version;
@@ -83,8 +83,8 @@ export class PeerSystem implements System {
 }
 
 async function spawnPeer(dataDir: string): Promise<Running> {
-  const child = spawn(process.execPath, ['--no-warnings', path.join(HERE, 's3rver-main.mjs'), dataDir], {
-    cwd: ROOT,
+  const child = spawn(process.execPath, ['--no-warnings', path.join(PEER_DIR, 's3rver-main.mjs'), dataDir], {
+    cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   trackProcess(child);

@@ -99,8 +99,9 @@ class InlineDigester implements BodyDigester {
 type Handler = (message: FromDigestThread) => void;
 
 /**
- * The one worker thread, started by the first large body (~25 MB of RSS from then on, for its
- * isolate; a gateway that never sees one does not pay it) and again after a crash.
+ * The one worker thread, started by the first large body (~22 MB of RSS from then on, for its
+ * isolate and batch buffers, running the build; about 34 MB under tsx, which it must load too;
+ * a gateway that never sees a large body does not pay it) and again after a crash.
  */
 class DigestThread {
   private worker: Worker | undefined;
@@ -112,7 +113,7 @@ class DigestThread {
 
   start(): Worker {
     if (this.worker) return this.worker;
-    // The service runs TypeScript through tsx's loader, which a worker does not inherit.
+    // Under tsx (the tests) the worker must register the loader itself: workers do not inherit it.
     const url = new URL(`./digest-thread-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
     const boot = import.meta.url.endsWith('.ts')
       ? `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); })`
