@@ -141,30 +141,41 @@ async function readSourceStripe(reader: ExactReader, layout: Layout, index: numb
   if (!first) return null;
   const release = budget ? await budget.reserve(size) : undefined;
   try {
-    const full = Buffer.allocUnsafe(size);
-    first.copy(full, 0);
-    const filled = first.length + (await fillFrom(reader, full.subarray(first.length)));
-    if (filled === size) return { index, data: full, dataLength: filled, blockLength: layout.blockSize };
-    // The tail stripe gets its own right-sized buffer so a small object does not pin a full stripe.
+    // A segment's first stripe starts small and grows: most objects are far smaller than a stripe,
+    // and a full stripe buffer (1 MiB) per small PUT churned external memory into a scavenge every
+    // few dozen PUTs. Later stripes of a segment are full-sized from the start (no growth copies).
+    let buffer: Buffer = Buffer.allocUnsafe(index === 0 ? Math.min(size, Math.max(first.length, FIRST_STRIPE_START_BYTES)) : size);
+    first.copy(buffer, 0);
+    let filled = first.length;
+    for (;;) {
+      if (filled === buffer.length) {
+        if (filled === size) break;
+        buffer = grown(buffer, filled, Math.min(size, buffer.length * 4));
+      }
+      const piece = await reader.readSome(buffer.length - filled);
+      if (!piece) break;
+      piece.copy(buffer, filled);
+      filled += piece.length;
+    }
+    if (filled === size) return { index, data: buffer, dataLength: filled, blockLength: layout.blockSize };
+    // The tail stripe: blocks shrink to fit the rest, zero padded.
     const blockLength = blockLengthFor(layout, filled);
-    const data = Buffer.alloc(layout.k * blockLength);
-    full.copy(data, 0, 0, filled);
-    return { index, data, dataLength: filled, blockLength };
+    const dataBytes = layout.k * blockLength;
+    if (buffer.length < dataBytes) buffer = grown(buffer, filled, dataBytes);
+    buffer.fill(0, filled, dataBytes);
+    return { index, data: buffer.subarray(0, dataBytes), dataLength: filled, blockLength };
   } finally {
     release?.();
   }
 }
 
-/** Fills as much of `target` as the source has; returns the byte count (short only at the end). */
-async function fillFrom(reader: ExactReader, target: Buffer): Promise<number> {
-  let filled = 0;
-  while (filled < target.length) {
-    const piece = await reader.readSome(target.length - filled);
-    if (!piece) break;
-    piece.copy(target, filled);
-    filled += piece.length;
-  }
-  return filled;
+/** First allocation for a segment's first stripe; it grows ×4 up to a full stripe as bytes come. */
+const FIRST_STRIPE_START_BYTES = 64 * 1024;
+
+function grown(buffer: Buffer, used: number, capacity: number): Buffer {
+  const bigger = Buffer.allocUnsafe(capacity);
+  buffer.copy(bigger, 0, 0, used);
+  return bigger;
 }
 
 async function encodeStripe(codec: StripeCodec, raw: RawStripe): Promise<EncodedStripe> {

@@ -90,8 +90,8 @@ interface Encoded {
   framed: Buffer[];
 }
 
-async function encodeSegment(data: Buffer, layout: Layout, seed: number, codec?: StripeCodec): Promise<Encoded> {
-  const stripes = await collect(encodeStripes(chunked(data, prng(seed)), layout, codec));
+async function encodeSegment(data: Buffer, layout: Layout, seed: number, codec?: StripeCodec, maxChunk?: number): Promise<Encoded> {
+  const stripes = await collect(encodeStripes(chunked(data, prng(seed), maxChunk), layout, codec));
   const n = layout.k + layout.m;
   const shards = Array.from({ length: n }, (_, i) => Buffer.concat(stripes.map((s) => s.blocks[i]!)));
   const framed = Array.from({ length: n }, (_, i) => Buffer.concat(stripes.flatMap((s) => shardFrame(s, i))));
@@ -350,13 +350,13 @@ t.test('frames: parsing over random chunkings, corruption and truncation', async
 
 // ---- encode / decode round trips ------------------------------------------------------------
 
-async function roundTrip(t: Test, layout: Layout, sizes: number[], maxLost: number, seed: number): Promise<void> {
+async function roundTrip(t: Test, layout: Layout, sizes: number[], maxLost: number, seed: number, maxChunk?: number): Promise<void> {
   const n = layout.k + layout.m;
   const combos = lossCombos(n, maxLost);
   const codec = new StripeCodec(layout);
   for (const size of sizes) {
     const data = patternBytes(size, seed + size);
-    const enc = await encodeSegment(data, layout, seed + size, codec);
+    const enc = await encodeSegment(data, layout, seed + size, codec, maxChunk);
     const count = stripeCount(layout, size);
     let ok = enc.stripes.length === count && enc.shards.every((s) => s.length === shardDataLength(layout, size));
     ok &&= enc.framed.every((f) => f.length === shardFramedLength(layout, size));
@@ -383,6 +383,13 @@ async function roundTrip(t: Test, layout: Layout, sizes: number[], maxLost: numb
 t.test('round trip, default layout, every loss pattern up to m', async (t) => {
   const sizes = [0, 1, 7, 8, 9, B - 1, B, B + 1, 2 * B + 1, 3 * B - 1, S - 1, S, S + 1, 3 * S + 12_345];
   await roundTrip(t, DEFAULT_LAYOUT, sizes, 2, 1);
+});
+
+t.test('round trip, default layout, large source chunks (the first stripe grows from 64 KiB)', async (t) => {
+  // Chunks up to 2 MiB: a stripe often arrives in one piece, larger or smaller than its first
+  // allocation, and a tail can end a few bytes short of its padded length.
+  const sizes = [65_535, 65_536, 65_537, 100_001, B + 3, S - 1, S, S + 1, 2 * S + 5];
+  await roundTrip(t, DEFAULT_LAYOUT, sizes, 2, 7, 2 * S);
 });
 
 t.test('round trip, k=3 m=3 with 64-byte blocks', async (t) => {
