@@ -1,4 +1,6 @@
 // A small Prometheus text-format registry: every service exposes GET /metrics from one of these.
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+
 type Labels = Record<string, string>;
 
 function labelKey(labels: Labels | undefined): string {
@@ -69,12 +71,58 @@ export class Histogram implements Metric {
   }
 }
 
+const EVENT_LOOP_WINDOW_MS = 60_000;
+/** Tick of the delay monitor: a delay shows only once the loop has been busy past a tick. */
+const EVENT_LOOP_RESOLUTION_MS = 10;
+
+interface DelayWindow {
+  quantile(q: number): number;
+}
+
+let sharedDelay: DelayWindow | undefined;
+
+/** One monitor per process (several registries share it, e.g. a storage process with many disks). */
+function eventLoopDelay(): DelayWindow {
+  if (sharedDelay) return sharedDelay;
+  // Two histograms take turns: the current one collects while the previous one still answers.
+  let current: IntervalHistogram = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
+  let previous: IntervalHistogram | undefined;
+  current.enable();
+  const rotate = setInterval(() => {
+    previous?.disable();
+    previous = current;
+    current = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
+    current.enable();
+  }, EVENT_LOOP_WINDOW_MS);
+  rotate.unref();
+  sharedDelay = {
+    // The larger of the two windows' quantiles: an upper bound over the last one to two minutes.
+    quantile(q) {
+      const seen = [current, previous].filter((h): h is IntervalHistogram => h !== undefined && h.count > 0);
+      if (seen.length === 0) return 0;
+      // The monitor records whole intervals between its ticks: the delay is what exceeds the tick.
+      const intervalNs = Math.max(...seen.map((h) => h.percentile(q * 100)));
+      return Math.max(0, intervalNs / 1e6 - EVENT_LOOP_RESOLUTION_MS) / 1e3;
+    },
+  };
+  return sharedDelay;
+}
+
 export class Registry {
   private readonly metrics: Metric[] = [];
   constructor(service: string) {
     const started = Date.now();
     this.gauge('cairn_process_uptime_seconds', 'Seconds since the process started').set(() => (Date.now() - started) / 1000, { service });
     this.gauge('cairn_process_resident_bytes', 'Resident set size of the process').set(() => process.memoryUsage.rss(), { service });
+    this.gauge('cairn_process_cpu_seconds', 'User plus system CPU time of the process').set(() => {
+      const { user, system } = process.cpuUsage();
+      return (user + system) / 1e6;
+    }, { service });
+    // How late the event loop runs its callbacks: every request on the process waits this long on
+    // top of its own work. Quantiles over the last EVENT_LOOP_WINDOW_MS, so a tail seen now shows.
+    const delay = eventLoopDelay();
+    const delayGauge = this.gauge('cairn_event_loop_delay_seconds', 'Event loop delay quantiles over the last one to two minutes');
+    for (const q of [0.5, 0.99, 1]) delayGauge.set(() => delay.quantile(q), { service, quantile: String(q) });
   }
   counter(name: string, help: string): Counter {
     return this.add(new Counter(name, help));

@@ -17,7 +17,7 @@ import { checkClientCrc32c, objectCrc32c, checkSegmentChain, combineBlockCrcs, c
 import { encodeStripes } from '../erasure/stream.js';
 import { crc32c } from '@node-rs/crc32';
 import { randomBytes } from 'node:crypto';
-import { Counter } from '../common/metrics.js';
+import { Counter, Registry } from '../common/metrics.js';
 import { createLogger } from '../common/log.js';
 import type { DamageReport, ObjectRecord } from '../namespace/types.js';
 
@@ -289,4 +289,25 @@ t.test('ChunkedBytes: views and copies across chunk boundaries equal the gathere
   }
   t.ok(checked > 40);
   t.same(new ChunkedBytes([]).views(0, 0), []);
+});
+
+t.test('every registry reports CPU time and recent event loop delay', async (t) => {
+  const registry = new Registry('unit');
+  const value = (name: string): number => {
+    const line = registry.render().split('\n').find((l) => l.startsWith(name));
+    t.ok(line, `${name} is rendered`);
+    return Number(line?.split(' ').pop());
+  };
+  // The monitor's first tick only sets its baseline: let it tick before blocking.
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  const cpuBefore = value('cairn_process_cpu_seconds{service="unit"}');
+  // Block the loop for 60 ms: the monitor (10 ms ticks) must see a delay of at least 40 ms.
+  const until = Date.now() + 60;
+  while (Date.now() < until);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  t.ok(value('cairn_process_cpu_seconds{service="unit"}') >= cpuBefore + 0.04, 'CPU time grew by the busy wait');
+  const max = value('cairn_event_loop_delay_seconds{quantile="1",service="unit"}');
+  t.ok(max >= 0.04 && max < 5, `the blocked loop shows as a delay of ${max} s`);
+  t.ok(value('cairn_event_loop_delay_seconds{quantile="0.5",service="unit"}') <= max, 'the median is at most the maximum');
+  t.equal(registry.render().match(/# TYPE cairn_event_loop_delay_seconds gauge/g)?.length, 1, 'one TYPE line for the three quantiles');
 });
