@@ -83,7 +83,9 @@ export class PeerSystem implements System {
 }
 
 async function spawnPeer(dataDir: string): Promise<Running> {
-  const child = spawn(process.execPath, ['--no-warnings', path.join(PEER_DIR, 's3rver-main.mjs'), dataDir], {
+  // s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in its legacy
+  // provider: without it every listing that has a next page answers 500 (ERR_OSSL_EVP_UNSUPPORTED).
+  const child = spawn(process.execPath, ['--no-warnings', '--openssl-legacy-provider', path.join(PEER_DIR, 's3rver-main.mjs'), dataDir], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -208,7 +208,7 @@ export async function listing(ctx: BenchContext, fixture?: () => PopulateStats |
   }
   // Both systems on the same small bucket, filled through S3.
   const small = new Map<string, ListMeasure>();
-  /** A system whose listing fails (s3rver has answered 500 here) loses its cells, not the whole workload. */
+  /** A system whose listing fails loses its cells, not the whole workload. */
   const failures: string[] = [];
   const smallDirs = Math.max(1, Math.round(Math.sqrt(peerKeys)));
   for (const system of ctx.systems) {
