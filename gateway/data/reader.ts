@@ -271,16 +271,35 @@ function isConnectionRefused(err: unknown): boolean {
   return err instanceof StorageNodeError && err.code === 'Unavailable' && err.details?.cause === 'ECONNREFUSED';
 }
 
-/** The window's stripes rebuilt by the codec: stripe s's data blocks side by side at `offsets[s - firstStripe]`. */
+/** The missing data blocks of the window, rebuilt: `blocks[s - firstStripe][b]` for data block b of stripe s. */
 interface RebuiltWindow {
-  data: Buffer;
-  offsets: number[];
+  blocks: Buffer[][];
+}
+
+/**
+ * Stripe buffers (data and parity side by side) of windows being rebuilt, kept for the next window:
+ * a degraded GET allocated 12 MiB per 8 MiB window, and that external memory drove the gateway's
+ * scavenges. Only the rebuilt blocks leave a scratch buffer (copied); it is back here after.
+ */
+const scratchBuffers: Buffer[] = [];
+/** Two windows of one stream are rebuilt at a time (PREFETCH_WINDOWS); a few streams share these. */
+const SCRATCH_KEPT = 4;
+
+function takeScratch(bytes: number): Buffer {
+  const i = scratchBuffers.findIndex((b) => b.length === bytes);
+  return i >= 0 ? scratchBuffers.splice(i, 1)[0]! : Buffer.allocUnsafe(bytes);
+}
+
+function giveScratch(buf: Buffer): void {
+  if (scratchBuffers.length >= SCRATCH_KEPT) scratchBuffers.shift();
+  scratchBuffers.push(buf);
 }
 
 /**
  * Rebuilds the missing data blocks of every stripe of the window. The stripes go to the codec all
- * at once (it runs on the libuv threadpool, so they decode in parallel), in one data and one
- * parity buffer for the whole window; the reader then serves rebuilt blocks from there, uncopied.
+ * at once (it runs on the libuv threadpool, so they decode in parallel), in one scratch buffer for
+ * the whole window; the rebuilt blocks are then copied out (the blocks that were read are served
+ * from the shards as they arrived).
  */
 async function reconstructWindow(layout: Layout, segmentSize: number, w: Window, shards: Map<number, ChunkedBytes>, codec: StripeCodec): Promise<RebuiltWindow> {
   const { k, m } = layout;
@@ -290,25 +309,42 @@ async function reconstructWindow(layout: Layout, segmentSize: number, w: Window,
   const lengths: number[] = [];
   for (let s = w.firstStripe; s <= w.lastStripe; s++) lengths.push(blockLengthFor(layout, stripeDataLength(layout, segmentSize, s)));
   const shardBytes = lengths.reduce((sum, len) => sum + len, 0);
-  // Unsafe allocation is fine: every block is either copied in from a source or recomputed; the rest is scratch.
-  const data = Buffer.allocUnsafe(k * shardBytes);
-  const parity = Buffer.allocUnsafe(m * shardBytes);
-  const offsets: number[] = [];
+  // Unsafe (and reused) memory is fine: every block is either copied in from a source or recomputed; the rest is scratch.
+  const scratch = takeScratch((k + m) * shardBytes);
   const decodes: Promise<void>[] = [];
-  let shardOffset = 0;
-  for (const len of lengths) {
-    const stripeData = data.subarray(k * shardOffset, k * (shardOffset + len));
-    const stripeParity = parity.subarray(m * shardOffset, m * (shardOffset + len));
-    for (const [i, buf] of shards) {
-      const [into, at] = i < k ? [stripeData, i * len] : [stripeParity, (i - k) * len];
-      buf.copy(into, at, shardOffset, shardOffset + len);
+  try {
+    const stripes: { data: Buffer; len: number }[] = [];
+    let shardOffset = 0;
+    for (const len of lengths) {
+      const stripeData = scratch.subarray(k * shardOffset, k * (shardOffset + len));
+      const stripeParity = scratch.subarray(k * shardBytes + m * shardOffset, k * shardBytes + m * (shardOffset + len));
+      for (const [i, buf] of shards) {
+        const [into, at] = i < k ? [stripeData, i * len] : [stripeParity, (i - k) * len];
+        buf.copy(into, at, shardOffset, shardOffset + len);
+      }
+      stripes.push({ data: stripeData, len });
+      decodes.push(codec.recover(stripeData, stripeParity, len, targets, sources));
+      shardOffset += len;
     }
-    offsets.push(k * shardOffset);
-    decodes.push(codec.recover(stripeData, stripeParity, len, targets, sources));
-    shardOffset += len;
+    await Promise.all(decodes);
+    const out = Buffer.allocUnsafe(targets.length * shardBytes);
+    let at = 0;
+    const blocks = stripes.map(({ data, len }) => {
+      const rebuilt: Buffer[] = [];
+      for (const b of targets) {
+        const block = out.subarray(at, at + len);
+        data.copy(block, 0, b * len, (b + 1) * len);
+        rebuilt[b] = block;
+        at += len;
+      }
+      return rebuilt;
+    });
+    return { blocks };
+  } finally {
+    // Not back before every decode has stopped writing into it, even when one of them failed.
+    await Promise.allSettled(decodes);
+    giveScratch(scratch);
   }
-  await Promise.all(decodes);
-  return { data, offsets };
 }
 
 /** Cuts the wanted bytes out of the data shards (or the rebuilt stripes), stripe by stripe, without copying. */
@@ -328,8 +364,7 @@ function assemble(layout: Layout, segmentSize: number, w: Window, shards: Map<nu
       const fetched = shards.get(b);
       if (fetched) out.push(...fetched.views(shardOffset + blockLo, shardOffset + blockHi + 1));
       else {
-        const at = rebuilt!.offsets[s - w.firstStripe]! + b * len;
-        out.push(rebuilt!.data.subarray(at + blockLo, at + blockHi + 1));
+        out.push(rebuilt!.blocks[s - w.firstStripe]![b]!.subarray(blockLo, blockHi + 1));
       }
     }
     shardOffset += len;
