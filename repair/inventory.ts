@@ -18,6 +18,13 @@ const MAX_LIST_PAGES_PER_STEP = 64;
 const LIST_PAGE = 1000;
 const HEAD_CONCURRENCY = 8;
 const MAX_WAIT_MS = 60_000;
+/**
+ * The same boot of a node whose audit failed (most often it is down but not yet declared down) is
+ * audited again no sooner than this. Retried at once, a dead node's audit spun: 2,000 failed
+ * attempts in 3 s, each a namespace call and a refused connection, taking a core from the reads
+ * that were decoding around that node.
+ */
+export const RETRY_AFTER_FAILURE_MS = 5_000;
 
 interface Audit {
   bootId: string | undefined;
@@ -43,6 +50,8 @@ export class InventoryAuditor implements Worker {
   readonly name = 'audit';
   private readonly audits = new Map<string, Audit>();
   private readonly history = new Map<string, NodeHistory>();
+  /** The last failed audit of a node, and which boot of it that was. */
+  private readonly failures = new Map<string, { bootId: string | undefined; at: number }>();
   private missingFound = 0;
 
   constructor(
@@ -65,12 +74,14 @@ export class InventoryAuditor implements Worker {
 
   progress(): WorkerProgress {
     const nodes: Record<string, unknown> = {};
-    for (const [id, h] of this.history) nodes[id] = { lastAudit: new Date(h.finishedAt).toISOString(), checked: h.checked, missing: h.missing };
+    for (const [id, h] of this.history) nodes[id] = { lastAudit: new Date(h.finishedAt).toISOString(), bootId: h.bootId, checked: h.checked, missing: h.missing };
     for (const [id, a] of this.audits) nodes[id] = { ...(nodes[id] as object | undefined), auditing: { checked: a.checked, missing: a.missing } };
     return this.stats.snapshot(this.audits.size, { nodes, missingFound: this.missingFound });
   }
 
   private isDue(node: NodeRecord): boolean {
+    const failed = this.failures.get(node.id);
+    if (failed && failed.bootId === node.bootId && Date.now() - failed.at < RETRY_AFTER_FAILURE_MS) return false;
     const last = this.history.get(node.id);
     return !last || last.bootId !== node.bootId || Date.now() - last.finishedAt >= this.intervalMs;
   }
@@ -85,7 +96,7 @@ export class InventoryAuditor implements Worker {
     this.audits.set(node.id, { bootId: node.bootId, startedAt: Date.now(), listEnded: false, listed: [], checked: 0, missing: 0 });
   }
 
-  /** One page of the node's reverse index against its listing. A failure abandons the audit until the next tick. */
+  /** One page of the node's reverse index against its listing. A failure abandons the audit (retried after RETRY_AFTER_FAILURE_MS). */
   private async step(nodeId: string): Promise<void> {
     const audit = this.audits.get(nodeId)!;
     const client = this.view.client(nodeId);
@@ -106,6 +117,7 @@ export class InventoryAuditor implements Worker {
       this.log.warn(`inventory audit of ${nodeId} failed; it is retried`, { reason: err instanceof Error ? err.message : String(err) });
       this.stats.addFailed();
       this.audits.delete(nodeId);
+      this.failures.set(nodeId, { bootId: audit.bootId, at: Date.now() });
     }
   }
 
@@ -146,6 +158,7 @@ export class InventoryAuditor implements Worker {
 
   private finish(nodeId: string, audit: Audit): void {
     this.audits.delete(nodeId);
+    this.failures.delete(nodeId);
     this.history.set(nodeId, { bootId: audit.bootId, finishedAt: Date.now(), checked: audit.checked, missing: audit.missing });
     const seconds = (Date.now() - audit.startedAt) / 1000;
     const line = `inventory audit of ${nodeId} done`;

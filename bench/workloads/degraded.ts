@@ -3,10 +3,15 @@
 // byte verified. The gateway's /-/metrics counter of read windows rebuilt from parity
 // (cairn_degraded_read_windows_total) must not move during the healthy GETs and must during the
 // degraded ones. The nodes are restarted afterwards (down-after is long, so nothing is repaired).
+import { RepairClient } from '../../repair/client.js';
 import { ratioOf, target, type Row } from '../report.js';
 import { MiB, runPool, sleep, waitFor } from '../stats.js';
 import { ensureBucket, getPattern, mbps, putPattern, sdk } from './common.js';
 import { BUCKET, type BenchContext, type WorkloadResult } from './context.js';
+import type { CairnSystem } from '../systems.js';
+
+/** Longest wait for the repair service's inventory audit of restarted nodes before timing reads. */
+const AUDIT_WAIT_MS = 90_000;
 
 const DECODE_COUNTER = 'cairn_degraded_read_windows_total';
 const FAILURE_COUNTER = 'cairn_shard_read_failures_total';
@@ -41,12 +46,22 @@ export async function degradedReads(ctx: BenchContext): Promise<WorkloadResult> 
       }
     }
     const victims = [...dataShards.entries()].sort((a, b) => b[1] - a[1]).slice(0, 2).map(([id]) => id);
+    const bootsBefore = new Map((await cairn.namespace.listNodes()).map((n) => [n.id, n.bootId]));
+    // The other nodes of the victims' storage processes: they go down and come back with them.
+    const victimHosts = new Set(victims.map((id) => cairn.cluster.storageServiceOf(id)));
+    const restarted = [...bootsBefore.keys()].filter((id) => !victims.includes(id) && victimHosts.has(cairn.cluster.storageServiceOf(id)));
     for (const id of victims) {
       await cairn.killNode(id);
       killed.push(id);
     }
     ctx.log(`  SIGKILLed ${victims.join(', ')} (${victims.map((v) => dataShards.get(v)).join(' + ')} data shards of the test objects)`);
     await sleep(500);
+    // The victims' storage process comes back with the other disks under new boot ids, and the
+    // repair service then audits those nodes' inventories (every shard id against the namespace):
+    // seconds of CPU for both, which a disk dying under a running process would not cost. Reads are
+    // timed once that is over, so that they measure decoding around the dead nodes.
+    const audit = await awaitAudits(cairn, restarted, bootsBefore, ctx.signal);
+    if (restarted.length) ctx.log(`  waited ${audit.seconds.toFixed(1)} s for the repair service's audit of the restarted ${restarted.join(', ')}${audit.done ? '' : ' (not done: timed anyway)'}`);
     // Untimed, as before the healthy reads: a storage process that came back without the victims'
     // disks starts with a cold JIT, which a disk dying under a running process would not.
     await getPattern(s3, ctx.pattern, keys[0]!, objectSize, ctx.signal);
@@ -83,7 +98,7 @@ export async function degradedReads(ctx: BenchContext): Promise<WorkloadResult> 
       },
     ];
     if (!(degradedDecodes > 0)) rows[0]!.note += ' — WARNING: no decode counted while 2 nodes were down';
-    return { rows, details: { objectSize, objects, victims, healthy, degraded, healthyDecodes, degradedDecodes, shardFailures } };
+    return { rows, details: { objectSize, objects, victims, audit, healthy, degraded, healthyDecodes, degradedDecodes, shardFailures } };
   } finally {
     s3.destroy();
     for (const id of killed) await cairn.startNode(id);
@@ -95,4 +110,25 @@ export async function degradedReads(ctx: BenchContext): Promise<WorkloadResult> 
       ctx.log(`  restarted ${killed.join(', ')}${back ? '' : ' (not yet reported up)'}`);
     }
   }
+}
+
+/** Waits until the repair service has audited each of `nodes` since they came back with new boot ids. */
+async function awaitAudits(cairn: CairnSystem, nodes: string[], bootsBefore: Map<string, string | undefined>, signal: AbortSignal): Promise<{ seconds: number; done: boolean }> {
+  const started = performance.now();
+  if (nodes.length === 0 || !cairn.repairUrl) return { seconds: 0, done: nodes.length === 0 };
+  const repair = new RepairClient(cairn.repairUrl, cairn.cluster.clusterSecret);
+  const done = await waitFor(
+    async () => {
+      const boots = new Map((await cairn.namespace.listNodes()).map((n) => [n.id, n.bootId]));
+      const audit = (await repair.status()).workers.find((w) => w.name === 'audit');
+      const audited = (audit?.progress.nodes ?? {}) as Record<string, { bootId?: string; auditing?: unknown } | undefined>;
+      // Audited in its current boot (a node restarted twice, once per victim, is audited twice).
+      const finished = (id: string): boolean => boots.get(id) !== bootsBefore.get(id) && !audited[id]?.auditing && audited[id]?.bootId === boots.get(id);
+      return nodes.every(finished) ? true : undefined;
+    },
+    AUDIT_WAIT_MS,
+    250,
+    signal,
+  );
+  return { seconds: (performance.now() - started) / 1000, done: done === true };
 }
