@@ -8,7 +8,6 @@ import { GiB, KiB, MiB } from './stats.js';
 export const WORKLOADS = ['machine', 'large', 'multipart', 'ranged', 'small', 'list', 'degraded', 'rss', 'repair'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
-
 export interface BenchConfig {
   mode: 'full' | 'quick';
   only: Set<WorkloadName>;

@@ -1,6 +1,6 @@
 // Where the code runs from. Tests run the TypeScript sources through tsx's loader; `npm start` and
-// `npm run bench` run the JavaScript that `npm run build` writes to dist/ (tsx costs every process
-// ~43 MB of RSS and a worker thread ~17 MB more; measured in the session-9 note). A process spawns
+// `npm run bench` run the JavaScript that `npm run build` writes to dist/ (tsx's loader costs every
+// process ~43 MB of RSS and a worker thread ~17 MB more, measured on Node 20). A process spawns
 // its children in the same mode it runs in, so one tree never mixes sources and build output.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
