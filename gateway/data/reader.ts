@@ -279,11 +279,15 @@ interface RebuiltWindow {
 /**
  * Stripe buffers (data and parity side by side) of windows being rebuilt, kept for the next window:
  * a degraded GET allocated 12 MiB per 8 MiB window, and that external memory drove the gateway's
- * scavenges. Only the rebuilt blocks leave a scratch buffer (copied); it is back here after.
+ * scavenges. Only the rebuilt blocks leave a scratch buffer (copied); it is back here after. The
+ * kept buffers are dropped once no window has been rebuilt for SCRATCH_IDLE_MS, so a gateway does
+ * not hold them for good after one degraded read.
  */
 const scratchBuffers: Buffer[] = [];
-/** Two windows of one stream are rebuilt at a time (PREFETCH_WINDOWS); a few streams share these. */
-const SCRATCH_KEPT = 4;
+/** The two windows one stream rebuilds at a time (PREFETCH_WINDOWS). */
+const SCRATCH_KEPT = PREFETCH_WINDOWS;
+const SCRATCH_IDLE_MS = 5_000;
+let scratchIdleTimer: NodeJS.Timeout | undefined;
 
 function takeScratch(bytes: number): Buffer {
   const i = scratchBuffers.findIndex((b) => b.length === bytes);
@@ -293,6 +297,9 @@ function takeScratch(bytes: number): Buffer {
 function giveScratch(buf: Buffer): void {
   if (scratchBuffers.length >= SCRATCH_KEPT) scratchBuffers.shift();
   scratchBuffers.push(buf);
+  clearTimeout(scratchIdleTimer);
+  scratchIdleTimer = setTimeout(() => (scratchBuffers.length = 0), SCRATCH_IDLE_MS);
+  scratchIdleTimer.unref();
 }
 
 /**
