@@ -9,6 +9,7 @@
 // pieces it came in, not copied): a thousand uploads trickling their first bytes hold only what
 // they sent, not a batch buffer each.
 import { Worker } from 'node:worker_threads';
+import { RUNS_BUILD } from '../../common/source-tree.js';
 import { BodyHashers, type BodyDigests, type BodyDigestSpec } from './body-digests.js';
 
 const BATCH_BYTES = 1024 * 1024;
@@ -114,10 +115,10 @@ class DigestThread {
   start(): Worker {
     if (this.worker) return this.worker;
     // Under tsx (the tests) the worker must register the loader itself: workers do not inherit it.
-    const url = new URL(`./digest-thread-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
-    const boot = import.meta.url.endsWith('.ts')
-      ? `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); })`
-      : `import(${JSON.stringify(url)})`;
+    const url = new URL(`./digest-thread-main${RUNS_BUILD ? '.js' : '.ts'}`, import.meta.url).href;
+    const boot = RUNS_BUILD
+      ? `import(${JSON.stringify(url)})`
+      : `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); })`;
     // Small heap limits: its heap holds only hash states (the batches are off-heap), so a default
     // young generation would only grow the gateway's RSS (effect within the rss bench's noise).
     const worker = new Worker(boot, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
