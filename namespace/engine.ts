@@ -107,12 +107,22 @@ export class LevelEngine implements KvEngine {
     const db = new Level<Buffer, Buffer>(dir, ENCODING);
     await db.open();
     const subs = new Map<Space, Sub>(SPACES.map((s) => [s, db.sublevel<Buffer, Buffer>(s, ENCODING)]));
+    // A new sublevel opens on a later tick; getSync (see get) refuses to wait for it.
+    await Promise.all([...subs.values()].map((sub) => sub.open()));
     return new LevelEngine(db, subs);
   }
 
+  /**
+   * A point read runs on the calling thread, not the libuv pool. LevelDB answers one from its
+   * memtable or a cached table block in microseconds (20,000 reads of 32 at a time: 3 us of CPU
+   * each, against 10-20 us through the pool), and the pool's wake-ups and context switches cost far
+   * more than that on a busy 2-core host: a namespace used 0.76 ms of CPU per 4 KiB PUT with async
+   * reads and 0.50 ms with these. A read that misses the page cache blocks the loop for one disk
+   * read (LevelDB never holds its mutex across I/O), which is still shorter than a pool round trip
+   * under load. Scans and multi-key reads stay asynchronous: their cost grows with their size.
+   */
   async get(space: Space, key: Buffer): Promise<Buffer | undefined> {
-    const value = await this.sub(space).get(key);
-    return value ?? undefined;
+    return this.sub(space).getSync(key) ?? undefined;
   }
 
   async getMany(space: Space, keys: Buffer[]): Promise<(Buffer | undefined)[]> {
