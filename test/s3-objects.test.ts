@@ -7,6 +7,7 @@
 import t, { type Test } from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { once } from 'node:events';
 import {
   CopyObjectCommand,
   CreateBucketCommand,
@@ -650,6 +651,58 @@ t.test('headers and metadata round trip', async (t) => {
   t.equal(missingHead.status, 404);
   t.ok(missingHead.headers['x-amz-request-id']);
   t.equal(missingHead.body.length, 0);
+});
+
+t.test('a segment that fails its end-to-end CRC32C cuts the GET short: the segments before it, never its bytes', async (t) => {
+  // Segments are 1 MiB here, one window each. The record's CRC of the middle segment is forged, so
+  // its blocks pass every check on the nodes while the segment as a whole does not.
+  const body = randomBytes(3 * MiB);
+  await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'forged-crc', Body: body }));
+  const record = await namespace.getObject(BUCKET, 'forged-crc');
+  t.equal(record.segments.length, 3);
+  const segments = record.segments.map((s, i) => (i === 1 ? { ...s, crc32c: (s.crc32c! ^ 1) >>> 0 } : s));
+  await namespace.commitObject({ record: { ...record, segments } });
+  t.teardown(() => s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'forged-crc' })));
+
+  const res = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'forged-crc' }));
+  t.equal(res.$metadata.httpStatusCode, 200, 'the status line went out with the first segment');
+  const received: Buffer[] = [];
+  let failure: unknown;
+  try {
+    for await (const chunk of res.Body as AsyncIterable<Uint8Array>) received.push(Buffer.from(chunk));
+  } catch (err) {
+    failure = err;
+  }
+  const got = Buffer.concat(received);
+  t.ok(failure, 'the body ends in an error, not as a complete response');
+  t.ok(got.length <= MiB, `at most the first segment arrived (${got.length} bytes)`);
+  t.ok(got.equals(body.subarray(0, got.length)), 'what arrived is the object\'s first bytes');
+  const ranged = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'forged-crc', Range: `bytes=${MiB + 10}-${MiB + 99}` }));
+  t.ok(Buffer.from(await ranged.Body!.transformToByteArray()).equals(body.subarray(MiB + 10, MiB + 100)), 'a range within it is checked by its blocks alone');
+});
+
+t.test('a client that hangs up mid-GET: the gateway stops sending and serves the next request', async (t) => {
+  const sent = async (): Promise<number> => {
+    const text = await (await fetch(`${endpoint}/-/metrics`)).text();
+    // No line until the first byte is sent.
+    return Number(/^cairn_s3_bytes_sent_total(?:\{[^}]*\})? ([\d.e+]+)$/m.exec(text)?.[1] ?? 0);
+  };
+  const body = randomBytes(32 * MiB);
+  await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'hang-up', Body: body }));
+  t.teardown(() => s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'hang-up' })));
+  const before = await sent();
+  const res = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'hang-up' }));
+  const stream = res.Body as Readable;
+  const [first] = (await once(stream, 'data')) as [Buffer];
+  t.ok(first.equals(body.subarray(0, first.length)), 'the first bytes arrived');
+  stream.destroy();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const afterHangUp = await sent();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.equal(await sent(), afterHangUp, 'nothing more is sent once the client is gone');
+  // Socket buffers on both ends hold a few MiB; the rest of the object is never read.
+  t.ok(afterHangUp - before < 24 * MiB, `sent ${((afterHangUp - before) / MiB).toFixed(1)} MiB of 32`);
+  t.ok((await getBytes('hang-up')).equals(body), 'the next GET reads the whole object');
 });
 
 t.test('conditional GET and HEAD', async (t) => {

@@ -47,8 +47,16 @@ export interface ShardFailure {
 
 /** Yields bytes [start, end] (inclusive) of the object. */
 export async function* readObjectRange(record: ObjectRecord, start: number, end: number, deps: ReaderDeps): AsyncGenerator<Buffer> {
+  for await (const window of readObjectWindows(record, start, end, deps)) yield* window;
+}
+
+/**
+ * Bytes [start, end] (inclusive) of the object, a window of stripes at a time: the pieces of one
+ * window come together, so a sender can write them in one go (one writev, not one write each).
+ */
+export async function* readObjectWindows(record: ObjectRecord, start: number, end: number, deps: ReaderDeps): AsyncGenerator<Buffer[]> {
   if (record.inline) {
-    yield inlineBytes(record).subarray(start, end + 1);
+    yield [inlineBytes(record).subarray(start, end + 1)];
     return;
   }
   let segmentStart = 0;
@@ -58,9 +66,8 @@ export async function* readObjectRange(record: ObjectRecord, start: number, end:
       const from = Math.max(start, segmentStart) - segmentStart;
       const to = Math.min(end, segmentEnd) - segmentStart;
       const onFailure = (f: Omit<ShardFailure, 'record' | 'segment'>): void => deps.onShardFailure?.({ ...f, record, segment: index });
-      const bytes = readSegmentRange(segment, record.layout, from, to, { ...deps, reportFailure: onFailure });
       const whole = from === 0 && to === segment.size - 1;
-      yield* whole && segment.crc32c !== undefined ? verifiedAgainst(segment.crc32c, bytes) : bytes;
+      yield* readSegmentRange(segment, record.layout, from, to, { ...deps, reportFailure: onFailure }, whole ? segment.crc32c : undefined);
     }
     segmentStart += segment.size;
     if (segmentStart > end) return;
@@ -76,20 +83,6 @@ function inlineBytes(record: ObjectRecord): Buffer {
   return bytes;
 }
 
-/**
- * Last line of defence: a whole segment's bytes must have the CRC32C the client's bytes had when
- * they arrived. If not (a bug, or memory corruption after the block checks), the response is cut
- * rather than completed with wrong bytes.
- */
-async function* verifiedAgainst(expected: number, bytes: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  let crc = 0;
-  for await (const chunk of bytes) {
-    crc = crc32c(chunk, crc) >>> 0;
-    yield chunk;
-  }
-  if (crc !== expected >>> 0) throw new IntegrityError(`segment read back with CRC32C ${crc.toString(16)}, stored ${expected.toString(16)}`);
-}
-
 interface Window {
   firstStripe: number;
   lastStripe: number;
@@ -102,8 +95,16 @@ interface SegmentReaderDeps extends ReaderDeps {
   reportFailure: (failure: Omit<ShardFailure, 'record' | 'segment'>) => void;
 }
 
-async function* readSegmentRange(segment: Segment, layout: Layout, from: number, to: number, deps: SegmentReaderDeps): AsyncGenerator<Buffer> {
+/**
+ * The windows of segment bytes [from, to]. With `expectedCrc` (a whole segment is read), its bytes
+ * must have the CRC32C the client's bytes had when they arrived: the last line of defence against
+ * a bug or memory corruption after the block checks. The last window is held back until that is
+ * known, so a mismatch cuts the response short instead of completing it with wrong bytes.
+ */
+async function* readSegmentRange(segment: Segment, layout: Layout, from: number, to: number, deps: SegmentReaderDeps, expectedCrc?: number): AsyncGenerator<Buffer[]> {
   const windows = planWindows(layout, segment.size, from, to);
+  let crc = 0;
+  let sent = 0;
   const failed = new Set<number>(); // shard indices that failed once: not asked again for this segment
   const ahead: Promise<Buffer[]>[] = [];
   let fetched = 0;
@@ -119,7 +120,13 @@ async function* readSegmentRange(segment: Segment, layout: Layout, from: number,
   while (ahead.length > 0) {
     const current = await ahead.shift()!;
     fetchMore();
-    yield* current;
+    if (expectedCrc !== undefined) {
+      for (const piece of current) crc = crc32c(piece, crc) >>> 0;
+      if (++sent === windows.length && crc !== expectedCrc >>> 0) {
+        throw new IntegrityError(`segment read back with CRC32C ${crc.toString(16)}, stored ${(expectedCrc >>> 0).toString(16)}`);
+      }
+    }
+    yield current;
   }
 }
 

@@ -1,13 +1,13 @@
 // GetObject and HeadObject: GET|HEAD /bucket/key, with Range, conditional headers and response-*
 // overrides. The body streams from the storage nodes window by window.
-import { Readable } from 'node:stream';
+import { once } from 'node:events';
 import { s3Error } from '../s3/errors.js';
 import { parseRange, contentRange } from '../s3/range.js';
 import { evaluateReadConditions } from '../conditions.js';
 import { RESPONSE_OVERRIDES } from '../metadata.js';
 import { checksumTypeOf } from '../s3/checksums.js';
 import { encodeHeaderText } from '../s3/mime-words.js';
-import { readObjectRange } from '../data/reader.js';
+import { readObjectRange, readObjectWindows } from '../data/reader.js';
 import { readerDeps } from '../data/options.js';
 import { selectPart } from '../part-range.js';
 import type { ObjectRecord } from '../../namespace/types.js';
@@ -59,11 +59,48 @@ export const getObject: OperationHandler = async (ctx, services) => {
   }
   // The first window is read before the status line goes out, so an object that cannot be read
   // (fewer than k shards reachable) gets a proper 503 S3 error instead of a cut connection.
-  const bytes = readObjectRange(record, start, end, readerDeps(services));
-  const first = await bytes.next();
-  ctx.body = Readable.from(countBytes(prepend(first.done ? undefined : first.value, bytes), services));
+  const windows = readObjectWindows(record, start, end, readerDeps(services));
+  const first = await windows.next();
   ctx.length = length;
+  // Not awaited: the request's metrics and log stop at the first byte, as for any other body.
+  void sendWindows(ctx, first.done ? [] : first.value, windows, services);
 };
+
+/**
+ * Writes the object straight to the socket, a window at a time: the window's pieces corked into
+ * one writev, and a wait only when the socket is full. Piped through a stream, every piece (about
+ * 20 per MiB) was a write of its own followed by a pause and a 'drain' tick. A failure after the
+ * status line can only cut the connection, which the client sees as a short body.
+ */
+async function sendWindows(ctx: S3Context, first: Buffer[], rest: AsyncGenerator<Buffer[]>, services: GatewayServices): Promise<void> {
+  const res = ctx.res;
+  ctx.respond = false;
+  // What commonHeaders would add after the handler, too late for headers written here.
+  if (!ctx.req.complete) res.setHeader('Connection', 'close');
+  res.writeHead(ctx.status);
+  let gone = false;
+  const closed = once(res, 'close').then(() => (gone = true));
+  try {
+    for (let window: Buffer[] | undefined = first; window && !gone; ) {
+      res.cork();
+      for (const piece of window) res.write(piece);
+      res.uncork();
+      services.metrics.bytesOut.inc(undefined, window.reduce((sum, piece) => sum + piece.length, 0));
+      const next = rest.next();
+      // Marked handled: the client may go away while this window drains.
+      next.catch(() => undefined);
+      if (res.writableNeedDrain) await Promise.race([once(res, 'drain'), closed]);
+      const step = await next;
+      window = step.done ? undefined : step.value;
+    }
+    if (!gone) res.end();
+  } catch (err) {
+    res.destroy();
+    ctx.app.emit('error', err, ctx);
+  } finally {
+    await rest.return(undefined).catch(() => undefined);
+  }
+}
 
 function setObjectHeaders(ctx: S3Context, record: ObjectRecord, lastModified: Date): void {
   ctx.set('ETag', record.etag);
@@ -95,16 +132,4 @@ async function readAll(source: AsyncIterable<Buffer>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of source) chunks.push(chunk);
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-}
-
-async function* prepend(head: Buffer | undefined, rest: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
-  if (head) yield head;
-  yield* rest;
-}
-
-async function* countBytes(source: AsyncIterable<Buffer>, services: GatewayServices): AsyncGenerator<Buffer> {
-  for await (const chunk of source) {
-    services.metrics.bytesOut.inc(undefined, chunk.length);
-    yield chunk;
-  }
 }
