@@ -1,10 +1,12 @@
 // The typed client other services use to reach the namespace. Every failure is a NamespaceError:
 // the service's own S3-style code and status, or ServiceUnavailable (503) when it cannot be reached.
 import { Pool } from 'undici';
+import { Batcher, type Outcome } from '../common/batcher.js';
 import { errorFromResponse } from '../common/http.js';
 import { signRequest, type ClusterSecret } from '../common/internal-auth.js';
 import { NamespaceError } from './errors.js';
 import type * as T from './types.js';
+import { MAX_COMMIT_BATCH } from './types.js';
 
 export { NamespaceError } from './errors.js';
 
@@ -15,6 +17,8 @@ export interface NamespaceClientOptions {
   connections?: number;
   /** Per-request limit on waiting for headers and body (default 30 s). */
   timeoutMs?: number;
+  /** Commit requests out at once before further commits wait and go together (default 4). */
+  commitsInFlight?: number;
 }
 
 type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
@@ -26,6 +30,8 @@ export class NamespaceClient {
   private readonly basePath: string;
   private readonly host: string;
   private readonly secret: ClusterSecret;
+  /** Commits: sent alone while few are out, gathered into POST /commits while many are. */
+  readonly commits: Batcher<T.CommitObjectRequest, T.CommitObjectResponse>;
 
   constructor(readonly baseUrl: string, opts: NamespaceClientOptions) {
     const timeout = opts.timeoutMs ?? 30_000;
@@ -39,6 +45,7 @@ export class NamespaceClient {
       headersTimeout: timeout,
       bodyTimeout: timeout,
     });
+    this.commits = new Batcher((batch) => this.sendCommits(batch), { maxInFlight: opts.commitsInFlight ?? 4, maxBatch: MAX_COMMIT_BATCH });
   }
 
   close(): Promise<void> {
@@ -133,7 +140,22 @@ export class NamespaceClient {
   // ---- objects ----
 
   commitObject(request: T.CommitObjectRequest): Promise<T.CommitObjectResponse> {
-    return this.call('PUT', objectPath(request.record.bucket, request.record.key), request);
+    return this.commits.submit(request);
+  }
+
+  /** One commit goes as a plain PUT; several as one POST /commits, each answered on its own. */
+  private async sendCommits(batch: T.CommitObjectRequest[]): Promise<Outcome<T.CommitObjectResponse>[]> {
+    if (batch.length === 1) {
+      const request = batch[0]!;
+      try {
+        return [{ ok: true, value: await this.call<T.CommitObjectResponse>('PUT', objectPath(request.record.bucket, request.record.key), request) }];
+      } catch (err) {
+        return [{ ok: false, error: err as Error }];
+      }
+    }
+    const body: T.CommitBatchRequest = { commits: batch };
+    const { results } = await this.call<T.CommitBatchResponse>('POST', '/commits', body);
+    return results.map((r) => ('ok' in r ? { ok: true, value: r.ok } : { ok: false, error: new NamespaceError(r.error.status, r.error.code, r.error.message, r.error.details) }));
   }
 
   getObject(bucket: string, key: string): Promise<T.ObjectRecord> {

@@ -30,6 +30,7 @@ interface Counters {
   damageReports: Counter;
   replacements: Counter;
   repairAcks: Counter;
+  commitBatches: Counter;
 }
 
 type Reply = (params: Params, url: URL, req: http.IncomingMessage) => Promise<unknown> | unknown;
@@ -44,6 +45,7 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
     damageReports: metrics.counter('cairn_namespace_damage_reports_total', 'Damage reports queued for repair'),
     replacements: metrics.counter('cairn_namespace_shard_replacements_total', 'Shard placements swapped by repair'),
     repairAcks: metrics.counter('cairn_namespace_repair_acks_total', 'Repair tasks acknowledged and removed'),
+    commitBatches: metrics.counter('cairn_namespace_commit_batches_total', 'Requests that carried several commits (POST /commits)'),
   };
   const ahead = store.listReadAhead.stats;
   const readAhead = metrics.gauge('cairn_namespace_list_read_ahead_total', 'Listing pages read ahead (started), served from read-ahead (hit), dropped because a write came first or nobody asked (stale), or not read ahead because the bucket was being written (skipped)');
@@ -52,8 +54,9 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
   readAhead.set(() => ahead.stale, { result: 'stale' });
   readAhead.set(() => ahead.skipped, { result: 'skipped' });
   const router = new Router();
+  const log = opts.log ?? createLogger('namespace');
   bucketRoutes(router, store);
-  objectRoutes(router, store, counters);
+  objectRoutes(router, store, counters, log);
   nodeRoutes(router, store, counters);
   uploadRoutes(router, store, counters);
   repairRoutes(router, store, counters);
@@ -61,7 +64,7 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
   return createServiceServer({
     service: 'namespace',
     router,
-    log: opts.log ?? createLogger('namespace'),
+    log,
     metrics,
     secret: opts.secret,
     maxSignedBodyBytes: RECORD_BODY_LIMIT,
@@ -111,7 +114,27 @@ function bucketRoutes(router: Router, store: NamespaceStore): void {
   });
 }
 
-function objectRoutes(router: Router, store: NamespaceStore, c: Counters): void {
+function objectRoutes(router: Router, store: NamespaceStore, c: Counters, log: Logger): void {
+  // Commits a busy gateway gathered (see client.ts): each stands alone, with its own answer.
+  route(router, 'POST', '/commits', async (_p, _u, req): Promise<T.CommitBatchResponse> => {
+    const commits = v.commitBatch(v.fields(await body(req, RECORD_BODY_LIMIT), 'body').commits);
+    c.commitBatches.inc();
+    const results = await Promise.all(
+      commits.map(async (raw, i): Promise<T.CommitBatchResult> => {
+        try {
+          const input = v.fields(raw, `commits[${i}]`);
+          const result = await store.commitObject({ record: v.objectRecord(input.record), condition: v.condition(input.condition) });
+          c.commits.inc();
+          return { ok: result };
+        } catch (err) {
+          if (err instanceof HttpError) return { error: { status: err.status, code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
+          log.error('commit in a batch failed', { err });
+          return { error: { status: 500, code: 'InternalError', message: err instanceof Error ? err.message : String(err) } };
+        }
+      }),
+    );
+    return { results };
+  });
   // "/objects/:bucket?key=" carries the keys "." and "..", which cannot be path segments (see client.ts).
   for (const path of ['/objects/:bucket/:key', '/objects/:bucket']) {
     route(router, 'PUT', path, async (p, url, req) => {

@@ -102,6 +102,22 @@ export interface CommitObjectResponse {
   replaced: ObjectRecord | null;
 }
 
+/** Most commits one POST /commits carries. */
+export const MAX_COMMIT_BATCH = 64;
+
+/** Several commits in one request (POST /commits): each is applied, and answered, as if sent alone. */
+export interface CommitBatchRequest {
+  commits: CommitObjectRequest[];
+}
+
+/** One commit's answer within a batch: the response it would have had, or its error reply. */
+export type CommitBatchResult = { ok: CommitObjectResponse } | { error: { status: number; code: string; message: string; details?: Record<string, unknown> } };
+
+export interface CommitBatchResponse {
+  /** In the order of the request's commits. */
+  results: CommitBatchResult[];
+}
+
 export interface DeleteObjectResponse {
   deleted: ObjectRecord | null;
 }

@@ -21,7 +21,7 @@ import type {
   ShardPlacement,
   WriteCondition,
 } from './types.js';
-import { MAX_INLINE_BYTES } from './types.js';
+import { MAX_COMMIT_BATCH, MAX_INLINE_BYTES } from './types.js';
 
 type Fields = Record<string, unknown>;
 
@@ -92,6 +92,13 @@ function array(value: unknown, what: string, max: number): unknown[] {
   if (!Array.isArray(value)) fail(`${what} must be an array`);
   if (value.length > max) fail(`${what} has more than ${max} entries`);
   return value;
+}
+
+/** The commits of a batch, unchecked one by one (each fails alone): 1 to MAX_COMMIT_BATCH of them. */
+export function commitBatch(value: unknown): unknown[] {
+  const commits = array(value, 'commits', MAX_COMMIT_BATCH);
+  if (commits.length === 0) fail('commits must not be empty');
+  return commits;
 }
 
 export const bucketName = (value: unknown): string => {

@@ -214,6 +214,51 @@ t.test('objects: malformed records are refused and never stored', async (t) => {
   t.equal(((await res.body.json()) as { code: string }).code, 'InvalidArgument');
 });
 
+t.test('commits in batches: many at once go in few requests, each answered on its own', async (t) => {
+  const { client, url } = await startService(t);
+  await client.createBucket('b', 'o');
+  const before = { ...client.commits.stats };
+  const records = Array.from({ length: 120 }, (_, i) => record('b', `batch/${i}`));
+  const taken = record('b', 'taken');
+  await client.commitObject({ record: taken });
+  const answers = await Promise.allSettled([
+    ...records.map((r) => client.commitObject({ record: r })),
+    client.commitObject({ record: record('b', 'taken'), condition: { ifNoneMatch: true } }),
+    client.commitObject({ record: record('nowhere', 'k') }),
+  ]);
+  const requests = client.commits.stats.requests - before.requests;
+  t.equal(client.commits.stats.items - before.items, 123);
+  t.ok(requests < 40, `123 commits went in ${requests} requests`);
+  t.ok(answers.slice(0, 120).every((a) => a.status === 'fulfilled'), 'every good commit is acknowledged');
+  const refused = answers.slice(120).map((a) => (a.status === 'rejected' && a.reason instanceof NamespaceError ? `${a.reason.status} ${a.reason.code}` : 'accepted'));
+  t.same(refused, ['412 PreconditionFailed', '404 NoSuchBucket'], 'the failures are their own, with status and code');
+  for (const r of records) t.equal((await client.getObject('b', r.key)).versionId, r.versionId);
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  t.match(metrics, /cairn_namespace_commit_batches_total [1-9]/, 'the batches are counted');
+
+  // The route itself: a bad commit fails alone; a bad batch fails whole.
+  const post = async (body: string): Promise<{ status: number; json: unknown }> => {
+    const res = await rawRequest(`${url}/commits`, { method: 'POST', body });
+    return { status: res.statusCode, json: await res.body.json() };
+  };
+  const mixed = await post(JSON.stringify({ commits: [{ record: record('b', 'raw-1') }, { record: { ...record('b', 'raw-2'), size: -1 } }, 'not a commit'] }));
+  t.equal(mixed.status, 200);
+  const results = (mixed.json as { results: { ok?: unknown; error?: { status: number; code: string } }[] }).results;
+  t.ok(results[0]!.ok, 'the good one is committed');
+  t.same([results[1]!.error?.code, results[1]!.error?.status, results[2]!.error?.code], ['InvalidArgument', 400, 'InvalidArgument'], 'bad ones fail alone');
+  t.equal((await client.getObject('b', 'raw-1')).key, 'raw-1');
+  for (const [why, body] of [
+    ['not an array', '{"commits": {}}'],
+    ['empty', '{"commits": []}'],
+    ['too many', JSON.stringify({ commits: Array.from({ length: 65 }, (_, i) => ({ record: record('b', `many-${i}`) })) })],
+    ['not JSON', '{"commits": ['],
+  ]) {
+    const bad = await post(body!);
+    t.same([bad.status, (bad.json as { code: string }).code], [400, 'InvalidArgument'], why);
+  }
+  await expectError(t, client.getObject('b', 'many-0'), 404, 'NoSuchKey');
+});
+
 t.test('conditions: ifNoneMatch, ifVersionId, ifEtag and a commit race', async (t) => {
   const { client } = await startService(t);
   await client.createBucket('b', 'o');

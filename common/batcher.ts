@@ -1,0 +1,70 @@
+// Request batching for a client of a single-threaded service: up to `maxInFlight` requests go out
+// as they come; while that many are out, new items wait and leave together as one batch when a
+// request comes back. A quiet caller therefore pays no delay, and a busy one pays one request's
+// fixed cost (HTTP parsing, signing, a connection's turn) per batch instead of per item: for the
+// namespace that fixed cost was most of a small object's commit (360 us of namespace CPU through
+// HTTP against 120-170 us in process).
+
+/** What the service answered for one item of a batch: its result, or the error it gets. */
+export type Outcome<R> = { ok: true; value: R } | { ok: false; error: Error };
+
+export interface BatcherOptions {
+  /** Requests out at once; items beyond wait for one to come back. */
+  maxInFlight: number;
+  /** Most items in one request. */
+  maxBatch: number;
+}
+
+interface Waiting<I, R> {
+  item: I;
+  resolve: (value: R) => void;
+  reject: (err: Error) => void;
+}
+
+export class Batcher<I, R> {
+  private readonly waiting: Waiting<I, R>[] = [];
+  private inFlight = 0;
+  /** Requests sent and the items they carried, for metrics and tests. */
+  readonly stats = { requests: 0, items: 0 };
+
+  /**
+   * `send` carries one or more items and resolves to one outcome per item, in order; a rejection
+   * fails every item it carried.
+   */
+  constructor(private readonly send: (items: I[]) => Promise<Outcome<R>[]>, private readonly opts: BatcherOptions) {
+    if (!(opts.maxInFlight >= 1 && opts.maxBatch >= 1)) throw new RangeError('maxInFlight and maxBatch must be at least 1');
+  }
+
+  submit(item: I): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.waiting.push({ item, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.opts.maxInFlight && this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, this.opts.maxBatch);
+      this.inFlight++;
+      this.stats.requests++;
+      this.stats.items += batch.length;
+      void this.carry(batch).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  private async carry(batch: Waiting<I, R>[]): Promise<void> {
+    let outcomes: Outcome<R>[];
+    try {
+      outcomes = await this.send(batch.map((w) => w.item));
+      if (outcomes.length !== batch.length) throw new Error(`a batch of ${batch.length} got ${outcomes.length} outcomes back`);
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      for (const w of batch) w.reject(error);
+      return;
+    }
+    outcomes.forEach((outcome, i) => (outcome.ok ? batch[i]!.resolve(outcome.value) : batch[i]!.reject(outcome.error)));
+  }
+}

@@ -1,0 +1,72 @@
+// The request batcher (common/batcher.ts), driven by a fake send whose answers the test releases:
+// a quiet caller's item goes out alone at once; items beyond maxInFlight wait and go together,
+// in order, at most maxBatch per request; every item gets its own outcome; a failed request fails
+// only the items it carried.
+import t from 'tap';
+import { Batcher, type Outcome } from '../common/batcher.js';
+
+/** A send that records its batches and answers each only when the test says so. */
+function controlledSend(): { send: (items: number[]) => Promise<Outcome<string>[]>; sent: number[][]; answer: (i: number, how?: 'ok' | 'fail' | 'short') => void } {
+  const sent: number[][] = [];
+  const pending: { resolve: (o: Outcome<string>[]) => void; reject: (e: Error) => void }[] = [];
+  return {
+    sent,
+    send: (items) => {
+      sent.push(items);
+      return new Promise((resolve, reject) => pending.push({ resolve, reject }));
+    },
+    answer: (i, how = 'ok') => {
+      const items = sent[i]!;
+      if (how === 'fail') pending[i]!.reject(new Error(`request ${i} failed`));
+      else if (how === 'short') pending[i]!.resolve([]);
+      else pending[i]!.resolve(items.map((n) => (n % 10 === 7 ? { ok: false, error: new Error(`item ${n} refused`) } : { ok: true, value: `done ${n}` })));
+    },
+  };
+}
+
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+t.test('a quiet caller: each item goes out alone, at once', async (t) => {
+  const c = controlledSend();
+  const batcher = new Batcher(c.send, { maxInFlight: 2, maxBatch: 8 });
+  const first = batcher.submit(1);
+  t.same(c.sent, [[1]], 'sent without waiting');
+  c.answer(0);
+  t.equal(await first, 'done 1');
+  const second = batcher.submit(2);
+  t.same(c.sent, [[1], [2]]);
+  c.answer(1);
+  t.equal(await second, 'done 2');
+  t.same(batcher.stats, { requests: 2, items: 2 });
+});
+
+t.test('a busy caller: items wait for a request to come back, then go together, in order, at most maxBatch', async (t) => {
+  const c = controlledSend();
+  const batcher = new Batcher(c.send, { maxInFlight: 2, maxBatch: 4 });
+  const results = Array.from({ length: 12 }, (_, n) => batcher.submit(n).then((v) => v, (e: Error) => `error: ${e.message}`));
+  t.same(c.sent, [[0], [1]], 'two out, the rest wait');
+  c.answer(0);
+  await settle();
+  t.same(c.sent.at(-1), [2, 3, 4, 5], 'the waiting items leave together, up to maxBatch');
+  c.answer(1);
+  await settle();
+  t.same(c.sent.at(-1), [6, 7, 8, 9]);
+  c.answer(2, 'fail');
+  await settle();
+  t.same(c.sent.at(-1), [10, 11], 'what is left');
+  c.answer(3);
+  c.answer(4, 'short');
+  await settle();
+  const out = await Promise.all(results);
+  t.same(out.slice(0, 2), ['done 0', 'done 1']);
+  t.same(out.slice(2, 6), ['error: request 2 failed', 'error: request 2 failed', 'error: request 2 failed', 'error: request 2 failed'], 'a failed request fails only its own items');
+  t.same(out.slice(6, 10), ['done 6', 'error: item 7 refused', 'done 8', 'done 9'], 'each item has its own outcome');
+  t.match(out.slice(10), [/error: a batch of 2 got 0 outcomes back/, /error: a batch of 2 got 0 outcomes back/], 'a wrong number of outcomes fails the batch');
+  t.same(batcher.stats, { requests: 5, items: 12 });
+});
+
+t.test('limits must be at least 1', async (t) => {
+  const c = controlledSend();
+  t.throws(() => new Batcher(c.send, { maxInFlight: 0, maxBatch: 4 }), RangeError);
+  t.throws(() => new Batcher(c.send, { maxInFlight: 1, maxBatch: 0 }), RangeError);
+});
