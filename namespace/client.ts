@@ -6,7 +6,7 @@ import { errorFromResponse } from '../common/http.js';
 import { signRequest, type ClusterSecret } from '../common/internal-auth.js';
 import { NamespaceError } from './errors.js';
 import type * as T from './types.js';
-import { MAX_COMMIT_BATCH } from './types.js';
+import { MAX_COMMIT_BATCH, MAX_READ_BATCH } from './types.js';
 
 export { NamespaceError } from './errors.js';
 
@@ -17,8 +17,8 @@ export interface NamespaceClientOptions {
   connections?: number;
   /** Per-request limit on waiting for headers and body (default 30 s). */
   timeoutMs?: number;
-  /** Commit requests out at once before further commits wait and go together (default 4). */
-  commitsInFlight?: number;
+  /** Commit requests (and, apart, record reads) out at once before further ones wait and go together (default 4). */
+  batchInFlight?: number;
 }
 
 type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
@@ -32,6 +32,8 @@ export class NamespaceClient {
   private readonly secret: ClusterSecret;
   /** Commits: sent alone while few are out, gathered into POST /commits while many are. */
   readonly commits: Batcher<T.CommitObjectRequest, T.CommitObjectResponse>;
+  /** Object record reads: the same, gathered into POST /records. */
+  readonly reads: Batcher<{ bucket: string; key: string }, T.ObjectRecord>;
 
   constructor(readonly baseUrl: string, opts: NamespaceClientOptions) {
     const timeout = opts.timeoutMs ?? 30_000;
@@ -45,7 +47,9 @@ export class NamespaceClient {
       headersTimeout: timeout,
       bodyTimeout: timeout,
     });
-    this.commits = new Batcher((batch) => this.sendCommits(batch), { maxInFlight: opts.commitsInFlight ?? 4, maxBatch: MAX_COMMIT_BATCH });
+    const maxInFlight = opts.batchInFlight ?? 4;
+    this.commits = new Batcher((batch) => this.sendCommits(batch), { maxInFlight, maxBatch: MAX_COMMIT_BATCH });
+    this.reads = new Batcher((batch) => this.sendReads(batch), { maxInFlight, maxBatch: MAX_READ_BATCH });
   }
 
   close(): Promise<void> {
@@ -145,21 +149,20 @@ export class NamespaceClient {
 
   /** One commit goes as a plain PUT; several as one POST /commits, each answered on its own. */
   private async sendCommits(batch: T.CommitObjectRequest[]): Promise<Outcome<T.CommitObjectResponse>[]> {
-    if (batch.length === 1) {
-      const request = batch[0]!;
-      try {
-        return [{ ok: true, value: await this.call<T.CommitObjectResponse>('PUT', objectPath(request.record.bucket, request.record.key), request) }];
-      } catch (err) {
-        return [{ ok: false, error: err as Error }];
-      }
-    }
+    if (batch.length === 1) return [await outcomeOf(this.call('PUT', objectPath(batch[0]!.record.bucket, batch[0]!.record.key), batch[0]))];
     const body: T.CommitBatchRequest = { commits: batch };
-    const { results } = await this.call<T.CommitBatchResponse>('POST', '/commits', body);
-    return results.map((r) => ('ok' in r ? { ok: true, value: r.ok } : { ok: false, error: new NamespaceError(r.error.status, r.error.code, r.error.message, r.error.details) }));
+    return outcomesOf((await this.call<T.CommitBatchResponse>('POST', '/commits', body)).results);
   }
 
   getObject(bucket: string, key: string): Promise<T.ObjectRecord> {
-    return this.call('GET', objectPath(bucket, key));
+    return this.reads.submit({ bucket, key });
+  }
+
+  /** One read goes as a plain GET; several as one POST /records. */
+  private async sendReads(batch: { bucket: string; key: string }[]): Promise<Outcome<T.ObjectRecord>[]> {
+    if (batch.length === 1) return [await outcomeOf(this.call('GET', objectPath(batch[0]!.bucket, batch[0]!.key)))];
+    const body: T.ReadBatchRequest = { objects: batch };
+    return outcomesOf((await this.call<T.ReadBatchResponse>('POST', '/records', body)).results);
   }
 
   /** Like getObject, but a missing key (not a missing bucket) is null. */
@@ -338,6 +341,19 @@ export class NamespaceClient {
 }
 
 const seg = (part: string): string => encodeURIComponent(part);
+
+async function outcomeOf<R>(answer: Promise<R>): Promise<Outcome<R>> {
+  try {
+    return { ok: true, value: await answer };
+  } catch (err) {
+    return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
+  }
+}
+
+/** A batch's answers, its errors as the NamespaceErrors the items would have had alone. */
+function outcomesOf<R>(results: T.BatchResult<R>[]): Outcome<R>[] {
+  return results.map((r) => ('ok' in r ? { ok: true, value: r.ok } : { ok: false, error: new NamespaceError(r.error.status, r.error.code, r.error.message, r.error.details) }));
+}
 
 /** The answer, or null when the call fails with one of `codes` (the thing asked for is gone). */
 async function nullWhen<R>(codes: string[], answer: Promise<R>): Promise<R | null> {

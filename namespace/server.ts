@@ -7,7 +7,7 @@ import type { ClusterSecret } from '../common/internal-auth.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { Registry, type Counter } from '../common/metrics.js';
 import type { NamespaceStore } from './store.js';
-import type * as T from './types.js';
+import * as T from './types.js';
 import * as v from './validate.js';
 
 export interface NamespaceServerOptions {
@@ -31,6 +31,7 @@ interface Counters {
   replacements: Counter;
   repairAcks: Counter;
   commitBatches: Counter;
+  readBatches: Counter;
 }
 
 type Reply = (params: Params, url: URL, req: http.IncomingMessage) => Promise<unknown> | unknown;
@@ -46,6 +47,7 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
     replacements: metrics.counter('cairn_namespace_shard_replacements_total', 'Shard placements swapped by repair'),
     repairAcks: metrics.counter('cairn_namespace_repair_acks_total', 'Repair tasks acknowledged and removed'),
     commitBatches: metrics.counter('cairn_namespace_commit_batches_total', 'Requests that carried several commits (POST /commits)'),
+    readBatches: metrics.counter('cairn_namespace_read_batches_total', 'Requests that read several object records (POST /records)'),
   };
   const ahead = store.listReadAhead.stats;
   const readAhead = metrics.gauge('cairn_namespace_list_read_ahead_total', 'Listing pages read ahead (started), served from read-ahead (hit), dropped because a write came first or nobody asked (stale), or not read ahead because the bucket was being written (skipped)');
@@ -84,6 +86,17 @@ function route(router: Router, method: string, path: string, reply: Reply): void
   });
 }
 
+/** One batch item's answer: its result, or the error reply it would have had alone. */
+async function settle<R>(log: Logger, work: () => Promise<R>): Promise<T.BatchResult<R>> {
+  try {
+    return { ok: await work() };
+  } catch (err) {
+    if (err instanceof HttpError) return { error: { status: err.status, code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
+    log.error('an item of a batch failed', { err });
+    return { error: { status: 500, code: 'InternalError', message: err instanceof Error ? err.message : String(err) } };
+  }
+}
+
 /** The JSON body; unparsable JSON is InvalidArgument like every other bad input. */
 async function body(req: http.IncomingMessage, limit?: number): Promise<unknown> {
   try {
@@ -115,27 +128,35 @@ function bucketRoutes(router: Router, store: NamespaceStore): void {
 }
 
 function objectRoutes(router: Router, store: NamespaceStore, c: Counters, log: Logger): void {
-  // Commits a busy gateway gathered (see client.ts): each stands alone, with its own answer.
+  // Commits and reads a busy gateway gathered (see client.ts): each stands alone, with its own answer.
   route(router, 'POST', '/commits', async (_p, _u, req): Promise<T.CommitBatchResponse> => {
-    const commits = v.commitBatch(v.fields(await body(req, RECORD_BODY_LIMIT), 'body').commits);
+    const commits = v.batchItems(v.fields(await body(req, RECORD_BODY_LIMIT), 'body').commits, 'commits', T.MAX_COMMIT_BATCH);
     c.commitBatches.inc();
     const results = await Promise.all(
-      commits.map(async (raw, i): Promise<T.CommitBatchResult> => {
-        try {
+      commits.map((raw, i) =>
+        settle(log, async () => {
           const input = v.fields(raw, `commits[${i}]`);
           const result = await store.commitObject({ record: v.objectRecord(input.record), condition: v.condition(input.condition) });
           c.commits.inc();
-          return { ok: result };
-        } catch (err) {
-          if (err instanceof HttpError) return { error: { status: err.status, code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
-          log.error('commit in a batch failed', { err });
-          return { error: { status: 500, code: 'InternalError', message: err instanceof Error ? err.message : String(err) } };
-        }
-      }),
+          return result;
+        }),
+      ),
     );
     return { results };
   });
-  // "/objects/:bucket?key=" carries the keys "." and "..", which cannot be path segments (see client.ts).
+  route(router, 'POST', '/records', async (_p, _u, req): Promise<T.ReadBatchResponse> => {
+    const objects = v.batchItems(v.fields(await body(req), 'body').objects, 'objects', T.MAX_READ_BATCH);
+    c.readBatches.inc();
+    const results = await Promise.all(
+      objects.map((raw, i) =>
+        settle(log, () => {
+          const input = v.fields(raw, `objects[${i}]`);
+          return store.getObject(v.bucketName(input.bucket), v.objectKey(input.key));
+        }),
+      ),
+    );
+    return { results };
+  });
   for (const path of ['/objects/:bucket/:key', '/objects/:bucket']) {
     route(router, 'PUT', path, async (p, url, req) => {
       const key = keyOf(p, url);

@@ -110,12 +110,33 @@ export interface CommitBatchRequest {
   commits: CommitObjectRequest[];
 }
 
-/** One commit's answer within a batch: the response it would have had, or its error reply. */
-export type CommitBatchResult = { ok: CommitObjectResponse } | { error: { status: number; code: string; message: string; details?: Record<string, unknown> } };
+/** An item's error reply within a batch: what it would have had as a request of its own. */
+export interface BatchError {
+  status: number;
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** One item's answer within a batch. */
+export type BatchResult<R> = { ok: R } | { error: BatchError };
 
 export interface CommitBatchResponse {
   /** In the order of the request's commits. */
-  results: CommitBatchResult[];
+  results: BatchResult<CommitObjectResponse>[];
+}
+
+/** Most object records one POST /records reads. */
+export const MAX_READ_BATCH = 64;
+
+/** Several object reads in one request (POST /records), each answered as GET /objects would. */
+export interface ReadBatchRequest {
+  objects: { bucket: string; key: string }[];
+}
+
+export interface ReadBatchResponse {
+  /** In the order of the request's objects. */
+  results: BatchResult<ObjectRecord>[];
 }
 
 export interface DeleteObjectResponse {

@@ -21,7 +21,7 @@ import type {
   ShardPlacement,
   WriteCondition,
 } from './types.js';
-import { MAX_COMMIT_BATCH, MAX_INLINE_BYTES } from './types.js';
+import { MAX_INLINE_BYTES } from './types.js';
 
 type Fields = Record<string, unknown>;
 
@@ -94,11 +94,11 @@ function array(value: unknown, what: string, max: number): unknown[] {
   return value;
 }
 
-/** The commits of a batch, unchecked one by one (each fails alone): 1 to MAX_COMMIT_BATCH of them. */
-export function commitBatch(value: unknown): unknown[] {
-  const commits = array(value, 'commits', MAX_COMMIT_BATCH);
-  if (commits.length === 0) fail('commits must not be empty');
-  return commits;
+/** The items of a batch, not checked one by one here (each fails alone): 1 to `max` of them. */
+export function batchItems(value: unknown, what: string, max: number): unknown[] {
+  const items = array(value, what, max);
+  if (items.length === 0) fail(`${what} must not be empty`);
+  return items;
 }
 
 export const bucketName = (value: unknown): string => {

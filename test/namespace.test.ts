@@ -259,6 +259,42 @@ t.test('commits in batches: many at once go in few requests, each answered on it
   await expectError(t, client.getObject('b', 'many-0'), 404, 'NoSuchKey');
 });
 
+t.test('reads in batches: many at once go in few requests, each answered on its own', async (t) => {
+  const { client, url } = await startService(t);
+  await client.createBucket('b', 'o');
+  const records = Array.from({ length: 100 }, (_, i) => record('b', `read/${i}`));
+  for (const r of records) await client.commitObject({ record: r });
+  const before = { ...client.reads.stats };
+  const answers = await Promise.allSettled([
+    ...records.map((r) => client.getObject('b', r.key)),
+    client.getObject('b', 'read/missing'),
+    client.getObject('nowhere', 'k'),
+  ]);
+  const requests = client.reads.stats.requests - before.requests;
+  t.ok(requests < 30, `102 reads went in ${requests} requests`);
+  t.same(answers.slice(0, 100).map((a) => (a.status === 'fulfilled' ? a.value.versionId : 'failed')), records.map((r) => r.versionId), 'every record, in order');
+  const refused = answers.slice(100).map((a) => (a.status === 'rejected' && a.reason instanceof NamespaceError ? `${a.reason.status} ${a.reason.code}` : 'found'));
+  t.same(refused, ['404 NoSuchKey', '404 NoSuchBucket'], 'the failures are their own, with status and code');
+  t.match(await (await fetch(`${url}/metrics`)).text(), /cairn_namespace_read_batches_total [1-9]/, 'the batches are counted');
+
+  const post = async (body: string): Promise<{ status: number; json: unknown }> => {
+    const res = await rawRequest(`${url}/records`, { method: 'POST', body });
+    return { status: res.statusCode, json: await res.body.json() };
+  };
+  const mixed = await post(JSON.stringify({ objects: [{ bucket: 'b', key: 'read/1' }, { bucket: 'b' }, 7] }));
+  t.equal(mixed.status, 200);
+  const results = (mixed.json as { results: { ok?: ObjectRecord; error?: { code: string } }[] }).results;
+  t.same([results[0]!.ok?.versionId, results[1]!.error?.code, results[2]!.error?.code], [records[1]!.versionId, 'InvalidArgument', 'InvalidArgument'], 'bad ones fail alone');
+  for (const [why, body] of [
+    ['not an array', '{"objects": "b/k"}'],
+    ['empty', '{"objects": []}'],
+    ['too many', JSON.stringify({ objects: Array.from({ length: 65 }, () => ({ bucket: 'b', key: 'read/1' })) })],
+  ]) {
+    const bad = await post(body!);
+    t.same([bad.status, (bad.json as { code: string }).code], [400, 'InvalidArgument'], why);
+  }
+});
+
 t.test('conditions: ifNoneMatch, ifVersionId, ifEtag and a commit race', async (t) => {
   const { client } = await startService(t);
   await client.createBucket('b', 'o');
