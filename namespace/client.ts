@@ -6,7 +6,7 @@ import { errorFromResponse } from '../common/http.js';
 import { signRequest, type ClusterSecret } from '../common/internal-auth.js';
 import { NamespaceError } from './errors.js';
 import type * as T from './types.js';
-import { MAX_COMMIT_BATCH, MAX_READ_BATCH } from './types.js';
+import { MAX_COMMIT_BATCH, MAX_PLACEMENT_BATCH, MAX_READ_BATCH } from './types.js';
 
 export { NamespaceError } from './errors.js';
 
@@ -30,10 +30,12 @@ export class NamespaceClient {
   private readonly basePath: string;
   private readonly host: string;
   private readonly secret: ClusterSecret;
-  /** Commits: sent alone while few are out, gathered into POST /commits while many are. */
+  /** Commits: sent alone while few are out, gathered into POST /batch/commits while many are. */
   readonly commits: Batcher<T.CommitObjectRequest, T.CommitObjectResponse>;
-  /** Object record reads: the same, gathered into POST /records. */
+  /** Object record reads: the same, gathered into POST /batch/records. */
   readonly reads: Batcher<{ bucket: string; key: string }, T.ObjectRecord>;
+  /** Placements: the same, gathered into POST /batch/placements. */
+  readonly placements: Batcher<T.PlacementRequest, T.PlacementResponse>;
 
   constructor(readonly baseUrl: string, opts: NamespaceClientOptions) {
     const timeout = opts.timeoutMs ?? 30_000;
@@ -50,6 +52,7 @@ export class NamespaceClient {
     const maxInFlight = opts.batchInFlight ?? 4;
     this.commits = new Batcher((batch) => this.sendCommits(batch), { maxInFlight, maxBatch: MAX_COMMIT_BATCH });
     this.reads = new Batcher((batch) => this.sendReads(batch), { maxInFlight, maxBatch: MAX_READ_BATCH });
+    this.placements = new Batcher((batch) => this.sendPlacements(batch), { maxInFlight, maxBatch: MAX_PLACEMENT_BATCH });
   }
 
   close(): Promise<void> {
@@ -147,22 +150,22 @@ export class NamespaceClient {
     return this.commits.submit(request);
   }
 
-  /** One commit goes as a plain PUT; several as one POST /commits, each answered on its own. */
+  /** One commit goes as a plain PUT; several as one POST /batch/commits, each answered on its own. */
   private async sendCommits(batch: T.CommitObjectRequest[]): Promise<Outcome<T.CommitObjectResponse>[]> {
     if (batch.length === 1) return [await outcomeOf(this.call('PUT', objectPath(batch[0]!.record.bucket, batch[0]!.record.key), batch[0]))];
     const body: T.CommitBatchRequest = { commits: batch };
-    return outcomesOf((await this.call<T.CommitBatchResponse>('POST', '/commits', body)).results);
+    return outcomesOf((await this.call<T.CommitBatchResponse>('POST', '/batch/commits', body)).results);
   }
 
   getObject(bucket: string, key: string): Promise<T.ObjectRecord> {
     return this.reads.submit({ bucket, key });
   }
 
-  /** One read goes as a plain GET; several as one POST /records. */
+  /** One read goes as a plain GET; several as one POST /batch/records. */
   private async sendReads(batch: { bucket: string; key: string }[]): Promise<Outcome<T.ObjectRecord>[]> {
     if (batch.length === 1) return [await outcomeOf(this.call('GET', objectPath(batch[0]!.bucket, batch[0]!.key)))];
     const body: T.ReadBatchRequest = { objects: batch };
-    return outcomesOf((await this.call<T.ReadBatchResponse>('POST', '/records', body)).results);
+    return outcomesOf((await this.call<T.ReadBatchResponse>('POST', '/batch/records', body)).results);
   }
 
   /** Like getObject, but a missing key (not a missing bucket) is null. */
@@ -209,7 +212,14 @@ export class NamespaceClient {
   }
 
   place(request: T.PlacementRequest): Promise<T.PlacementResponse> {
-    return this.call('POST', '/placements', request);
+    return this.placements.submit(request);
+  }
+
+  /** One placement goes as a plain POST /placements; several as one POST /batch/placements. */
+  private async sendPlacements(batch: T.PlacementRequest[]): Promise<Outcome<T.PlacementResponse>[]> {
+    if (batch.length === 1) return [await outcomeOf(this.call('POST', '/placements', batch[0]))];
+    const body: T.PlacementBatchRequest = { requests: batch };
+    return outcomesOf((await this.call<T.PlacementBatchResponse>('POST', '/batch/placements', body)).results);
   }
 
   shardsOnNode(nodeId: string, after?: string, limit?: number): Promise<T.ShardRefPage> {

@@ -46,8 +46,8 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
     damageReports: metrics.counter('cairn_namespace_damage_reports_total', 'Damage reports queued for repair'),
     replacements: metrics.counter('cairn_namespace_shard_replacements_total', 'Shard placements swapped by repair'),
     repairAcks: metrics.counter('cairn_namespace_repair_acks_total', 'Repair tasks acknowledged and removed'),
-    commitBatches: metrics.counter('cairn_namespace_commit_batches_total', 'Requests that carried several commits (POST /commits)'),
-    readBatches: metrics.counter('cairn_namespace_read_batches_total', 'Requests that read several object records (POST /records)'),
+    commitBatches: metrics.counter('cairn_namespace_commit_batches_total', 'Requests that carried several commits (POST /batch/commits)'),
+    readBatches: metrics.counter('cairn_namespace_read_batches_total', 'Requests that read several object records (POST /batch/records)'),
   };
   const ahead = store.listReadAhead.stats;
   const readAhead = metrics.gauge('cairn_namespace_list_read_ahead_total', 'Listing pages read ahead (started), served from read-ahead (hit), dropped because a write came first or nobody asked (stale), or not read ahead because the bucket was being written (skipped)');
@@ -59,7 +59,7 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
   const log = opts.log ?? createLogger('namespace');
   bucketRoutes(router, store);
   objectRoutes(router, store, counters, log);
-  nodeRoutes(router, store, counters);
+  nodeRoutes(router, store, counters, log);
   uploadRoutes(router, store, counters);
   repairRoutes(router, store, counters);
   userRoutes(router, store);
@@ -129,7 +129,7 @@ function bucketRoutes(router: Router, store: NamespaceStore): void {
 
 function objectRoutes(router: Router, store: NamespaceStore, c: Counters, log: Logger): void {
   // Commits and reads a busy gateway gathered (see client.ts): each stands alone, with its own answer.
-  route(router, 'POST', '/commits', async (_p, _u, req): Promise<T.CommitBatchResponse> => {
+  route(router, 'POST', '/batch/commits', async (_p, _u, req): Promise<T.CommitBatchResponse> => {
     const commits = v.batchItems(v.fields(await body(req, RECORD_BODY_LIMIT), 'body').commits, 'commits', T.MAX_COMMIT_BATCH);
     c.commitBatches.inc();
     const results = await Promise.all(
@@ -144,7 +144,7 @@ function objectRoutes(router: Router, store: NamespaceStore, c: Counters, log: L
     );
     return { results };
   });
-  route(router, 'POST', '/records', async (_p, _u, req): Promise<T.ReadBatchResponse> => {
+  route(router, 'POST', '/batch/records', async (_p, _u, req): Promise<T.ReadBatchResponse> => {
     const objects = v.batchItems(v.fields(await body(req), 'body').objects, 'objects', T.MAX_READ_BATCH);
     c.readBatches.inc();
     const results = await Promise.all(
@@ -208,7 +208,7 @@ function partNumberOf(params: Params): number {
   return v.partNumber(/^[0-9]{1,5}$/.test(raw) ? Number(raw) : raw);
 }
 
-function nodeRoutes(router: Router, store: NamespaceStore, c: Counters): void {
+function nodeRoutes(router: Router, store: NamespaceStore, c: Counters, log: Logger): void {
   route(router, 'POST', '/nodes/:id/heartbeat', async (p, _u, req) => {
     const node = await store.heartbeat(p.id, v.heartbeat(await body(req)));
     c.heartbeats.inc();
@@ -228,6 +228,10 @@ function nodeRoutes(router: Router, store: NamespaceStore, c: Counters): void {
     return store.setNodeMode(p.id, v.nodeMode(input.mode));
   });
   route(router, 'POST', '/placements', async (_p, _u, req) => store.place(v.placementRequest(await body(req))));
+  route(router, 'POST', '/batch/placements', async (_p, _u, req): Promise<T.PlacementBatchResponse> => {
+    const requests = v.batchItems(v.fields(await body(req), 'body').requests, 'requests', T.MAX_PLACEMENT_BATCH);
+    return { results: await Promise.all(requests.map((raw) => settle(log, async () => store.place(v.placementRequest(raw))))) };
+  });
   route(router, 'GET', '/gc', async (_p, url): Promise<T.GarbageResponse> => {
     const raw = url.searchParams.get('before');
     const before = raw === null ? new Date() : new Date(/^\d+$/.test(raw) ? Number(raw) : raw);

@@ -102,10 +102,10 @@ export interface CommitObjectResponse {
   replaced: ObjectRecord | null;
 }
 
-/** Most commits one POST /commits carries. */
+/** Most commits one POST /batch/commits carries. */
 export const MAX_COMMIT_BATCH = 64;
 
-/** Several commits in one request (POST /commits): each is applied, and answered, as if sent alone. */
+/** Several commits in one request (POST /batch/commits): each is applied, and answered, as if sent alone. */
 export interface CommitBatchRequest {
   commits: CommitObjectRequest[];
 }
@@ -126,10 +126,10 @@ export interface CommitBatchResponse {
   results: BatchResult<CommitObjectResponse>[];
 }
 
-/** Most object records one POST /records reads. */
+/** Most object records one POST /batch/records reads. */
 export const MAX_READ_BATCH = 64;
 
-/** Several object reads in one request (POST /records), each answered as GET /objects would. */
+/** Several object reads in one request (POST /batch/records), each answered as GET /objects would. */
 export interface ReadBatchRequest {
   objects: { bucket: string; key: string }[];
 }
@@ -208,6 +208,19 @@ export interface PlacementRequest {
 export interface PlacementResponse {
   /** Up to `count` distinct live nodes; fewer when fewer are up. The caller decides if that is enough. */
   nodes: { id: string; url: string }[];
+}
+
+/** Most placements one POST /batch/placements asks for. */
+export const MAX_PLACEMENT_BATCH = 64;
+
+/** Several placements in one request, each answered as POST /placements would. */
+export interface PlacementBatchRequest {
+  requests: PlacementRequest[];
+}
+
+export interface PlacementBatchResponse {
+  /** In the order of the request's requests. */
+  results: BatchResult<PlacementResponse>[];
 }
 
 /** One entry of the reverse index node → shards. */

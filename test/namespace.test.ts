@@ -238,7 +238,7 @@ t.test('commits in batches: many at once go in few requests, each answered on it
 
   // The route itself: a bad commit fails alone; a bad batch fails whole.
   const post = async (body: string): Promise<{ status: number; json: unknown }> => {
-    const res = await rawRequest(`${url}/commits`, { method: 'POST', body });
+    const res = await rawRequest(`${url}/batch/commits`, { method: 'POST', body });
     return { status: res.statusCode, json: await res.body.json() };
   };
   const mixed = await post(JSON.stringify({ commits: [{ record: record('b', 'raw-1') }, { record: { ...record('b', 'raw-2'), size: -1 } }, 'not a commit'] }));
@@ -278,7 +278,7 @@ t.test('reads in batches: many at once go in few requests, each answered on its 
   t.match(await (await fetch(`${url}/metrics`)).text(), /cairn_namespace_read_batches_total [1-9]/, 'the batches are counted');
 
   const post = async (body: string): Promise<{ status: number; json: unknown }> => {
-    const res = await rawRequest(`${url}/records`, { method: 'POST', body });
+    const res = await rawRequest(`${url}/batch/records`, { method: 'POST', body });
     return { status: res.statusCode, json: await res.body.json() };
   };
   const mixed = await post(JSON.stringify({ objects: [{ bucket: 'b', key: 'read/1' }, { bucket: 'b' }, 7] }));
@@ -517,6 +517,15 @@ t.test('placement through the service: distinct, live, excluding', async (t) => 
   }
   t.equal((await client.place({ count: 10 })).nodes.length, 6, 'fewer than asked when fewer are up');
   await expectError(t, client.place({ count: 0 }), 400, 'InvalidArgument');
+
+  // Many at once go in batches (POST /batch/placements), each answered on its own.
+  const before = { ...client.placements.stats };
+  const many = await Promise.allSettled([...Array.from({ length: 60 }, () => client.place({ count: 4, exclude: ['n2'] })), client.place({ count: -1 })]);
+  const requests = client.placements.stats.requests - before.requests;
+  t.ok(requests < 20, `61 placements went in ${requests} requests`);
+  t.ok(many.slice(0, 60).every((p) => p.status === 'fulfilled' && new Set(p.value.nodes.map((n) => n.id)).size === 4 && p.value.nodes.every((n) => n.id !== 'n2')), 'every batched placement is distinct and excludes');
+  const bad = many[60]!;
+  t.same(bad.status === 'rejected' && bad.reason instanceof NamespaceError ? [bad.reason.status, bad.reason.code] : [], [400, 'InvalidArgument'], 'a bad one fails alone');
 });
 
 t.test('choosePlacement (pure)', async (t) => {
