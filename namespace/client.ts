@@ -17,7 +17,7 @@ export interface NamespaceClientOptions {
   connections?: number;
   /** Per-request limit on waiting for headers and body (default 30 s). */
   timeoutMs?: number;
-  /** Commit requests (and, apart, record reads) out at once before further ones wait and go together (default 4). */
+  /** Requests of each batched kind (commits, record reads, placements) out at once; further calls wait and go together (default 4). */
   batchInFlight?: number;
 }
 

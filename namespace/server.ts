@@ -32,6 +32,7 @@ interface Counters {
   repairAcks: Counter;
   commitBatches: Counter;
   readBatches: Counter;
+  placementBatches: Counter;
 }
 
 type Reply = (params: Params, url: URL, req: http.IncomingMessage) => Promise<unknown> | unknown;
@@ -48,6 +49,7 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
     repairAcks: metrics.counter('cairn_namespace_repair_acks_total', 'Repair tasks acknowledged and removed'),
     commitBatches: metrics.counter('cairn_namespace_commit_batches_total', 'Requests that carried several commits (POST /batch/commits)'),
     readBatches: metrics.counter('cairn_namespace_read_batches_total', 'Requests that read several object records (POST /batch/records)'),
+    placementBatches: metrics.counter('cairn_namespace_placement_batches_total', 'Requests that asked for several placements (POST /batch/placements)'),
   };
   const ahead = store.listReadAhead.stats;
   const readAhead = metrics.gauge('cairn_namespace_list_read_ahead_total', 'Listing pages read ahead (started), served from read-ahead (hit), dropped because a write came first or nobody asked (stale), or not read ahead because the bucket was being written (skipped)');
@@ -230,6 +232,7 @@ function nodeRoutes(router: Router, store: NamespaceStore, c: Counters, log: Log
   route(router, 'POST', '/placements', async (_p, _u, req) => store.place(v.placementRequest(await body(req))));
   route(router, 'POST', '/batch/placements', async (_p, _u, req): Promise<T.PlacementBatchResponse> => {
     const requests = v.batchItems(v.fields(await body(req), 'body').requests, 'requests', T.MAX_PLACEMENT_BATCH);
+    c.placementBatches.inc();
     return { results: await Promise.all(requests.map((raw) => settle(log, async () => store.place(v.placementRequest(raw))))) };
   });
   route(router, 'GET', '/gc', async (_p, url): Promise<T.GarbageResponse> => {

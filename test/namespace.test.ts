@@ -507,7 +507,7 @@ t.test('nodes: heartbeats and up → suspect → down transitions', async (t) =>
 });
 
 t.test('placement through the service: distinct, live, excluding', async (t) => {
-  const { client } = await startService(t);
+  const { client, url } = await startService(t);
   for (let i = 1; i <= 6; i++) await client.heartbeat(`n${i}`, beat(100 * i, `http://127.0.0.1:${3000 + i}`));
   for (let round = 0; round < 20; round++) {
     const { nodes } = await client.place({ count: 4, exclude: ['n1', 'n6'] });
@@ -526,6 +526,7 @@ t.test('placement through the service: distinct, live, excluding', async (t) => 
   t.ok(many.slice(0, 60).every((p) => p.status === 'fulfilled' && new Set(p.value.nodes.map((n) => n.id)).size === 4 && p.value.nodes.every((n) => n.id !== 'n2')), 'every batched placement is distinct and excludes');
   const bad = many[60]!;
   t.same(bad.status === 'rejected' && bad.reason instanceof NamespaceError ? [bad.reason.status, bad.reason.code] : [], [400, 'InvalidArgument'], 'a bad one fails alone');
+  t.match(await (await fetch(`${url}/metrics`)).text(), /cairn_namespace_placement_batches_total [1-9]/, 'the batches are counted');
 });
 
 t.test('choosePlacement (pure)', async (t) => {
