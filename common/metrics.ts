@@ -114,6 +114,11 @@ export class Registry {
     const started = Date.now();
     this.gauge('cairn_process_uptime_seconds', 'Seconds since the process started').set(() => (Date.now() - started) / 1000, { service });
     this.gauge('cairn_process_resident_bytes', 'Resident set size of the process').set(() => process.memoryUsage.rss(), { service });
+    // What the resident bytes are: the JS heap, or memory outside it (Buffers, socket state).
+    const heap = this.gauge('cairn_process_memory_bytes', 'V8 heap in use, and memory outside the heap held by JS objects (Buffers among it)');
+    heap.set(() => process.memoryUsage().heapUsed, { service, kind: 'heap_used' });
+    heap.set(() => process.memoryUsage().external, { service, kind: 'external' });
+    heap.set(() => process.memoryUsage().arrayBuffers, { service, kind: 'array_buffers' });
     this.gauge('cairn_process_cpu_seconds', 'User plus system CPU time of the process').set(() => {
       const { user, system } = process.cpuUsage();
       return (user + system) / 1e6;

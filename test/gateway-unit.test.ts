@@ -310,4 +310,10 @@ t.test('every registry reports CPU time and recent event loop delay', async (t) 
   t.ok(max >= 0.04 && max < 5, `the blocked loop shows as a delay of ${max} s`);
   t.ok(value('cairn_event_loop_delay_seconds{quantile="0.5",service="unit"}') <= max, 'the median is at most the maximum');
   t.equal(registry.render().match(/# TYPE cairn_event_loop_delay_seconds gauge/g)?.length, 1, 'one TYPE line for the three quantiles');
+  const held = Buffer.alloc(8 * 1024 * 1024, 1);
+  const external = value('cairn_process_memory_bytes{kind="external",service="unit"}');
+  t.ok(external >= held.length, `memory outside the heap counts an 8 MiB Buffer (${external} bytes)`);
+  t.ok(value('cairn_process_memory_bytes{kind="array_buffers",service="unit"}') >= held.length, 'and so do array buffers');
+  t.ok(value('cairn_process_memory_bytes{kind="heap_used",service="unit"}') > 0, 'the heap in use is reported');
+  t.ok(value('cairn_process_resident_bytes{service="unit"}') > external, 'resident bytes include it all');
 });
