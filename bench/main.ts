@@ -18,6 +18,7 @@ import { errorText } from './stats.js';
 import { CairnSystem, type System } from './systems.js';
 import type { BenchContext, WorkloadResult } from './workloads/context.js';
 import { degradedReads } from './workloads/degraded.js';
+import { settleDisk } from './workloads/common.js';
 import { largeObjects } from './workloads/large.js';
 import { listFixture, listing, type PopulateStats } from './workloads/list.js';
 import { multipart } from './workloads/multipart.js';
@@ -61,6 +62,7 @@ async function run(name: WorkloadName, budgetMs: number, fn: (ctx: BenchContext)
   const timer = setTimeout(() => hard.abort(new Error(`${name}: hard time limit`)), budgetMs * 1.5 + 10_000);
   const started = performance.now();
   try {
+    if (name !== 'machine') await settleDisk(log);
     const result = await fn({ ...ctx, signal: hard.signal });
     rows.push(...result.rows);
     details[name] = result.details;

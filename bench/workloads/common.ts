@@ -1,5 +1,7 @@
 // Helpers the workloads share: buckets, streamed PUT/GET of pattern objects through the SDK with
 // byte verification, and per-phase peak-RSS sampling of the S3 front process.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Pattern } from '../data.js';
@@ -38,6 +40,21 @@ export async function getPattern(s3: S3Client, pattern: Pattern, key: string, si
   for await (const chunk of res.Body as Readable) verifier.update(chunk as Buffer);
   verifier.check(size, `GET ${key}`);
   return size;
+}
+
+/**
+ * Writes every dirty page out (sync(1)) before a system's phase, untimed. s3rver writes through
+ * the page cache without fsync, so the gigabytes of a large or multipart phase were still being
+ * flushed during the next phase, whichever system it measured: Cairn's 4 KiB PUT p99 at 256
+ * clients was 344 ms right after them and 137-163 ms in runs of the small workload alone.
+ */
+export async function settleDisk(log: (line: string) => void): Promise<void> {
+  const started = performance.now();
+  const child = spawn('sync', { stdio: 'ignore' });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  const ms = performance.now() - started;
+  if (code !== 0) log(`  sync exited with ${code}: the phase starts with dirty pages`);
+  else if (ms >= 100) log(`  flushed dirty pages before the phase (${(ms / 1000).toFixed(1)} s, untimed)`);
 }
 
 export const mbps = (bytes: number, seconds: number): number | null => (seconds > 0 && bytes > 0 ? bytes / MB / seconds : null);

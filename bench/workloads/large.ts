@@ -6,7 +6,7 @@ import type { Row } from '../report.js';
 import { ratioOf, target } from '../report.js';
 import { ProcessGroupMeter } from '../procfs.js';
 import { MiB, runPool } from '../stats.js';
-import { ensureBucket, getPattern, mbps, PeakRss, putPattern, sdk } from './common.js';
+import { ensureBucket, getPattern, mbps, PeakRss, putPattern, sdk, settleDisk } from './common.js';
 import type { BenchContext, WorkloadResult } from './context.js';
 
 interface PhaseResult {
@@ -25,6 +25,7 @@ export async function largeObjects(ctx: BenchContext): Promise<WorkloadResult> {
   const results = new Map<string, Record<string, PhaseResult>>();
   const rss = new Map<string, number>();
   for (const system of ctx.systems) {
+    await settleDisk(ctx.log);
     await ensureBucket(system);
     const s3 = sdk(system, 16);
     const peak = await PeakRss.start(system.frontPid());

@@ -12,7 +12,7 @@ import type { Pattern } from '../data.js';
 import { ratioOf, target, type Row } from '../report.js';
 import { MiB, runPool } from '../stats.js';
 import type { System } from '../systems.js';
-import { ensureBucket, mbps, raw, sdk } from './common.js';
+import { ensureBucket, mbps, raw, sdk, settleDisk } from './common.js';
 import { BUCKET, type BenchContext, type WorkloadResult } from './context.js';
 
 /** Key and size of the multipart object each system holds, for the ranged-GET workload. */
@@ -61,6 +61,7 @@ export async function multipart(ctx: BenchContext): Promise<WorkloadResult> {
   const details: Record<string, unknown> = { objectSize, partSize, parallel };
   const errors: string[] = [];
   for (const system of ctx.systems) {
+    await settleDisk(ctx.log);
     await ensureBucket(system);
     const s3 = sdk(system, parallel * 2);
     const key = `multipart/${objectSize}`;

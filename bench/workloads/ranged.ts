@@ -2,7 +2,7 @@
 // range verified byte for byte. Latency p50/p99 (ms); both systems read the same offsets.
 import { ratioOf, type Row } from '../report.js';
 import { MiB, runPool, summarize, type LatencySummary } from '../stats.js';
-import { raw, sdk } from './common.js';
+import { raw, sdk, settleDisk } from './common.js';
 import { BUCKET, type BenchContext, type WorkloadResult } from './context.js';
 import { fmtSize, multipartUpload, sharedObjectKey, type MultipartObject } from './multipart.js';
 
@@ -12,6 +12,7 @@ export async function rangedGets(ctx: BenchContext): Promise<WorkloadResult> {
   const summaries = new Map<string, LatencySummary & { errors: number; firstError?: string }>();
   let objectSize = mp.objectSize;
   for (const system of ctx.systems) {
+    await settleDisk(ctx.log);
     let object = ctx.shared.get(sharedObjectKey(system)) as MultipartObject | undefined;
     if (!object) {
       // Run alone (--only ranged): upload the object first, untimed.

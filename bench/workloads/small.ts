@@ -7,7 +7,7 @@ import { ProcessGroupMeter } from '../procfs.js';
 import { ratioOf, target, type Row } from '../report.js';
 import { CpuMeter, KiB, runPool, summarize } from '../stats.js';
 import type { System } from '../systems.js';
-import { ensureBucket, raw } from './common.js';
+import { ensureBucket, raw, settleDisk } from './common.js';
 import { BUCKET, type BenchContext, type WorkloadResult } from './context.js';
 
 interface Phase {
@@ -30,6 +30,7 @@ export async function smallObjects(ctx: BenchContext): Promise<WorkloadResult> {
   const { sizes, clients: clientCounts, phaseMs, maxOps } = ctx.cfg.small;
   const results: Results = new Map();
   for (const system of ctx.systems) {
+    await settleDisk(ctx.log);
     await ensureBucket(system);
     for (const size of sizes) {
       for (const clients of clientCounts) {
