@@ -93,8 +93,13 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
   res.end(text);
 }
 
+/** The JSON body an error is answered with. */
+export function errorBody(err: HttpError): ErrorBody {
+  return { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
+}
+
 export function sendError(res: http.ServerResponse, err: HttpError): void {
-  const body: ErrorBody = { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
+  const body = errorBody(err);
   if (res.headersSent) {
     res.destroy(err);
     return;

@@ -151,10 +151,8 @@ export class NamespaceClient {
   }
 
   /** One commit goes as a plain PUT; several as one POST /batch/commits, each answered on its own. */
-  private async sendCommits(batch: T.CommitObjectRequest[]): Promise<Outcome<T.CommitObjectResponse>[]> {
-    if (batch.length === 1) return [await outcomeOf(this.call('PUT', objectPath(batch[0]!.record.bucket, batch[0]!.record.key), batch[0]))];
-    const body: T.CommitBatchRequest = { commits: batch };
-    return outcomesOf((await this.call<T.CommitBatchResponse>('POST', '/batch/commits', body)).results);
+  private sendCommits(batch: T.CommitObjectRequest[]): Promise<Outcome<T.CommitObjectResponse>[]> {
+    return this.sendBatch(batch, (c) => this.call('PUT', objectPath(c.record.bucket, c.record.key), c), '/batch/commits', 'commits');
   }
 
   getObject(bucket: string, key: string): Promise<T.ObjectRecord> {
@@ -162,10 +160,8 @@ export class NamespaceClient {
   }
 
   /** One read goes as a plain GET; several as one POST /batch/records. */
-  private async sendReads(batch: { bucket: string; key: string }[]): Promise<Outcome<T.ObjectRecord>[]> {
-    if (batch.length === 1) return [await outcomeOf(this.call('GET', objectPath(batch[0]!.bucket, batch[0]!.key)))];
-    const body: T.ReadBatchRequest = { objects: batch };
-    return outcomesOf((await this.call<T.ReadBatchResponse>('POST', '/batch/records', body)).results);
+  private sendReads(batch: { bucket: string; key: string }[]): Promise<Outcome<T.ObjectRecord>[]> {
+    return this.sendBatch(batch, (o) => this.call('GET', objectPath(o.bucket, o.key)), '/batch/records', 'objects');
   }
 
   /** Like getObject, but a missing key (not a missing bucket) is null. */
@@ -216,10 +212,18 @@ export class NamespaceClient {
   }
 
   /** One placement goes as a plain POST /placements; several as one POST /batch/placements. */
-  private async sendPlacements(batch: T.PlacementRequest[]): Promise<Outcome<T.PlacementResponse>[]> {
-    if (batch.length === 1) return [await outcomeOf(this.call('POST', '/placements', batch[0]))];
-    const body: T.PlacementBatchRequest = { requests: batch };
-    return outcomesOf((await this.call<T.PlacementBatchResponse>('POST', '/batch/placements', body)).results);
+  private sendPlacements(batch: T.PlacementRequest[]): Promise<Outcome<T.PlacementResponse>[]> {
+    return this.sendBatch(batch, (r) => this.call('POST', '/placements', r), '/batch/placements', 'requests');
+  }
+
+  /**
+   * A lone item goes by its plain route (`alone`), so a quiet client's calls look as they always
+   * did; several go as one POST to `path` with the items under `field`, each answered on its own.
+   */
+  private async sendBatch<I, R>(batch: I[], alone: (item: I) => Promise<R>, path: string, field: string): Promise<Outcome<R>[]> {
+    if (batch.length === 1) return [await outcomeOf(alone(batch[0]!))];
+    const { results } = await this.call<T.BatchResponse<R>>('POST', path, { [field]: batch });
+    return results.map((r) => ('ok' in r ? { ok: true, value: r.ok } : { ok: false, error: new NamespaceError(r.error.status, r.error.code, r.error.message, r.error.details) }));
   }
 
   shardsOnNode(nodeId: string, after?: string, limit?: number): Promise<T.ShardRefPage> {
@@ -360,10 +364,6 @@ async function outcomeOf<R>(answer: Promise<R>): Promise<Outcome<R>> {
   }
 }
 
-/** A batch's answers, its errors as the NamespaceErrors the items would have had alone. */
-function outcomesOf<R>(results: T.BatchResult<R>[]): Outcome<R>[] {
-  return results.map((r) => ('ok' in r ? { ok: true, value: r.ok } : { ok: false, error: new NamespaceError(r.error.status, r.error.code, r.error.message, r.error.details) }));
-}
 
 /** The answer, or null when the call fails with one of `codes` (the thing asked for is gone). */
 async function nullWhen<R>(codes: string[], answer: Promise<R>): Promise<R | null> {

@@ -2,7 +2,7 @@
 // Bodies are parsed by validate.ts before they reach the store; store errors are NamespaceErrors
 // (HttpErrors), which the common server turns into S3-style JSON error replies.
 import type http from 'node:http';
-import { createServiceServer, HttpError, readJson, Router, sendJson, type Params } from '../common/http.js';
+import { createServiceServer, errorBody, HttpError, readJson, Router, sendJson, type Params } from '../common/http.js';
 import type { ClusterSecret } from '../common/internal-auth.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { Registry, type Counter } from '../common/metrics.js';
@@ -88,12 +88,25 @@ function route(router: Router, method: string, path: string, reply: Reply): void
   });
 }
 
+/**
+ * A batch route: `field` of the body holds 1 to `max` items, each handled (and failing) alone;
+ * the reply holds one result per item, in order. Busy clients gather calls into these (see
+ * common/batcher.ts).
+ */
+function batchRoute<R>(router: Router, path: string, field: string, max: number, counter: Counter, log: Logger, handle: (raw: unknown, what: string) => Promise<R> | R): void {
+  route(router, 'POST', path, async (_p, _u, req): Promise<T.BatchResponse<R>> => {
+    const items = v.batchItems(v.fields(await body(req, RECORD_BODY_LIMIT), 'body')[field], field, max);
+    counter.inc();
+    return { results: await Promise.all(items.map((raw, i) => settle(log, async () => handle(raw, `${field}[${i}]`)))) };
+  });
+}
+
 /** One batch item's answer: its result, or the error reply it would have had alone. */
 async function settle<R>(log: Logger, work: () => Promise<R>): Promise<T.BatchResult<R>> {
   try {
     return { ok: await work() };
   } catch (err) {
-    if (err instanceof HttpError) return { error: { status: err.status, code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
+    if (err instanceof HttpError) return { error: { status: err.status, ...errorBody(err) } };
     log.error('an item of a batch failed', { err });
     return { error: { status: 500, code: 'InternalError', message: err instanceof Error ? err.message : String(err) } };
   }
@@ -130,34 +143,15 @@ function bucketRoutes(router: Router, store: NamespaceStore): void {
 }
 
 function objectRoutes(router: Router, store: NamespaceStore, c: Counters, log: Logger): void {
-  // Commits and reads a busy gateway gathered (see client.ts): each stands alone, with its own answer.
-  route(router, 'POST', '/batch/commits', async (_p, _u, req): Promise<T.CommitBatchResponse> => {
-    const commits = v.batchItems(v.fields(await body(req, RECORD_BODY_LIMIT), 'body').commits, 'commits', T.MAX_COMMIT_BATCH);
-    c.commitBatches.inc();
-    const results = await Promise.all(
-      commits.map((raw, i) =>
-        settle(log, async () => {
-          const input = v.fields(raw, `commits[${i}]`);
-          const result = await store.commitObject({ record: v.objectRecord(input.record), condition: v.condition(input.condition) });
-          c.commits.inc();
-          return result;
-        }),
-      ),
-    );
-    return { results };
+  batchRoute(router, '/batch/commits', 'commits', T.MAX_COMMIT_BATCH, c.commitBatches, log, async (raw, what) => {
+    const input = v.fields(raw, what);
+    const result = await store.commitObject({ record: v.objectRecord(input.record), condition: v.condition(input.condition) });
+    c.commits.inc();
+    return result;
   });
-  route(router, 'POST', '/batch/records', async (_p, _u, req): Promise<T.ReadBatchResponse> => {
-    const objects = v.batchItems(v.fields(await body(req), 'body').objects, 'objects', T.MAX_READ_BATCH);
-    c.readBatches.inc();
-    const results = await Promise.all(
-      objects.map((raw, i) =>
-        settle(log, () => {
-          const input = v.fields(raw, `objects[${i}]`);
-          return store.getObject(v.bucketName(input.bucket), v.objectKey(input.key));
-        }),
-      ),
-    );
-    return { results };
+  batchRoute(router, '/batch/records', 'objects', T.MAX_READ_BATCH, c.readBatches, log, (raw, what) => {
+    const input = v.fields(raw, what);
+    return store.getObject(v.bucketName(input.bucket), v.objectKey(input.key));
   });
   for (const path of ['/objects/:bucket/:key', '/objects/:bucket']) {
     route(router, 'PUT', path, async (p, url, req) => {
@@ -230,11 +224,7 @@ function nodeRoutes(router: Router, store: NamespaceStore, c: Counters, log: Log
     return store.setNodeMode(p.id, v.nodeMode(input.mode));
   });
   route(router, 'POST', '/placements', async (_p, _u, req) => store.place(v.placementRequest(await body(req))));
-  route(router, 'POST', '/batch/placements', async (_p, _u, req): Promise<T.PlacementBatchResponse> => {
-    const requests = v.batchItems(v.fields(await body(req), 'body').requests, 'requests', T.MAX_PLACEMENT_BATCH);
-    c.placementBatches.inc();
-    return { results: await Promise.all(requests.map((raw) => settle(log, async () => store.place(v.placementRequest(raw))))) };
-  });
+  batchRoute(router, '/batch/placements', 'requests', T.MAX_PLACEMENT_BATCH, c.placementBatches, log, (raw) => store.place(v.placementRequest(raw)));
   route(router, 'GET', '/gc', async (_p, url): Promise<T.GarbageResponse> => {
     const raw = url.searchParams.get('before');
     const before = raw === null ? new Date() : new Date(/^\d+$/.test(raw) ? Number(raw) : raw);

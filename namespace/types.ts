@@ -1,5 +1,6 @@
 // The namespace's records and API shapes: the contract between the namespace service and its
 // clients (gateway, repair, storage nodes). Everything here is JSON over HTTP.
+import type { ErrorBody } from '../common/http.js';
 
 import type { Layout } from "../erasure/layout.js";
 export type { Layout };
@@ -102,41 +103,23 @@ export interface CommitObjectResponse {
   replaced: ObjectRecord | null;
 }
 
-/** Most commits one POST /batch/commits carries. */
-export const MAX_COMMIT_BATCH = 64;
+// Batches (POST /batch/commits {commits: CommitObjectRequest[]}, /batch/records {objects:
+// {bucket, key}[]}, /batch/placements {requests: PlacementRequest[]}): each item is applied and
+// answered as if sent alone, and the reply is a BatchResponse with one result per item, in order.
 
-/** Several commits in one request (POST /batch/commits): each is applied, and answered, as if sent alone. */
-export interface CommitBatchRequest {
-  commits: CommitObjectRequest[];
-}
+/** Most items one batch carries, per kind. */
+export const MAX_COMMIT_BATCH = 64;
+export const MAX_READ_BATCH = 64;
+export const MAX_PLACEMENT_BATCH = 64;
 
 /** An item's error reply within a batch: what it would have had as a request of its own. */
-export interface BatchError {
-  status: number;
-  code: string;
-  message: string;
-  details?: Record<string, unknown>;
-}
+export type BatchError = ErrorBody & { status: number };
 
 /** One item's answer within a batch. */
 export type BatchResult<R> = { ok: R } | { error: BatchError };
 
-export interface CommitBatchResponse {
-  /** In the order of the request's commits. */
-  results: BatchResult<CommitObjectResponse>[];
-}
-
-/** Most object records one POST /batch/records reads. */
-export const MAX_READ_BATCH = 64;
-
-/** Several object reads in one request (POST /batch/records), each answered as GET /objects would. */
-export interface ReadBatchRequest {
-  objects: { bucket: string; key: string }[];
-}
-
-export interface ReadBatchResponse {
-  /** In the order of the request's objects. */
-  results: BatchResult<ObjectRecord>[];
+export interface BatchResponse<R> {
+  results: BatchResult<R>[];
 }
 
 export interface DeleteObjectResponse {
@@ -208,19 +191,6 @@ export interface PlacementRequest {
 export interface PlacementResponse {
   /** Up to `count` distinct live nodes; fewer when fewer are up. The caller decides if that is enough. */
   nodes: { id: string; url: string }[];
-}
-
-/** Most placements one POST /batch/placements asks for. */
-export const MAX_PLACEMENT_BATCH = 64;
-
-/** Several placements in one request, each answered as POST /placements would. */
-export interface PlacementBatchRequest {
-  requests: PlacementRequest[];
-}
-
-export interface PlacementBatchResponse {
-  /** In the order of the request's requests. */
-  results: BatchResult<PlacementResponse>[];
 }
 
 /** One entry of the reverse index node → shards. */
