@@ -8,11 +8,23 @@
 /** What the service answered for one item of a batch: its result, or the error it gets. */
 export type Outcome<R> = { ok: true; value: R } | { ok: false; error: Error };
 
-export interface BatcherOptions {
+/** The outcome of a lone request, as a batch would report it. */
+export async function outcomeOf<R>(answer: Promise<R>): Promise<Outcome<R>> {
+  try {
+    return { ok: true, value: await answer };
+  } catch (err) {
+    return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
+  }
+}
+
+export interface BatcherOptions<I = unknown> {
   /** Requests out at once; items beyond wait for one to come back. */
   maxInFlight: number;
   /** Most items in one request. */
   maxBatch: number;
+  /** With `weigh`: most weight (bytes, say) in one request; an item heavier than this still goes, alone. */
+  maxBatchWeight?: number;
+  weigh?: (item: I) => number;
 }
 
 interface Waiting<I, R> {
@@ -31,20 +43,43 @@ export class Batcher<I, R> {
    * `send` carries one or more items and resolves to one outcome per item, in order; a rejection
    * fails every item it carried.
    */
-  constructor(private readonly send: (items: I[]) => Promise<Outcome<R>[]>, private readonly opts: BatcherOptions) {
+  constructor(private readonly send: (items: I[]) => Promise<Outcome<R>[]>, private readonly opts: BatcherOptions<I>) {
     if (!(opts.maxInFlight >= 1 && opts.maxBatch >= 1)) throw new RangeError('maxInFlight and maxBatch must be at least 1');
   }
 
-  submit(item: I): Promise<R> {
+  /**
+   * `signal` withdraws the item while it still waits (it then rejects with the signal's reason and
+   * is never sent); once sent, the item's request runs its course.
+   */
+  submit(item: I, signal?: AbortSignal): Promise<R> {
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
     return new Promise<R>((resolve, reject) => {
-      this.waiting.push({ item, resolve, reject });
+      const entry: Waiting<I, R> = { item, resolve, reject };
+      if (signal) {
+        const withdraw = (): void => {
+          const at = this.waiting.indexOf(entry);
+          if (at < 0) return;
+          this.waiting.splice(at, 1);
+          reject(abortReason(signal));
+        };
+        signal.addEventListener('abort', withdraw, { once: true });
+        const settled = (): void => signal.removeEventListener('abort', withdraw);
+        entry.resolve = (value) => (settled(), resolve(value));
+        entry.reject = (err) => (settled(), reject(err));
+      }
+      this.waiting.push(entry);
       this.pump();
     });
   }
 
+  /** Items waiting to be sent. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
   private pump(): void {
     while (this.inFlight < this.opts.maxInFlight && this.waiting.length > 0) {
-      const batch = this.waiting.splice(0, this.opts.maxBatch);
+      const batch = this.waiting.splice(0, this.batchLength());
       this.inFlight++;
       this.stats.requests++;
       this.stats.items += batch.length;
@@ -53,6 +88,17 @@ export class Batcher<I, R> {
         this.pump();
       });
     }
+  }
+
+  /** How many of the waiting items the next request carries: at least one, within both limits. */
+  private batchLength(): number {
+    const { maxBatch, maxBatchWeight, weigh } = this.opts;
+    const most = Math.min(maxBatch, this.waiting.length);
+    if (maxBatchWeight === undefined || weigh === undefined) return most;
+    let weight = weigh(this.waiting[0]!.item);
+    let n = 1;
+    while (n < most && weight + weigh(this.waiting[n]!.item) <= maxBatchWeight) weight += weigh(this.waiting[n++]!.item);
+    return n;
   }
 
   private async carry(batch: Waiting<I, R>[]): Promise<void> {
@@ -67,4 +113,8 @@ export class Batcher<I, R> {
     }
     outcomes.forEach((outcome, i) => (outcome.ok ? batch[i]!.resolve(outcome.value) : batch[i]!.reject(outcome.error)));
   }
+}
+
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('withdrawn before it was sent');
 }

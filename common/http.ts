@@ -98,6 +98,28 @@ export function errorBody(err: HttpError): ErrorBody {
   return { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
 }
 
+/** An item's error reply within a batch: what it would have had as a request of its own. */
+export type BatchError = ErrorBody & { status: number };
+
+/** One item's answer within a batch (POST /batch/... routes answer one per item, in order). */
+export type BatchResult<R> = { ok: R } | { error: BatchError };
+
+export interface BatchResponse<R> {
+  results: BatchResult<R>[];
+}
+
+/** One batch item's answer: its result, or the error reply it would have had alone (`toHttp` maps a service's own errors). */
+export async function settleBatchItem<R>(log: Logger, work: () => Promise<R>, toHttp: (err: unknown) => unknown = (err) => err): Promise<BatchResult<R>> {
+  try {
+    return { ok: await work() };
+  } catch (thrown) {
+    const err = toHttp(thrown);
+    if (err instanceof HttpError) return { error: { status: err.status, ...errorBody(err) } };
+    log.error('an item of a batch failed', { err });
+    return { error: { status: 500, code: 'InternalError', message: err instanceof Error ? err.message : String(err) } };
+  }
+}
+
 export function sendError(res: http.ServerResponse, err: HttpError): void {
   const body = errorBody(err);
   if (res.headersSent) {
@@ -115,7 +137,8 @@ export function verifiedBody(req: http.IncomingMessage): Buffer | undefined {
   return verifiedBodies.get(req);
 }
 
-async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+/** The whole body, refused (413 BodyTooLarge) past `limit` bytes. */
+export async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {

@@ -1,7 +1,7 @@
 // The typed client other services use to reach the namespace. Every failure is a NamespaceError:
 // the service's own S3-style code and status, or ServiceUnavailable (503) when it cannot be reached.
 import { Pool } from 'undici';
-import { Batcher, type Outcome } from '../common/batcher.js';
+import { Batcher, outcomeOf, type Outcome } from '../common/batcher.js';
 import { errorFromResponse } from '../common/http.js';
 import { signRequest, type ClusterSecret } from '../common/internal-auth.js';
 import { NamespaceError } from './errors.js';
@@ -356,13 +356,6 @@ export class NamespaceClient {
 
 const seg = (part: string): string => encodeURIComponent(part);
 
-async function outcomeOf<R>(answer: Promise<R>): Promise<Outcome<R>> {
-  try {
-    return { ok: true, value: await answer };
-  } catch (err) {
-    return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
-  }
-}
 
 
 /** The answer, or null when the call fails with one of `codes` (the thing asked for is gone). */

@@ -2,7 +2,7 @@
 // Bodies are parsed by validate.ts before they reach the store; store errors are NamespaceErrors
 // (HttpErrors), which the common server turns into S3-style JSON error replies.
 import type http from 'node:http';
-import { createServiceServer, errorBody, HttpError, readJson, Router, sendJson, type Params } from '../common/http.js';
+import { createServiceServer, HttpError, settleBatchItem, readJson, Router, sendJson, type Params } from '../common/http.js';
 import type { ClusterSecret } from '../common/internal-auth.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { Registry, type Counter } from '../common/metrics.js';
@@ -97,19 +97,8 @@ function batchRoute<R>(router: Router, path: string, field: string, max: number,
   route(router, 'POST', path, async (_p, _u, req): Promise<T.BatchResponse<R>> => {
     const items = v.batchItems(v.fields(await body(req, RECORD_BODY_LIMIT), 'body')[field], field, max);
     counter.inc();
-    return { results: await Promise.all(items.map((raw, i) => settle(log, async () => handle(raw, `${field}[${i}]`)))) };
+    return { results: await Promise.all(items.map((raw, i) => settleBatchItem(log, async () => handle(raw, `${field}[${i}]`)))) };
   });
-}
-
-/** One batch item's answer: its result, or the error reply it would have had alone. */
-async function settle<R>(log: Logger, work: () => Promise<R>): Promise<T.BatchResult<R>> {
-  try {
-    return { ok: await work() };
-  } catch (err) {
-    if (err instanceof HttpError) return { error: { status: err.status, ...errorBody(err) } };
-    log.error('an item of a batch failed', { err });
-    return { error: { status: 500, code: 'InternalError', message: err instanceof Error ? err.message : String(err) } };
-  }
 }
 
 /** The JSON body; unparsable JSON is InvalidArgument like every other bad input. */

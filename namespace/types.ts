@@ -112,15 +112,7 @@ export const MAX_COMMIT_BATCH = 64;
 export const MAX_READ_BATCH = 64;
 export const MAX_PLACEMENT_BATCH = 64;
 
-/** An item's error reply within a batch: what it would have had as a request of its own. */
-export type BatchError = ErrorBody & { status: number };
-
-/** One item's answer within a batch. */
-export type BatchResult<R> = { ok: R } | { error: BatchError };
-
-export interface BatchResponse<R> {
-  results: BatchResult<R>[];
-}
+export type { BatchError, BatchResponse, BatchResult } from '../common/http.js';
 
 export interface DeleteObjectResponse {
   deleted: ObjectRecord | null;

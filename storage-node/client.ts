@@ -3,7 +3,9 @@
 // and anything that is not an HTTP answer (refused, reset, timeout, cut body) is 'Unavailable'.
 import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
+import { Batcher, outcomeOf, type Outcome } from '../common/batcher.js';
 import { chunksOf } from '../common/chunks.js';
+import type { BatchError, BatchResponse } from '../common/http.js';
 import { signRequest, type ClusterSecret } from '../common/internal-auth.js';
 import {
   BLOCK_SIZE_HEADER,
@@ -19,6 +21,7 @@ import {
   type StorageErrorCode,
   type VerifyShardResponse,
 } from './types.js';
+import { BATCHED_SHARD_MAX_BYTES, encodeShardBatch, MAX_SHARD_BATCH, MAX_SHARD_BATCH_BYTES, type BatchedShard } from './shard-batch.js';
 
 export interface StorageNodeClientOptions {
   /** Every request is signed with it (nodes refuse unsigned ones). */
@@ -27,6 +30,8 @@ export interface StorageNodeClientOptions {
   timeoutMs?: number;
   /** Most connections open to this node at once. Default 32. */
   connections?: number;
+  /** Whole-shard writes out at once; further ones wait and go together as one batch (default 2). */
+  batchInFlight?: number;
 }
 
 export interface DataRange {
@@ -74,7 +79,7 @@ interface RequestSpec {
   path: string;
   headers?: Record<string, string>;
   /** A string is a whole body and signed as such; a stream is sent chunked, UNSIGNED_PAYLOAD. */
-  body?: Readable | string;
+  body?: Readable | string | Buffer;
   idempotent?: boolean;
   signal?: AbortSignal;
 }
@@ -86,6 +91,8 @@ export class StorageNodeClient {
   private readonly timeoutMs: number;
   private readonly host: string;
   private readonly secret: ClusterSecret;
+  /** Small whole shards: sent alone while few are out, gathered into POST /batch/shards while many are. */
+  private readonly wholePuts: Batcher<BatchedShard, PutShardResponse>;
 
   constructor(baseUrl: string, opts: StorageNodeClientOptions) {
     const url = new URL(baseUrl);
@@ -100,6 +107,29 @@ export class StorageNodeClient {
       keepAliveTimeout: 10_000,
       keepAliveMaxTimeout: 60_000,
     });
+    this.wholePuts = new Batcher((batch) => this.sendWholeShards(batch), {
+      maxInFlight: opts.batchInFlight ?? 2,
+      maxBatch: MAX_SHARD_BATCH,
+      maxBatchWeight: MAX_SHARD_BATCH_BYTES,
+      weigh: (shard) => shard.framed.length,
+    });
+  }
+
+  /** Requests that carried whole-shard writes, the shards they carried, and those waiting to go. */
+  get wholePutStats(): { requests: number; items: number; queued: number } {
+    return { ...this.wholePuts.stats, queued: this.wholePuts.queued };
+  }
+
+  /**
+   * Writes a shard whose framed bytes (block ‖ CRC32C, every block) are all in hand: one signed
+   * request with its content-length, no stream. A small one (≤ BATCHED_SHARD_MAX_BYTES) may share a
+   * POST /batch/shards with others written meanwhile; it is stored and answered as if sent alone.
+   */
+  putWholeShard(id: string, blockSize: number, framed: Buffer, signal?: AbortSignal): Promise<PutShardResponse> {
+    if (!isValidShardId(id)) return Promise.reject(new StorageNodeError('InvalidShardId', 400, `invalid shard id ${JSON.stringify(id.slice(0, 64))}`));
+    if (framed.length > BATCHED_SHARD_MAX_BYTES) return this.putOneWholeShard({ id, blockSize, framed }, signal);
+    // A write given up while it waits for its batch is dropped, so a hung node cannot pile them up.
+    return this.wholePuts.submit({ id, blockSize, framed }, signal);
   }
 
   /**
@@ -213,6 +243,26 @@ export class StorageNodeClient {
   }
 
   // ---- internals ----
+
+  private async putOneWholeShard(shard: BatchedShard, signal?: AbortSignal): Promise<PutShardResponse> {
+    const headers = { [BLOCK_SIZE_HEADER]: String(shard.blockSize), 'content-type': 'application/octet-stream' };
+    const res = await this.send({ method: 'PUT', path: this.shardPath(shard.id), headers, body: shard.framed, signal });
+    return this.json<PutShardResponse>(res, [201]);
+  }
+
+  private async sendWholeShards(batch: BatchedShard[]): Promise<Outcome<PutShardResponse>[]> {
+    if (batch.length === 1) return [await outcomeOf(this.putOneWholeShard(batch[0]!))];
+    const headers = { 'content-type': 'application/octet-stream' };
+    const res = await this.send({ method: 'POST', path: `${this.prefix}/batch/shards`, headers, body: encodeShardBatch(batch) });
+    const { results } = await this.json<BatchResponse<PutShardResponse>>(res, [200]);
+    return results.map((r) => ('ok' in r ? { ok: true, value: r.ok } : { ok: false, error: this.itemError(r.error) }));
+  }
+
+  /** A batch item's error, as the error the same request alone would have thrown. */
+  private itemError(error: BatchError): StorageNodeError {
+    const code = KNOWN_CODES.has(error.code) ? (error.code as StorageErrorCode) : codeForStatus(error.status);
+    return new StorageNodeError(code, error.status, error.message, error.details);
+  }
 
   /** Invalid ids are refused here too: "..", "%2e%2e" and friends would be rewritten by URL normalisation on the way. */
   private shardPath(id: string): string {
@@ -339,6 +389,7 @@ async function readBounded(body: AsyncIterable<Buffer> & { destroy(): void }, li
   }
   return Buffer.concat(chunks).toString('utf8').slice(0, limit);
 }
+
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

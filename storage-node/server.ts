@@ -3,7 +3,8 @@
 // so the client can never mistake a partial body for a whole one.
 import type http from 'node:http';
 import { once } from 'node:events';
-import { createServiceServer, HttpError, readJson, Router, sendJson, verifiedBody } from '../common/http.js';
+import { createServiceServer, HttpError, readBody, readJson, Router, sendJson, settleBatchItem, verifiedBody, type BatchResponse } from '../common/http.js';
+import { decodeShardBatch, MAX_SHARD_BATCH_BYTES, ShardBatchError, type BatchedShard } from './shard-batch.js';
 import type { ClusterSecret } from '../common/internal-auth.js';
 import type { Logger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
@@ -15,6 +16,7 @@ import {
   MTIME_HEADER,
   STORED_LENGTH_HEADER,
   isValidShardId,
+  type PutShardResponse,
   type ShardInfo,
   type StorageErrorCode,
 } from './types.js';
@@ -56,6 +58,7 @@ interface NodeMetrics {
   corruptBlocks: { inc(labels?: Record<string, string>, by?: number): void };
   scrubbedBytes: { inc(labels?: Record<string, string>, by?: number): void };
   scrubCorruptShards: { inc(labels?: Record<string, string>, by?: number): void };
+  putBatches: { inc(labels?: Record<string, string>, by?: number): void };
 }
 
 export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServerOptions): http.Server {
@@ -96,6 +99,20 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
       }
       throw err;
     }
+  });
+
+  // Whole small shards, several per request (see shard-batch.ts): each is stored and answered as if
+  // it came alone, and together they share the pack log's group sync.
+  route('POST', '/batch/shards', async (req, res) => {
+    const shards = decodeBatch(verifiedBody(req) ?? (await readBody(req, MAX_BATCH_BODY_BYTES)));
+    m.putBatches.inc();
+    const put = async (shard: BatchedShard): Promise<PutShardResponse> => {
+      const result = await store.put(shard.id, shard.blockSize, only(shard.framed), shard.framed.length);
+      m.bytesWritten.inc(undefined, result.storedLength);
+      return result;
+    };
+    const results: BatchResponse<PutShardResponse>['results'] = await Promise.all(shards.map((shard) => settleBatchItem(opts.log, () => put(shard), toHttpError)));
+    sendJson(res, 200, { results });
   });
 
   route('GET', '/shards/:id', async (req, res, params) => {
@@ -184,7 +201,24 @@ function registerMetrics(metrics: Registry, store: ShardStore): NodeMetrics {
     corruptBlocks: metrics.counter('cairn_storage_corrupt_blocks_total', 'Blocks found failing their CRC32C (reads and verifies)'),
     scrubbedBytes: metrics.counter('cairn_storage_scrubbed_bytes_total', 'Bytes of shard files read and checked by the scrubber'),
     scrubCorruptShards: metrics.counter('cairn_storage_scrub_corrupt_shards_total', 'Shards the scrubber found corrupt (counted once per scrub that finds them)'),
+    putBatches: metrics.counter('cairn_storage_put_batches_total', 'POST /batch/shards requests (several whole small shards each)'),
   };
+}
+
+/** A batch body holds at most MAX_SHARD_BATCH_BYTES of shards and a small manifest. */
+const MAX_BATCH_BODY_BYTES = MAX_SHARD_BATCH_BYTES + 128 * 1024;
+
+function decodeBatch(body: Buffer): BatchedShard[] {
+  try {
+    return decodeShardBatch(body);
+  } catch (err) {
+    if (err instanceof ShardBatchError) throw new StoreError('InvalidArgument', err.message);
+    throw err;
+  }
+}
+
+async function* only(bytes: Buffer): AsyncGenerator<Buffer> {
+  yield bytes;
 }
 
 /** The request body, failing if the client went away: a cut at a frame boundary must not pass for a complete shard. */

@@ -70,3 +70,46 @@ t.test('limits must be at least 1', async (t) => {
   t.throws(() => new Batcher(c.send, { maxInFlight: 0, maxBatch: 4 }), RangeError);
   t.throws(() => new Batcher(c.send, { maxInFlight: 1, maxBatch: 0 }), RangeError);
 });
+
+t.test('a weight limit: a batch carries items while their weights fit; a heavy item goes alone', async (t) => {
+  const c = controlledSend();
+  // Item n weighs n: with a limit of 10, [1, 2, 3, 4] fits (10), 5 starts the next batch, 20 goes alone.
+  const batcher = new Batcher(c.send, { maxInFlight: 1, maxBatch: 8, maxBatchWeight: 10, weigh: (n: number) => n });
+  const all = [9, 1, 2, 3, 4, 5, 20, 6].map((n) => batcher.submit(n));
+  t.same(c.sent, [[9]], 'the first goes at once');
+  for (let i = 0; i < 3; i++) {
+    c.answer(i);
+    await settle();
+  }
+  t.same(c.sent, [[9], [1, 2, 3, 4], [5], [20]], 'split by weight, in order');
+  c.answer(3);
+  await settle();
+  t.same(c.sent[4], [6]);
+  c.answer(4);
+  t.same(await Promise.all(all), [9, 1, 2, 3, 4, 5, 20, 6].map((n) => `done ${n}`));
+});
+
+t.test('a waiting item withdrawn by its signal is never sent; a sent one runs its course', async (t) => {
+  const c = controlledSend();
+  const batcher = new Batcher(c.send, { maxInFlight: 1, maxBatch: 8 });
+  const sentAlone = new AbortController();
+  const first = batcher.submit(1, sentAlone.signal);
+  const withdrawn = new AbortController();
+  const second = batcher.submit(2, withdrawn.signal);
+  const third = batcher.submit(3);
+  t.equal(batcher.queued, 2);
+  withdrawn.abort(new Error('gave up'));
+  await t.rejects(second, { message: 'gave up' });
+  t.equal(batcher.queued, 1);
+  sentAlone.abort();
+  c.answer(0);
+  t.equal(await first, 'done 1', 'already sent: its answer still comes');
+  await settle();
+  t.same(c.sent, [[1], [3]], 'item 2 never went out');
+  c.answer(1);
+  t.equal(await third, 'done 3');
+  const late = new AbortController();
+  late.abort();
+  await t.rejects(batcher.submit(4, late.signal));
+  t.same(c.sent.length, 2);
+});

@@ -18,6 +18,7 @@ import { StorageNodeClient, StorageNodeError, StorageNodePool } from '../storage
 import { diskPorts, parseDiskList } from '../storage-node/disks.js';
 import { Heartbeater } from '../storage-node/heartbeat.js';
 import { createStorageNodeServer } from '../storage-node/server.js';
+import { decodeShardBatch, encodeShardBatch, MAX_SHARD_BATCH, ShardBatchError } from '../storage-node/shard-batch.js';
 import { DIRECT_READ_MIN_BYTES, HEADER_BYTES, NodeIdError, ShardStore, type StoreLimits } from '../storage-node/store.js';
 import type { HeartbeatRequest } from '../namespace/types.js';
 import { spawnNode } from './helpers/storage-node-process.js';
@@ -296,6 +297,79 @@ t.test('a bad CRC or a torn final frame in an upload is refused and nothing is s
   t.same(await tmpFiles(dir), []);
   await t.rejects(client.putShard('x', 0, chunks(Buffer.alloc(0))), { code: 'InvalidArgument' });
   await t.rejects(client.putShard('x', 64 * 1024 * 1024, chunks(Buffer.alloc(0))), { code: 'InvalidArgument' });
+});
+
+t.test('whole small shards written at once go in batches, each stored and answered as if alone', async (t) => {
+  const { url, metrics } = await startNode(t);
+  // One write out at a time: everything written meanwhile waits and goes together.
+  const client = new StorageNodeClient(url, { secret: TEST_SECRET, timeoutMs: 5000, batchInFlight: 1 });
+  t.teardown(() => client.close());
+  const datas = Array.from({ length: 40 }, (_, i) => randomBytes(1000 + i * 97));
+  const good = datas.map((data, i) => client.putWholeShard(`batched-${i}`, 1024, frame(data, 1024)));
+  const bent = frame(randomBytes(3000), 1024);
+  bent[1028 + 5] ^= 1;
+  const bad = client.putWholeShard('batched-bad', 1024, bent);
+  const wrongSize = client.putWholeShard('batched-size', 0, frame(randomBytes(10), 1024));
+  const answers = await Promise.all(good);
+  await t.rejects(bad, { code: 'BadFrame', status: 400, details: { block: 1 } }, 'a bad frame fails its own item, with the code it gets alone');
+  await t.rejects(wrongSize, { code: 'InvalidArgument', status: 400 });
+  answers.forEach((a, i) => t.match(a, { id: `batched-${i}`, blockSize: 1024, dataLength: datas[i]!.length }));
+  for (const [i, data] of datas.entries()) t.ok((await client.readShard(`batched-${i}`)).equals(data), `shard ${i} reads back`);
+  t.equal(await client.headShard('batched-bad'), null, 'nothing stored for the bad item');
+  const { requests, items } = client.wholePutStats;
+  t.equal(items, 42);
+  t.ok(requests <= 4, `42 shards went in ${requests} requests`);
+  t.match(metrics.render(), new RegExp(`cairn_storage_put_batches_total ${requests - 1}\\b`), 'the node counts the batches (all but the first, lone, write)');
+
+  // A shard too large to batch goes alone; an invalid id fails before anything is sent.
+  const large = randomBytes(300 * 1024);
+  await client.putWholeShard('whole-large', 64 * 1024, frame(large, 64 * 1024));
+  t.ok((await client.readShard('whole-large')).equals(large));
+  t.equal(client.wholePutStats.items, 42, 'not through the batcher');
+  await t.rejects(client.putWholeShard('../x', 1024, frame(randomBytes(10), 1024)), { code: 'InvalidShardId' });
+});
+
+t.test('a malformed shard batch is refused whole: InvalidArgument, nothing stored', async (t) => {
+  const { url, store } = await startNode(t);
+  const one = { id: 'm1', blockSize: 1024, framed: frame(randomBytes(100), 1024) };
+  const body = encodeShardBatch([one, { ...one, id: 'm2' }]);
+  const cases: [string, Buffer][] = [
+    ['empty body', Buffer.alloc(0)],
+    ['manifest longer than the body', body.subarray(0, 20)],
+    ['a shard cut short', body.subarray(0, body.length - 1)],
+    ['bytes past the last shard', Buffer.concat([body, Buffer.from([0])])],
+    ['manifest not JSON', Buffer.concat([Buffer.from([3, 0, 0, 0]), Buffer.from('{x]')])],
+    ['no shards', encodeRawManifest({ shards: [] })],
+    ['a shard without a length', encodeRawManifest({ shards: [{ id: 'm3', blockSize: 1024 }] })],
+    ['too many shards', encodeRawManifest({ shards: Array.from({ length: MAX_SHARD_BATCH + 1 }, (_, i) => ({ id: `z${i}`, blockSize: 1024, length: 0 })) })],
+  ];
+  for (const [what, bad] of cases) {
+    const res = await rawRequest(`${url}/batch/shards`, { method: 'POST', body: bad });
+    t.equal(res.statusCode, 400, what);
+    t.match(await res.body.json(), { code: 'InvalidArgument' }, what);
+  }
+  t.equal(store.shardCount, 0);
+  const unsigned = await rawRequest(`${url}/batch/shards`, { method: 'POST', body, secret: null });
+  t.equal(unsigned.statusCode, 401, 'an unsigned batch is refused');
+  await unsigned.body.dump();
+  t.equal(store.shardCount, 0);
+});
+
+function encodeRawManifest(manifest: unknown): Buffer {
+  const json = Buffer.from(JSON.stringify(manifest));
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32LE(json.length);
+  return Buffer.concat([prefix, json]);
+}
+
+t.test('shard batch bodies: encode and decode round trip; the shards are views of the body', async (t) => {
+  const shards = [0, 1, 5000].map((n, i) => ({ id: `rt-${i}`, blockSize: 4096, framed: randomBytes(n) }));
+  const body = encodeShardBatch(shards);
+  const back = decodeShardBatch(body);
+  t.same(back.map((s) => [s.id, s.blockSize, s.framed.length]), shards.map((s) => [s.id, s.blockSize, s.framed.length]));
+  back.forEach((s, i) => t.ok(s.framed.equals(shards[i]!.framed)));
+  t.equal(back[2]!.framed.buffer, body.buffer, 'no copy');
+  t.throws(() => decodeShardBatch(body.subarray(0, 3)), ShardBatchError);
 });
 
 t.test('corruption on disk is detected by reads and by verify', async (t) => {

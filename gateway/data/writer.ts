@@ -3,9 +3,9 @@
 // couple of stripes per segment, whatever the object size.
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
-import { encodeStripes, shardFrame, type StripeBudget } from '../../erasure/stream.js';
+import { encodeStripes, shardFrame, type EncodedStripe, type StripeBudget } from '../../erasure/stream.js';
 import type { StripeCodec } from '../../erasure/codec.js';
-import type { Layout } from '../../erasure/layout.js';
+import { stripeDataSize, type Layout } from '../../erasure/layout.js';
 import { NamespaceError, type NamespaceClient } from '../../namespace/client.js';
 import type { Segment, ShardPlacement } from '../../namespace/types.js';
 import type { StorageNodePool } from '../../storage-node/client.js';
@@ -91,12 +91,19 @@ export function discardSegments(segments: Segment[], deps: Pick<WriterDeps, 'nod
   })().catch((err: unknown) => deps.log.warn('discarding shards failed', { err }));
 }
 
-interface ShardUpload {
+/** One shard of a segment being written to its node. */
+interface ShardWrite {
   index: number;
   nodeId: string;
-  body: PassThrough;
+  /** Settles (never rejects) when the node has answered; `failed` then says how. */
   done: Promise<void>;
   failed: Error | undefined;
+  /** Gives up on the shard: destroys a streamed body, or withdraws a whole shard not sent yet. */
+  cancel(): void;
+}
+
+interface ShardUpload extends ShardWrite {
+  body: PassThrough;
 }
 
 async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: number, opts: WriteOptions, deps: WriterDeps): Promise<Segment> {
@@ -104,48 +111,84 @@ async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: num
   // Placed and opened only once the first stripe is encoded: an upload whose client is slow to send
   // holds no placement, no node connections and no shard buffers while its first stripe fills.
   let uploads: ShardUpload[] = [];
+  let writes: ShardWrite[] = [];
   const received = crcTap(source);
   const dataBlockCrcs: number[] = [];
   const dataBlockLengths: number[] = [];
   let size = 0;
   try {
     for await (const stripe of encodeStripes(received.bytes, opts.layout, deps.codec, deps.uploadBudget ?? sharedUploadBudget)) {
-      if (stripe.index === 0) uploads = await startUploads(segmentIndex, opts, deps);
       size += stripe.dataLength;
       for (let i = 0; i < k; i++) {
         dataBlockCrcs.push(stripe.crcs[i]!);
         dataBlockLengths.push(stripe.blockLength);
       }
+      if (stripe.index === 0 && stripe.dataLength < stripeDataSize(opts.layout)) {
+        // A short first stripe means the source ended: the segment is this one stripe.
+        writes = await startWholeWrites(stripe, segmentIndex, opts, deps);
+        break;
+      }
+      if (stripe.index === 0) writes = uploads = await startUploads(segmentIndex, opts, deps);
       await Promise.all(uploads.map((u) => sendFrames(u, shardFrame(stripe, u.index), opts.stallTimeoutMs)));
       requireQuorum(uploads, opts.writeQuorum);
     }
     for (const upload of uploads) if (!upload.failed) upload.body.end();
-    await Promise.all(uploads.map((u) => awaitCompletion(u, opts.stallTimeoutMs)));
-    requireQuorum(uploads, opts.writeQuorum);
+    await Promise.all(writes.map((w) => awaitCompletion(w, opts.stallTimeoutMs)));
+    requireQuorum(writes, opts.writeQuorum);
     checkSegmentChain(received.crc(), received.length(), dataBlockCrcs, dataBlockLengths);
   } catch (err) {
-    for (const upload of uploads) upload.body.destroy();
-    await Promise.all(uploads.map((u) => u.done));
-    if (uploads.length > 0) discardSegments([{ size, placements: placementsOf(uploads, segmentIndex, opts) }], deps);
+    for (const w of writes) w.cancel();
+    await Promise.all(writes.map((w) => w.done));
+    if (writes.length > 0) discardSegments([{ size, placements: placementsOf(writes, segmentIndex, opts) }], deps);
     throw err;
   }
-  for (const u of uploads) if (u.failed) deps.log.warn('shard write failed; repair will rebuild it', { shard: shardIdFor(opts.versionId, segmentIndex, u.index), node: u.nodeId, err: u.failed });
-  return { size, placements: placementsOf(uploads, segmentIndex, opts), crc32c: received.crc(), blockCrcs: encodeBlockCrcs(dataBlockCrcs) };
+  for (const w of writes) if (w.failed) deps.log.warn('shard write failed; repair will rebuild it', { shard: shardIdFor(opts.versionId, segmentIndex, w.index), node: w.nodeId, err: w.failed });
+  return { size, placements: placementsOf(writes, segmentIndex, opts), crc32c: received.crc(), blockCrcs: encodeBlockCrcs(dataBlockCrcs) };
 }
 
-/** Chooses the segment's nodes and opens one shard upload to each. */
-async function startUploads(segmentIndex: number, opts: WriteOptions, deps: WriterDeps): Promise<ShardUpload[]> {
+/** The segment's k + m nodes, from the namespace's placement. */
+async function placeSegment(opts: WriteOptions, deps: WriterDeps): Promise<{ id: string; url: string }[]> {
   const { k, m } = opts.layout;
   const { nodes } = await deps.namespace.place({ count: k + m });
   if (nodes.length < opts.writeQuorum) {
     throw s3Error('ServiceUnavailable', `only ${nodes.length} storage nodes are up; a write needs ${opts.writeQuorum}`);
   }
+  return nodes;
+}
+
+/**
+ * A one-stripe segment (most small objects) has whole shards as soon as it is encoded: each goes in
+ * one request with its length and no stream, which lets the node client gather small ones into
+ * batches while the node is busy (see storage-node/shard-batch.ts).
+ */
+async function startWholeWrites(stripe: EncodedStripe, segmentIndex: number, opts: WriteOptions, deps: WriterDeps): Promise<ShardWrite[]> {
+  const nodes = await placeSegment(opts, deps);
+  return nodes.map((node, index) => {
+    const abort = new AbortController();
+    const write: ShardWrite = { index, nodeId: node.id, failed: undefined, done: Promise.resolve(), cancel: () => abort.abort() };
+    const framed = Buffer.concat(shardFrame(stripe, index));
+    write.done = deps.nodes
+      .get(node.url)
+      .putWholeShard(shardIdFor(opts.versionId, segmentIndex, index), opts.layout.blockSize, framed, abort.signal)
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          write.failed ??= err instanceof Error ? err : new Error(String(err));
+        },
+      );
+    return write;
+  });
+}
+
+/** Chooses the segment's nodes and opens one shard upload to each. */
+async function startUploads(segmentIndex: number, opts: WriteOptions, deps: WriterDeps): Promise<ShardUpload[]> {
+  const nodes = await placeSegment(opts, deps);
   return nodes.map((node, index) => startUpload(node, index, segmentIndex, opts, deps));
 }
 
 function startUpload(node: { id: string; url: string }, index: number, segmentIndex: number, opts: WriteOptions, deps: WriterDeps): ShardUpload {
   const body = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const upload: ShardUpload = { index, nodeId: node.id, body, failed: undefined, done: Promise.resolve() };
+  const upload: ShardUpload = { index, nodeId: node.id, body, failed: undefined, done: Promise.resolve(), cancel: () => body.destroy() };
   const shardId = shardIdFor(opts.versionId, segmentIndex, index);
   upload.done = deps.nodes
     .get(node.url)
@@ -189,18 +232,18 @@ function joinSmall(frames: Buffer[]): Buffer[] {
 }
 
 /** Waits for the node to confirm the shard is durable; a node that does not answer in time has failed. */
-async function awaitCompletion(upload: ShardUpload, timeoutMs: number): Promise<void> {
+async function awaitCompletion(upload: ShardWrite, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
   const outcome = await Promise.race([upload.done, timedOut]);
   clearTimeout(timer);
   if (outcome === 'timeout' && !upload.failed) {
     upload.failed = new Error(`node did not confirm the shard within ${timeoutMs} ms`);
-    upload.body.destroy();
+    upload.cancel();
   }
 }
 
-function requireQuorum(uploads: ShardUpload[], quorum: number): void {
+function requireQuorum(uploads: ShardWrite[], quorum: number): void {
   const healthy = uploads.filter((u) => !u.failed).length;
   if (healthy < quorum) {
     const reasons = uploads.filter((u) => u.failed).map((u) => `${u.nodeId}: ${u.failed?.message}`);
@@ -209,7 +252,7 @@ function requireQuorum(uploads: ShardUpload[], quorum: number): void {
 }
 
 /** Placements by shard index; a shard that was not written (node missing or failed) gets nodeId null. */
-function placementsOf(uploads: ShardUpload[], segmentIndex: number, opts: WriteOptions): ShardPlacement[] {
+function placementsOf(uploads: ShardWrite[], segmentIndex: number, opts: WriteOptions): ShardPlacement[] {
   const total = opts.layout.k + opts.layout.m;
   return Array.from({ length: total }, (_, index) => {
     const upload = uploads.find((u) => u.index === index);

@@ -1,0 +1,90 @@
+// The body of POST /batch/shards: several whole small shards in one request, so a busy gateway pays
+// a request's fixed cost (HTTP parsing, signing, a connection's turn) once per batch instead of once
+// per shard. A 64 KiB object is six shards of 16 KiB; their requests, not their bytes, were most of
+// its cost on both sides (gateway 1.2 ms and nodes 1.4 ms of CPU per 20 KB object against 0.5 and 0
+// for an inline one).
+//
+// Layout: u32 LE manifest length ‖ manifest (JSON ShardBatchManifest) ‖ each shard's framed bytes
+// (block ‖ CRC32C, as PUT /shards/:id takes them), in manifest order. The body is signed whole.
+
+/** Most shards one batch carries. */
+export const MAX_SHARD_BATCH = 64;
+/** Most framed bytes one batch carries (the node reads a signed body whole, up to 1 MiB). */
+export const MAX_SHARD_BATCH_BYTES = 768 * 1024;
+/** Shards at most this long (framed) are gathered into batches; longer ones go alone. */
+export const BATCHED_SHARD_MAX_BYTES = 128 * 1024;
+/** The manifest is small JSON: 64 entries of an id (≤ 200 chars) and two numbers. */
+const MAX_MANIFEST_BYTES = 64 * 1024;
+const LENGTH_PREFIX = 4;
+
+export interface BatchedShard {
+  id: string;
+  blockSize: number;
+  /** The shard's framed bytes. */
+  framed: Buffer;
+}
+
+interface ShardBatchManifest {
+  shards: { id: string; blockSize: number; length: number }[];
+}
+
+export class ShardBatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ShardBatchError';
+  }
+}
+
+/** The batch body, in one buffer: it is signed whole, and goes out with its content-length in one write. */
+export function encodeShardBatch(shards: readonly BatchedShard[]): Buffer {
+  const manifest: ShardBatchManifest = { shards: shards.map((s) => ({ id: s.id, blockSize: s.blockSize, length: s.framed.length })) };
+  const json = Buffer.from(JSON.stringify(manifest));
+  const prefix = Buffer.allocUnsafe(LENGTH_PREFIX);
+  prefix.writeUInt32LE(json.length, 0);
+  return Buffer.concat([prefix, json, ...shards.map((s) => s.framed)]);
+}
+
+/**
+ * Splits a batch body back into its shards (views of `body`). Only the framing is checked here: ids,
+ * block sizes and frames are each shard's own business, checked by the store as for a lone PUT.
+ */
+export function decodeShardBatch(body: Buffer): BatchedShard[] {
+  if (body.length < LENGTH_PREFIX) throw new ShardBatchError('a shard batch starts with its manifest length');
+  const manifestLength = body.readUInt32LE(0);
+  if (manifestLength > MAX_MANIFEST_BYTES || LENGTH_PREFIX + manifestLength > body.length) {
+    throw new ShardBatchError(`a manifest of ${manifestLength} bytes does not fit (at most ${MAX_MANIFEST_BYTES}, body ${body.length})`);
+  }
+  const entries = manifestEntries(body.subarray(LENGTH_PREFIX, LENGTH_PREFIX + manifestLength));
+  let at = LENGTH_PREFIX + manifestLength;
+  const shards = entries.map(({ id, blockSize, length }) => {
+    const framed = body.subarray(at, at + length);
+    at += length;
+    return { id, blockSize, framed };
+  });
+  if (at !== body.length) throw new ShardBatchError(`the manifest accounts for ${at} bytes of a ${body.length}-byte body`);
+  return shards;
+}
+
+function manifestEntries(json: Buffer): ShardBatchManifest['shards'] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json.toString('utf8'));
+  } catch {
+    throw new ShardBatchError('the manifest is not JSON');
+  }
+  const shards = (parsed as Partial<ShardBatchManifest> | null)?.shards;
+  if (!Array.isArray(shards) || shards.length === 0 || shards.length > MAX_SHARD_BATCH) {
+    throw new ShardBatchError(`a batch carries 1..${MAX_SHARD_BATCH} shards`);
+  }
+  return shards.map((entry: unknown, i) => {
+    const { id, blockSize, length } = (entry ?? {}) as Record<string, unknown>;
+    if (typeof id !== 'string' || !isCount(blockSize) || !isCount(length)) {
+      throw new ShardBatchError(`shards[${i}] needs an id, a blockSize and a length`);
+    }
+    return { id, blockSize, length };
+  });
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
