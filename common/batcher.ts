@@ -48,22 +48,21 @@ export class Batcher<I, R> {
   }
 
   /**
-   * `signal` withdraws the item while it still waits (it then rejects with the signal's reason and
-   * is never sent); once sent, the item's request runs its course.
+   * `signal` gives up on the item: it rejects at once with the signal's reason. One still waiting is
+   * then never sent; one already sent leaves its request to run its course, answer unheard.
    */
   submit(item: I, signal?: AbortSignal): Promise<R> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     return new Promise<R>((resolve, reject) => {
       const entry: Waiting<I, R> = { item, resolve, reject };
       if (signal) {
-        const withdraw = (): void => {
+        const giveUp = (): void => {
           const at = this.waiting.indexOf(entry);
-          if (at < 0) return;
-          this.waiting.splice(at, 1);
+          if (at >= 0) this.waiting.splice(at, 1);
           reject(abortReason(signal));
         };
-        signal.addEventListener('abort', withdraw, { once: true });
-        const settled = (): void => signal.removeEventListener('abort', withdraw);
+        signal.addEventListener('abort', giveUp, { once: true });
+        const settled = (): void => signal.removeEventListener('abort', giveUp);
         entry.resolve = (value) => (settled(), resolve(value));
         entry.reject = (err) => (settled(), reject(err));
       }

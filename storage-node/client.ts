@@ -21,7 +21,19 @@ import {
   type StorageErrorCode,
   type VerifyShardResponse,
 } from './types.js';
-import { BATCHED_SHARD_MAX_BYTES, encodeShardBatch, MAX_SHARD_BATCH, MAX_SHARD_BATCH_BYTES, type BatchedShard } from './shard-batch.js';
+import {
+  BATCHED_READ_MAX_BYTES,
+  BATCHED_SHARD_MAX_BYTES,
+  decodeReadResults,
+  encodeShardBatch,
+  MAX_READ_BATCH,
+  MAX_READ_BATCH_BYTES,
+  MAX_SHARD_BATCH,
+  MAX_SHARD_BATCH_BYTES,
+  type BatchedRead,
+  type BatchedShard,
+  type ShardReadBatchRequest,
+} from './shard-batch.js';
 
 export interface StorageNodeClientOptions {
   /** Every request is signed with it (nodes refuse unsigned ones). */
@@ -93,6 +105,8 @@ export class StorageNodeClient {
   private readonly secret: ClusterSecret;
   /** Small whole shards: sent alone while few are out, gathered into POST /batch/shards while many are. */
   private readonly wholePuts: Batcher<BatchedShard, PutShardResponse>;
+  /** Small ranged reads: the same, gathered into POST /batch/reads. */
+  private readonly smallReads: Batcher<BatchedRead, Buffer[]>;
 
   constructor(baseUrl: string, opts: StorageNodeClientOptions) {
     const url = new URL(baseUrl);
@@ -113,6 +127,17 @@ export class StorageNodeClient {
       maxBatchWeight: MAX_SHARD_BATCH_BYTES,
       weigh: (shard) => shard.framed.length,
     });
+    this.smallReads = new Batcher((batch) => this.sendSmallReads(batch), {
+      maxInFlight: opts.batchInFlight ?? 2,
+      maxBatch: MAX_READ_BATCH,
+      maxBatchWeight: MAX_READ_BATCH_BYTES,
+      weigh: (read) => read.end - read.start + 1,
+    });
+  }
+
+  /** Requests that carried small reads, the reads they carried, and those waiting to go. */
+  get smallReadStats(): { requests: number; items: number; queued: number } {
+    return { ...this.smallReads.stats, queued: this.smallReads.queued };
   }
 
   /** Requests that carried whole-shard writes, the shards they carried, and those waiting to go. */
@@ -160,8 +185,16 @@ export class StorageNodeClient {
     return Buffer.concat(await this.readShardChunks(id, range, signal));
   }
 
-  /** readShard without gathering: the answer's chunks as they arrived (the gateway serves views of them). */
+  /**
+   * readShard without gathering: the answer's chunks as they arrived (the gateway serves views of
+   * them). A small range (≤ BATCHED_READ_MAX_BYTES) may share a POST /batch/reads with other reads
+   * asked for meanwhile; it is verified and answered as if asked alone.
+   */
   async readShardChunks(id: string, range?: DataRange, signal?: AbortSignal): Promise<Buffer[]> {
+    if (range && range.end - range.start + 1 <= BATCHED_READ_MAX_BYTES && range.start >= 0 && range.end >= range.start) {
+      if (!isValidShardId(id)) throw new StorageNodeError('InvalidShardId', 400, `invalid shard id ${JSON.stringify(id.slice(0, 64))}`);
+      return this.smallReads.submit({ id, start: range.start, end: range.end }, signal);
+    }
     const chunks: Buffer[] = [];
     for await (const chunk of await this.streamShard(id, range, signal)) chunks.push(chunk);
     return chunks;
@@ -256,6 +289,26 @@ export class StorageNodeClient {
     const res = await this.send({ method: 'POST', path: `${this.prefix}/batch/shards`, headers, body: encodeShardBatch(batch) });
     const { results } = await this.json<BatchResponse<PutShardResponse>>(res, [200]);
     return results.map((r) => ('ok' in r ? { ok: true, value: r.ok } : { ok: false, error: this.itemError(r.error) }));
+  }
+
+  private async sendSmallReads(batch: BatchedRead[]): Promise<Outcome<Buffer[]>[]> {
+    if (batch.length === 1) {
+      const { id, start, end } = batch[0]!;
+      return [await outcomeOf(this.readAlone(id, { start, end }))];
+    }
+    const request: ShardReadBatchRequest = { reads: batch };
+    const res = await this.send({ method: 'POST', path: `${this.prefix}/batch/reads`, headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) });
+    if (res.statusCode !== 200) throw await this.errorFrom(res);
+    const expected = Number(res.headers['content-length']);
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.guardBody(res.body, Number.isSafeInteger(expected) ? expected : undefined, undefined)) chunks.push(chunk);
+    return decodeReadResults(Buffer.concat(chunks), batch.length).map((r) => ('ok' in r ? { ok: true, value: [r.ok] } : { ok: false, error: this.itemError(r.error) }));
+  }
+
+  private async readAlone(id: string, range: DataRange): Promise<Buffer[]> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.streamShard(id, range)) chunks.push(chunk);
+    return chunks;
   }
 
   /** A batch item's error, as the error the same request alone would have thrown. */

@@ -1,3 +1,5 @@
+// Batches of small shard writes and reads.
+//
 // The body of POST /batch/shards: several whole small shards in one request, so a busy gateway pays
 // a request's fixed cost (HTTP parsing, signing, a connection's turn) once per batch instead of once
 // per shard. A 64 KiB object is six shards of 16 KiB; their requests, not their bytes, were most of
@@ -6,6 +8,13 @@
 //
 // Layout: u32 LE manifest length ‖ manifest (JSON ShardBatchManifest) ‖ each shard's framed bytes
 // (block ‖ CRC32C, as PUT /shards/:id takes them), in manifest order. The body is signed whole.
+//
+// POST /batch/reads takes JSON {reads: [{id, start, end}]} (data byte ranges, end inclusive) and
+// answers u32 LE manifest length ‖ manifest (JSON {results: BatchResult<{length}>[]}) ‖ the bytes of
+// each read that succeeded, in order: a small GET reads k shards of a few KiB each, and their
+// requests were most of its cost too.
+
+import type { BatchError, BatchResponse } from '../common/http.js';
 
 /** Most shards one batch carries. */
 export const MAX_SHARD_BATCH = 64;
@@ -13,6 +22,12 @@ export const MAX_SHARD_BATCH = 64;
 export const MAX_SHARD_BATCH_BYTES = 768 * 1024;
 /** Shards at most this long (framed) are gathered into batches; longer ones go alone. */
 export const BATCHED_SHARD_MAX_BYTES = 128 * 1024;
+/** Reads of at most this many bytes are gathered into batches; longer ones go alone. */
+export const BATCHED_READ_MAX_BYTES = 128 * 1024;
+/** Most data bytes one read batch asks for. */
+export const MAX_READ_BATCH_BYTES = 768 * 1024;
+export const MAX_READ_BATCH = 64;
+
 /** The manifest is small JSON: 64 entries of an id (≤ 200 chars) and two numbers. */
 const MAX_MANIFEST_BYTES = 64 * 1024;
 const LENGTH_PREFIX = 4;
@@ -87,4 +102,72 @@ function manifestEntries(json: Buffer): ShardBatchManifest['shards'] {
 
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+// ---- read batches -------------------------------------------------------------------------------
+
+export interface BatchedRead {
+  id: string;
+  start: number;
+  /** Inclusive. */
+  end: number;
+}
+
+export interface ShardReadBatchRequest {
+  reads: BatchedRead[];
+}
+
+/** A read's answer: its bytes, or the error it would have had alone. */
+export type ReadResult = { ok: Buffer[] } | { error: BatchError };
+
+/** The reply's parts, ready to be written in order (the bytes are not copied). */
+export function encodeReadResults(results: readonly ReadResult[]): Buffer[] {
+  const manifest: BatchResponse<{ length: number }> = {
+    results: results.map((r) => ('ok' in r ? { ok: { length: r.ok.reduce((sum, b) => sum + b.length, 0) } } : { error: r.error })),
+  };
+  const json = Buffer.from(JSON.stringify(manifest));
+  const prefix = Buffer.allocUnsafe(LENGTH_PREFIX);
+  prefix.writeUInt32LE(json.length, 0);
+  return [prefix, json, ...results.flatMap((r) => ('ok' in r ? r.ok : []))];
+}
+
+/** Splits a read batch reply into one answer per read asked for (the bytes are views of `body`). */
+export function decodeReadResults(body: Buffer, asked: number): ({ ok: Buffer } | { error: BatchError })[] {
+  if (body.length < LENGTH_PREFIX) throw new ShardBatchError('a read batch reply starts with its manifest length');
+  const manifestLength = body.readUInt32LE(0);
+  if (LENGTH_PREFIX + manifestLength > body.length) throw new ShardBatchError(`a manifest of ${manifestLength} bytes does not fit a ${body.length}-byte reply`);
+  let parsed: Partial<BatchResponse<{ length: number }>> | null;
+  try {
+    parsed = JSON.parse(body.toString('utf8', LENGTH_PREFIX, LENGTH_PREFIX + manifestLength)) as typeof parsed;
+  } catch {
+    throw new ShardBatchError('the reply manifest is not JSON');
+  }
+  const results = parsed?.results;
+  if (!Array.isArray(results) || results.length !== asked) throw new ShardBatchError(`${asked} reads got ${Array.isArray(results) ? results.length : 'no'} answers`);
+  let at = LENGTH_PREFIX + manifestLength;
+  const out = results.map((r) => {
+    if ('error' in r) return { error: r.error };
+    const length = r.ok.length;
+    if (!isCount(length) || at + length > body.length) throw new ShardBatchError('a read answer runs past the reply');
+    const bytes = body.subarray(at, at + length);
+    at += length;
+    return { ok: bytes };
+  });
+  if (at !== body.length) throw new ShardBatchError(`the manifest accounts for ${at} bytes of a ${body.length}-byte reply`);
+  return out;
+}
+
+/** Checks a read batch request: 1..MAX_READ_BATCH reads, within MAX_READ_BATCH_BYTES in all. */
+export function readBatchItems(body: unknown): BatchedRead[] {
+  const reads = (body as Partial<ShardReadBatchRequest> | null)?.reads;
+  if (!Array.isArray(reads) || reads.length === 0 || reads.length > MAX_READ_BATCH) throw new ShardBatchError(`a read batch carries 1..${MAX_READ_BATCH} reads`);
+  let bytes = 0;
+  const items = reads.map((entry: unknown, i) => {
+    const { id, start, end } = (entry ?? {}) as Record<string, unknown>;
+    if (typeof id !== 'string' || !isCount(start) || !isCount(end) || end < start) throw new ShardBatchError(`reads[${i}] needs an id and a range start <= end`);
+    bytes += end - start + 1;
+    return { id, start, end };
+  });
+  if (bytes > MAX_READ_BATCH_BYTES) throw new ShardBatchError(`a read batch asks for ${bytes} bytes, at most ${MAX_READ_BATCH_BYTES}`);
+  return items;
 }

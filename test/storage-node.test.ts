@@ -18,7 +18,7 @@ import { StorageNodeClient, StorageNodeError, StorageNodePool } from '../storage
 import { diskPorts, parseDiskList } from '../storage-node/disks.js';
 import { Heartbeater } from '../storage-node/heartbeat.js';
 import { createStorageNodeServer } from '../storage-node/server.js';
-import { decodeShardBatch, encodeShardBatch, MAX_SHARD_BATCH, ShardBatchError } from '../storage-node/shard-batch.js';
+import { decodeReadResults, decodeShardBatch, encodeReadResults, encodeShardBatch, MAX_SHARD_BATCH, ShardBatchError } from '../storage-node/shard-batch.js';
 import { DIRECT_READ_MIN_BYTES, HEADER_BYTES, NodeIdError, ShardStore, type StoreLimits } from '../storage-node/store.js';
 import type { HeartbeatRequest } from '../namespace/types.js';
 import { spawnNode } from './helpers/storage-node-process.js';
@@ -327,6 +327,66 @@ t.test('whole small shards written at once go in batches, each stored and answer
   t.ok((await client.readShard('whole-large')).equals(large));
   t.equal(client.wholePutStats.items, 42, 'not through the batcher');
   await t.rejects(client.putWholeShard('../x', 1024, frame(randomBytes(10), 1024)), { code: 'InvalidShardId' });
+});
+
+t.test('small reads asked for at once go in batches, each verified and answered as if alone', async (t) => {
+  const { url, store, metrics } = await startNode(t);
+  const client = new StorageNodeClient(url, { secret: TEST_SECRET, timeoutMs: 5000, batchInFlight: 1 });
+  t.teardown(() => client.close());
+  const datas = Array.from({ length: 30 }, (_, i) => randomBytes(2000 + i * 131));
+  for (const [i, data] of datas.entries()) await client.putShard(`r-${i}`, 1024, chunks(frame(data, 1024)));
+  await client.putShard('r-rot', 1024, chunks(frame(randomBytes(3000), 1024)));
+  await flipStoredByte(store, 'r-rot', HEADER_BYTES + 1028 + 3);
+  const ranges = datas.map((d, i) => ({ start: i % 3 === 0 ? 0 : 100 + i, end: i % 3 === 1 ? d.length + 500 : d.length - 1 - i }));
+  const reads = datas.map((_, i) => client.readShardChunks(`r-${i}`, ranges[i]));
+  const missing = client.readShardChunks('r-none', { start: 0, end: 99 });
+  const rotten = client.readShardChunks('r-rot', { start: 0, end: 2999 });
+  const beyond = client.readShardChunks('r-0', { start: 50_000, end: 50_100 });
+  const answers = await Promise.all(reads);
+  answers.forEach((chunks, i) => {
+    const { start, end } = ranges[i]!;
+    t.ok(Buffer.concat(chunks).equals(datas[i]!.subarray(start, end + 1)), `read ${i}: bytes ${start}-${end}, clamped to the shard as HTTP ranges are`);
+  });
+  await t.rejects(missing, { code: 'NoSuchShard', status: 404 });
+  await t.rejects(rotten, { code: 'CorruptBlock', status: 409 });
+  await t.rejects(beyond, { code: 'InvalidRange', status: 416 });
+  const { requests, items } = client.smallReadStats;
+  t.equal(items, 33);
+  t.ok(requests <= 4, `33 reads went in ${requests} requests`);
+  t.match(metrics.render(), new RegExp(`cairn_storage_read_batches_total ${requests - 1}\\b`));
+
+  // A read given up while it waits is never sent; a large range goes alone, as a stream.
+  const slow = client.readShardChunks('r-1', { start: 0, end: 10 });
+  const given = new AbortController();
+  const dropped = client.readShardChunks('r-2', { start: 0, end: 10 }, given.signal);
+  given.abort(new Error('timed out'));
+  await t.rejects(dropped, { message: 'timed out' });
+  t.ok(Buffer.concat(await slow).equals(datas[1]!.subarray(0, 11)));
+  t.equal(client.smallReadStats.items, 34, 'the withdrawn read was not sent');
+  const large = randomBytes(200 * 1024);
+  await client.putShard('r-large', 64 * 1024, chunks(frame(large, 64 * 1024), 65536));
+  t.ok((await client.readShard('r-large', { start: 0, end: large.length - 1 })).equals(large));
+  t.equal(client.smallReadStats.items, 34, 'not through the batcher');
+
+  const tooMuch = await rawRequest(`${url}/batch/reads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reads: Array.from({ length: 8 }, () => ({ id: 'r-1', start: 0, end: 128 * 1024 })) }) });
+  t.equal(tooMuch.statusCode, 400);
+  t.match(await tooMuch.body.json(), { code: 'InvalidArgument' });
+  for (const bad of [{}, { reads: [] }, { reads: [{ id: 'r-1', start: 5, end: 4 }] }, { reads: [{ id: 'r-1' }] }]) {
+    const res = await rawRequest(`${url}/batch/reads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(bad) });
+    t.equal(res.statusCode, 400, JSON.stringify(bad));
+    await res.body.dump();
+  }
+});
+
+t.test('read batch replies: encode and decode round trip; a reply that does not add up is refused', async (t) => {
+  const error = { status: 404, code: 'NoSuchShard', message: 'no shard x' };
+  const parts = encodeReadResults([{ ok: [Buffer.from('ab'), Buffer.from('cde')] }, { error }, { ok: [] }]);
+  const reply = Buffer.concat(parts);
+  const back = decodeReadResults(reply, 3);
+  t.same(back.map((r) => ('ok' in r ? r.ok.toString() : r.error.code)), ['abcde', 'NoSuchShard', '']);
+  t.throws(() => decodeReadResults(reply, 2), ShardBatchError, 'an answer count that does not match');
+  t.throws(() => decodeReadResults(reply.subarray(0, reply.length - 1), 3), ShardBatchError, 'a cut reply');
+  t.throws(() => decodeReadResults(Buffer.concat([reply, Buffer.from('x')]), 3), ShardBatchError, 'bytes past the last answer');
 });
 
 t.test('a malformed shard batch is refused whole: InvalidArgument, nothing stored', async (t) => {
