@@ -309,10 +309,10 @@ class Reservations {
   }
 }
 
-/** Ids in sorted order for paginated listing, with each shard's size for the used-bytes total. */
-class ShardIndex {
+/** Each shard's size (for the used-bytes total), and its id in sorted order for paginated listing. */
+export class ShardIndex {
   private readonly sizes = new Map<string, number>();
-  private ids: string[] = [];
+  private readonly ids = new SortedIds();
   usedBytes = 0;
 
   get count(): number {
@@ -321,15 +321,15 @@ class ShardIndex {
 
   load(entries: [string, number][]): void {
     for (const [id, size] of entries) {
+      this.usedBytes += size - (this.sizes.get(id) ?? 0);
       this.sizes.set(id, size);
-      this.usedBytes += size;
     }
-    this.ids = [...this.sizes.keys()].sort(compareIds);
+    this.ids.load([...this.sizes.keys()].sort(compareIds));
   }
 
   set(id: string, size: number): void {
     const old = this.sizes.get(id);
-    if (old === undefined) this.ids.splice(lowerBound(this.ids, id), 0, id);
+    if (old === undefined) this.ids.add(id);
     this.usedBytes += size - (old ?? 0);
     this.sizes.set(id, size);
   }
@@ -339,7 +339,7 @@ class ShardIndex {
     if (old === undefined) return;
     this.sizes.delete(id);
     this.usedBytes -= old;
-    this.ids.splice(lowerBound(this.ids, id), 1);
+    this.ids.delete(id);
   }
 
   size(id: string): number | undefined {
@@ -347,14 +347,81 @@ class ShardIndex {
   }
 
   after(after: string | undefined, limit: number): { ids: string[]; more: boolean } {
-    const from = after === undefined ? 0 : upperBound(this.ids, after);
-    return { ids: this.ids.slice(from, from + limit), more: from + limit < this.ids.length };
+    return this.ids.after(after, limit);
   }
 }
 
-/** Plain code-unit order, the same order JavaScript's default sort and string comparison use. */
-function compareIds(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+/** Ids per chunk of SortedIds; a chunk splits in two past twice this. */
+const SORTED_CHUNK = 1000;
+
+/**
+ * Distinct strings in sorted order, as a list of sorted chunks (the idea of Python's
+ * sortedcontainers): an insert or delete costs O(log n + chunk), where one sorted array cost O(n)
+ * (177 us per insert at 1M ids, and a node holds millions of small shards).
+ */
+export class SortedIds {
+  private chunks: string[][] = [];
+  /** The last id of each chunk, for the binary search. */
+  private maxes: string[] = [];
+
+  /** Replaces the contents with `sorted` (ascending, distinct). */
+  load(sorted: string[]): void {
+    this.chunks = [];
+    for (let at = 0; at < sorted.length; at += SORTED_CHUNK) this.chunks.push(sorted.slice(at, at + SORTED_CHUNK));
+    this.maxes = this.chunks.map((chunk) => chunk[chunk.length - 1]!);
+  }
+
+  add(id: string): void {
+    if (this.chunks.length === 0) {
+      this.chunks.push([id]);
+      this.maxes.push(id);
+      return;
+    }
+    // The first chunk whose last id is not below `id`, or the last chunk for a new maximum.
+    const c = Math.min(lowerBound(this.maxes, id), this.chunks.length - 1);
+    const chunk = this.chunks[c]!;
+    const at = lowerBound(chunk, id);
+    if (chunk[at] === id) return;
+    chunk.splice(at, 0, id);
+    this.maxes[c] = chunk[chunk.length - 1]!;
+    if (chunk.length > 2 * SORTED_CHUNK) {
+      const upper = chunk.splice(SORTED_CHUNK);
+      this.chunks.splice(c + 1, 0, upper);
+      this.maxes.splice(c, 1, chunk[chunk.length - 1]!, upper[upper.length - 1]!);
+    }
+  }
+
+  delete(id: string): void {
+    const c = lowerBound(this.maxes, id);
+    const chunk = this.chunks[c];
+    if (!chunk) return;
+    const at = lowerBound(chunk, id);
+    if (chunk[at] !== id) return;
+    chunk.splice(at, 1);
+    if (chunk.length > 0) this.maxes[c] = chunk[chunk.length - 1]!;
+    else {
+      this.chunks.splice(c, 1);
+      this.maxes.splice(c, 1);
+    }
+  }
+
+  /** Up to `limit` ids after `after` (all from the first when undefined), and whether more follow. */
+  after(after: string | undefined, limit: number): { ids: string[]; more: boolean } {
+    let c = after === undefined ? 0 : upperBound(this.maxes, after);
+    let at = after === undefined || c >= this.chunks.length ? 0 : upperBound(this.chunks[c]!, after);
+    const ids: string[] = [];
+    while (c < this.chunks.length && ids.length < limit) {
+      const chunk = this.chunks[c]!;
+      const take = Math.min(chunk.length - at, limit - ids.length);
+      for (let n = 0; n < take; n++) ids.push(chunk[at + n]!);
+      at += take;
+      if (at >= chunk.length) {
+        c++;
+        at = 0;
+      }
+    }
+    return { ids, more: c < this.chunks.length };
+  }
 }
 
 function lowerBound(ids: string[], id: string): number {
@@ -362,10 +429,15 @@ function lowerBound(ids: string[], id: string): number {
   let hi = ids.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (ids[mid] < id) lo = mid + 1;
+    if (ids[mid]! < id) lo = mid + 1;
     else hi = mid;
   }
   return lo;
+}
+
+/** Plain code-unit order, the same order JavaScript's default sort and string comparison use. */
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function upperBound(ids: string[], id: string): number {
