@@ -356,8 +356,6 @@ export class NamespaceClient {
 
 const seg = (part: string): string => encodeURIComponent(part);
 
-
-
 /** The answer, or null when the call fails with one of `codes` (the thing asked for is gone). */
 async function nullWhen<R>(codes: string[], answer: Promise<R>): Promise<R | null> {
   try {

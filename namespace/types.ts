@@ -1,6 +1,5 @@
 // The namespace's records and API shapes: the contract between the namespace service and its
 // clients (gateway, repair, storage nodes). Everything here is JSON over HTTP.
-import type { ErrorBody } from '../common/http.js';
 
 import type { Layout } from "../erasure/layout.js";
 export type { Layout };

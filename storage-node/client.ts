@@ -90,7 +90,7 @@ interface RequestSpec {
   method: Dispatcher.HttpMethod;
   path: string;
   headers?: Record<string, string>;
-  /** A string is a whole body and signed as such; a stream is sent chunked, UNSIGNED_PAYLOAD. */
+  /** A string or Buffer is a whole body and signed as such; a stream is sent chunked, UNSIGNED_PAYLOAD. */
   body?: Readable | string | Buffer;
   idempotent?: boolean;
   signal?: AbortSignal;
@@ -442,7 +442,6 @@ async function readBounded(body: AsyncIterable<Buffer> & { destroy(): void }, li
   }
   return Buffer.concat(chunks).toString('utf8').slice(0, limit);
 }
-
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -105,7 +105,8 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
   // Whole small shards, several per request (see shard-batch.ts): each is stored and answered as if
   // it came alone, and together they share the pack log's group sync.
   route('POST', '/batch/shards', async (req, res) => {
-    const shards = decodeBatch(verifiedBody(req) ?? (await readBody(req, MAX_BATCH_BODY_BYTES)));
+    const body = verifiedBody(req) ?? (await readBody(req, MAX_BATCH_BODY_BYTES));
+    const shards = parseBatch(() => decodeShardBatch(body));
     m.putBatches.inc();
     const put = async (shard: BatchedShard): Promise<PutShardResponse> => {
       const result = await store.put(shard.id, shard.blockSize, only(shard.framed), shard.framed.length);
@@ -119,10 +120,14 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
   // Small ranges of several shards in one request (see shard-batch.ts): each read is verified and
   // answered as if it came alone.
   route('POST', '/batch/reads', async (req, res) => {
-    const reads = readBatch(await readJson<unknown>(req).catch(badJson));
+    const request = await readJson<unknown>(req).catch(badJson);
+    const reads = parseBatch(() => readBatchItems(request));
     m.readBatches.inc();
     const read = async ({ id, start, end }: BatchedRead): Promise<Buffer[]> => {
-      const bytes = await readWhole(store, id, { start, end });
+      const bytes = await readWhole(store, id, { start, end }).catch((err: unknown) => {
+        if (err instanceof StoreError && err.code === 'CorruptBlock') m.corruptBlocks.inc();
+        throw err;
+      });
       m.bytesRead.inc(undefined, bytes.length);
       return [bytes];
     };
@@ -229,15 +234,6 @@ function registerMetrics(metrics: Registry, store: ShardStore): NodeMetrics {
 /** A batch body holds at most MAX_SHARD_BATCH_BYTES of shards and a small manifest. */
 const MAX_BATCH_BODY_BYTES = MAX_SHARD_BATCH_BYTES + 128 * 1024;
 
-function readBatch(body: unknown): BatchedRead[] {
-  try {
-    return readBatchItems(body);
-  } catch (err) {
-    if (err instanceof ShardBatchError) throw new StoreError('InvalidArgument', err.message);
-    throw err;
-  }
-}
-
 /** A small verified read, gathered in one buffer (the reader's chunks may be pooled: each goes back once copied). */
 async function readWhole(store: ShardStore, id: string, range: ByteRange): Promise<Buffer> {
   const reader = await store.openRead(id, range);
@@ -255,9 +251,10 @@ async function readWhole(store: ShardStore, id: string, range: ByteRange): Promi
   }
 }
 
-function decodeBatch(body: Buffer): BatchedShard[] {
+/** A batch request that does not parse is the client's mistake: InvalidArgument, like any bad input. */
+function parseBatch<T>(parse: () => T): T {
   try {
-    return decodeShardBatch(body);
+    return parse();
   } catch (err) {
     if (err instanceof ShardBatchError) throw new StoreError('InvalidArgument', err.message);
     throw err;

@@ -5,7 +5,8 @@
 import t from 'tap';
 import { ShardIndex, SortedIds } from '../storage-node/store.js';
 
-function pages(index: ShardIndex, limit: number): string[] {
+/** Every id, a page of `limit` at a time, as a lister would ask for them. */
+function pages(index: Pick<ShardIndex, 'after'>, limit: number): string[] {
   const out: string[] = [];
   let after: string | undefined;
   for (;;) {
@@ -66,16 +67,7 @@ t.test('sorted ids across many chunks: random adds and deletes, splits and empti
   const random = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
   const ids = new SortedIds();
   const model = new Set<string>();
-  const list = (limit: number): string[] => {
-    const out: string[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = ids.after(after, limit);
-      out.push(...page.ids);
-      if (!page.more) return out;
-      after = page.ids[page.ids.length - 1];
-    }
-  };
+  const list = (limit: number): string[] => pages(ids, limit);
   for (let i = 0; i < 12_000; i++) {
     const id = `k${random(9000).toString().padStart(5, '0')}`;
     ids.add(id);

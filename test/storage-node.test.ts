@@ -354,6 +354,7 @@ t.test('small reads asked for at once go in batches, each verified and answered 
   t.equal(items, 33);
   t.ok(requests <= 4, `33 reads went in ${requests} requests`);
   t.match(metrics.render(), new RegExp(`cairn_storage_read_batches_total ${requests - 1}\\b`));
+  t.match(metrics.render(), /cairn_storage_corrupt_blocks_total 1\b/, 'a corrupt block found by a batched read is counted');
 
   // A read given up while it waits is never sent; a large range goes alone, as a stream.
   const slow = client.readShardChunks('r-1', { start: 0, end: 10 });

@@ -1,6 +1,8 @@
 // The write path: cuts an object's bytes into segments, erasure-codes each segment stripe by stripe
 // and streams shard i of every stripe to its node, all k+m nodes in parallel. Memory is bounded by a
-// couple of stripes per segment, whatever the object size.
+// couple of stripes per segment, whatever the object size. A segment of one stripe (a small object)
+// is not streamed: its shards are whole once encoded and go as whole-shard writes, which the node
+// client batches.
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
 import { encodeStripes, shardFrame, type EncodedStripe, type StripeBudget } from '../../erasure/stream.js';
