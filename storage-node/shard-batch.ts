@@ -53,10 +53,7 @@ export class ShardBatchError extends Error {
 /** The batch body, in one buffer: it is signed whole, and goes out with its content-length in one write. */
 export function encodeShardBatch(shards: readonly BatchedShard[]): Buffer {
   const manifest: ShardBatchManifest = { shards: shards.map((s) => ({ id: s.id, blockSize: s.blockSize, length: s.framed.length })) };
-  const json = Buffer.from(JSON.stringify(manifest));
-  const prefix = Buffer.allocUnsafe(LENGTH_PREFIX);
-  prefix.writeUInt32LE(json.length, 0);
-  return Buffer.concat([prefix, json, ...shards.map((s) => s.framed)]);
+  return Buffer.concat([...manifestHead(manifest), ...shards.map((s) => s.framed)]);
 }
 
 /**
@@ -64,29 +61,51 @@ export function encodeShardBatch(shards: readonly BatchedShard[]): Buffer {
  * block sizes and frames are each shard's own business, checked by the store as for a lone PUT.
  */
 export function decodeShardBatch(body: Buffer): BatchedShard[] {
-  if (body.length < LENGTH_PREFIX) throw new ShardBatchError('a shard batch starts with its manifest length');
-  const manifestLength = body.readUInt32LE(0);
-  if (manifestLength > MAX_MANIFEST_BYTES || LENGTH_PREFIX + manifestLength > body.length) {
-    throw new ShardBatchError(`a manifest of ${manifestLength} bytes does not fit (at most ${MAX_MANIFEST_BYTES}, body ${body.length})`);
-  }
-  const entries = manifestEntries(body.subarray(LENGTH_PREFIX, LENGTH_PREFIX + manifestLength));
-  let at = LENGTH_PREFIX + manifestLength;
-  const shards = entries.map(({ id, blockSize, length }) => {
-    const framed = body.subarray(at, at + length);
-    at += length;
-    return { id, blockSize, framed };
-  });
-  if (at !== body.length) throw new ShardBatchError(`the manifest accounts for ${at} bytes of a ${body.length}-byte body`);
-  return shards;
+  const { manifest, end } = readManifest(body, 'shard batch');
+  const entries = manifestEntries(manifest);
+  const framed = cutBytes(body, end, entries.map((e) => e.length));
+  return entries.map(({ id, blockSize }, i) => ({ id, blockSize, framed: framed[i]! }));
 }
 
-function manifestEntries(json: Buffer): ShardBatchManifest['shards'] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json.toString('utf8'));
-  } catch {
-    throw new ShardBatchError('the manifest is not JSON');
+// ---- the framing both bodies share ----------------------------------------------------------------
+
+/** A manifest as it leads a body: its length (u32 LE), then its JSON. */
+function manifestHead(manifest: unknown): Buffer[] {
+  const json = Buffer.from(JSON.stringify(manifest));
+  const prefix = Buffer.allocUnsafe(LENGTH_PREFIX);
+  prefix.writeUInt32LE(json.length, 0);
+  return [prefix, json];
+}
+
+/** The parsed manifest leading `body`, and where the bytes after it start. */
+function readManifest(body: Buffer, what: string): { manifest: unknown; end: number } {
+  if (body.length < LENGTH_PREFIX) throw new ShardBatchError(`a ${what} starts with its manifest length`);
+  const length = body.readUInt32LE(0);
+  const end = LENGTH_PREFIX + length;
+  if (length > MAX_MANIFEST_BYTES || end > body.length) {
+    throw new ShardBatchError(`a ${what} manifest of ${length} bytes does not fit (at most ${MAX_MANIFEST_BYTES}, body ${body.length})`);
   }
+  try {
+    return { manifest: JSON.parse(body.toString('utf8', LENGTH_PREFIX, end)), end };
+  } catch {
+    throw new ShardBatchError(`the ${what} manifest is not JSON`);
+  }
+}
+
+/** Views of `body` from `start` on, one per length (none where it is undefined); they must use up the body exactly. */
+function cutBytes(body: Buffer, start: number, lengths: (number | undefined)[]): (Buffer | undefined)[] {
+  let at = start;
+  const views = lengths.map((length) => {
+    if (length === undefined) return undefined;
+    if (at + length > body.length) throw new ShardBatchError(`the manifest runs past the ${body.length}-byte body`);
+    at += length;
+    return body.subarray(at - length, at);
+  });
+  if (at !== body.length) throw new ShardBatchError(`the manifest accounts for ${at} bytes of a ${body.length}-byte body`);
+  return views;
+}
+
+function manifestEntries(parsed: unknown): ShardBatchManifest['shards'] {
   const shards = (parsed as Partial<ShardBatchManifest> | null)?.shards;
   if (!Array.isArray(shards) || shards.length === 0 || shards.length > MAX_SHARD_BATCH) {
     throw new ShardBatchError(`a batch carries 1..${MAX_SHARD_BATCH} shards`);
@@ -125,36 +144,21 @@ export function encodeReadResults(results: readonly ReadResult[]): Buffer[] {
   const manifest: BatchResponse<{ length: number }> = {
     results: results.map((r) => ('ok' in r ? { ok: { length: r.ok.reduce((sum, b) => sum + b.length, 0) } } : { error: r.error })),
   };
-  const json = Buffer.from(JSON.stringify(manifest));
-  const prefix = Buffer.allocUnsafe(LENGTH_PREFIX);
-  prefix.writeUInt32LE(json.length, 0);
-  return [prefix, json, ...results.flatMap((r) => ('ok' in r ? r.ok : []))];
+  return [...manifestHead(manifest), ...results.flatMap((r) => ('ok' in r ? r.ok : []))];
 }
 
 /** Splits a read batch reply into one answer per read asked for (the bytes are views of `body`). */
 export function decodeReadResults(body: Buffer, asked: number): ({ ok: Buffer } | { error: BatchError })[] {
-  if (body.length < LENGTH_PREFIX) throw new ShardBatchError('a read batch reply starts with its manifest length');
-  const manifestLength = body.readUInt32LE(0);
-  if (LENGTH_PREFIX + manifestLength > body.length) throw new ShardBatchError(`a manifest of ${manifestLength} bytes does not fit a ${body.length}-byte reply`);
-  let parsed: Partial<BatchResponse<{ length: number }>> | null;
-  try {
-    parsed = JSON.parse(body.toString('utf8', LENGTH_PREFIX, LENGTH_PREFIX + manifestLength)) as typeof parsed;
-  } catch {
-    throw new ShardBatchError('the reply manifest is not JSON');
-  }
-  const results = parsed?.results;
+  const { manifest, end } = readManifest(body, 'read batch reply');
+  const results = (manifest as Partial<BatchResponse<{ length: number }>> | null)?.results;
   if (!Array.isArray(results) || results.length !== asked) throw new ShardBatchError(`${asked} reads got ${Array.isArray(results) ? results.length : 'no'} answers`);
-  let at = LENGTH_PREFIX + manifestLength;
-  const out = results.map((r) => {
-    if ('error' in r) return { error: r.error };
-    const length = r.ok.length;
-    if (!isCount(length) || at + length > body.length) throw new ShardBatchError('a read answer runs past the reply');
-    const bytes = body.subarray(at, at + length);
-    at += length;
-    return { ok: bytes };
+  const lengths = results.map((r) => {
+    if ('error' in r) return undefined;
+    if (!isCount(r.ok.length)) throw new ShardBatchError('a read answer has no length');
+    return r.ok.length;
   });
-  if (at !== body.length) throw new ShardBatchError(`the manifest accounts for ${at} bytes of a ${body.length}-byte reply`);
-  return out;
+  const bytes = cutBytes(body, end, lengths);
+  return results.map((r, i) => ('error' in r ? { error: r.error } : { ok: bytes[i]! }));
 }
 
 /** Checks a read batch request: 1..MAX_READ_BATCH reads, within MAX_READ_BATCH_BYTES in all. */
