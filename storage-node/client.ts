@@ -151,7 +151,7 @@ export class StorageNodeClient {
    * POST /batch/shards with others written meanwhile; it is stored and answered as if sent alone.
    */
   putWholeShard(id: string, blockSize: number, framed: Buffer, signal?: AbortSignal): Promise<PutShardResponse> {
-    if (!isValidShardId(id)) return Promise.reject(new StorageNodeError('InvalidShardId', 400, `invalid shard id ${JSON.stringify(id.slice(0, 64))}`));
+    if (!isValidShardId(id)) return Promise.reject(invalidShardId(id));
     if (framed.length > BATCHED_SHARD_MAX_BYTES) return this.putOneWholeShard({ id, blockSize, framed }, signal);
     // A write given up while it waits for its batch is dropped, so a hung node cannot pile them up.
     return this.wholePuts.submit({ id, blockSize, framed }, signal);
@@ -192,7 +192,7 @@ export class StorageNodeClient {
    */
   async readShardChunks(id: string, range?: DataRange, signal?: AbortSignal): Promise<Buffer[]> {
     if (range && range.end - range.start + 1 <= BATCHED_READ_MAX_BYTES && range.start >= 0 && range.end >= range.start) {
-      if (!isValidShardId(id)) throw new StorageNodeError('InvalidShardId', 400, `invalid shard id ${JSON.stringify(id.slice(0, 64))}`);
+      if (!isValidShardId(id)) throw invalidShardId(id);
       return this.smallReads.submit({ id, start: range.start, end: range.end }, signal);
     }
     const chunks: Buffer[] = [];
@@ -319,7 +319,7 @@ export class StorageNodeClient {
 
   /** Invalid ids are refused here too: "..", "%2e%2e" and friends would be rewritten by URL normalisation on the way. */
   private shardPath(id: string): string {
-    if (!isValidShardId(id)) throw new StorageNodeError('InvalidShardId', 400, `invalid shard id ${JSON.stringify(id.slice(0, 64))}`);
+    if (!isValidShardId(id)) throw invalidShardId(id);
     return `${this.prefix}/shards/${encodeURIComponent(id)}`;
   }
 
@@ -441,6 +441,11 @@ async function readBounded(body: AsyncIterable<Buffer> & { destroy(): void }, li
     }
   }
   return Buffer.concat(chunks).toString('utf8').slice(0, limit);
+}
+
+/** Refused before sending: such an id could be rewritten by URL normalisation on the way. */
+function invalidShardId(id: string): StorageNodeError {
+  return new StorageNodeError('InvalidShardId', 400, `invalid shard id ${JSON.stringify(id.slice(0, 64))}`);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
