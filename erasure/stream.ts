@@ -24,6 +24,11 @@ export interface EncodedStripe {
   blocks: Buffer[];
   /** CRC32C of each block. */
   crcs: number[];
+  /**
+   * Lets go of the stripe's buffers when they came from a pool (`StripeBuffers`): call it once
+   * whoever still reads the blocks holds them in their own right. Not calling it is safe.
+   */
+  release(): void;
 }
 
 /** Which stripes of the segment to decode (inclusive); the shard sources then hold blocks first..last only. */
@@ -57,14 +62,15 @@ export async function* encodeStripes(
   layout: Layout,
   codec?: StripeCodec,
   budget?: StripeBudget,
+  buffers: StripeBuffers = FRESH_BUFFERS,
 ): AsyncGenerator<EncodedStripe> {
   const coder = codecFor(layout, codec);
   const reader = new ExactReader(source);
   let next = 0;
   try {
     yield* pipelined(
-      () => readSourceStripe(reader, layout, next++, budget),
-      (raw) => encodeStripe(coder, raw),
+      () => readSourceStripe(reader, layout, next++, budget, buffers),
+      (raw) => encodeStripe(coder, raw, buffers),
     );
   } finally {
     await reader.close();
@@ -79,6 +85,17 @@ export async function* encodeStripes(
 export interface StripeBudget {
   reserve(bytes: number): Promise<() => void>;
 }
+
+/**
+ * Where a stripe's full-sized buffers (k and m blocks of blockSize) come from: fresh ones by default,
+ * or a pool that takes them back through `release` (the gateway's; see common/buffer-pool.ts).
+ */
+export interface StripeBuffers {
+  take(size: number): Buffer;
+  release(buffer: Buffer): void;
+}
+
+const FRESH_BUFFERS: StripeBuffers = { take: (size) => Buffer.allocUnsafe(size), release: () => undefined };
 
 /** The framed bytes of shard i of a stripe: [block, crcBytes(crc)]. */
 export function shardFrame(stripe: EncodedStripe, shardIndex: number): Buffer[] {
@@ -134,7 +151,7 @@ interface RawStripe {
   blockLength: number;
 }
 
-async function readSourceStripe(reader: ExactReader, layout: Layout, index: number, budget: StripeBudget | undefined): Promise<RawStripe | null> {
+async function readSourceStripe(reader: ExactReader, layout: Layout, index: number, budget: StripeBudget | undefined, buffers: StripeBuffers): Promise<RawStripe | null> {
   const size = stripeDataSize(layout);
   // Wait for data before reserving or allocating: an idle upload then costs no stripe buffer.
   const first = await reader.readSome(size);
@@ -144,13 +161,14 @@ async function readSourceStripe(reader: ExactReader, layout: Layout, index: numb
     // A segment's first stripe starts small and grows: most objects are far smaller than a stripe,
     // and a full stripe buffer (1 MiB) per small PUT churned external memory into a scavenge every
     // few dozen PUTs. Later stripes of a segment are full-sized from the start (no growth copies).
-    let buffer: Buffer = Buffer.allocUnsafe(index === 0 ? Math.min(size, Math.max(first.length, FIRST_STRIPE_START_BYTES)) : size);
+    const alloc = (bytes: number): Buffer => (bytes === size ? buffers.take(size) : Buffer.allocUnsafe(bytes));
+    let buffer: Buffer = alloc(index === 0 ? Math.min(size, Math.max(first.length, FIRST_STRIPE_START_BYTES)) : size);
     first.copy(buffer, 0);
     let filled = first.length;
     for (;;) {
       if (filled === buffer.length) {
         if (filled === size) break;
-        buffer = grown(buffer, filled, Math.min(size, buffer.length * 4));
+        buffer = grown(buffer, filled, alloc(Math.min(size, buffer.length * 4)));
       }
       const piece = await reader.readSome(buffer.length - filled);
       if (!piece) break;
@@ -161,7 +179,7 @@ async function readSourceStripe(reader: ExactReader, layout: Layout, index: numb
     // The tail stripe: blocks shrink to fit the rest, zero padded.
     const blockLength = blockLengthFor(layout, filled);
     const dataBytes = layout.k * blockLength;
-    if (buffer.length < dataBytes) buffer = grown(buffer, filled, dataBytes);
+    if (buffer.length < dataBytes) buffer = grown(buffer, filled, alloc(dataBytes));
     buffer.fill(0, filled, dataBytes);
     return { index, data: buffer.subarray(0, dataBytes), dataLength: filled, blockLength };
   } finally {
@@ -172,19 +190,22 @@ async function readSourceStripe(reader: ExactReader, layout: Layout, index: numb
 /** First allocation for a segment's first stripe; it grows ×4 up to a full stripe as bytes come. */
 const FIRST_STRIPE_START_BYTES = 64 * 1024;
 
-function grown(buffer: Buffer, used: number, capacity: number): Buffer {
-  const bigger = Buffer.allocUnsafe(capacity);
+function grown(buffer: Buffer, used: number, bigger: Buffer): Buffer {
   buffer.copy(bigger, 0, 0, used);
   return bigger;
 }
 
-async function encodeStripe(codec: StripeCodec, raw: RawStripe): Promise<EncodedStripe> {
-  const { k, m } = codec.layout;
+async function encodeStripe(codec: StripeCodec, raw: RawStripe, buffers: StripeBuffers): Promise<EncodedStripe> {
+  const { k, m, blockSize } = codec.layout;
   const len = raw.blockLength;
-  const parity = Buffer.allocUnsafe(m * len);
+  const parity = len === blockSize ? buffers.take(m * len) : Buffer.allocUnsafe(m * len);
   await codec.encode(raw.data, parity, len);
   const blocks = [...splitBlocks(raw.data, k, len), ...splitBlocks(parity, m, len)];
-  return { index: raw.index, dataLength: raw.dataLength, blockLength: len, blocks, crcs: blocks.map(blockCrc) };
+  const release = (): void => {
+    buffers.release(raw.data);
+    buffers.release(parity);
+  };
+  return { index: raw.index, dataLength: raw.dataLength, blockLength: len, blocks, crcs: blocks.map(blockCrc), release };
 }
 
 function splitBlocks(buf: Buffer, count: number, len: number): Buffer[] {

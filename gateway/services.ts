@@ -8,6 +8,7 @@ import type { GatewayConfig } from './config.js';
 import type { NodeDirectory } from './data/node-directory.js';
 import type { DamageReporter } from './data/damage-reporter.js';
 import type { KnownBuckets } from './known-buckets.js';
+import { stripeBufferPool } from './data/stripe-buffers.js';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -34,6 +35,10 @@ export interface GatewayServices {
 }
 
 export function createGatewayMetrics(registry: Registry): GatewayMetrics {
+  const stripeBuffers = registry.gauge('cairn_stripe_buffers_taken', 'Stripe buffers taken for uploads since start: reused from the pool, or newly allocated');
+  stripeBuffers.set(() => stripeBufferPool.reused, { source: 'reused' });
+  stripeBuffers.set(() => stripeBufferPool.allocated, { source: 'allocated' });
+  registry.gauge('cairn_stripe_buffer_pool_idle_bytes', 'Bytes of idle stripe buffers kept for reuse').set(() => stripeBufferPool.idleSize);
   return {
     registry,
     requests: registry.counter('cairn_s3_requests_total', 'S3 requests by operation and status'),

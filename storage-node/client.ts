@@ -2,7 +2,8 @@
 // connections alive and bounded; every failure surfaces as a StorageNodeError with a stable code,
 // and anything that is not an HTTP answer (refused, reset, timeout, cut body) is 'Unavailable'.
 import { Readable } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
+import { Pool, buildConnector, type Dispatcher } from 'undici';
+import { releaseOnWritten } from '../common/buffer-pool.js';
 import { Batcher, outcomeOf, type Outcome } from '../common/batcher.js';
 import { chunksOf } from '../common/chunks.js';
 import type { BatchError, BatchResponse } from '../common/http.js';
@@ -91,7 +92,7 @@ interface RequestSpec {
   path: string;
   headers?: Record<string, string>;
   /** A string or Buffer is a whole body and signed as such; a stream is sent chunked, UNSIGNED_PAYLOAD. */
-  body?: Readable | string | Buffer;
+  body?: Readable | AsyncIterable<Buffer> | string | Buffer;
   idempotent?: boolean;
   signal?: AbortSignal;
 }
@@ -117,7 +118,7 @@ export class StorageNodeClient {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.pool = new Pool(url.origin, {
       connections: opts.connections ?? 32,
-      connect: { timeout: Math.min(this.timeoutMs, 10_000) },
+      connect: connectorReleasingPooledWrites(Math.min(this.timeoutMs, 10_000)),
       keepAliveTimeout: 10_000,
       keepAliveMaxTimeout: 60_000,
     });
@@ -174,7 +175,9 @@ export class StorageNodeClient {
       method: 'PUT',
       path: this.shardPath(id),
       headers,
-      body: body instanceof Readable ? body : Readable.from(asBuffers(body), { objectMode: false }),
+      // An iterable goes to undici as one: it pulls a chunk only once it has written the one before
+      // to its socket, which is when a pooled frame's sender may let go of it (common/buffer-pool.ts).
+      body: body instanceof Readable ? body : asBuffers(body),
       signal,
     });
     return this.json<PutShardResponse>(res, [201]);
@@ -325,10 +328,14 @@ export class StorageNodeClient {
 
   private async send(opts: RequestSpec): Promise<Dispatcher.ResponseData> {
     const { method, path, body } = opts;
-    const streamed = body instanceof Readable;
-    const headers = signRequest(this.secret, { method, host: this.host, target: path, headers: opts.headers, ...(streamed ? { streamed } : { body }) });
+    const headers =
+      typeof body === 'string' || Buffer.isBuffer(body) || body === undefined
+        ? signRequest(this.secret, { method, host: this.host, target: path, headers: opts.headers, body })
+        : signRequest(this.secret, { method, host: this.host, target: path, headers: opts.headers, streamed: true });
     try {
-      return await this.pool.request({ ...opts, headers, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      // Undici sends an async iterable body like a stream (its types leave iterables out).
+      const body = opts.body as Readable | string | Buffer | undefined;
+      return await this.pool.request({ ...opts, body, headers, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
     } catch (err) {
       throw this.networkError(err, opts.signal);
     }
@@ -390,6 +397,16 @@ export class StorageNodeClient {
       throw new StorageNodeError('Unavailable', 503, `response from ${this.baseUrl} cut after ${got} of ${expected} bytes`, { cut: true });
     }
   }
+}
+
+/** Undici's TCP connector, with sockets that hold pooled buffers until they are written (common/buffer-pool.ts). */
+function connectorReleasingPooledWrites(timeout: number): buildConnector.connector {
+  const connect = buildConnector({ timeout });
+  return (options, callback) =>
+    connect(options, (...args) => {
+      if (args[1]) releaseOnWritten(args[1]);
+      callback(...args);
+    });
 }
 
 /** One client per node base URL, so the gateway reuses connections across requests. */

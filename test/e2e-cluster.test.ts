@@ -49,6 +49,13 @@ async function degradedReads(endpoint: string): Promise<number> {
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
+/** The gateway's count of stripe buffers it reused from its pool. */
+async function reusedStripeBuffers(endpoint: string): Promise<number> {
+  const text = await (await fetch(`${endpoint}/-/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('cairn_stripe_buffers_taken{source="reused"}'));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
 /** The gateway's count of shard reads that failed with `code`. */
 async function shardReadFailures(endpoint: string, code: string): Promise<number> {
   const text = await (await fetch(`${endpoint}/-/metrics`)).text();
@@ -144,6 +151,9 @@ t.test('a real cluster stores erasure-coded objects and survives node loss and r
   });
 
   await t.test('read back whole and by ranges', async (t) => {
+    // The multi-stripe objects were written partly through reused buffers: what they read back
+    // proves no buffer was reused while a node could still be sent its bytes.
+    t.ok((await reusedStripeBuffers(cluster.endpoint)) > 0, 'stripe buffers were reused across the uploads');
     await verifyAll(t, s3, 'healthy');
     t.equal(await degradedReads(cluster.endpoint), 0, 'healthy reads decode nothing');
     await expectS3Error(t, getBytes(s3, 'mib', `bytes=${MiB}-`), 'InvalidRange', 416);

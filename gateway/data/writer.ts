@@ -3,9 +3,7 @@
 // couple of stripes per segment, whatever the object size. A segment of one stripe (a small object)
 // is not streamed: its shards are whole once encoded and go as whole-shard writes, which the node
 // client batches.
-import { PassThrough } from 'node:stream';
-import { once } from 'node:events';
-import { encodeStripes, shardFrame, type EncodedStripe, type StripeBudget } from '../../erasure/stream.js';
+import { encodeStripes, shardFrame, type EncodedStripe, type StripeBudget, type StripeBuffers } from '../../erasure/stream.js';
 import type { StripeCodec } from '../../erasure/codec.js';
 import { stripeDataSize, type Layout } from '../../erasure/layout.js';
 import { NamespaceError, type NamespaceClient } from '../../namespace/client.js';
@@ -17,6 +15,8 @@ import { checkSegmentChain, crcTap } from './integrity.js';
 import { encodeBlockCrcs } from '../../erasure/frames.js';
 import { s3Error } from '../s3/errors.js';
 import { sharedUploadBudget } from './upload-budget.js';
+import { FrameChannel } from './frame-channel.js';
+import { pooledStripeBuffers } from './stripe-buffers.js';
 
 export interface WriterDeps {
   namespace: NamespaceClient;
@@ -25,6 +25,8 @@ export interface WriterDeps {
   log: Logger;
   /** Memory for stripes being filled; the process-wide budget when absent. */
   uploadBudget?: StripeBudget;
+  /** Where full stripe buffers come from; the process-wide pool when absent. */
+  stripeBuffers?: StripeBuffers;
 }
 
 export interface WriteOptions {
@@ -105,7 +107,7 @@ interface ShardWrite {
 }
 
 interface ShardUpload extends ShardWrite {
-  body: PassThrough;
+  body: FrameChannel;
 }
 
 async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: number, opts: WriteOptions, deps: WriterDeps): Promise<Segment> {
@@ -119,7 +121,8 @@ async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: num
   const dataBlockLengths: number[] = [];
   let size = 0;
   try {
-    for await (const stripe of encodeStripes(received.bytes, opts.layout, deps.codec, deps.uploadBudget ?? sharedUploadBudget)) {
+    const stripes = encodeStripes(received.bytes, opts.layout, deps.codec, deps.uploadBudget ?? sharedUploadBudget, deps.stripeBuffers ?? pooledStripeBuffers);
+    for await (const stripe of stripes) {
       size += stripe.dataLength;
       for (let i = 0; i < k; i++) {
         dataBlockCrcs.push(stripe.crcs[i]!);
@@ -131,7 +134,9 @@ async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: num
         break;
       }
       if (stripe.index === 0) writes = uploads = await startUploads(segmentIndex, opts, deps);
-      await Promise.all(uploads.map((u) => sendFrames(u, shardFrame(stripe, u.index), opts.stallTimeoutMs)));
+      const full = uploads.map((u) => queueFrames(u, shardFrame(stripe, u.index)));
+      stripe.release(); // the uploads hold what they queued
+      await Promise.all(uploads.map((u, i) => (full[i] ? awaitDrain(u, opts.stallTimeoutMs) : undefined)));
       requireQuorum(uploads, opts.writeQuorum);
     }
     for (const upload of uploads) if (!upload.failed) upload.body.end();
@@ -165,10 +170,10 @@ async function placeSegment(opts: WriteOptions, deps: WriterDeps): Promise<{ id:
  */
 async function startWholeWrites(stripe: EncodedStripe, segmentIndex: number, opts: WriteOptions, deps: WriterDeps): Promise<ShardWrite[]> {
   const nodes = await placeSegment(opts, deps);
-  return nodes.map((node, index) => {
+  const writes = nodes.map((node, index) => {
     const abort = new AbortController();
     const write: ShardWrite = { index, nodeId: node.id, failed: undefined, done: Promise.resolve(), cancel: () => abort.abort() };
-    const framed = Buffer.concat(shardFrame(stripe, index));
+    const framed = Buffer.concat(shardFrame(stripe, index)); // a copy: the stripe's buffers may be reused
     write.done = deps.nodes
       .get(node.url)
       .putWholeShard(shardIdFor(opts.versionId, segmentIndex, index), opts.layout.blockSize, framed, abort.signal)
@@ -180,6 +185,8 @@ async function startWholeWrites(stripe: EncodedStripe, segmentIndex: number, opt
       );
     return write;
   });
+  stripe.release();
+  return writes;
 }
 
 /** Chooses the segment's nodes and opens one shard upload to each. */
@@ -189,12 +196,17 @@ async function startUploads(segmentIndex: number, opts: WriteOptions, deps: Writ
 }
 
 function startUpload(node: { id: string; url: string }, index: number, segmentIndex: number, opts: WriteOptions, deps: WriterDeps): ShardUpload {
-  const body = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const upload: ShardUpload = { index, nodeId: node.id, body, failed: undefined, done: Promise.resolve(), cancel: () => body.destroy() };
+  const body = new FrameChannel(1024 * 1024);
+  const abort = new AbortController();
+  const cancel = (): void => {
+    body.destroy();
+    abort.abort();
+  };
+  const upload: ShardUpload = { index, nodeId: node.id, body, failed: undefined, done: Promise.resolve(), cancel };
   const shardId = shardIdFor(opts.versionId, segmentIndex, index);
   upload.done = deps.nodes
     .get(node.url)
-    .putShard(shardId, opts.layout.blockSize, body)
+    .putShard(shardId, opts.layout.blockSize, body, abort.signal)
     .then(
       () => undefined,
       (err: unknown) => {
@@ -205,19 +217,23 @@ function startUpload(node: { id: string; url: string }, index: number, segmentIn
   return upload;
 }
 
-/** Writes one stripe's frame to a shard upload and waits for it to drain: the slowest node sets the pace. */
-async function sendFrames(upload: ShardUpload, frames: Buffer[], stallTimeoutMs: number): Promise<void> {
-  if (upload.failed || upload.body.destroyed) return;
+/** Queues one stripe's frame on a shard upload; true if the upload is full and must drain first. */
+function queueFrames(upload: ShardUpload, frames: Buffer[]): boolean {
+  if (upload.failed || upload.body.destroyed) return false;
   let full = false;
   for (const frame of joinSmall(frames)) full = !upload.body.write(frame) || full;
-  if (!full) return;
+  return full;
+}
+
+/** Waits for a full upload to drain: the slowest node sets the pace, and one that takes nothing for too long has failed. */
+async function awaitDrain(upload: ShardUpload, stallTimeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), stallTimeoutMs)));
-  const outcome = await Promise.race([once(upload.body, 'drain'), once(upload.body, 'close'), upload.done, stalled]);
+  const outcome = await Promise.race([upload.body.drained(), upload.done, stalled]);
   clearTimeout(timer);
   if (outcome === 'stalled') {
     upload.failed = new Error(`node accepted no data for ${stallTimeoutMs} ms`);
-    upload.body.destroy();
+    upload.cancel(); // the abort reaches undici even while it waits on a full socket
   }
 }
 
