@@ -2,6 +2,7 @@
 // HTTP client pulls the next frame, a socket until the kernel has the bytes — and never early.
 import t from 'tap';
 import net from 'node:net';
+import http from 'node:http';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { BufferPool, holdView, releaseBuffer, releaseOnWritten } from '../common/buffer-pool.js';
@@ -10,6 +11,8 @@ import { writeObjectData, type WriteOptions, type WriterDeps } from '../gateway/
 import { StripeCodec } from '../erasure/codec.js';
 import { decodeStripes, type StripeBuffers } from '../erasure/stream.js';
 import { UploadBudget } from '../gateway/data/upload-budget.js';
+import { StorageNodeClient } from '../storage-node/client.js';
+import { TEST_SECRET } from './helpers/internal.js';
 
 t.test('BufferPool: a buffer comes back once its last holder lets go, and only then', async (t) => {
   const pool = new BufferPool(1 << 20);
@@ -182,3 +185,94 @@ function unframe(framed: Buffer, blockSize: number): Buffer {
   for (let at = 0; at < framed.length; at += blockSize + 4) blocks.push(framed.subarray(at, Math.min(framed.length, at + blockSize + 4) - 4));
   return Buffer.concat(blocks);
 }
+
+t.test('the node client holds a pooled frame until a slow node has read it, then it is reused', async (t) => {
+  const pool = new BufferPool(64 << 20);
+  const size = 32 << 20; // more than the kernel buffers of both ends of a loopback connection
+  let received: Buffer | undefined;
+  let reading: (() => void) | undefined;
+  const server = http.createServer((req, res) => {
+    req.pause();
+    reading = () => {
+      const parts: Buffer[] = [];
+      req.on('data', (d: Buffer) => parts.push(d));
+      req.on('end', () => {
+        received = Buffer.concat(parts);
+        res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 's.0.0' }));
+      });
+      req.resume();
+    };
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = new StorageNodeClient(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, { secret: TEST_SECRET, timeoutMs: 10_000 });
+  t.teardown(async () => {
+    await client.close();
+    server.close();
+  });
+  const frame = pool.take(size);
+  for (let i = 0; i < size; i += 4096) frame.writeUInt32LE(i, i);
+  const expected = Buffer.from(frame);
+  const channel = new FrameChannel(1 << 20);
+  channel.write(frame);
+  releaseBuffer(frame); // the writer lets go: the channel, then undici's socket, hold it
+  channel.end();
+  const put = client.putShard('s.0.0', 256 * 1024, channel);
+  while (!reading) await new Promise((resolve) => setTimeout(resolve, 10));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  t.equal(pool.idleSize, 0, 'not reusable while the node has not read it');
+  reading();
+  await put;
+  t.ok(received?.equals(expected), 'the node got the bytes as they were written');
+  t.equal(pool.idleSize, size, 'back in the pool once written');
+  t.equal(pool.take(size).buffer, frame.buffer, 'and reused');
+});
+
+/** A pool that scribbles over every buffer it gets back, as a reuse would: early releases corrupt what is sent. */
+class PoisoningPool extends BufferPool {
+  override giveBack(buffer: Buffer): void {
+    buffer.fill(0xee);
+    super.giveBack(buffer);
+  }
+}
+
+t.test('small pooled frames queued behind a full socket are not let go early (a reuse would corrupt them)', async (t) => {
+  const pool = new PoisoningPool(64 << 20);
+  const frameBytes = 8 * 1024; // below the socket's high-water mark: undici pulls the next while this one still waits
+  const frames = 2048; // 16 MiB: more than the kernel buffers of both ends
+  let received: Buffer | undefined;
+  const server = http.createServer((req, res) => {
+    req.pause();
+    setTimeout(() => {
+      const parts: Buffer[] = [];
+      req.on('data', (d: Buffer) => parts.push(d));
+      req.on('end', () => {
+        received = Buffer.concat(parts);
+        res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 's.0.0' }));
+      });
+      req.resume();
+    }, 300);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = new StorageNodeClient(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, { secret: TEST_SECRET, timeoutMs: 10_000 });
+  t.teardown(async () => {
+    await client.close();
+    server.close();
+  });
+  const channel = new FrameChannel(1 << 20);
+  const expected = randomBytes(frameBytes * frames);
+  const put = client.putShard('s.0.0', 256 * 1024, channel);
+  for (let i = 0; i < frames; i++) {
+    const frame = pool.take(frameBytes);
+    expected.copy(frame, 0, i * frameBytes, (i + 1) * frameBytes);
+    const full = !channel.write(frame);
+    releaseBuffer(frame);
+    if (full) await channel.drained();
+  }
+  channel.end();
+  await put;
+  t.equal(received?.length, expected.length);
+  t.ok(received?.equals(expected), 'every frame arrived as written, none scribbled over by a reuse');
+  t.ok(pool.idleSize > 0, 'frames came back to the pool');
+});
