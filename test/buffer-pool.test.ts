@@ -1,6 +1,6 @@
 // Pooled stripe buffers: reused only once every holder has let go — the frame channel until the
 // HTTP client pulls the next frame, a socket until the kernel has the bytes — and never early.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import net from 'node:net';
 import http from 'node:http';
 import { once } from 'node:events';
@@ -186,9 +186,11 @@ function unframe(framed: Buffer, blockSize: number): Buffer {
   return Buffer.concat(blocks);
 }
 
-t.test('the node client holds a pooled frame until a slow node has read it, then it is reused', async (t) => {
-  const pool = new BufferPool(64 << 20);
-  const size = 32 << 20; // more than the kernel buffers of both ends of a loopback connection
+/**
+ * A storage node that takes a shard upload's request and reads nothing of its body until told
+ * (`startReading`); then it reads it all and answers 201. Its client is a real StorageNodeClient.
+ */
+async function slowNode(t: Test): Promise<{ client: StorageNodeClient; requested: () => boolean; startReading: () => void; received: () => Buffer | undefined }> {
   let received: Buffer | undefined;
   let reading: (() => void) | undefined;
   const server = http.createServer((req, res) => {
@@ -210,6 +212,15 @@ t.test('the node client holds a pooled frame until a slow node has read it, then
     await client.close();
     server.close();
   });
+  return { client, requested: () => reading !== undefined, startReading: () => reading!(), received: () => received };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+t.test('the node client holds a pooled frame until a slow node has read it, then it is reused', async (t) => {
+  const pool = new BufferPool(64 << 20);
+  const size = 32 << 20; // more than the kernel buffers of both ends of a loopback connection
+  const node = await slowNode(t);
   const frame = pool.take(size);
   for (let i = 0; i < size; i += 4096) frame.writeUInt32LE(i, i);
   const expected = Buffer.from(frame);
@@ -217,13 +228,13 @@ t.test('the node client holds a pooled frame until a slow node has read it, then
   channel.write(frame);
   releaseBuffer(frame); // the writer lets go: the channel, then undici's socket, hold it
   channel.end();
-  const put = client.putShard('s.0.0', 256 * 1024, channel);
-  while (!reading) await new Promise((resolve) => setTimeout(resolve, 10));
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  const put = node.client.putShard('s.0.0', 256 * 1024, channel);
+  while (!node.requested()) await sleep(10);
+  await sleep(200);
   t.equal(pool.idleSize, 0, 'not reusable while the node has not read it');
-  reading();
+  node.startReading();
   await put;
-  t.ok(received?.equals(expected), 'the node got the bytes as they were written');
+  t.ok(node.received()?.equals(expected), 'the node got the bytes as they were written');
   t.equal(pool.idleSize, size, 'back in the pool once written');
   t.equal(pool.take(size).buffer, frame.buffer, 'and reused');
 });
@@ -240,29 +251,15 @@ t.test('small pooled frames queued behind a full socket are not let go early (a 
   const pool = new PoisoningPool(64 << 20);
   const frameBytes = 8 * 1024; // below the socket's high-water mark: undici pulls the next while this one still waits
   const frames = 2048; // 16 MiB: more than the kernel buffers of both ends
-  let received: Buffer | undefined;
-  const server = http.createServer((req, res) => {
-    req.pause();
-    setTimeout(() => {
-      const parts: Buffer[] = [];
-      req.on('data', (d: Buffer) => parts.push(d));
-      req.on('end', () => {
-        received = Buffer.concat(parts);
-        res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 's.0.0' }));
-      });
-      req.resume();
-    }, 300);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const client = new StorageNodeClient(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, { secret: TEST_SECRET, timeoutMs: 10_000 });
-  t.teardown(async () => {
-    await client.close();
-    server.close();
-  });
+  const node = await slowNode(t);
   const channel = new FrameChannel(1 << 20);
   const expected = randomBytes(frameBytes * frames);
-  const put = client.putShard('s.0.0', 256 * 1024, channel);
+  const put = node.client.putShard('s.0.0', 256 * 1024, channel);
+  void (async () => {
+    while (!node.requested()) await sleep(10);
+    await sleep(300); // the socket fills up meanwhile
+    node.startReading();
+  })();
   for (let i = 0; i < frames; i++) {
     const frame = pool.take(frameBytes);
     expected.copy(frame, 0, i * frameBytes, (i + 1) * frameBytes);
@@ -272,7 +269,7 @@ t.test('small pooled frames queued behind a full socket are not let go early (a 
   }
   channel.end();
   await put;
-  t.equal(received?.length, expected.length);
-  t.ok(received?.equals(expected), 'every frame arrived as written, none scribbled over by a reuse');
+  t.equal(node.received()?.length, expected.length);
+  t.ok(node.received()?.equals(expected), 'every frame arrived as written, none scribbled over by a reuse');
   t.ok(pool.idleSize > 0, 'frames came back to the pool');
 });
