@@ -2,7 +2,7 @@
 // external memory is what triggers its collections: a large PUT allocated 1.5 MiB of stripe buffers
 // per MiB of object, and the gateway ran a full mark-compact every ~15 MiB (trace-gc: "external
 // memory pressure"), with the GC's helper threads at 2.5 ms of CPU per MiB. Reusing the stripe
-// buffers took the gateway from 9.5 to 7.5 ms of CPU per MiB stored (A/B, 3 pairs).
+// buffers took the gateway from 8.3 / 7.9 / 9.3 to 5.9 / 6.3 / 7.4 ms of CPU per MiB stored (A/B).
 //
 // A buffer may be reused only once nothing can still read it, and a buffer handed to a socket is
 // read by the kernel at some later time. So a pooled buffer carries a lease: a count of holders.

@@ -42,26 +42,21 @@ function* chunksOf(data: Buffer, size: number): Generator<Buffer> {
   for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
 }
 
-/** The gateway's count of read windows it had to reconstruct from parity. */
-async function degradedReads(endpoint: string): Promise<number> {
+/** A series of the gateway's /-/metrics, by its name and labels as rendered (0 when absent). */
+async function gatewayMetric(endpoint: string, series: string): Promise<number> {
   const text = await (await fetch(`${endpoint}/-/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('cairn_degraded_read_windows_total'));
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line ? Number(line.split(' ').pop()) : 0;
 }
+
+/** The gateway's count of read windows it had to reconstruct from parity. */
+const degradedReads = (endpoint: string): Promise<number> => gatewayMetric(endpoint, 'cairn_degraded_read_windows_total');
 
 /** The gateway's count of stripe buffers it reused from its pool. */
-async function reusedStripeBuffers(endpoint: string): Promise<number> {
-  const text = await (await fetch(`${endpoint}/-/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('cairn_stripe_buffers_taken{source="reused"}'));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
+const reusedStripeBuffers = (endpoint: string): Promise<number> => gatewayMetric(endpoint, 'cairn_stripe_buffers_taken{source="reused"}');
 
 /** The gateway's count of shard reads that failed with `code`. */
-async function shardReadFailures(endpoint: string, code: string): Promise<number> {
-  const text = await (await fetch(`${endpoint}/-/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`cairn_shard_read_failures_total{code="${code}"}`));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
+const shardReadFailures = (endpoint: string, code: string): Promise<number> => gatewayMetric(endpoint, `cairn_shard_read_failures_total{code="${code}"}`);
 
 async function shardFiles(nodeDir: string): Promise<string[]> {
   const out: string[] = [];
