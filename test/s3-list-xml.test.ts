@@ -2,10 +2,10 @@
 // keys escaped only when needed, owners rendered once, keys needing no URL encoding kept as is.
 // Each case is checked against the element as the generic leaf()/escapeXml() path writes it.
 import t from 'tap';
-import { escapeXml, listObjectsV1Xml, listObjectsV2Xml, s3UrlEncode, type ObjectEntry } from '../gateway/s3/xml.js';
+import { escapeXml, listObjectsV1Xml, listObjectsV2Xml, parseXml, s3UrlEncode, type ObjectEntry } from '../gateway/s3/xml.js';
 
 function contents(entries: ObjectEntry[], encodingType?: 'url'): string {
-  return listObjectsV2Xml({ name: 'b', maxKeys: 1000, isTruncated: false, encodingType, contents: entries, commonPrefixes: [] });
+  return listObjectsV2Xml({ name: 'b', maxKeys: 1000, isTruncated: false, encodingType, contents: entries, commonPrefixes: [] }).toString('utf8');
 }
 
 const entry = (over: Partial<ObjectEntry> = {}): ObjectEntry => ({ key: 'k', lastModified: '2024-05-06T07:08:09.123Z', etag: '"abc"', size: 1, ...over });
@@ -26,7 +26,7 @@ t.test('etags and keys are escaped exactly as escapeXml does', async (t) => {
   for (const key of ['plain/key.txt', 'a&b', '<x>', 'ü😀', 'tab\there', '\uffff']) {
     t.match(contents([entry({ key })]), `<Key>${escapeXml(key)}</Key>`, `key ${JSON.stringify(key)}`);
   }
-  const v1 = listObjectsV1Xml({ name: 'b', maxKeys: 1, isTruncated: false, contents: [], commonPrefixes: ['a&b/', 'c d/'] });
+  const v1 = listObjectsV1Xml({ name: 'b', maxKeys: 1, isTruncated: false, contents: [], commonPrefixes: ['a&b/', 'c d/'] }).toString('utf8');
   t.match(v1, '<CommonPrefixes><Prefix>a&amp;b/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>c d/</Prefix></CommonPrefixes>');
 });
 
@@ -48,4 +48,17 @@ t.test('owners, storage classes and checksums per entry', async (t) => {
   t.match(parts[1], '<Owner><ID>o1</ID><DisplayName>me&amp;you</DisplayName></Owner><StorageClass>GLACIER</StorageClass>');
   t.match(parts[2], '<ETag>&quot;abc&quot;</ETag><ChecksumAlgorithm>CRC32</ChecksumAlgorithm><Size>1</Size><Owner><ID>o2</ID></Owner>');
   t.notMatch(parts[3], '<Owner>', 'no owner, no element');
+});
+
+t.test('a page far larger than its first buffer: every entry and prefix intact, in order', async (t) => {
+  // ~1 KB keys of 4-byte and 3-byte characters: four times the per-entry estimate, so the buffer grows.
+  const keys = Array.from({ length: 300 }, (_, i) => `${String(i).padStart(4, '0')}/${'😀'.repeat(200)}${'한'.repeat(60)}&<`);
+  const prefixes = Array.from({ length: 50 }, (_, i) => `p${i}/${'ü'.repeat(300)}/`);
+  const bytes = listObjectsV2Xml({ name: 'b', maxKeys: 1000, isTruncated: false, contents: keys.map((key) => entry({ key })), commonPrefixes: prefixes });
+  const text = bytes.toString('utf8');
+  t.equal(Buffer.byteLength(text), bytes.length, 'valid UTF-8 throughout (no cut characters)');
+  const doc = parseXml(text);
+  t.same(doc.children.filter((c) => c.name === 'Contents').map((c) => c.children.find((k) => k.name === 'Key')?.text), keys);
+  t.same(doc.children.filter((c) => c.name === 'CommonPrefixes').map((c) => c.children[0]?.text), prefixes);
+  t.ok(text.endsWith('</ListBucketResult>'));
 });

@@ -180,7 +180,7 @@ t.test('xml: ListObjectsV2 and V1', async (t) => {
     startAfter: 'a b',
     contents,
     commonPrefixes: ['a b/c d/'],
-  });
+  }).toString('utf8');
   t.match(v2, /^<\?xml version="1.0" encoding="UTF-8"\?>\n<ListBucketResult xmlns="http:\/\/s3.amazonaws.com\/doc\/2006-03-01\/">/);
   for (const piece of [
     '<Name>bkt</Name>',
@@ -208,12 +208,12 @@ t.test('xml: ListObjectsV2 and V1', async (t) => {
   const parsed = parseXml(v2);
   t.equal(parsed.children.filter((c) => c.name === 'Contents').length, 2);
 
-  const plain = listObjectsV2Xml({ name: 'b', maxKeys: 2, isTruncated: false, delimiter: '', contents: [], commonPrefixes: [] });
+  const plain = listObjectsV2Xml({ name: 'b', maxKeys: 2, isTruncated: false, delimiter: '', contents: [], commonPrefixes: [] }).toString('utf8');
   t.ok(plain.includes('<Prefix></Prefix>'), 'Prefix is always present');
   t.notMatch(plain, /Delimiter|EncodingType|StartAfter|ContinuationToken|Contents/);
   t.ok(plain.includes('<KeyCount>0</KeyCount>'));
 
-  const rawKey = listObjectsV2Xml({ name: 'b', maxKeys: 1, isTruncated: false, contents: [{ ...contents[0]!, key: 'a&b<\u0001' }], commonPrefixes: [] });
+  const rawKey = listObjectsV2Xml({ name: 'b', maxKeys: 1, isTruncated: false, contents: [{ ...contents[0]!, key: 'a&b<\u0001' }], commonPrefixes: [] }).toString('utf8');
   t.ok(rawKey.includes('<Key>a&amp;b&lt;&#x1;</Key>'), 'without encoding-type keys are XML-escaped');
 
   const v1 = listObjectsV1Xml({
@@ -227,12 +227,12 @@ t.test('xml: ListObjectsV2 and V1', async (t) => {
     encodingType: 'url',
     contents,
     commonPrefixes: [],
-  });
+  }).toString('utf8');
   for (const piece of ['<Marker>m+m</Marker>', '<NextMarker>n+n</NextMarker>', '<MaxKeys>5</MaxKeys>', '<Delimiter>/</Delimiter>']) {
     t.ok(v1.includes(piece), `V1 has ${piece}`);
   }
   t.notMatch(v1, /KeyCount/);
-  const v1plain = listObjectsV1Xml({ name: 'b', maxKeys: 5, isTruncated: false, contents: [], commonPrefixes: [] });
+  const v1plain = listObjectsV1Xml({ name: 'b', maxKeys: 5, isTruncated: false, contents: [], commonPrefixes: [] }).toString('utf8');
   t.ok(v1plain.includes('<Marker></Marker>'), 'V1 always has Marker');
   t.notMatch(v1plain, /NextMarker/);
 });

