@@ -9,6 +9,7 @@ import type { NodeDirectory } from './data/node-directory.js';
 import type { DamageReporter } from './data/damage-reporter.js';
 import type { KnownBuckets } from './known-buckets.js';
 import { stripeBufferPool } from './data/stripe-buffers.js';
+import { sharedDownloadBudget, sharedUploadBudget } from './data/memory-budget.js';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -39,6 +40,12 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
   stripeBuffers.set(() => stripeBufferPool.reused, { source: 'reused' });
   stripeBuffers.set(() => stripeBufferPool.allocated, { source: 'allocated' });
   registry.gauge('cairn_stripe_buffer_pool_idle_bytes', 'Bytes of idle stripe buffers kept for reuse').set(() => stripeBufferPool.idleSize);
+  const reserved = registry.gauge('cairn_memory_budget_reserved_bytes', 'Object bytes held in memory under the process-wide budgets: upload stripes filling, download windows sent or read ahead');
+  const waiting = registry.gauge('cairn_memory_budget_waiting', 'Requests waiting for bytes of a memory budget');
+  for (const budget of [sharedUploadBudget, sharedDownloadBudget]) {
+    reserved.set(() => budget.reserved, { budget: budget.purpose });
+    waiting.set(() => budget.waiting, { budget: budget.purpose });
+  }
   return {
     registry,
     requests: registry.counter('cairn_s3_requests_total', 'S3 requests by operation and status'),

@@ -10,7 +10,7 @@ import { FrameChannel, UploadCancelledError } from '../gateway/data/frame-channe
 import { writeObjectData, type WriteOptions, type WriterDeps } from '../gateway/data/writer.js';
 import { StripeCodec } from '../erasure/codec.js';
 import { decodeStripes, type StripeBuffers } from '../erasure/stream.js';
-import { UploadBudget } from '../gateway/data/upload-budget.js';
+import { MemoryBudget } from '../gateway/data/memory-budget.js';
 import { StorageNodeClient } from '../storage-node/client.js';
 import { TEST_SECRET } from './helpers/internal.js';
 
@@ -159,7 +159,7 @@ t.test('the writer reuses stripe buffers across uploads and every shard holds ex
     },
     codec: new StripeCodec(layout),
     log: { warn: () => undefined },
-    uploadBudget: new UploadBudget(1 << 20),
+    uploadBudget: new MemoryBudget(1 << 20),
     stripeBuffers: buffers,
   } as unknown as WriterDeps;
   const opts: WriteOptions = { layout, segmentSize: 4 * STRIPE, versionId: 'v', writeQuorum: 4, stallTimeoutMs: 5000 };

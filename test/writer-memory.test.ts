@@ -2,7 +2,7 @@
 // process-wide budget bounds the bytes held in stripes that are still filling, without deadlock.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { UploadBudget } from '../gateway/data/upload-budget.js';
+import { MemoryBudget } from '../gateway/data/memory-budget.js';
 import { writeObjectData, type WriteOptions, type WriterDeps } from '../gateway/data/writer.js';
 import { StripeCodec } from '../erasure/codec.js';
 
@@ -11,7 +11,7 @@ const STRIPE = layout.k * layout.blockSize;
 const opts: WriteOptions = { layout, segmentSize: 8 * STRIPE, versionId: 'v1', writeQuorum: 4, stallTimeoutMs: 5000 };
 
 /** A namespace and storage nodes in memory, counting placements and shard uploads. */
-function fakeCluster(budget: UploadBudget) {
+function fakeCluster(budget: MemoryBudget) {
   const stats = { placed: 0, opened: 0, stored: new Map<string, number>() };
   const nodes = Array.from({ length: 6 }, (_, i) => ({ id: `n${i}`, url: `http://n${i}` }));
   const deps = {
@@ -64,8 +64,8 @@ function controlledBody() {
 
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 20));
 
-t.test('UploadBudget: grants in order, never over the limit, releases once', async (t) => {
-  const budget = new UploadBudget(100);
+t.test('MemoryBudget: grants in order, never over the limit, releases once', async (t) => {
+  const budget = new MemoryBudget(100);
   const a = await budget.reserve(60);
   const order: string[] = [];
   const b = budget.reserve(60).then((r) => (order.push('b'), r));
@@ -84,11 +84,11 @@ t.test('UploadBudget: grants in order, never over the limit, releases once', asy
   const huge = await budget.reserve(500);
   t.equal(budget.reserved, 500, 'a reservation above the whole limit is granted when nothing else is held');
   huge();
-  t.throws(() => new UploadBudget(0));
+  t.throws(() => new MemoryBudget(0));
 });
 
 t.test('an upload places and opens shard streams only once its first stripe is ready', async (t) => {
-  const budget = new UploadBudget(16 * STRIPE);
+  const budget = new MemoryBudget(16 * STRIPE);
   const { deps, stats } = fakeCluster(budget);
   const source = controlledBody();
   const data = randomBytes(STRIPE + 100);
@@ -110,7 +110,7 @@ t.test('an upload places and opens shard streams only once its first stripe is r
 });
 
 t.test('the budget bounds filling stripes across uploads and cannot deadlock them', async (t) => {
-  const budget = new UploadBudget(2 * STRIPE);
+  const budget = new MemoryBudget(2 * STRIPE);
   const { deps, stats } = fakeCluster(budget);
   const uploads = Array.from({ length: 5 }, () => controlledBody());
   const results = uploads.map((u) => writeObjectData(u.body, opts, deps));
@@ -138,7 +138,7 @@ t.test('the budget bounds filling stripes across uploads and cannot deadlock the
 });
 
 t.test('an upload that fails while waiting for budget returns what it holds', async (t) => {
-  const budget = new UploadBudget(STRIPE);
+  const budget = new MemoryBudget(STRIPE);
   const { deps } = fakeCluster(budget);
   const holder = controlledBody();
   const held = writeObjectData(holder.body, opts, deps);
@@ -159,7 +159,7 @@ t.test('an upload that fails while waiting for budget returns what it holds', as
 });
 
 t.test('a reservation that waits longer than maxWaitMs is refused with SlowDown, and leaves the queue', async (t) => {
-  const budget = new UploadBudget(100, 50);
+  const budget = new MemoryBudget(100, 50);
   const held = await budget.reserve(100);
   const started = Date.now();
   await t.rejects(budget.reserve(10), { code: 'SlowDown', status: 503 });

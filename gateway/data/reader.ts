@@ -12,6 +12,7 @@ import { s3Error } from '../s3/errors.js';
 import { crc32c } from '@node-rs/crc32';
 import { IntegrityError } from './integrity.js';
 import { ChunkedBytes } from './chunked-bytes.js';
+import { sharedDownloadBudget, type MemoryBudget, type Release } from './memory-budget.js';
 
 export interface ReaderDeps {
   nodes: StorageNodePool;
@@ -24,6 +25,8 @@ export interface ReaderDeps {
   onShardFailure?: (failure: ShardFailure) => void;
   /** Called when a window had to be reconstructed from parity. */
   onDegradedRead?: () => void;
+  /** Bytes of windows held in memory, across every read of the process; default sharedDownloadBudget. */
+  downloadBudget?: MemoryBudget;
 }
 
 /** Upper bound on shard bytes fetched per request; the storage node verifies that much before answering. */
@@ -103,30 +106,62 @@ interface SegmentReaderDeps extends ReaderDeps {
  */
 async function* readSegmentRange(segment: Segment, layout: Layout, from: number, to: number, deps: SegmentReaderDeps, expectedCrc?: number): AsyncGenerator<Buffer[]> {
   const windows = planWindows(layout, segment.size, from, to);
+  const budget = deps.downloadBudget ?? sharedDownloadBudget;
   let crc = 0;
   let sent = 0;
   const failed = new Set<number>(); // shard indices that failed once: not asked again for this segment
-  const ahead: Promise<Buffer[]>[] = [];
+  const ahead: Promise<HeldWindow>[] = [];
   let fetched = 0;
   const fetchMore = (): void => {
     while (fetched < windows.length && ahead.length < PREFETCH_WINDOWS) {
       // Marked handled: a window fetched ahead may be abandoned if the client goes away first.
-      const window = readWindow(segment, layout, windows[fetched++], failed, deps);
+      const window = readBudgetedWindow(segment, layout, windows[fetched++]!, failed, deps, budget);
       window.catch(() => undefined);
       ahead.push(window);
     }
   };
-  fetchMore();
-  while (ahead.length > 0) {
-    const current = await ahead.shift()!;
+  /** The window last yielded: its bytes are the consumer's until it asks for the next one. */
+  let held: Release | undefined;
+  try {
     fetchMore();
-    if (expectedCrc !== undefined) {
-      for (const piece of current) crc = crc32c(piece, crc) >>> 0;
-      if (++sent === windows.length && crc !== expectedCrc >>> 0) {
-        throw new IntegrityError(`segment read back with CRC32C ${crc.toString(16)}, stored ${(expectedCrc >>> 0).toString(16)}`);
+    while (ahead.length > 0) {
+      const current = await ahead.shift()!;
+      held = current.release;
+      fetchMore();
+      if (expectedCrc !== undefined) {
+        for (const piece of current.pieces) crc = crc32c(piece, crc) >>> 0;
+        if (++sent === windows.length && crc !== expectedCrc >>> 0) {
+          throw new IntegrityError(`segment read back with CRC32C ${crc.toString(16)}, stored ${(expectedCrc >>> 0).toString(16)}`);
+        }
       }
+      yield current.pieces;
+      held();
+      held = undefined;
     }
-    yield current;
+  } finally {
+    held?.();
+    // Windows read ahead that nobody will take: their bytes go back once their reads settle.
+    for (const window of ahead) window.then((w) => w.release(), () => undefined);
+  }
+}
+
+interface HeldWindow {
+  pieces: Buffer[];
+  release: Release;
+}
+
+/**
+ * A window read once its bytes are reserved: the shard bytes it may fetch (k shards of its range,
+ * whether data or, on a degraded read, parity). A failed read gives them back at once.
+ */
+async function readBudgetedWindow(segment: Segment, layout: Layout, w: Window, failed: Set<number>, deps: SegmentReaderDeps, budget: MemoryBudget): Promise<HeldWindow> {
+  const range = shardRange(layout, segment.size, w);
+  const release = await budget.reserve(layout.k * (range.end - range.start + 1));
+  try {
+    return { pieces: await readWindow(segment, layout, w, failed, deps), release };
+  } catch (err) {
+    release();
+    throw err;
   }
 }
 

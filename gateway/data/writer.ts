@@ -14,7 +14,7 @@ import { ChunkSource } from './chunk-source.js';
 import { checkSegmentChain, crcTap } from './integrity.js';
 import { encodeBlockCrcs } from '../../erasure/frames.js';
 import { s3Error } from '../s3/errors.js';
-import { sharedUploadBudget } from './upload-budget.js';
+import { sharedUploadBudget } from './memory-budget.js';
 import { FrameChannel } from './frame-channel.js';
 import { pooledStripeBuffers } from './stripe-buffers.js';
 

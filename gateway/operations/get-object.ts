@@ -71,6 +71,10 @@ export const getObject: OperationHandler = async (ctx, services) => {
  * one writev, and a wait only when the socket is full. Piped through a stream, every piece (about
  * 20 per MiB) was a write of its own followed by a pause and a 'drain' tick. A failure after the
  * status line can only cut the connection, which the client sees as a short body.
+ *
+ * The next window is asked for once this one has left the process (the socket drained): asking is
+ * what gives its bytes back to the download budget, so a client that stops reading holds one
+ * window and the two read ahead, never more. The windows after it are being read meanwhile.
  */
 async function sendWindows(ctx: S3Context, first: Buffer[], rest: AsyncGenerator<Buffer[]>, services: GatewayServices): Promise<void> {
   const res = ctx.res;
@@ -86,11 +90,9 @@ async function sendWindows(ctx: S3Context, first: Buffer[], rest: AsyncGenerator
       for (const piece of window) res.write(piece);
       res.uncork();
       services.metrics.bytesOut.inc(undefined, window.reduce((sum, piece) => sum + piece.length, 0));
-      const next = rest.next();
-      // Marked handled: the client may go away while this window drains.
-      next.catch(() => undefined);
       if (res.writableNeedDrain) await Promise.race([once(res, 'drain'), closed]);
-      const step = await next;
+      if (gone) break;
+      const step = await rest.next();
       window = step.done ? undefined : step.value;
     }
     if (!gone) res.end();

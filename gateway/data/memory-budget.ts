@@ -1,0 +1,108 @@
+// Process-wide limits on object bytes held in memory, one for uploads and one for downloads.
+//
+// Uploads: a client that trickles its body keeps a partly filled stripe buffer for as long as it
+// likes; a thousand of them would hold a thousand buffers. With the budget spent, the next stripe
+// waits before reading its client's socket (the bytes then wait in the kernel, not in this process).
+// A stripe reserves all the bytes it can hold before it reads past its first chunk, so an upload
+// never holds part of the budget while waiting for more of it to finish a stripe.
+//
+// Downloads: a GET holds the window it is sending and the windows it reads ahead (8 MiB each with
+// the default layout). A client that stops reading keeps them, and 50 such clients held 1.7 GiB.
+// Each window reserves its bytes before it is fetched and gives them back once they have left the
+// process (reader.ts); a stream holds at most the one it sends while waiting for the next, and
+// gives that one back before it needs more, so no stream waits on itself.
+//
+// Waiters are served in arrival order, so a large reservation is not starved by small ones. A wait
+// is bounded too (`maxWaitMs`): when slow clients hold the budget that long, the waiting request is
+// refused with 503 SlowDown (which S3 clients retry with back-off) instead of hanging.
+import { s3Error } from '../s3/errors.js';
+
+export type Release = () => void;
+
+interface Waiter {
+  bytes: number;
+  grant: (release: Release) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class MemoryBudget {
+  private used = 0;
+  private readonly waiters: Waiter[] = [];
+
+  /** `purpose` names the budget in the SlowDown message ("upload", "download"). */
+  constructor(readonly limit: number, readonly maxWaitMs = 30_000, readonly purpose = 'upload') {
+    if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`${purpose} budget must be a positive integer, got ${limit}`);
+  }
+
+  /** Bytes reserved right now (over the limit only by one reservation larger than the whole limit). */
+  get reserved(): number {
+    return this.used;
+  }
+
+  /** Reservations waiting for bytes to be released. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
+  /**
+   * Resolves once `bytes` are reserved; call the release exactly once (later calls are ignored).
+   * A reservation larger than the whole limit is granted when nothing else is held, so it cannot wait forever.
+   */
+  reserve(bytes: number): Promise<Release> {
+    if (this.waiters.length === 0 && this.fits(bytes)) return Promise.resolve(this.take(bytes));
+    return new Promise((grant, refuse) => {
+      const waiter: Waiter = {
+        bytes,
+        grant,
+        timer: setTimeout(() => {
+          this.waiters.splice(this.waiters.indexOf(waiter), 1);
+          refuse(s3Error('SlowDown', `Please reduce your request rate. (${this.purpose} memory busy for ${this.maxWaitMs} ms)`));
+          this.wake(); // a large waiter leaving may let smaller ones behind it in
+        }, this.maxWaitMs),
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  private fits(bytes: number): boolean {
+    return this.used + bytes <= this.limit || this.used === 0;
+  }
+
+  private take(bytes: number): Release {
+    this.used += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.used -= bytes;
+      this.wake();
+    };
+  }
+
+  private wake(): void {
+    while (this.waiters.length > 0 && this.fits(this.waiters[0]!.bytes)) {
+      const waiter = this.waiters.shift()!;
+      clearTimeout(waiter.timer);
+      waiter.grant(this.take(waiter.bytes));
+    }
+  }
+}
+
+/**
+ * Default for every gateway process: 32 stripes of the default layout (4 × 256 KiB) filling at
+ * once, far more than a few fast uploads need (each fills one stripe at a time), while 1,000
+ * trickling uploads keep the gateway under 256 MiB resident (bench rss.idle).
+ */
+export const DEFAULT_UPLOAD_BUDGET_BYTES = 32 * 1024 * 1024;
+
+export const sharedUploadBudget = new MemoryBudget(DEFAULT_UPLOAD_BUDGET_BYTES, 30_000, 'upload');
+
+/**
+ * Default for every gateway process: 8 windows of the default layout (4 × 2 MiB). A GET at full
+ * speed holds three (one sending, two read ahead); more GETs share, each still reading one window
+ * while it sends another. The gateway's own resident memory is about 140 MiB, so with this much on
+ * top it stays under 256 MiB however many clients stop reading (bench rss.paused).
+ */
+export const DEFAULT_DOWNLOAD_BUDGET_BYTES = 64 * 1024 * 1024;
+
+export const sharedDownloadBudget = new MemoryBudget(DEFAULT_DOWNLOAD_BUDGET_BYTES, 30_000, 'download');

@@ -1,0 +1,103 @@
+// The download budget: a GET holds the window it sends and the ones it reads ahead, every byte of
+// them reserved first, and gives each back once the consumer asks for the next. A reader that stops
+// consuming holds at most three windows; others wait for the bytes (and get SlowDown if the wait is
+// too long); an abandoned read gives everything back, even windows still being fetched.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { crc32c } from '@node-rs/crc32';
+import { readObjectWindows, type ReaderDeps } from '../gateway/data/reader.js';
+import { MemoryBudget } from '../gateway/data/memory-budget.js';
+import type { ObjectRecord } from '../namespace/types.js';
+import type { Layout } from '../erasure/layout.js';
+
+const layout: Layout = { k: 4, m: 2, blockSize: 64 * 1024 };
+/** The reader fetches 2 MiB of each shard per window: 8 MiB of object bytes with k = 4. */
+const WINDOW = 8 << 20;
+
+/** An object of `windows` full windows in one segment, its data shards served from memory. */
+function fixture(windows: number, budget: MemoryBudget, fetchDelayMs = 0) {
+  const body = randomBytes(windows * WINDOW);
+  const stripeBytes = layout.k * layout.blockSize;
+  const shards = Array.from({ length: layout.k }, (_, i) => {
+    const shard = Buffer.alloc(body.length / layout.k);
+    for (let s = 0; s * stripeBytes < body.length; s++) body.copy(shard, s * layout.blockSize, s * stripeBytes + i * layout.blockSize, s * stripeBytes + (i + 1) * layout.blockSize);
+    return shard;
+  });
+  const record = {
+    bucket: 'b',
+    key: 'k',
+    size: body.length,
+    layout,
+    segments: [{ size: body.length, crc32c: crc32c(body) >>> 0, placements: Array.from({ length: layout.k + layout.m }, (_, i) => ({ nodeId: 'n', shardId: `s${i}` })) }],
+  } as unknown as ObjectRecord;
+  let fetches = 0;
+  const deps = {
+    nodes: {
+      get: () => ({
+        readShardChunks: async (id: string, range: { start: number; end: number }) => {
+          fetches++;
+          if (fetchDelayMs) await new Promise((resolve) => setTimeout(resolve, fetchDelayMs));
+          return [Buffer.from(shards[Number(id.slice(1))]!.subarray(range.start, range.end + 1))];
+        },
+      }),
+    },
+    directory: { lookup: async () => ({ id: 'n', url: 'http://n', state: 'up' }), isRefused: () => false },
+    codec: undefined,
+    log: { warn: () => undefined },
+    readTimeoutMs: 5000,
+    downloadBudget: budget,
+  } as unknown as ReaderDeps;
+  return { body, record, deps, fetches: () => fetches };
+}
+
+const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 50));
+
+t.test('a reader that stops consuming holds one window and two read ahead, no more', async (t) => {
+  const budget = new MemoryBudget(1 << 30, 30_000, 'download');
+  const { record, deps } = fixture(6, budget);
+  const windows = readObjectWindows(record, 0, record.size - 1, deps);
+  const first = await windows.next();
+  t.equal((first.value as Buffer[] | undefined)?.reduce((n: number, p: Buffer) => n + p.length, 0), WINDOW, 'a window is 8 MiB');
+  await settle();
+  t.equal(budget.reserved, 3 * WINDOW, 'the window handed out and two read ahead');
+  await windows.next();
+  await settle();
+  t.equal(budget.reserved, 3 * WINDOW, 'asking for the next gives the first back, and one more is read ahead');
+  await windows.return(undefined);
+  await settle();
+  t.equal(budget.reserved, 0, 'an abandoned read gives everything back');
+});
+
+t.test('readers share the budget: never over it, each one gets every byte in order', async (t) => {
+  const budget = new MemoryBudget(4 * WINDOW, 30_000, 'download');
+  let peak = 0;
+  const readers = Array.from({ length: 4 }, async () => {
+    const { body, record, deps } = fixture(5, budget, 5);
+    const got: Buffer[] = [];
+    for await (const window of readObjectWindows(record, 0, record.size - 1, deps)) {
+      peak = Math.max(peak, budget.reserved);
+      got.push(...window.map((piece) => Buffer.from(piece)));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return Buffer.concat(got).equals(body);
+  });
+  t.same(await Promise.all(readers), [true, true, true, true], 'every reader got its object');
+  t.ok(peak <= 4 * WINDOW, `peak ${peak / WINDOW} windows reserved of a budget of 4`);
+  t.equal(budget.reserved, 0, 'all given back');
+});
+
+t.test('a reader waiting for bytes held by one that stopped gets SlowDown after the wait limit', async (t) => {
+  const budget = new MemoryBudget(3 * WINDOW, 200, 'download');
+  const stuck = fixture(6, budget);
+  const stuckWindows = readObjectWindows(stuck.record, 0, stuck.record.size - 1, stuck.deps);
+  await stuckWindows.next(); // and never asks for more
+  await settle();
+  const waiting = fixture(2, budget);
+  const started = Date.now();
+  await t.rejects(readObjectWindows(waiting.record, 0, waiting.record.size - 1, waiting.deps).next(), { code: 'SlowDown', message: /download memory busy/ });
+  t.ok(Date.now() - started >= 150, 'after waiting about the limit');
+  t.equal(waiting.fetches(), 0, 'nothing was fetched for it');
+  await stuckWindows.return(undefined);
+  await settle();
+  t.equal(budget.reserved, 0);
+});
