@@ -1,7 +1,9 @@
 // Memory of the S3 front process (Cairn's gateway; s3rver for comparison): peak RSS (VmHWM,
 // reset through /proc/<pid>/clear_refs at the start of each phase) while one large object
-// streams in and out, and while 1,000 uploads are open at once, each having sent its headers
-// (Content-Length far ahead of what arrives) and trickling its body a few KiB at a time.
+// streams in and out, while 1,000 uploads are open at once, each having sent its headers
+// (Content-Length far ahead of what arrives) and trickling its body a few KiB at a time, and while
+// hundreds of GETs of that large object are open whose clients read the status line and then stop
+// reading (a server that reads ahead for each of them without a common limit holds it all).
 import net from 'node:net';
 import { target, ratioOf, type Row } from '../report.js';
 import { encodePath, Signer } from '../s3/sigv4.js';
@@ -16,6 +18,12 @@ const TRICKLE_BYTES = 4 * KiB;
 const TRICKLE_EVERY_MS = 250;
 const CONNECT_BATCH = 100;
 
+interface PausedResult {
+  peakBytes: number;
+  opened: number;
+  statuses: Record<string, number>;
+}
+
 interface IdleResult {
   peakBytes: number;
   opened: number;
@@ -25,9 +33,10 @@ interface IdleResult {
 }
 
 export async function gatewayMemory(ctx: BenchContext): Promise<WorkloadResult> {
-  const { objectSize, idleUploads, trickleMs } = ctx.cfg.rss;
+  const { objectSize, idleUploads, trickleMs, pausedDownloads, pauseMs } = ctx.cfg.rss;
   const streaming = new Map<string, number>();
   const idle = new Map<string, IdleResult>();
+  const paused = new Map<string, PausedResult>();
   let resetWorked = true;
   for (const system of ctx.systems) {
     // A fresh process, so the peak reflects this phase and not what earlier workloads left behind.
@@ -36,9 +45,9 @@ export async function gatewayMemory(ctx: BenchContext): Promise<WorkloadResult> 
     await ensureBucket(system);
     // A: one large object, PUT then GET (verified), single stream.
     const s3 = sdk(system, 2);
+    const key = `rss/stream-${objectSize}`;
     try {
       const peak = await PeakRss.start(system.frontPid());
-      const key = `rss/stream-${objectSize}`;
       await putPattern(s3, ctx.pattern, key, objectSize, ctx.signal);
       await getPattern(s3, ctx.pattern, key, objectSize, ctx.signal);
       const { bytes, sinceStart } = await peak.read();
@@ -51,6 +60,10 @@ export async function gatewayMemory(ctx: BenchContext): Promise<WorkloadResult> 
     const r = await idleUploadsPeak(ctx, system, idleUploads, trickleMs);
     idle.set(system.name, r);
     ctx.log(`  ${system.name}: peak RSS streaming ${fmtSize(objectSize)}: ${(streaming.get(system.name)! / MiB).toFixed(0)} MiB; with ${r.opened} trickling uploads: ${(r.peakBytes / MiB).toFixed(0)} MiB${r.answeredEarly ? ` (${r.answeredEarly} answered early: ${JSON.stringify(r.statuses)})` : ''}`);
+    // C: many GETs of the large object whose clients stop reading.
+    const p = await pausedDownloadsPeak(ctx, system, key, pausedDownloads, pauseMs);
+    paused.set(system.name, p);
+    ctx.log(`  ${system.name}: peak RSS with ${p.opened} GETs of ${fmtSize(objectSize)} that stopped reading: ${(p.peakBytes / MiB).toFixed(0)} MiB (statuses ${JSON.stringify(p.statuses)})`);
   }
   const mib = (v: number | undefined): number | null => (v === undefined || !Number.isFinite(v) ? null : v / MiB);
   const cs = mib(streaming.get('cairn'));
@@ -58,6 +71,8 @@ export async function gatewayMemory(ctx: BenchContext): Promise<WorkloadResult> 
   const ci = mib(idle.get('cairn')?.peakBytes);
   const pi = mib(idle.get('s3rver')?.peakBytes);
   const c = idle.get('cairn');
+  const cp = mib(paused.get('cairn')?.peakBytes);
+  const pp = mib(paused.get('s3rver')?.peakBytes);
   const rows: Row[] = [
     {
       id: 'rss.stream',
@@ -79,8 +94,18 @@ export async function gatewayMemory(ctx: BenchContext): Promise<WorkloadResult> 
       target: target.atMost(ci, 256, 'MiB'),
       note: `each: headers with Content-Length ${DECLARED_LENGTH / MiB} MiB, then ${TRICKLE_BYTES / KiB} KiB every ${TRICKLE_EVERY_MS} ms for ${(trickleMs / 1000).toFixed(0)} s${c?.answeredEarly ? `; Cairn answered ${c.answeredEarly} early: ${JSON.stringify(c.statuses)}` : ''}`,
     },
+    {
+      id: 'rss.paused',
+      workload: `gateway peak RSS, ${pausedDownloads} GETs of ${fmtSize(objectSize)} that stop reading`,
+      unit: 'MiB',
+      cairn: cp,
+      peer: pp,
+      ratio: ratioOf(cp, pp),
+      target: target.atMost(cp, 256, 'MiB'),
+      note: `each client reads the status line, then nothing for ${(pauseMs / 1000).toFixed(0)} s; statuses seen by Cairn's clients ${JSON.stringify(paused.get('cairn')?.statuses ?? {})}`,
+    },
   ];
-  return { rows, details: { objectSize, streamingPeakBytes: Object.fromEntries(streaming), idle: Object.fromEntries(idle) } };
+  return { rows, details: { objectSize, streamingPeakBytes: Object.fromEntries(streaming), idle: Object.fromEntries(idle), paused: Object.fromEntries(paused) } };
 }
 
 async function idleUploadsPeak(ctx: BenchContext, system: System, count: number, trickleMs: number): Promise<IdleResult> {
@@ -123,6 +148,44 @@ async function idleUploadsPeak(ctx: BenchContext, system: System, count: number,
   }
   await sleep(500);
   return { peakBytes: (await peak.read()).bytes, opened: sockets.length, answeredEarly, statuses, bytesSent };
+}
+
+async function pausedDownloadsPeak(ctx: BenchContext, system: System, key: string, count: number, pauseMs: number): Promise<PausedResult> {
+  const url = new URL(system.endpoint);
+  const signer = new Signer(system.creds);
+  const peak = await PeakRss.start(system.frontPid());
+  const sockets: net.Socket[] = [];
+  const statuses: Record<string, number> = {};
+  try {
+    for (let at = 0; at < count && !ctx.signal.aborted; at += CONNECT_BATCH) {
+      const batch = Array.from({ length: Math.min(CONNECT_BATCH, count - at) }, () => openDownload(url, signer, key));
+      for (const s of await Promise.all(batch)) {
+        sockets.push(s);
+        s.on('error', () => undefined);
+        // The status line, then nothing more: the server's writes back up.
+        s.once('data', (d: Buffer) => {
+          s.pause();
+          const status = /^HTTP\/1\.1 (\d{3})/.exec(d.toString('latin1'))?.[1] ?? 'other';
+          statuses[status] = (statuses[status] ?? 0) + 1;
+        });
+      }
+    }
+    await sleep(pauseMs, ctx.signal);
+  } finally {
+    for (const s of sockets) s.destroy();
+  }
+  await sleep(500);
+  return { peakBytes: (await peak.read()).bytes, opened: sockets.length, statuses };
+}
+
+async function openDownload(url: URL, signer: Signer, key: string): Promise<net.Socket> {
+  const path = encodePath(BUCKET, key);
+  const auth = signer.sign('GET', url.host, path, '', {});
+  const head = `GET ${path} HTTP/1.1\r\n${Object.entries({ host: url.host, ...auth }).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`;
+  const socket = net.connect(Number(url.port), url.hostname);
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  socket.write(head);
+  return socket;
 }
 
 async function openUpload(url: URL, signer: Signer, key: string): Promise<net.Socket> {
