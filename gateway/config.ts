@@ -6,6 +6,7 @@ import { parseDuration } from '../common/duration.js';
 import { parseDomains } from './virtual-host.js';
 import { parseCorsOrigins } from './cors.js';
 import { MAX_INLINE_BYTES } from '../namespace/types.js';
+import { DEFAULT_DOWNLOAD_BUDGET_BYTES, DEFAULT_UPLOAD_BUDGET_BYTES } from './data/memory-budget.js';
 
 const FILESYSTEM_BLOCK = 4096;
 
@@ -37,9 +38,14 @@ export interface GatewayConfig {
   /**
    * A request body that sends nothing for this long while the gateway waits for it is cut off
    * (400 RequestTimeout, connection closed); 0 disables. Time the gateway itself spends not
-   * reading (back-pressure from storage nodes) does not count.
+   * reading (back-pressure from storage nodes) does not count. Likewise a GET whose client takes
+   * no bytes of the object for this long has its connection closed (it holds download memory).
    */
   bodyTimeoutMs: number;
+  /** Object bytes all uploads together may hold in stripes being filled (memory-budget.ts). */
+  uploadBudgetBytes: number;
+  /** Object bytes all GETs together may hold in windows being sent or read ahead (memory-budget.ts). */
+  downloadBudgetBytes: number;
   /** Largest request line plus headers (Node's maxHeaderSize); larger: 400 RequestHeaderSectionTooLarge. */
   maxHeaderBytes: number;
   /** PEM certificate chain and key: S3 is served over HTTPS (--tls-cert / --tls-key, both or neither). */
@@ -67,6 +73,8 @@ export function loadGatewayConfig(argv = process.argv.slice(2)): GatewayConfig {
       'headers-timeout': { env: 'CAIRN_HEADERS_TIMEOUT', default: '60s' },
       'body-timeout': { env: 'CAIRN_BODY_TIMEOUT', default: '60s' },
       'max-header-size': { env: 'CAIRN_MAX_HEADER_SIZE', default: String(16 * 1024) },
+      'upload-budget': { env: 'CAIRN_UPLOAD_BUDGET', default: String(DEFAULT_UPLOAD_BUDGET_BYTES) },
+      'download-budget': { env: 'CAIRN_DOWNLOAD_BUDGET', default: String(DEFAULT_DOWNLOAD_BUDGET_BYTES) },
       'tls-cert': { env: 'CAIRN_TLS_CERT' },
       'tls-key': { env: 'CAIRN_TLS_KEY' },
     },
@@ -83,6 +91,9 @@ export function loadGatewayConfig(argv = process.argv.slice(2)): GatewayConfig {
   if (maxHeaderBytes < 1024) throw new Error('--max-header-size must be at least 1024');
   const writeQuorum = c['write-quorum'] ? int(c['write-quorum'], 'write-quorum') : layout.k;
   if (writeQuorum < layout.k || writeQuorum > layout.k + layout.m) throw new Error(`--write-quorum must be in ${layout.k}..${layout.k + layout.m}`);
+  const uploadBudgetBytes = int(c['upload-budget']!, 'upload-budget');
+  const downloadBudgetBytes = int(c['download-budget']!, 'download-budget');
+  if (uploadBudgetBytes < 1 || downloadBudgetBytes < 1) throw new Error('--upload-budget and --download-budget must be positive (bytes)');
   const inlineMaxBytes = c['inline-max'] ? int(c['inline-max'], 'inline-max') : layout.k * FILESYSTEM_BLOCK;
   if (inlineMaxBytes > MAX_INLINE_BYTES) throw new Error(`--inline-max must be at most ${MAX_INLINE_BYTES}`);
   return {
@@ -101,6 +112,8 @@ export function loadGatewayConfig(argv = process.argv.slice(2)): GatewayConfig {
     headersTimeoutMs,
     bodyTimeoutMs: parseDuration(c['body-timeout']!),
     maxHeaderBytes,
+    uploadBudgetBytes,
+    downloadBudgetBytes,
     ...(c['tls-cert'] || c['tls-key'] ? { tls: loadTls(c['tls-cert'], c['tls-key']) } : {}),
   };
 }

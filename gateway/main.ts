@@ -11,6 +11,7 @@ import { loadGatewayConfig } from './config.js';
 import { NodeDirectory } from './data/node-directory.js';
 import { DamageReporter } from './data/damage-reporter.js';
 import { KnownBuckets } from './known-buckets.js';
+import { BUDGET_WAIT_MS, MemoryBudget } from './data/memory-budget.js';
 import { createGatewayServer } from './server.js';
 import { createGatewayMetrics, type GatewayServices } from './services.js';
 
@@ -27,7 +28,9 @@ try {
 
 const namespace = new NamespaceClient(config.namespaceUrl, { secret });
 const nodes = new StorageNodePool({ secret });
-const metrics = createGatewayMetrics(new Registry('gateway'));
+const uploadBudget = new MemoryBudget(config.uploadBudgetBytes, BUDGET_WAIT_MS, 'upload');
+const downloadBudget = new MemoryBudget(config.downloadBudgetBytes, BUDGET_WAIT_MS, 'download');
+const metrics = createGatewayMetrics(new Registry('gateway'), [uploadBudget, downloadBudget]);
 const services: GatewayServices = {
   config,
   namespace,
@@ -38,6 +41,8 @@ const services: GatewayServices = {
   metrics,
   damage: new DamageReporter(namespace, log, metrics.damageReportsDropped),
   buckets: new KnownBuckets(namespace),
+  uploadBudget,
+  downloadBudget,
 };
 const server = createGatewayServer(services);
 const url = await listen(server, config.host, config.port);

@@ -9,7 +9,7 @@ import type { NodeDirectory } from './data/node-directory.js';
 import type { DamageReporter } from './data/damage-reporter.js';
 import type { KnownBuckets } from './known-buckets.js';
 import { stripeBufferPool } from './data/stripe-buffers.js';
-import { sharedDownloadBudget, sharedUploadBudget } from './data/memory-budget.js';
+import { sharedDownloadBudget, sharedUploadBudget, type MemoryBudget } from './data/memory-budget.js';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -33,16 +33,21 @@ export interface GatewayServices {
   damage: DamageReporter;
   /** Buckets recently seen to exist: the early NoSuchBucket check of PUT and copy. */
   buckets: KnownBuckets;
+  /** Memory for upload stripes being filled (the writer takes it from here); the process-wide default when absent. */
+  uploadBudget?: MemoryBudget;
+  /** Memory for GET windows being sent or read ahead; the process-wide default when absent. */
+  downloadBudget?: MemoryBudget;
 }
 
-export function createGatewayMetrics(registry: Registry): GatewayMetrics {
+/** `budgets`: the memory budgets the process uses (reported as cairn_memory_budget_*). */
+export function createGatewayMetrics(registry: Registry, budgets: readonly MemoryBudget[] = [sharedUploadBudget, sharedDownloadBudget]): GatewayMetrics {
   const stripeBuffers = registry.gauge('cairn_stripe_buffers_taken', 'Stripe buffers taken for uploads since start: reused from the pool, or newly allocated');
   stripeBuffers.set(() => stripeBufferPool.reused, { source: 'reused' });
   stripeBuffers.set(() => stripeBufferPool.allocated, { source: 'allocated' });
   registry.gauge('cairn_stripe_buffer_pool_idle_bytes', 'Bytes of idle stripe buffers kept for reuse').set(() => stripeBufferPool.idleSize);
   const reserved = registry.gauge('cairn_memory_budget_reserved_bytes', 'Object bytes held in memory under the process-wide budgets: upload stripes filling, download windows sent or read ahead');
   const waiting = registry.gauge('cairn_memory_budget_waiting', 'Requests waiting for bytes of a memory budget');
-  for (const budget of [sharedUploadBudget, sharedDownloadBudget]) {
+  for (const budget of budgets) {
     reserved.set(() => budget.reserved, { budget: budget.purpose });
     waiting.set(() => budget.waiting, { budget: budget.purpose });
   }

@@ -6,7 +6,8 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { crc32c } from '@node-rs/crc32';
 import { readObjectWindows, type ReaderDeps } from '../gateway/data/reader.js';
-import { MemoryBudget } from '../gateway/data/memory-budget.js';
+import { DEFAULT_DOWNLOAD_BUDGET_BYTES, DEFAULT_UPLOAD_BUDGET_BYTES, MemoryBudget } from '../gateway/data/memory-budget.js';
+import { loadGatewayConfig } from '../gateway/config.js';
 import type { ObjectRecord } from '../namespace/types.js';
 import type { Layout } from '../erasure/layout.js';
 
@@ -101,3 +102,15 @@ t.test('a reader waiting for bytes held by one that stopped gets SlowDown after 
   await settle();
   t.equal(budget.reserved, 0);
 });
+
+t.test('the budgets are gateway options: bytes, positive, 32 MiB and 64 MiB by default', async (t) => {
+  const base = ['--namespace', 'http://127.0.0.1:1'];
+  t.same(pick(loadGatewayConfig(base)), { uploadBudgetBytes: DEFAULT_UPLOAD_BUDGET_BYTES, downloadBudgetBytes: DEFAULT_DOWNLOAD_BUDGET_BYTES });
+  t.same(pick(loadGatewayConfig([...base, '--download-budget', String(1 << 30), '--upload-budget', String(1 << 28)])), { uploadBudgetBytes: 1 << 28, downloadBudgetBytes: 1 << 30 });
+  t.throws(() => loadGatewayConfig([...base, '--download-budget', '0']), /must be positive/);
+  t.throws(() => loadGatewayConfig([...base, '--upload-budget', '1.5']), /non-negative integer/);
+});
+
+function pick(c: { uploadBudgetBytes: number; downloadBudgetBytes: number }) {
+  return { uploadBudgetBytes: c.uploadBudgetBytes, downloadBudgetBytes: c.downloadBudgetBytes };
+}

@@ -21,7 +21,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { RepairClient, type NodeDamage } from '../repair/client.js';
 import { REFUSED_MEMORY_MS } from '../gateway/data/node-directory.js';
-import { startTestCluster, s3ClientFor, ACCESS_KEY_ID, type TestCluster } from './helpers/cluster.js';
+import { startTestCluster, s3ClientFor, gatewayMetric, ACCESS_KEY_ID, type TestCluster } from './helpers/cluster.js';
 
 const MiB = 1024 * 1024;
 const BUCKET = 'e2e-bucket';
@@ -40,13 +40,6 @@ const objects = new Map<string, Buffer>(Object.entries(SIZES).map(([key, size]) 
 
 function* chunksOf(data: Buffer, size: number): Generator<Buffer> {
   for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
-}
-
-/** A series of the gateway's /-/metrics, by its name and labels as rendered (0 when absent). */
-async function gatewayMetric(endpoint: string, series: string): Promise<number> {
-  const text = await (await fetch(`${endpoint}/-/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.split(' ').pop()) : 0;
 }
 
 /** The gateway's count of read windows it had to reconstruct from parity. */

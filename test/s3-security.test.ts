@@ -12,7 +12,7 @@ import path from 'node:path';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { CreateBucketCommand, CreateMultipartUploadCommand, HeadObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
-import { startTestCluster, ACCESS_KEY_ID, SECRET_ACCESS_KEY, type TestCluster } from './helpers/cluster.js';
+import { startTestCluster, gatewayMetric, ACCESS_KEY_ID, SECRET_ACCESS_KEY, type TestCluster } from './helpers/cluster.js';
 import {
   canonicalQueryString,
   errorCode,
@@ -549,6 +549,74 @@ t.test('a body that stalls is cut off with RequestTimeout, leaves nothing, and m
   for (let i = 0; i < 24; i += 6) t.notOk(await exists(`stalled-${i}`), `stalled-${i}: no object`);
   await shardsSettleTo(t, shardsBefore, 'stalled uploads');
   await healthy(t, 'after stalled bodies');
+});
+
+t.test('a GET whose client stops reading is closed after the body timeout and gives its download memory back; a slow reader is not', async (t) => {
+  const size = 48 * MiB; // more than the kernel buffers of both ends of a loopback connection hold
+  const body = randomBytes(size);
+  t.equal((await put('read-me', body)).status, 200);
+  const open = async () => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(requestHead('GET', `/${BUCKET}/read-me`, {}));
+    const pieces: Buffer[] = [];
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    return { socket, pieces, ended, received: () => Buffer.concat(pieces) };
+  };
+  const readSome = (socket: net.Socket, pieces: Buffer[], bytes: number) =>
+    new Promise<void>((resolve) => {
+      let got = 0;
+      const onData = (d: Buffer) => {
+        pieces.push(d);
+        got += d.length;
+        if (got >= bytes) {
+          socket.pause();
+          socket.off('data', onData);
+          resolve();
+        }
+      };
+      socket.on('data', onData);
+      socket.resume();
+    });
+
+  // Stops after the first 64 KiB.
+  const stopped = await open();
+  await readSome(stopped.socket, stopped.pieces, 64 * KiB);
+  await sleep(300);
+  t.ok((await gatewayMetric(endpoint, 'cairn_memory_budget_reserved_bytes{budget="download"}')) > 0, 'while it sends, the GET holds download memory');
+  await sleep(BODY_TIMEOUT_MS + 1500);
+  t.equal(await gatewayMetric(endpoint, 'cairn_memory_budget_reserved_bytes{budget="download"}'), 0, 'given back once the client took nothing for the body timeout');
+  stopped.socket.on('data', (d: Buffer) => stopped.pieces.push(d));
+  stopped.socket.resume();
+  await stopped.ended;
+  const cut = asResponse(stopped.received());
+  t.equal(cut.status, 200);
+  t.ok(cut.body.length < size, `the connection was closed short of the object (${(cut.body.length / MiB).toFixed(1)} of ${size / MiB} MiB)`);
+
+  // Reads 256 KiB every 250 ms for twice the body timeout, then the rest at once.
+  const slow = await open();
+  let closedEarly = false;
+  void slow.ended.then(() => (closedEarly = true));
+  const until = Date.now() + 2 * BODY_TIMEOUT_MS + 1000;
+  while (Date.now() < until) {
+    await readSome(slow.socket, slow.pieces, 256 * KiB);
+    await sleep(250);
+  }
+  t.notOk(closedEarly, 'a slow reader keeps its connection');
+  slow.socket.on('data', (d: Buffer) => slow.pieces.push(d));
+  slow.socket.resume();
+  const whole = await new Promise<Buffer>((resolve) => {
+    const check = setInterval(() => {
+      const res = asResponse(slow.received());
+      if (res.body.length >= size) {
+        clearInterval(check);
+        resolve(res.body);
+      }
+    }, 50);
+  });
+  t.ok(whole.subarray(0, size).equals(body), 'and gets every byte');
+  slow.socket.destroy();
 });
 
 t.test('headers that never finish are cut off; an unread body closes the connection', async (t) => {

@@ -25,12 +25,15 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
+/** How long a request waits for bytes of a budget before it is refused with SlowDown. */
+export const BUDGET_WAIT_MS = 30_000;
+
 export class MemoryBudget {
   private used = 0;
   private readonly waiters: Waiter[] = [];
 
   /** `purpose` names the budget in the SlowDown message ("upload", "download"). */
-  constructor(readonly limit: number, readonly maxWaitMs = 30_000, readonly purpose = 'upload') {
+  constructor(readonly limit: number, readonly maxWaitMs = BUDGET_WAIT_MS, readonly purpose = 'upload') {
     if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`${purpose} budget must be a positive integer, got ${limit}`);
   }
 
@@ -95,7 +98,7 @@ export class MemoryBudget {
  */
 export const DEFAULT_UPLOAD_BUDGET_BYTES = 32 * 1024 * 1024;
 
-export const sharedUploadBudget = new MemoryBudget(DEFAULT_UPLOAD_BUDGET_BYTES, 30_000, 'upload');
+export const sharedUploadBudget = new MemoryBudget(DEFAULT_UPLOAD_BUDGET_BYTES, BUDGET_WAIT_MS, 'upload');
 
 /**
  * Default for every gateway process: 8 windows of the default layout (4 × 2 MiB). A GET at full
@@ -105,4 +108,4 @@ export const sharedUploadBudget = new MemoryBudget(DEFAULT_UPLOAD_BUDGET_BYTES, 
  */
 export const DEFAULT_DOWNLOAD_BUDGET_BYTES = 64 * 1024 * 1024;
 
-export const sharedDownloadBudget = new MemoryBudget(DEFAULT_DOWNLOAD_BUDGET_BYTES, 30_000, 'download');
+export const sharedDownloadBudget = new MemoryBudget(DEFAULT_DOWNLOAD_BUDGET_BYTES, BUDGET_WAIT_MS, 'download');

@@ -16,6 +16,7 @@ export function readerDeps(services: GatewayServices): ReaderDeps {
       services.damage.report(failure);
     },
     onDegradedRead: () => services.metrics.degradedReads.inc(),
+    downloadBudget: services.downloadBudget,
   };
 }
 

@@ -1,6 +1,7 @@
 // GetObject and HeadObject: GET|HEAD /bucket/key, with Range, conditional headers and response-*
 // overrides. The body streams from the storage nodes window by window.
 import { once } from 'node:events';
+import type http from 'node:http';
 import { s3Error } from '../s3/errors.js';
 import { parseRange, contentRange } from '../s3/range.js';
 import { evaluateReadConditions } from '../conditions.js';
@@ -90,7 +91,7 @@ async function sendWindows(ctx: S3Context, first: Buffer[], rest: AsyncGenerator
       for (const piece of window) res.write(piece);
       res.uncork();
       services.metrics.bytesOut.inc(undefined, window.reduce((sum, piece) => sum + piece.length, 0));
-      if (res.writableNeedDrain) await Promise.race([once(res, 'drain'), closed]);
+      if (res.writableNeedDrain) await drainedOrStalled(res, closed, services.config.bodyTimeoutMs);
       if (gone) break;
       const step = await rest.next();
       window = step.done ? undefined : step.value;
@@ -101,6 +102,32 @@ async function sendWindows(ctx: S3Context, first: Buffer[], rest: AsyncGenerator
     ctx.app.emit('error', err, ctx);
   } finally {
     await rest.return(undefined).catch(() => undefined);
+  }
+}
+
+/**
+ * Resolves once the response has drained or closed. A client that takes no bytes at all for
+ * `idleMs` (the --body-timeout that also cuts off a request body that stops) has its connection
+ * closed: it would otherwise keep its windows of the download budget for as long as it likes.
+ * A client that reads slowly is not cut off; only one whose unsent bytes stop going down.
+ */
+async function drainedOrStalled(res: http.ServerResponse, closed: Promise<unknown>, idleMs: number): Promise<void> {
+  const drained = Promise.race([once(res, 'drain'), closed]);
+  if (idleMs <= 0) return void (await drained);
+  let unsent = res.writableLength;
+  let movedAt = Date.now();
+  const check = setInterval(() => {
+    if (res.writableLength < unsent) {
+      unsent = res.writableLength;
+      movedAt = Date.now();
+    } else if (Date.now() - movedAt >= idleMs) {
+      res.destroy();
+    }
+  }, Math.max(10, Math.min(1000, Math.floor(idleMs / 4))));
+  try {
+    await drained;
+  } finally {
+    clearInterval(check);
   }
 }
 

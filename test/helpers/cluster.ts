@@ -47,3 +47,10 @@ export async function startTestCluster(opts: Partial<ClusterOptions> = {}): Prom
 export function s3ClientFor(endpoint: string, credentials = { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY }): S3Client {
   return new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials, maxAttempts: 1 });
 }
+
+/** A series of the gateway's /-/metrics, by its name and labels as rendered (0 when absent). */
+export async function gatewayMetric(endpoint: string, series: string): Promise<number> {
+  const text = await (await fetch(`${endpoint}/-/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
