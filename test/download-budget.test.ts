@@ -103,6 +103,28 @@ t.test('a reader waiting for bytes held by one that stopped gets SlowDown after 
   t.equal(budget.reserved, 0);
 });
 
+t.test('a reader whose client goes away leaves the queue at once: it fetches nothing, and the next one is served', async (t) => {
+  const budget = new MemoryBudget(3 * WINDOW, 30_000, 'download');
+  const stuck = fixture(6, budget);
+  const stuckWindows = readObjectWindows(stuck.record, 0, stuck.record.size - 1, stuck.deps);
+  await stuckWindows.next(); // holds three windows: the whole budget
+  await settle();
+  const gone = new AbortController();
+  const leaver = fixture(2, budget);
+  const leaving = readObjectWindows(leaver.record, 0, leaver.record.size - 1, { ...leaver.deps, signal: gone.signal }).next();
+  leaving.catch(() => undefined);
+  const next = fixture(1, budget);
+  const waiting = readObjectWindows(next.record, 0, next.record.size - 1, next.deps).next();
+  await settle();
+  t.equal(budget.waiting, 3, 'two windows of the leaving reader and one of the next wait');
+  gone.abort();
+  await t.rejects(leaving, { code: 'RequestTimeout' }, 'the leaving reader fails at once');
+  t.equal(budget.waiting, 1, 'and is out of the queue');
+  await stuckWindows.return(undefined);
+  t.notOk((await waiting).done, 'the next reader is served once the bytes are back');
+  t.equal(leaver.fetches(), 0, 'nothing was ever fetched for the one that left');
+});
+
 t.test('the budgets are gateway options: bytes, positive, 32 MiB and 64 MiB by default', async (t) => {
   const base = ['--namespace', 'http://127.0.0.1:1'];
   t.same(pick(loadGatewayConfig(base)), { uploadBudgetBytes: DEFAULT_UPLOAD_BUDGET_BYTES, downloadBudgetBytes: DEFAULT_DOWNLOAD_BUDGET_BYTES });

@@ -28,6 +28,8 @@ const CREDS = { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY }
 const BUCKET = 'security';
 const BODY_TIMEOUT_MS = 1500;
 const HEADERS_TIMEOUT_MS = 2000;
+/** Two GET windows of this cluster's layout (k = 2, 512 KiB segments): two readers that stop hold it all. */
+const DOWNLOAD_BUDGET_BYTES = 1024 * 1024;
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
@@ -40,14 +42,16 @@ let port: number;
 
 t.before(async () => {
   // The gateway reads its timeouts from the environment it inherits; short ones keep this file fast.
-  const saved = { body: process.env.CAIRN_BODY_TIMEOUT, headers: process.env.CAIRN_HEADERS_TIMEOUT };
+  const saved = { body: process.env.CAIRN_BODY_TIMEOUT, headers: process.env.CAIRN_HEADERS_TIMEOUT, download: process.env.CAIRN_DOWNLOAD_BUDGET };
   process.env.CAIRN_BODY_TIMEOUT = `${BODY_TIMEOUT_MS}ms`;
   process.env.CAIRN_HEADERS_TIMEOUT = `${HEADERS_TIMEOUT_MS}ms`;
+  process.env.CAIRN_DOWNLOAD_BUDGET = String(DOWNLOAD_BUDGET_BYTES);
   try {
     tc = await startTestCluster({ nodes: 3, k: 2, m: 1, segmentSize: 512 * KiB });
   } finally {
     restoreEnv('CAIRN_BODY_TIMEOUT', saved.body);
     restoreEnv('CAIRN_HEADERS_TIMEOUT', saved.headers);
+    restoreEnv('CAIRN_DOWNLOAD_BUDGET', saved.download);
   }
   endpoint = tc.cluster.endpoint;
   port = Number(new URL(endpoint).port);
@@ -617,6 +621,30 @@ t.test('a GET whose client stops reading is closed after the body timeout and gi
   });
   t.ok(whole.subarray(0, size).equals(body), 'and gets every byte');
   slow.socket.destroy();
+});
+
+t.test('a GET waiting for download memory leaves the queue as soon as its client is gone', async (t) => {
+  t.equal((await put('wait-for-me', randomBytes(16 * MiB))).status, 200);
+  const waiting = () => gatewayMetric(endpoint, 'cairn_memory_budget_waiting{budget="download"}');
+  const openGet = async (): Promise<net.Socket> => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.pause(); // reads nothing: the gateway's writes back up
+    socket.write(requestHead('GET', `/${BUCKET}/wait-for-me`, {}));
+    return socket;
+  };
+  const stopped = [await openGet(), await openGet()];
+  t.teardown(() => stopped.forEach((s) => s.destroy()));
+  await sleep(300);
+  const before = await waiting();
+  t.equal(before, 0, 'two readers that stopped hold the whole budget, waiting for nothing');
+  const third = await openGet();
+  await sleep(200);
+  t.equal(await waiting(), 1, 'a third GET waits for memory');
+  third.destroy();
+  await sleep(100);
+  t.equal(await waiting(), 0, 'and is out of the queue once its client has gone, long before the wait limit');
 });
 
 t.test('headers that never finish are cut off; an unread body closes the connection', async (t) => {

@@ -60,7 +60,10 @@ export async function gatewayMemory(ctx: BenchContext): Promise<WorkloadResult> 
     const r = await idleUploadsPeak(ctx, system, idleUploads, trickleMs);
     idle.set(system.name, r);
     ctx.log(`  ${system.name}: peak RSS streaming ${fmtSize(objectSize)}: ${(streaming.get(system.name)! / MiB).toFixed(0)} MiB; with ${r.opened} trickling uploads: ${(r.peakBytes / MiB).toFixed(0)} MiB${r.answeredEarly ? ` (${r.answeredEarly} answered early: ${JSON.stringify(r.statuses)})` : ''}`);
-    // C: many GETs of the large object whose clients stop reading.
+    // C: many GETs of the large object whose clients stop reading. A fresh process again: what the
+    // 1,000 uploads left resident (heap grown, memory not handed back to the system) is not this phase's.
+    if (system === ctx.cairn) await ctx.cairn.restartGateway();
+    else if (system === ctx.peer) await ctx.peer.restart();
     const p = await pausedDownloadsPeak(ctx, system, key, pausedDownloads, pauseMs);
     paused.set(system.name, p);
     ctx.log(`  ${system.name}: peak RSS with ${p.opened} GETs of ${fmtSize(objectSize)} that stopped reading: ${(p.peakBytes / MiB).toFixed(0)} MiB (statuses ${JSON.stringify(p.statuses)})`);

@@ -25,6 +25,11 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
+/** What a reservation whose client went away fails with (nobody sees it; it keeps the logs quiet). */
+function clientGone(purpose: string): Error {
+  return s3Error('RequestTimeout', `The client closed the connection while its request waited for ${purpose} memory.`);
+}
+
 /** How long a request waits for bytes of a budget before it is refused with SlowDown. */
 export const BUDGET_WAIT_MS = 30_000;
 
@@ -50,19 +55,32 @@ export class MemoryBudget {
   /**
    * Resolves once `bytes` are reserved; call the release exactly once (later calls are ignored).
    * A reservation larger than the whole limit is granted when nothing else is held, so it cannot wait forever.
+   * `signal` (the client went away) takes a waiting reservation out of the queue at once: a request
+   * nobody waits for must not be served its turn (and fetch what it would send) before the others.
    */
-  reserve(bytes: number): Promise<Release> {
+  reserve(bytes: number, signal?: AbortSignal): Promise<Release> {
+    if (signal?.aborted) return Promise.reject(clientGone(this.purpose));
     if (this.waiters.length === 0 && this.fits(bytes)) return Promise.resolve(this.take(bytes));
     return new Promise((grant, refuse) => {
+      const leave = (err: Error): void => {
+        const at = this.waiters.indexOf(waiter);
+        if (at < 0) return;
+        this.waiters.splice(at, 1);
+        clearTimeout(waiter.timer);
+        signal?.removeEventListener('abort', onAbort);
+        refuse(err);
+        this.wake(); // a large waiter leaving may let smaller ones behind it in
+      };
+      const onAbort = (): void => leave(clientGone(this.purpose));
       const waiter: Waiter = {
         bytes,
-        grant,
-        timer: setTimeout(() => {
-          this.waiters.splice(this.waiters.indexOf(waiter), 1);
-          refuse(s3Error('SlowDown', `Please reduce your request rate. (${this.purpose} memory busy for ${this.maxWaitMs} ms)`));
-          this.wake(); // a large waiter leaving may let smaller ones behind it in
-        }, this.maxWaitMs),
+        grant: (release) => {
+          signal?.removeEventListener('abort', onAbort);
+          grant(release);
+        },
+        timer: setTimeout(() => leave(s3Error('SlowDown', `Please reduce your request rate. (${this.purpose} memory busy for ${this.maxWaitMs} ms)`)), this.maxWaitMs),
       };
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(waiter);
     });
   }

@@ -27,6 +27,8 @@ export interface ReaderDeps {
   onDegradedRead?: () => void;
   /** Bytes of windows held in memory, across every read of the process; default sharedDownloadBudget. */
   downloadBudget?: MemoryBudget;
+  /** Aborted when the client has gone: a window still waiting for memory stops waiting. */
+  signal?: AbortSignal;
 }
 
 /** Upper bound on shard bytes fetched per request; the storage node verifies that much before answering. */
@@ -156,7 +158,7 @@ interface HeldWindow {
  */
 async function readBudgetedWindow(segment: Segment, layout: Layout, w: Window, failed: Set<number>, deps: SegmentReaderDeps, budget: MemoryBudget): Promise<HeldWindow> {
   const range = shardRange(layout, segment.size, w);
-  const release = await budget.reserve(layout.k * (range.end - range.start + 1));
+  const release = await budget.reserve(layout.k * (range.end - range.start + 1), deps.signal);
   try {
     return { pieces: await readWindow(segment, layout, w, failed, deps), release };
   } catch (err) {

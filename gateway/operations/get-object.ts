@@ -60,7 +60,9 @@ export const getObject: OperationHandler = async (ctx, services) => {
   }
   // The first window is read before the status line goes out, so an object that cannot be read
   // (fewer than k shards reachable) gets a proper 503 S3 error instead of a cut connection.
-  const windows = readObjectWindows(record, start, end, readerDeps(services));
+  const clientGone = new AbortController();
+  ctx.res.once('close', () => clientGone.abort());
+  const windows = readObjectWindows(record, start, end, { ...readerDeps(services), signal: clientGone.signal });
   const first = await windows.next();
   ctx.length = length;
   // Not awaited: the request's metrics and log stop at the first byte, as for any other body.
