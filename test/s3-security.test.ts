@@ -555,15 +555,22 @@ t.test('a body that stalls is cut off with RequestTimeout, leaves nothing, and m
   await healthy(t, 'after stalled bodies');
 });
 
+/** A raw GET of `key` whose socket reads nothing until resumed: the gateway's writes back up. */
+async function pausedGet(key: string): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.pause();
+  socket.write(requestHead('GET', `/${BUCKET}/${key}`, {}));
+  return socket;
+}
+
 t.test('a GET whose client stops reading is closed after the body timeout and gives its download memory back; a slow reader is not', async (t) => {
   const size = 48 * MiB; // more than the kernel buffers of both ends of a loopback connection hold
   const body = randomBytes(size);
   t.equal((await put('read-me', body)).status, 200);
   const open = async () => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.on('error', () => undefined);
-    await new Promise((resolve) => socket.once('connect', resolve));
-    socket.write(requestHead('GET', `/${BUCKET}/read-me`, {}));
+    const socket = await pausedGet('read-me');
     const pieces: Buffer[] = [];
     const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     return { socket, pieces, ended, received: () => Buffer.concat(pieces) };
@@ -626,14 +633,7 @@ t.test('a GET whose client stops reading is closed after the body timeout and gi
 t.test('a GET waiting for download memory leaves the queue as soon as its client is gone', async (t) => {
   t.equal((await put('wait-for-me', randomBytes(16 * MiB))).status, 200);
   const waiting = () => gatewayMetric(endpoint, 'cairn_memory_budget_waiting{budget="download"}');
-  const openGet = async (): Promise<net.Socket> => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.on('error', () => undefined);
-    await new Promise((resolve) => socket.once('connect', resolve));
-    socket.pause(); // reads nothing: the gateway's writes back up
-    socket.write(requestHead('GET', `/${BUCKET}/wait-for-me`, {}));
-    return socket;
-  };
+  const openGet = () => pausedGet('wait-for-me');
   const stopped = [await openGet(), await openGet()];
   t.teardown(() => stopped.forEach((s) => s.destroy()));
   await sleep(300);

@@ -181,25 +181,20 @@ async function pausedDownloadsPeak(ctx: BenchContext, system: System, key: strin
   return { peakBytes: (await peak.read()).bytes, opened: sockets.length, statuses };
 }
 
-async function openDownload(url: URL, signer: Signer, key: string): Promise<net.Socket> {
+/** A raw connection that has sent a signed request head (and no body) for `key`. */
+async function openRequest(url: URL, signer: Signer, method: 'GET' | 'PUT', key: string, headers: Record<string, string> = {}): Promise<net.Socket> {
   const path = encodePath(BUCKET, key);
-  const auth = signer.sign('GET', url.host, path, '', {});
-  const head = `GET ${path} HTTP/1.1\r\n${Object.entries({ host: url.host, ...auth }).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`;
-  const socket = net.connect(Number(url.port), url.hostname);
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  socket.write(head);
-  return socket;
-}
-
-async function openUpload(url: URL, signer: Signer, key: string): Promise<net.Socket> {
-  const path = encodePath(BUCKET, key);
-  const headers = { 'content-length': String(DECLARED_LENGTH), 'content-type': 'application/octet-stream' };
-  const auth = signer.sign('PUT', url.host, path, '', headers);
+  const auth = signer.sign(method, url.host, path, '', headers);
   const all = { host: url.host, ...headers, ...auth };
-  const head = `PUT ${path} HTTP/1.1\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`;
+  const head = `${method} ${path} HTTP/1.1\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`;
   const socket = net.connect(Number(url.port), url.hostname);
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   socket.setNoDelay(true);
   socket.write(head);
   return socket;
 }
+
+const openDownload = (url: URL, signer: Signer, key: string): Promise<net.Socket> => openRequest(url, signer, 'GET', key);
+
+const openUpload = (url: URL, signer: Signer, key: string): Promise<net.Socket> =>
+  openRequest(url, signer, 'PUT', key, { 'content-length': String(DECLARED_LENGTH), 'content-type': 'application/octet-stream' });
