@@ -69,6 +69,44 @@ t.test('a reader that stops consuming holds one window and two read ahead, no mo
   t.equal(budget.reserved, 0, 'an abandoned read gives everything back');
 });
 
+t.test('a reader left unconsumed lets its read-ahead go, then reads window by window and still gets every byte', async (t) => {
+  const budget = new MemoryBudget(1 << 30, 30_000, 'download');
+  const { body, record, deps, fetches } = fixture(6, budget);
+  const windows = readObjectWindows(record, 0, record.size - 1, { ...deps, readAheadIdleMs: 100 });
+  const got: Buffer[] = [];
+  const take = (pieces: Buffer[]) => got.push(...pieces.map((p) => Buffer.from(p)));
+  take((await windows.next()).value as Buffer[]);
+  await settle();
+  t.equal(budget.reserved, 3 * WINDOW, 'the window handed out and two read ahead');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  t.equal(budget.reserved, WINDOW, 'left alone past the idle time: only the window handed out');
+  let peak = 0;
+  for (let step = await windows.next(); !step.done; step = await windows.next()) {
+    peak = Math.max(peak, budget.reserved);
+    take(step.value);
+  }
+  t.ok(Buffer.concat(got).equals(body), 'every byte, in order');
+  t.equal(peak, WINDOW, 'from then on one window at a time');
+  t.equal(budget.reserved, 0, 'all given back');
+  t.equal(fetches(), (6 + 2) * layout.k, 'the two windows let go were fetched once more, nothing else');
+});
+
+t.test('a window of a stalled reader still waiting for memory leaves the queue when its read-ahead is let go', async (t) => {
+  const budget = new MemoryBudget(2 * WINDOW, 30_000, 'download');
+  const a = fixture(6, budget);
+  const aWindows = readObjectWindows(a.record, 0, a.record.size - 1, { ...a.deps, readAheadIdleMs: 100 });
+  await aWindows.next(); // holds windows 1 and 2; its window 3 waits
+  const b = fixture(1, budget);
+  const bFirst = readObjectWindows(b.record, 0, b.record.size - 1, b.deps).next();
+  await settle();
+  t.equal(budget.waiting, 2, "the stalled reader's third window and the next reader's first wait");
+  t.notOk((await bFirst).done, 'once the stalled reader lets its read-ahead go, the next reader is served');
+  t.equal(a.fetches(), 2 * layout.k, "and the stalled reader's third window was never fetched");
+  await aWindows.return(undefined);
+  await settle();
+  t.equal(budget.reserved, WINDOW, "only the next reader's window is held");
+});
+
 t.test('readers share the budget: never over it, each one gets every byte in order', async (t) => {
   const budget = new MemoryBudget(4 * WINDOW, 30_000, 'download');
   let peak = 0;

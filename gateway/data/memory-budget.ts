@@ -9,8 +9,8 @@
 // Downloads: a GET holds the window it is sending and the windows it reads ahead (8 MiB each with
 // the default layout). A client that stops reading keeps them, and 50 such clients held 1.7 GiB.
 // Each window reserves its bytes before it is fetched and gives them back once they have left the
-// process (reader.ts); a stream holds at most the one it sends while waiting for the next, and
-// gives that one back before it needs more, so no stream waits on itself.
+// process (reader.ts); a stream gives back the window it sent before it needs more, so no stream
+// waits on itself, and one whose client stops lets its read-ahead go after 2 s (it then holds one).
 //
 // Waiters are served in arrival order, so a large reservation is not starved by small ones. A wait
 // is bounded too (`maxWaitMs`): when slow clients hold the budget that long, the waiting request is
@@ -120,8 +120,8 @@ export const sharedUploadBudget = new MemoryBudget(DEFAULT_UPLOAD_BUDGET_BYTES, 
 
 /**
  * Default for every gateway process: 8 windows of the default layout (4 × 2 MiB). A GET at full
- * speed holds three (one sending, two read ahead); more GETs share, each still reading one window
- * while it sends another. The gateway's own resident memory is about 140 MiB, so with this much on
+ * speed holds three (one sending, two read ahead), one whose client stopped holds one; more GETs
+ * share, each still reading one window while it sends another. The gateway's own resident memory is about 140 MiB, so with this much on
  * top it stays under 256 MiB however many clients stop reading (bench rss.paused).
  */
 export const DEFAULT_DOWNLOAD_BUDGET_BYTES = 64 * 1024 * 1024;

@@ -29,6 +29,8 @@ export interface ReaderDeps {
   downloadBudget?: MemoryBudget;
   /** Aborted when the client has gone: a window still waiting for memory stops waiting. */
   signal?: AbortSignal;
+  /** How long a window handed out may go unconsumed before the windows read ahead are let go; default READ_AHEAD_IDLE_MS. */
+  readAheadIdleMs?: number;
 }
 
 /** Upper bound on shard bytes fetched per request; the storage node verifies that much before answering. */
@@ -39,6 +41,14 @@ const WINDOW_SHARD_BYTES = 2 * 1024 * 1024;
  * read and verify it before the first byte comes back) behind sending the previous one.
  */
 const PREFETCH_WINDOWS = 2;
+
+/**
+ * A consumer that leaves a window this long (its client reads slower than ~4 MB/s, or not at all)
+ * gets no more read-ahead for the rest of the object: the windows read ahead are let go, and each
+ * window is fetched when asked for. A client that stopped then holds one window of the download
+ * budget, not three; one that reads slowly loses nothing (a fetch takes far less than its send).
+ */
+export const READ_AHEAD_IDLE_MS = 2_000;
 
 export interface ShardFailure {
   record: ObjectRecord;
@@ -64,6 +74,7 @@ export async function* readObjectWindows(record: ObjectRecord, start: number, en
     yield [inlineBytes(record).subarray(start, end + 1)];
     return;
   }
+  const readAhead: ReadAhead = { depth: PREFETCH_WINDOWS, idleMs: deps.readAheadIdleMs ?? READ_AHEAD_IDLE_MS };
   let segmentStart = 0;
   for (const [index, segment] of record.segments.entries()) {
     const segmentEnd = segmentStart + segment.size - 1;
@@ -72,7 +83,7 @@ export async function* readObjectWindows(record: ObjectRecord, start: number, en
       const to = Math.min(end, segmentEnd) - segmentStart;
       const onFailure = (f: Omit<ShardFailure, 'record' | 'segment'>): void => deps.onShardFailure?.({ ...f, record, segment: index });
       const whole = from === 0 && to === segment.size - 1;
-      yield* readSegmentRange(segment, record.layout, from, to, { ...deps, reportFailure: onFailure }, whole ? segment.crc32c : undefined);
+      yield* readSegmentRange(segment, record.layout, from, to, { ...deps, reportFailure: onFailure, readAhead }, whole ? segment.crc32c : undefined);
     }
     segmentStart += segment.size;
     if (segmentStart > end) return;
@@ -96,8 +107,15 @@ interface Window {
   to: number;
 }
 
+/** One read's read-ahead, across its segments: `depth` windows ahead, 0 once its consumer stalled. */
+interface ReadAhead {
+  depth: number;
+  idleMs: number;
+}
+
 interface SegmentReaderDeps extends ReaderDeps {
   reportFailure: (failure: Omit<ShardFailure, 'record' | 'segment'>) => void;
+  readAhead: ReadAhead;
 }
 
 /**
@@ -112,44 +130,69 @@ async function* readSegmentRange(segment: Segment, layout: Layout, from: number,
   let crc = 0;
   let sent = 0;
   const failed = new Set<number>(); // shard indices that failed once: not asked again for this segment
-  const ahead: Promise<HeldWindow>[] = [];
+  const ahead: AheadWindow[] = [];
+  /** Windows asked for (fetched or being fetched), and windows taken from `ahead`. */
   let fetched = 0;
-  const fetchMore = (): void => {
-    while (fetched < windows.length && ahead.length < PREFETCH_WINDOWS) {
+  let taken = 0;
+  const fetchUpTo = (count: number): void => {
+    while (fetched < windows.length && ahead.length < count) {
+      const cancel = new AbortController();
+      const signal = deps.signal ? AbortSignal.any([deps.signal, cancel.signal]) : cancel.signal;
+      const window = readBudgetedWindow(segment, layout, windows[fetched++]!, failed, { ...deps, signal }, budget);
       // Marked handled: a window fetched ahead may be abandoned if the client goes away first.
-      const window = readBudgetedWindow(segment, layout, windows[fetched++]!, failed, deps, budget);
       window.catch(() => undefined);
-      ahead.push(window);
+      ahead.push({ window, cancel });
     }
+  };
+  /** Lets go of the windows read ahead (one still waiting for memory leaves the queue); they are fetched again when asked for. */
+  const dropReadAhead = (): void => {
+    deps.readAhead.depth = 0;
+    for (const { window, cancel } of ahead.splice(0)) {
+      cancel.abort();
+      window.then((w) => w.release(), () => undefined);
+    }
+    fetched = taken;
   };
   /** The window last yielded: its bytes are the consumer's until it asks for the next one. */
   let held: Release | undefined;
   try {
-    fetchMore();
-    while (ahead.length > 0) {
-      const current = await ahead.shift()!;
+    while (taken < windows.length) {
+      fetchUpTo(Math.max(1, deps.readAhead.depth));
+      const current = await ahead.shift()!.window;
+      taken++;
       held = current.release;
-      fetchMore();
+      fetchUpTo(deps.readAhead.depth);
       if (expectedCrc !== undefined) {
         for (const piece of current.pieces) crc = crc32c(piece, crc) >>> 0;
         if (++sent === windows.length && crc !== expectedCrc >>> 0) {
           throw new IntegrityError(`segment read back with CRC32C ${crc.toString(16)}, stored ${(expectedCrc >>> 0).toString(16)}`);
         }
       }
-      yield current.pieces;
+      const idle = ahead.length > 0 ? setTimeout(dropReadAhead, deps.readAhead.idleMs) : undefined;
+      try {
+        yield current.pieces;
+      } finally {
+        clearTimeout(idle);
+      }
       held();
       held = undefined;
     }
   } finally {
     held?.();
     // Windows read ahead that nobody will take: their bytes go back once their reads settle.
-    for (const window of ahead) window.then((w) => w.release(), () => undefined);
+    for (const { window } of ahead) window.then((w) => w.release(), () => undefined);
   }
 }
 
 interface HeldWindow {
   pieces: Buffer[];
   release: Release;
+}
+
+/** A window asked for ahead of its turn, and what takes it out of the memory queue if let go. */
+interface AheadWindow {
+  window: Promise<HeldWindow>;
+  cancel: AbortController;
 }
 
 /**

@@ -77,7 +77,8 @@ export const getObject: OperationHandler = async (ctx, services) => {
  *
  * The next window is asked for once this one has left the process (the socket drained): asking is
  * what gives its bytes back to the download budget, so a client that stops reading holds one
- * window and the two read ahead, never more. The windows after it are being read meanwhile.
+ * window and the two read ahead, and after READ_AHEAD_IDLE_MS only that one (reader.ts). The
+ * windows after it are being read meanwhile.
  */
 async function sendWindows(ctx: S3Context, first: Buffer[], rest: AsyncGenerator<Buffer[]>, services: GatewayServices): Promise<void> {
   const res = ctx.res;
