@@ -107,6 +107,19 @@ t.test('a window of a stalled reader still waiting for memory leaves the queue w
   t.equal(budget.reserved, WINDOW, "only the next reader's window is held");
 });
 
+t.test('a window of an abandoned reader still waiting for memory leaves the queue and is never fetched', async (t) => {
+  const budget = new MemoryBudget(2 * WINDOW, 30_000, 'download');
+  const a = fixture(6, budget);
+  const windows = readObjectWindows(a.record, 0, a.record.size - 1, a.deps);
+  await windows.next(); // holds windows 1 and 2; its window 3 waits
+  await settle();
+  t.equal(budget.waiting, 1);
+  await windows.return(undefined);
+  await settle();
+  t.same({ waiting: budget.waiting, reserved: budget.reserved }, { waiting: 0, reserved: 0 }, 'nothing waits, nothing is held');
+  t.equal(a.fetches(), 2 * layout.k, 'window 3 was never fetched');
+});
+
 t.test('readers share the budget: never over it, each one gets every byte in order', async (t) => {
   const budget = new MemoryBudget(4 * WINDOW, 30_000, 'download');
   let peak = 0;

@@ -144,13 +144,17 @@ async function* readSegmentRange(segment: Segment, layout: Layout, from: number,
       ahead.push({ window, cancel });
     }
   };
-  /** Lets go of the windows read ahead (one still waiting for memory leaves the queue); they are fetched again when asked for. */
-  const dropReadAhead = (): void => {
-    deps.readAhead.depth = 0;
-    for (const { window, cancel } of ahead.splice(0)) {
+  /** Windows nobody will take as they are: one still waiting for memory leaves the queue, the others give their bytes back once read. */
+  const letGo = (windowsAhead: AheadWindow[]): void => {
+    for (const { window, cancel } of windowsAhead) {
       cancel.abort();
       window.then((w) => w.release(), () => undefined);
     }
+  };
+  /** Lets go of the windows read ahead; they are fetched again when asked for. */
+  const dropReadAhead = (): void => {
+    deps.readAhead.depth = 0;
+    letGo(ahead.splice(0));
     fetched = taken;
   };
   /** The window last yielded: its bytes are the consumer's until it asks for the next one. */
@@ -178,9 +182,9 @@ async function* readSegmentRange(segment: Segment, layout: Layout, from: number,
       held = undefined;
     }
   } finally {
+    // The windows ahead first: the bytes the held one gives back must not go to one of them.
+    letGo(ahead.splice(0));
     held?.();
-    // Windows read ahead that nobody will take: their bytes go back once their reads settle.
-    for (const { window } of ahead) window.then((w) => w.release(), () => undefined);
   }
 }
 
