@@ -36,8 +36,14 @@ const directIo = createRequire(import.meta.url)('@ronomon/direct-io') as DirectI
 export const DIRECT_ALIGN = 4096;
 /** Bytes staged before a direct write; also the batch size of buffered writes. */
 export const STAGE_BYTES = 1024 * 1024;
-/** Idle staging buffers kept for the next writes (each in-flight write holds one). */
-const MAX_IDLE_STAGES = 16;
+/**
+ * Idle staging buffers kept for the next writes (each in-flight write holds one). A fresh one is
+ * a zeroed 1 MiB allocation freed by the GC: at 16, the 48 shard files of 8 parts in flight (one
+ * process, 6 disks) mostly got fresh ones, and the allocations were 3.5% of the process's samples
+ * and a third of its CPU per MiB above a 64 MiB PUT's. The pool never holds more than were once
+ * in use together.
+ */
+const MAX_IDLE_STAGES = 64;
 /** Pooled read buffers hold a read of up to this many bytes (a 1 MiB batch starting anywhere); larger reads get their own. */
 export const READ_BUFFER_BYTES = STAGE_BYTES + 2 * DIRECT_ALIGN;
 /**
