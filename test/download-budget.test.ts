@@ -1,7 +1,8 @@
 // The download budget: a GET holds the window it sends and the ones it reads ahead, every byte of
 // them reserved first, and gives each back once the consumer asks for the next. A reader that stops
-// consuming holds at most three windows; others wait for the bytes (and get SlowDown if the wait is
-// too long); an abandoned read gives everything back, even windows still being fetched.
+// consuming holds at most three windows; the window a reader needs next waits for the bytes (and
+// gets SlowDown if the wait is too long), while one read ahead is fetched only if they are free; an
+// abandoned read gives everything back, even windows still being fetched.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { crc32c } from '@node-rs/crc32';
@@ -15,22 +16,23 @@ const layout: Layout = { k: 4, m: 2, blockSize: 64 * 1024 };
 /** The reader fetches 2 MiB of each shard per window: 8 MiB of object bytes with k = 4. */
 const WINDOW = 8 << 20;
 
-/** An object of `windows` full windows in one segment, its data shards served from memory. */
-function fixture(windows: number, budget: MemoryBudget, fetchDelayMs = 0) {
+/** An object of `windows` full windows in segments of `windowsPerSegment`, its data shards served from memory. */
+function fixture(windows: number, budget: MemoryBudget, fetchDelayMs = 0, windowsPerSegment = windows) {
   const body = randomBytes(windows * WINDOW);
   const stripeBytes = layout.k * layout.blockSize;
-  const shards = Array.from({ length: layout.k }, (_, i) => {
-    const shard = Buffer.alloc(body.length / layout.k);
-    for (let s = 0; s * stripeBytes < body.length; s++) body.copy(shard, s * layout.blockSize, s * stripeBytes + i * layout.blockSize, s * stripeBytes + (i + 1) * layout.blockSize);
-    return shard;
-  });
-  const record = {
-    bucket: 'b',
-    key: 'k',
-    size: body.length,
-    layout,
-    segments: [{ size: body.length, crc32c: crc32c(body) >>> 0, placements: Array.from({ length: layout.k + layout.m }, (_, i) => ({ nodeId: 'n', shardId: `s${i}` })) }],
-  } as unknown as ObjectRecord;
+  const segmentBytes = windowsPerSegment * WINDOW;
+  const shards = new Map<string, Buffer>();
+  const segments = [];
+  for (let seg = 0; seg * segmentBytes < body.length; seg++) {
+    const bytes = body.subarray(seg * segmentBytes, (seg + 1) * segmentBytes);
+    for (let i = 0; i < layout.k; i++) {
+      const shard = Buffer.alloc(bytes.length / layout.k);
+      for (let s = 0; s * stripeBytes < bytes.length; s++) bytes.copy(shard, s * layout.blockSize, s * stripeBytes + i * layout.blockSize, s * stripeBytes + (i + 1) * layout.blockSize);
+      shards.set(`s${seg}.${i}`, shard);
+    }
+    segments.push({ size: bytes.length, crc32c: crc32c(bytes) >>> 0, placements: Array.from({ length: layout.k + layout.m }, (_, i) => ({ nodeId: 'n', shardId: `s${seg}.${i}` })) });
+  }
+  const record = { bucket: 'b', key: 'k', size: body.length, layout, segments } as unknown as ObjectRecord;
   let fetches = 0;
   const deps = {
     nodes: {
@@ -38,7 +40,7 @@ function fixture(windows: number, budget: MemoryBudget, fetchDelayMs = 0) {
         readShardChunks: async (id: string, range: { start: number; end: number }) => {
           fetches++;
           if (fetchDelayMs) await new Promise((resolve) => setTimeout(resolve, fetchDelayMs));
-          return [Buffer.from(shards[Number(id.slice(1))]!.subarray(range.start, range.end + 1))];
+          return [Buffer.from(shards.get(id)!.subarray(range.start, range.end + 1))];
         },
       }),
     },
@@ -91,15 +93,16 @@ t.test('a reader left unconsumed lets its read-ahead go, then reads window by wi
   t.equal(fetches(), (6 + 2) * layout.k, 'the two windows let go were fetched once more, nothing else');
 });
 
-t.test('a window of a stalled reader still waiting for memory leaves the queue when its read-ahead is let go', async (t) => {
+t.test('a window read ahead never waits for memory: the next reader\'s first window does, and is served once the stalled reader lets its read-ahead go', async (t) => {
   const budget = new MemoryBudget(2 * WINDOW, 30_000, 'download');
   const a = fixture(6, budget);
-  const aWindows = readObjectWindows(a.record, 0, a.record.size - 1, { ...a.deps, readAheadIdleMs: 100 });
-  await aWindows.next(); // holds windows 1 and 2; its window 3 waits
+  const aWindows = readObjectWindows(a.record, 0, a.record.size - 1, { ...a.deps, readAheadIdleMs: 200 });
+  await aWindows.next(); // holds windows 1 and 2; no room for a third
+  t.equal(budget.waiting, 0, 'the stalled reader queues nothing for its read-ahead');
   const b = fixture(1, budget);
   const bFirst = readObjectWindows(b.record, 0, b.record.size - 1, b.deps).next();
   await settle();
-  t.equal(budget.waiting, 2, "the stalled reader's third window and the next reader's first wait");
+  t.equal(budget.waiting, 1, "the next reader's first window waits");
   t.notOk((await bFirst).done, 'once the stalled reader lets its read-ahead go, the next reader is served');
   t.equal(a.fetches(), 2 * layout.k, "and the stalled reader's third window was never fetched");
   await aWindows.return(undefined);
@@ -107,17 +110,35 @@ t.test('a window of a stalled reader still waiting for memory leaves the queue w
   t.equal(budget.reserved, WINDOW, "only the next reader's window is held");
 });
 
-t.test('a window of an abandoned reader still waiting for memory leaves the queue and is never fetched', async (t) => {
+t.test('read-ahead resumes when memory is free, and an abandoned reader gives it all back', async (t) => {
   const budget = new MemoryBudget(2 * WINDOW, 30_000, 'download');
   const a = fixture(6, budget);
   const windows = readObjectWindows(a.record, 0, a.record.size - 1, a.deps);
-  await windows.next(); // holds windows 1 and 2; its window 3 waits
+  await windows.next(); // holds windows 1 and 2
   await settle();
-  t.equal(budget.waiting, 1);
+  t.same({ waiting: budget.waiting, fetches: a.fetches() }, { waiting: 0, fetches: 2 * layout.k }, 'window 3 neither waits nor is fetched');
+  await windows.next(); // gives window 1 back: window 3 fits now
+  await settle();
+  t.same({ reserved: budget.reserved, fetches: a.fetches() }, { reserved: 2 * WINDOW, fetches: 3 * layout.k }, 'window 3 is read ahead in the memory freed');
   await windows.return(undefined);
   await settle();
   t.same({ waiting: budget.waiting, reserved: budget.reserved }, { waiting: 0, reserved: 0 }, 'nothing waits, nothing is held');
-  t.equal(a.fetches(), 2 * layout.k, 'window 3 was never fetched');
+});
+
+t.test('read-ahead crosses segment boundaries, and every byte comes in order', async (t) => {
+  const budget = new MemoryBudget(1 << 30, 30_000, 'download');
+  const a = fixture(4, budget, 0, 2);
+  t.equal(a.record.segments.length, 2);
+  const windows = readObjectWindows(a.record, 0, a.record.size - 1, a.deps);
+  const got: Buffer[] = [];
+  const first = await windows.next();
+  await settle();
+  t.equal(a.fetches(), 3 * layout.k, "the second segment's first window is read ahead while the first is sent");
+  got.push(...(first.value as Buffer[]));
+  for await (const window of windows) got.push(...window);
+  t.ok(Buffer.concat(got).equals(a.body), 'every byte, in order');
+  t.equal(a.fetches(), 4 * layout.k, 'each window fetched once');
+  t.equal(budget.reserved, 0, 'all given back');
 });
 
 t.test('readers share the budget: never over it, each one gets every byte in order', async (t) => {
@@ -167,7 +188,7 @@ t.test('a reader whose client goes away leaves the queue at once: it fetches not
   const next = fixture(1, budget);
   const waiting = readObjectWindows(next.record, 0, next.record.size - 1, next.deps).next();
   await settle();
-  t.equal(budget.waiting, 3, 'two windows of the leaving reader and one of the next wait');
+  t.equal(budget.waiting, 2, 'the first window of the leaving reader and of the next wait (no read-ahead queues)');
   gone.abort();
   await t.rejects(leaving, { code: 'RequestTimeout' }, 'the leaving reader fails at once');
   t.equal(budget.waiting, 1, 'and is out of the queue');

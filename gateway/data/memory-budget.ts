@@ -11,6 +11,8 @@
 // Each window reserves its bytes before it is fetched and gives them back once they have left the
 // process (reader.ts); a stream gives back the window it sent before it needs more, so no stream
 // waits on itself, and one whose client stops lets its read-ahead go after 2 s (it then holds one).
+// Only the window a stream needs next waits for memory; one read ahead takes memory only if it is
+// free at once, so speculative reads never queue ahead of another GET's first window.
 //
 // Waiters are served in arrival order, so a large reservation is not starved by small ones. A wait
 // is bounded too (`maxWaitMs`): when slow clients hold the budget that long, the waiting request is
@@ -83,6 +85,11 @@ export class MemoryBudget {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(waiter);
     });
+  }
+
+  /** `bytes` reserved now if they are free and nobody waits, else undefined (nothing is queued). */
+  tryReserve(bytes: number): Release | undefined {
+    return this.waiters.length === 0 && this.fits(bytes) ? this.take(bytes) : undefined;
   }
 
   private fits(bytes: number): boolean {

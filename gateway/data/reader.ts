@@ -75,19 +75,7 @@ export async function* readObjectWindows(record: ObjectRecord, start: number, en
     return;
   }
   const readAhead: ReadAhead = { depth: PREFETCH_WINDOWS, idleMs: deps.readAheadIdleMs ?? READ_AHEAD_IDLE_MS };
-  let segmentStart = 0;
-  for (const [index, segment] of record.segments.entries()) {
-    const segmentEnd = segmentStart + segment.size - 1;
-    if (segment.size > 0 && segmentEnd >= start && segmentStart <= end) {
-      const from = Math.max(start, segmentStart) - segmentStart;
-      const to = Math.min(end, segmentEnd) - segmentStart;
-      const onFailure = (f: Omit<ShardFailure, 'record' | 'segment'>): void => deps.onShardFailure?.({ ...f, record, segment: index });
-      const whole = from === 0 && to === segment.size - 1;
-      yield* readSegmentRange(segment, record.layout, from, to, { ...deps, reportFailure: onFailure, readAhead }, whole ? segment.crc32c : undefined);
-    }
-    segmentStart += segment.size;
-    if (segmentStart > end) return;
-  }
+  yield* readPlannedWindows(planObjectWindows(record, start, end, deps), record.layout, readAhead, deps);
 }
 
 /** An inline object's bytes, checked against the CRC32C they were committed with. */
@@ -115,33 +103,96 @@ interface ReadAhead {
 
 interface SegmentReaderDeps extends ReaderDeps {
   reportFailure: (failure: Omit<ShardFailure, 'record' | 'segment'>) => void;
-  readAhead: ReadAhead;
+}
+
+/** What the windows of one segment share while it is read. */
+interface SegmentRead {
+  segment: Segment;
+  deps: SegmentReaderDeps;
+  /** Shard indices that failed once: not asked again for this segment. */
+  failed: Set<number>;
+  /**
+   * With a whole segment read, the CRC32C its bytes must have, as the client's bytes had when they
+   * arrived: the last line of defence against a bug or memory corruption after the block checks.
+   */
+  expectedCrc: number | undefined;
+  crc: number;
+  windowsLeft: number;
+}
+
+/** A window of the read, with its segment. */
+interface PlannedWindow {
+  read: SegmentRead;
+  window: Window;
+}
+
+/** The windows of bytes [start, end] in order, segment after segment, planned as they are asked for. */
+function* planObjectWindows(record: ObjectRecord, start: number, end: number, deps: ReaderDeps): Generator<PlannedWindow> {
+  let segmentStart = 0;
+  for (const [index, segment] of record.segments.entries()) {
+    const segmentEnd = segmentStart + segment.size - 1;
+    if (segment.size > 0 && segmentEnd >= start && segmentStart <= end) {
+      const from = Math.max(start, segmentStart) - segmentStart;
+      const to = Math.min(end, segmentEnd) - segmentStart;
+      const windows = planWindows(record.layout, segment.size, from, to);
+      const read: SegmentRead = {
+        segment,
+        deps: { ...deps, reportFailure: (f) => deps.onShardFailure?.({ ...f, record, segment: index }) },
+        failed: new Set(),
+        expectedCrc: from === 0 && to === segment.size - 1 ? segment.crc32c : undefined,
+        crc: 0,
+        windowsLeft: windows.length,
+      };
+      for (const window of windows) yield { read, window };
+    }
+    segmentStart += segment.size;
+    if (segmentStart > end) return;
+  }
 }
 
 /**
- * The windows of segment bytes [from, to]. With `expectedCrc` (a whole segment is read), its bytes
- * must have the CRC32C the client's bytes had when they arrived: the last line of defence against
- * a bug or memory corruption after the block checks. The last window is held back until that is
- * known, so a mismatch cuts the response short instead of completing it with wrong bytes.
+ * Fetches the planned windows `readAhead.depth` ahead of the one being sent, across segment
+ * boundaries (a 64 MiB GET stalled at its 32 MiB boundary while the next segment's first window was
+ * fetched). A whole segment's last window is held back until its CRC32C is known, so a mismatch cuts
+ * the response short instead of completing it with wrong bytes.
  */
-async function* readSegmentRange(segment: Segment, layout: Layout, from: number, to: number, deps: SegmentReaderDeps, expectedCrc?: number): AsyncGenerator<Buffer[]> {
-  const windows = planWindows(layout, segment.size, from, to);
+async function* readPlannedWindows(plan: Iterator<PlannedWindow>, layout: Layout, readAhead: ReadAhead, deps: ReaderDeps): AsyncGenerator<Buffer[]> {
   const budget = deps.downloadBudget ?? sharedDownloadBudget;
-  let crc = 0;
-  let sent = 0;
-  const failed = new Set<number>(); // shard indices that failed once: not asked again for this segment
   const ahead: AheadWindow[] = [];
-  /** Windows asked for (fetched or being fetched), and windows taken from `ahead`. */
-  let fetched = 0;
-  let taken = 0;
-  const fetchUpTo = (count: number): void => {
-    while (fetched < windows.length && ahead.length < count) {
+  /** Windows read ahead and then let go: asked for again, in order, before the rest of the plan. */
+  const again: PlannedWindow[] = [];
+  const nextPlanned = (): PlannedWindow | undefined => {
+    if (again.length > 0) return again.shift();
+    const next = plan.next();
+    return next.done ? undefined : next.value;
+  };
+  /**
+   * Asks for windows until `count` are ahead. The one the consumer needs next (`needed`, none ahead)
+   * may wait for memory; the others take only memory free at once, and stop at the first refused.
+   */
+  const fetchUpTo = (count: number, needed: boolean): void => {
+    while (ahead.length < count) {
+      const planned = nextPlanned();
+      if (!planned) return;
+      const { segment, failed } = planned.read;
+      const bytes = windowMemory(layout, segment, planned.window);
       const cancel = new AbortController();
       const signal = deps.signal ? AbortSignal.any([deps.signal, cancel.signal]) : cancel.signal;
-      const window = readBudgetedWindow(segment, layout, windows[fetched++]!, failed, { ...deps, signal }, budget);
+      let memory: Promise<Release>;
+      if (needed && ahead.length === 0) {
+        memory = budget.reserve(bytes, signal);
+      } else {
+        const release = budget.tryReserve(bytes);
+        if (!release) {
+          again.unshift(planned);
+          return;
+        }
+        memory = Promise.resolve(release);
+      }
+      const window = readBudgetedWindow(segment, layout, planned.window, failed, { ...planned.read.deps, signal }, memory);
       // Marked handled: a window fetched ahead may be abandoned if the client goes away first.
       window.catch(() => undefined);
-      ahead.push({ window, cancel });
+      ahead.push({ planned, window, cancel });
     }
   };
   /** Windows nobody will take as they are: one still waiting for memory leaves the queue, the others give their bytes back once read. */
@@ -153,26 +204,23 @@ async function* readSegmentRange(segment: Segment, layout: Layout, from: number,
   };
   /** Lets go of the windows read ahead; they are fetched again when asked for. */
   const dropReadAhead = (): void => {
-    deps.readAhead.depth = 0;
-    letGo(ahead.splice(0));
-    fetched = taken;
+    readAhead.depth = 0;
+    const dropped = ahead.splice(0);
+    letGo(dropped);
+    again.unshift(...dropped.map((a) => a.planned));
   };
   /** The window last yielded: its bytes are the consumer's until it asks for the next one. */
   let held: Release | undefined;
   try {
-    while (taken < windows.length) {
-      fetchUpTo(Math.max(1, deps.readAhead.depth));
-      const current = await ahead.shift()!.window;
-      taken++;
+    for (;;) {
+      fetchUpTo(Math.max(1, readAhead.depth), true);
+      const next = ahead.shift();
+      if (!next) return;
+      const current = await next.window;
       held = current.release;
-      fetchUpTo(deps.readAhead.depth);
-      if (expectedCrc !== undefined) {
-        for (const piece of current.pieces) crc = crc32c(piece, crc) >>> 0;
-        if (++sent === windows.length && crc !== expectedCrc >>> 0) {
-          throw new IntegrityError(`segment read back with CRC32C ${crc.toString(16)}, stored ${(expectedCrc >>> 0).toString(16)}`);
-        }
-      }
-      const idle = ahead.length > 0 ? setTimeout(dropReadAhead, deps.readAhead.idleMs) : undefined;
+      fetchUpTo(readAhead.depth, false);
+      checkSegmentCrc(next.planned.read, current.pieces);
+      const idle = ahead.length > 0 ? setTimeout(dropReadAhead, readAhead.idleMs) : undefined;
       try {
         yield current.pieces;
       } finally {
@@ -188,6 +236,15 @@ async function* readSegmentRange(segment: Segment, layout: Layout, from: number,
   }
 }
 
+/** Adds a window's bytes to its segment's CRC32C; at the segment's last window, it must be the one stored. */
+function checkSegmentCrc(read: SegmentRead, pieces: Buffer[]): void {
+  if (read.expectedCrc === undefined) return;
+  for (const piece of pieces) read.crc = crc32c(piece, read.crc) >>> 0;
+  if (--read.windowsLeft === 0 && read.crc !== read.expectedCrc >>> 0) {
+    throw new IntegrityError(`segment read back with CRC32C ${read.crc.toString(16)}, stored ${(read.expectedCrc >>> 0).toString(16)}`);
+  }
+}
+
 interface HeldWindow {
   pieces: Buffer[];
   release: Release;
@@ -195,6 +252,7 @@ interface HeldWindow {
 
 /** A window asked for ahead of its turn, and what takes it out of the memory queue if let go. */
 interface AheadWindow {
+  planned: PlannedWindow;
   window: Promise<HeldWindow>;
   cancel: AbortController;
 }
@@ -203,15 +261,20 @@ interface AheadWindow {
  * A window read once its bytes are reserved: the shard bytes it may fetch (k shards of its range,
  * whether data or, on a degraded read, parity). A failed read gives them back at once.
  */
-async function readBudgetedWindow(segment: Segment, layout: Layout, w: Window, failed: Set<number>, deps: SegmentReaderDeps, budget: MemoryBudget): Promise<HeldWindow> {
-  const range = shardRange(layout, segment.size, w);
-  const release = await budget.reserve(layout.k * (range.end - range.start + 1), deps.signal);
+async function readBudgetedWindow(segment: Segment, layout: Layout, w: Window, failed: Set<number>, deps: SegmentReaderDeps, memory: Promise<Release>): Promise<HeldWindow> {
+  const release = await memory;
   try {
     return { pieces: await readWindow(segment, layout, w, failed, deps), release };
   } catch (err) {
     release();
     throw err;
   }
+}
+
+/** Memory a window holds: k shards of its range, whether data or, on a degraded read, parity. */
+function windowMemory(layout: Layout, segment: Segment, w: Window): number {
+  const range = shardRange(layout, segment.size, w);
+  return layout.k * (range.end - range.start + 1);
 }
 
 function planWindows(layout: Layout, segmentSize: number, from: number, to: number): Window[] {
