@@ -43,6 +43,26 @@ t.test('BufferPool: a release more than held throws, and idle bytes stay within 
   releaseBuffer(randomBytes(16)); // not pooled: nothing to do
 });
 
+t.test('BufferPool: idle buffers go once none has been taken for the trim time, not while in use', async (t) => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const pool = new BufferPool(1 << 20, 150);
+  releaseBuffer(pool.take(1024));
+  releaseBuffer(pool.take(2048));
+  t.equal(pool.idleSize, 3072, 'both kept at first');
+  // Taken and given back every 50 ms for 300 ms: never quiet for 150 ms, so never trimmed.
+  for (let i = 0; i < 6; i++) {
+    await sleep(50);
+    releaseBuffer(pool.take(1024));
+  }
+  t.equal(pool.idleSize, 3072, 'kept while in use');
+  t.equal(pool.allocated, 2, 'and reused');
+  await sleep(400);
+  t.equal(pool.idleSize, 0, 'let go after the quiet time');
+  releaseBuffer(pool.take(1024));
+  t.equal(pool.allocated, 3, 'the next one is new');
+  t.equal(pool.idleSize, 1024);
+});
+
 t.test('a socket holds a pooled chunk until the kernel has taken all of it', async (t) => {
   const pool = new BufferPool(64 << 20);
   let receiver: net.Socket | undefined;

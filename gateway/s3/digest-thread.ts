@@ -10,6 +10,7 @@
 // they sent, not a batch buffer each.
 import { Worker } from 'node:worker_threads';
 import { RUNS_BUILD } from '../../common/source-tree.js';
+import { QuietTimer } from '../../common/quiet-timer.js';
 import { BodyHashers, type BodyDigests, type BodyDigestSpec } from './body-digests.js';
 
 const BATCH_BYTES = 1024 * 1024;
@@ -17,6 +18,8 @@ const BATCH_BYTES = 1024 * 1024;
 const MAX_BATCHES_IN_FLIGHT = 4;
 /** Batch buffers kept for reuse once their bodies are done: enough for two bodies in full flow. */
 const SPARE_BUFFERS = 2 * (MAX_BATCHES_IN_FLIGHT + 1);
+/** Spare batch buffers are let go after this long without a large body. */
+const SPARE_TRIM_AFTER_MS = 2_000;
 /** Bodies declared at least this large are hashed off the event loop. */
 export const OFFLOAD_MIN_BYTES = BATCH_BYTES;
 
@@ -109,6 +112,8 @@ class DigestThread {
   private nextId = 1;
   private readonly handlers = new Map<number, Handler>();
   private readonly spare: ArrayBuffer[] = [];
+  /** The spare batch buffers go once no large body has taken one for a while. */
+  private readonly quiet = new QuietTimer(SPARE_TRIM_AFTER_MS, () => (this.spare.length = 0));
   /** Bodies hashed here since start, for tests and metrics. */
   offloaded = 0;
 
@@ -174,11 +179,13 @@ class DigestThread {
    * trickling uploads hold what they sent, not a MiB each.
    */
   takeBuffer(): ArrayBuffer {
+    this.quiet.touch();
     return this.spare.pop() ?? (Buffer.allocUnsafeSlow(BATCH_BYTES).buffer as ArrayBuffer);
   }
 
   giveBuffer(buffer: ArrayBuffer): void {
     if (this.spare.length < SPARE_BUFFERS && buffer.byteLength === BATCH_BYTES) this.spare.push(buffer);
+    this.quiet.arm();
   }
 
   /** How many bodies the thread holds open (0 once every request has finished or failed). */
