@@ -68,7 +68,14 @@ export class NamespaceStore {
   private readonly repairs: RepairQueue;
   private readonly bucketLocks = new KeyedLock();
   private readonly keyLocks = new KeyedLock();
+  /**
+   * Per upload: shared by the writes of its parts, exclusive for completion and abort. The parts'
+   * own locks serialise the writes of one part number; parts of different numbers commit
+   * concurrently (one synced batch for several of them), where the upload's exclusive lock made 8
+   * parts in flight commit one fsync after another.
+   */
   private readonly uploadLocks = new KeyedLock();
+  private readonly partLocks = new KeyedLock();
   private readonly sync: boolean;
   private readonly now: () => number;
   private readonly random: RandomSource;
@@ -372,7 +379,7 @@ export class NamespaceStore {
   /** Stores a part; an earlier upload of the same part number is replaced and its shards queued for GC. */
   putPart(request: T.PartRecord): Promise<T.PutPartResponse> {
     const part = v.partRecord(request);
-    return this.uploadLocks.exclusive(part.uploadId, async () => {
+    return this.withPart(part.uploadId, part.partNumber, async () => {
       const upload = await this.getUpload(part.uploadId);
       const old = await this.read<T.PartRecord>('parts', k.partKey(part.uploadId, part.partNumber));
       const ops = [
@@ -382,6 +389,11 @@ export class NamespaceStore {
       await this.writeWithRepairs(ops, degradedReports(partOwner(upload, part)));
       return { part, replaced: old ?? null };
     });
+  }
+
+  /** Runs `fn` with the upload held shared and the part exclusively (see uploadLocks). */
+  private withPart<T>(uploadId: string, partNumber: number, fn: () => Promise<T>): Promise<T> {
+    return this.uploadLocks.shared(uploadId, () => this.partLocks.exclusive(`${uploadId}\n${partNumber}`, fn));
   }
 
   /** NoSuchUpload when the upload is gone (completed or aborted), NoSuchPart when it has no such part. */
@@ -400,7 +412,7 @@ export class NamespaceStore {
     const id = v.uploadId(uploadId);
     const n = v.partNumber(partNumber);
     const req = v.replaceShardsRequest(request);
-    return this.uploadLocks.exclusive(id, async () => {
+    return this.withPart(id, n, async () => {
       const upload = await this.getUpload(id);
       const current = await this.read<T.PartRecord>('parts', k.partKey(id, n));
       if (!current) throw errors.noSuchPart(id, n);

@@ -672,6 +672,31 @@ t.test('multipart: parts, listings, complete and abort', async (t) => {
   await expectError(t, client.abortUpload(others[3].uploadId), 404, 'NoSuchUpload');
 });
 
+t.test('multipart: parts of one upload commit concurrently; one part number at a time; abort waits for them', async (t) => {
+  const { client } = await startService(t);
+  await client.createBucket('b', 'o');
+  const up = await client.createUpload({ bucket: 'b', key: 'k', contentType: '', userMetadata: {}, headers: {} });
+  await Promise.all(Array.from({ length: 8 }, (_, i) => client.putPart(part(up.uploadId, i + 1, `p${i + 1}`))));
+  t.same((await client.listParts(up.uploadId)).parts.map((p) => p.partNumber), [1, 2, 3, 4, 5, 6, 7, 8], 'eight parts in parallel, all stored');
+
+  // Five uploads of part 9 at once: one stays, the four replaced go to GC, whatever the order.
+  const tries = Array.from({ length: 5 }, (_, i) => part(up.uploadId, 9, `r${i}`));
+  await Promise.all(tries.map((p) => client.putPart(p)));
+  const kept = (await client.listParts(up.uploadId, { after: 8 })).parts[0]!;
+  const replaced = tries.filter((p) => p.etag !== kept.etag);
+  t.equal(replaced.length, 4, 'one of them is the part');
+  t.same(shardIds(await client.garbage(farFuture())), shardIds(replaced.flatMap((p) => p.segments.flatMap((s) => s.placements))), 'the other four are queued for GC, none lost');
+  await client.ackGarbage((await client.garbage(farFuture())).map((g) => g.id));
+
+  // An abort racing parts: each part either lands before it (and is collected by it) or is refused.
+  const racing = Array.from({ length: 6 }, (_, i) => client.putPart(part(up.uploadId, 10 + i, `x${i}`)).then(() => 'stored', (err: { code?: string }) => err.code));
+  await client.abortUpload(up.uploadId);
+  const outcomes = await Promise.all(racing);
+  t.ok(outcomes.every((o) => o === 'stored' || o === 'NoSuchUpload'), `parts stored or refused: ${outcomes}`);
+  const refs = (await Promise.all(['n1', 'n2', 'n3'].map((n) => client.shardsOnNode(n)))).flatMap((p) => p.refs);
+  t.notOk(refs.some((r) => r.versionId === up.uploadId), 'no shard of the upload left in the reverse index');
+});
+
 t.test('the reverse index pages', async (t) => {
   const { client } = await startService(t);
   await client.createBucket('b', 'o');
