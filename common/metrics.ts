@@ -72,8 +72,12 @@ export class Histogram implements Metric {
 }
 
 const EVENT_LOOP_WINDOW_MS = 60_000;
-/** Tick of the delay monitor: a delay shows only once the loop has been busy past a tick. */
-const EVENT_LOOP_RESOLUTION_MS = 10;
+/**
+ * Tick of the delay monitor: a delay shows only once the loop has been busy past a tick. Each tick
+ * wakes the process: at 10 ms the four services' monitors cost ~10 ms of CPU a second of an idle
+ * cluster's ~75 (measured from /proc, 30 s idle, two pairs: 68 / 79 → 63 / 64 ms/s at 20 ms).
+ */
+const EVENT_LOOP_RESOLUTION_MS = 20;
 
 interface DelayWindow {
   quantile(q: number): number;

@@ -301,7 +301,7 @@ t.test('every registry reports CPU time and recent event loop delay', async (t) 
   // The monitor's first tick only sets its baseline: let it tick before blocking.
   await new Promise((resolve) => setTimeout(resolve, 30));
   const cpuBefore = value('cairn_process_cpu_seconds{service="unit"}');
-  // Block the loop for 60 ms: the monitor (10 ms ticks) must see a delay of at least 40 ms.
+  // Block the loop for 60 ms: the monitor (20 ms ticks) must see a delay of at least 40 ms.
   const until = Date.now() + 60;
   while (Date.now() < until);
   await new Promise((resolve) => setTimeout(resolve, 30));
