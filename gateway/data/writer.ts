@@ -57,15 +57,28 @@ export function shardIdFor(versionId: string, segment: number, index: number): s
 export async function writeObjectData(source: AsyncIterable<Uint8Array>, opts: WriteOptions, deps: WriterDeps): Promise<WrittenData> {
   const chunks = new ChunkSource(source);
   const segments: Segment[] = [];
-  let size = 0;
+  // At most two segments at once: one sending its bytes, the one before waiting for its nodes to
+  // confirm (their last writes and fsyncs), so that the next segment's placement and first stripes
+  // overlap that wait instead of following it.
+  const inFlight: Promise<Segment>[] = [];
   try {
     while (!(await chunks.atEnd())) {
-      const segment = await writeSegment(chunks.take(opts.segmentSize), segments.length, opts, deps);
-      segments.push(segment);
-      size += segment.size;
+      let allSent!: () => void;
+      const sent = new Promise<void>((resolve) => (allSent = resolve));
+      const writing = writeSegment(chunks.take(opts.segmentSize), segments.length + inFlight.length, opts, deps, allSent);
+      writing.catch(() => undefined); // awaited below, or in the catch
+      inFlight.push(writing);
+      await Promise.race([sent, writing]);
+      if (inFlight.length > 1) segments.push(await inFlight.shift()!);
     }
-    return { size, segments };
+    while (inFlight.length > 0) segments.push(await inFlight.shift()!);
+    return { size: segments.reduce((sum, s) => sum + s.size, 0), segments };
   } catch (err) {
+    // A failed segment discarded its own shards; the others are discarded once they have settled.
+    for (const writing of inFlight.splice(0)) {
+      const segment = await writing.catch(() => undefined);
+      if (segment) segments.push(segment);
+    }
     discardSegments(segments, deps);
     throw err;
   }
@@ -110,7 +123,8 @@ interface ShardUpload extends ShardWrite {
   body: FrameChannel;
 }
 
-async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: number, opts: WriteOptions, deps: WriterDeps): Promise<Segment> {
+/** Writes one segment; `allSent` is called once its source is consumed and every byte is queued for its nodes. */
+async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: number, opts: WriteOptions, deps: WriterDeps, allSent?: () => void): Promise<Segment> {
   const { k } = opts.layout;
   // Placed and opened only once the first stripe is encoded: an upload whose client is slow to send
   // holds no placement, no node connections and no shard buffers while its first stripe fills.
@@ -140,6 +154,7 @@ async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: num
       requireQuorum(uploads, opts.writeQuorum);
     }
     for (const upload of uploads) if (!upload.failed) upload.body.end();
+    allSent?.();
     await Promise.all(writes.map((w) => awaitCompletion(w, opts.stallTimeoutMs)));
     requireQuorum(writes, opts.writeQuorum);
     checkSegmentChain(received.crc(), received.length(), dataBlockCrcs, dataBlockLengths);
