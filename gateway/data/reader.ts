@@ -13,6 +13,7 @@ import { crc32c } from '@node-rs/crc32';
 import { IntegrityError } from './integrity.js';
 import { ChunkedBytes } from './chunked-bytes.js';
 import { sharedDownloadBudget, type MemoryBudget, type Release } from './memory-budget.js';
+import { QuietTimer } from '../../common/quiet-timer.js';
 
 export interface ReaderDeps {
   nodes: StorageNodePool;
@@ -441,7 +442,7 @@ const scratchBuffers: Buffer[] = [];
 /** The two windows one stream rebuilds at a time (PREFETCH_WINDOWS). */
 const SCRATCH_KEPT = PREFETCH_WINDOWS;
 const SCRATCH_IDLE_MS = 5_000;
-let scratchIdleTimer: NodeJS.Timeout | undefined;
+const scratchQuiet = new QuietTimer(SCRATCH_IDLE_MS, () => (scratchBuffers.length = 0));
 
 function takeScratch(bytes: number): Buffer {
   const i = scratchBuffers.findIndex((b) => b.length === bytes);
@@ -451,9 +452,8 @@ function takeScratch(bytes: number): Buffer {
 function giveScratch(buf: Buffer): void {
   if (scratchBuffers.length >= SCRATCH_KEPT) scratchBuffers.shift();
   scratchBuffers.push(buf);
-  clearTimeout(scratchIdleTimer);
-  scratchIdleTimer = setTimeout(() => (scratchBuffers.length = 0), SCRATCH_IDLE_MS);
-  scratchIdleTimer.unref();
+  scratchQuiet.touch();
+  scratchQuiet.arm();
 }
 
 /**
