@@ -177,11 +177,10 @@ async function* readPlannedWindows(plan: Iterator<PlannedWindow>, layout: Layout
       if (!planned) return;
       const { segment, failed } = planned.read;
       const bytes = windowMemory(layout, segment, planned.window);
-      const cancel = new AbortController();
-      const signal = deps.signal ? AbortSignal.any([deps.signal, cancel.signal]) : cancel.signal;
       let memory: Promise<Release>;
       if (needed && ahead.length === 0) {
-        memory = budget.reserve(bytes, signal);
+        // Taken out of `ahead` before it is awaited: only the client going away ends its wait.
+        memory = budget.reserve(bytes, deps.signal);
       } else {
         const release = budget.tryReserve(bytes);
         if (!release) {
@@ -190,18 +189,15 @@ async function* readPlannedWindows(plan: Iterator<PlannedWindow>, layout: Layout
         }
         memory = Promise.resolve(release);
       }
-      const window = readBudgetedWindow(segment, layout, planned.window, failed, { ...planned.read.deps, signal }, memory);
+      const window = readBudgetedWindow(segment, layout, planned.window, failed, planned.read.deps, memory);
       // Marked handled: a window fetched ahead may be abandoned if the client goes away first.
       window.catch(() => undefined);
-      ahead.push({ planned, window, cancel });
+      ahead.push({ planned, window });
     }
   };
-  /** Windows nobody will take as they are: one still waiting for memory leaves the queue, the others give their bytes back once read. */
+  /** Windows nobody will take as they are: each gives its bytes back once read (read-ahead never waits for memory). */
   const letGo = (windowsAhead: AheadWindow[]): void => {
-    for (const { window, cancel } of windowsAhead) {
-      cancel.abort();
-      window.then((w) => w.release(), () => undefined);
-    }
+    for (const { window } of windowsAhead) window.then((w) => w.release(), () => undefined);
   };
   /** Lets go of the windows read ahead; they are fetched again when asked for. */
   const dropReadAhead = (): void => {
@@ -231,7 +227,6 @@ async function* readPlannedWindows(plan: Iterator<PlannedWindow>, layout: Layout
       held = undefined;
     }
   } finally {
-    // The windows ahead first: the bytes the held one gives back must not go to one of them.
     letGo(ahead.splice(0));
     held?.();
   }
@@ -251,11 +246,10 @@ interface HeldWindow {
   release: Release;
 }
 
-/** A window asked for ahead of its turn, and what takes it out of the memory queue if let go. */
+/** A window asked for ahead of its turn, with its place in the plan (to ask for it again if let go). */
 interface AheadWindow {
   planned: PlannedWindow;
   window: Promise<HeldWindow>;
-  cancel: AbortController;
 }
 
 /**
