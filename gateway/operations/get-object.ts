@@ -1,7 +1,6 @@
 // GetObject and HeadObject: GET|HEAD /bucket/key, with Range, conditional headers and response-*
 // overrides. The body streams from the storage nodes window by window.
 import { once } from 'node:events';
-import type http from 'node:http';
 import { s3Error } from '../s3/errors.js';
 import { parseRange, contentRange } from '../s3/range.js';
 import { evaluateReadConditions } from '../conditions.js';
@@ -11,6 +10,7 @@ import { encodeHeaderText } from '../s3/mime-words.js';
 import { readObjectRange, readObjectWindows } from '../data/reader.js';
 import { readerDeps } from '../data/options.js';
 import { selectPart } from '../part-range.js';
+import { drainedOrStalled } from '../response-stall.js';
 import type { ObjectRecord } from '../../namespace/types.js';
 import { sendEmpty, type OperationHandler, type S3Context } from '../server.js';
 import type { GatewayServices } from '../services.js';
@@ -105,32 +105,6 @@ async function sendWindows(ctx: S3Context, first: Buffer[], rest: AsyncGenerator
     ctx.app.emit('error', err, ctx);
   } finally {
     await rest.return(undefined).catch(() => undefined);
-  }
-}
-
-/**
- * Resolves once the response has drained or closed. A client that takes no bytes at all for
- * `idleMs` (the --body-timeout that also cuts off a request body that stops) has its connection
- * closed: it would otherwise keep its windows of the download budget for as long as it likes.
- * A client that reads slowly is not cut off; only one whose unsent bytes stop going down.
- */
-async function drainedOrStalled(res: http.ServerResponse, closed: Promise<unknown>, idleMs: number): Promise<void> {
-  const drained = Promise.race([once(res, 'drain'), closed]);
-  if (idleMs <= 0) return void (await drained);
-  let unsent = res.writableLength;
-  let movedAt = Date.now();
-  const check = setInterval(() => {
-    if (res.writableLength < unsent) {
-      unsent = res.writableLength;
-      movedAt = Date.now();
-    } else if (Date.now() - movedAt >= idleMs) {
-      res.destroy();
-    }
-  }, Math.max(10, Math.min(1000, Math.floor(idleMs / 4))));
-  try {
-    await drained;
-  } finally {
-    clearInterval(check);
   }
 }
 
