@@ -64,7 +64,6 @@ export interface ShardFile {
   append(chunk: Buffer): Promise<void>;
   /** Writes `header` at offset 0, cuts the file to its exact length and makes it durable (fsync). */
   finish(header: Buffer): Promise<void>;
-  stat(): Promise<{ mtime: Date }>;
   /** Idempotent; after a failure it only releases what the file holds. */
   close(): Promise<void>;
 }

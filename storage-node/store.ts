@@ -14,7 +14,7 @@
 // A shard of at most `packMaxBytes` (header included) is held in memory as it arrives and then
 // appended to the pack log instead, in the same format; a longer one spills to a shard file.
 import { createHash, randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
+import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { CRC_BYTES } from '../erasure/layout.js';
@@ -494,6 +494,14 @@ export class ShardStore {
   private mode: IoMode = 'buffered';
   private largeReads: IoMode = 'buffered';
   private statfsCache: { at: number; capacityBytes: number; freeBytes: number } | undefined;
+  /**
+   * Open handles of the shard fan directories (256 per disk), for the fsync after each rename or
+   * unlink: opening and closing the directory every time were two of a shard put's ten file
+   * operations, each a threadpool round trip.
+   */
+  private readonly fanHandles = new Map<string, Promise<FileHandle>>();
+  /** Names temp files: the tmp directory is emptied at every open, so a count is unique (a random name cost an RNG call and a getpid per shard). */
+  private tmpCount = 0;
 
   private constructor(
     readonly dir: string,
@@ -527,6 +535,21 @@ export class ShardStore {
   /** Waits for pack log writes under way and closes the logs (shard files are closed by their users). */
   async close(): Promise<void> {
     await this.packs.close();
+    const fans = [...this.fanHandles.values()];
+    this.fanHandles.clear();
+    await Promise.all(fans.map((fh) => fh.then((h) => h.close()).catch(() => undefined)));
+  }
+
+  /** Makes a create, rename or unlink in a shard fan directory durable. */
+  private async syncFan(dir: string): Promise<void> {
+    let handle = this.fanHandles.get(dir);
+    if (!handle) {
+      handle = fs.open(dir, 'r');
+      this.fanHandles.set(dir, handle);
+      // A failed open is not kept: the next sync tries again.
+      handle.catch(() => this.fanHandles.delete(dir));
+    }
+    await (await handle).sync();
   }
 
   /** Pack log activity since open (see PackLog.stats). */
@@ -589,7 +612,7 @@ export class ShardStore {
     // Named only when the shard spills to a file: most small shards never need one.
     let tmp = '';
     const createTmp = (): Promise<ShardFile> => {
-      tmp = path.join(this.dir, 'tmp', `${randomBytes(12).toString('hex')}.part`);
+      tmp = path.join(this.dir, 'tmp', `${(this.tmpCount++).toString(36)}.part`);
       return createShardFile(tmp, this.mode, HEADER_BYTES);
     };
     // A shard declared too long to pack goes straight to a file; an undeclared one is held until it proves so.
@@ -603,7 +626,8 @@ export class ShardStore {
       const file = await sink.fileIfSpilled();
       if (file) {
         await file.finish(header);
-        info.mtime = (await file.stat()).mtime.toISOString();
+        // The file was last written just now: a stat would cost a threadpool round trip per shard.
+        info.mtime = new Date().toISOString();
         await sink.close();
         await this.commit(id, tmp, info.storedLength, space.release);
       } else {
@@ -673,7 +697,7 @@ export class ShardStore {
         throw err;
       }
       this.index.remove(id);
-      await fsyncDir(path.dirname(file));
+      await this.syncFan(path.dirname(file));
       return true;
     });
   }
@@ -836,7 +860,7 @@ export class ShardStore {
       this.index.set(id, size);
       handBack();
       this.unwritableUntil = 0;
-      await fsyncDir(path.dirname(target));
+      await this.syncFan(path.dirname(target));
       // A packed copy written before is superseded only once the file is durable.
       await this.packs.remove(id);
     });

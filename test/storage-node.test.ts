@@ -575,6 +575,26 @@ t.test('delete is idempotent; list paginates in id order', async (t) => {
   await t.rejects(client.listShards(undefined, 0), { code: 'InvalidArgument' });
 });
 
+t.test('file shards keep one open handle per fan directory for their fsyncs, and close gives every one back', { skip: process.platform !== 'linux' && 'counts /proc/self/fd' }, async (t) => {
+  const openFds = async () => (await fs.readdir('/proc/self/fd')).length;
+  const dir = await tempDir(t, 'cairn-fans-');
+  const before = await openFds();
+  // packMaxBytes 0: every shard is a file, renamed into its fan directory and that directory fsynced.
+  const store = await ShardStore.open({ dir, nodeId: 'node-f', log, packMaxBytes: 0 });
+  const opened = await openFds();
+  const ids = Array.from({ length: 12 }, (_, i) => `fan-${i}`);
+  const put = (id: string) => store.put(id, 8, chunks(frame(Buffer.from(id), 8)));
+  for (const id of ids) await put(id);
+  const fans = new Set(ids.map((id) => path.dirname(path.relative(dir, store.shardPath(id)))));
+  t.equal(await openFds(), opened + fans.size, `one handle for each of the ${fans.size} fan directories written to`);
+  for (const id of ids) t.ok(await store.delete(id), `${id} deleted`);
+  for (const id of ids) await put(id);
+  t.equal(await openFds(), opened + fans.size, 'deletes and rewrites reuse them');
+  for (const id of ids) t.equal((await store.stat(id))?.dataLength, id.length, `${id} stored again`);
+  await store.close();
+  t.equal(await openFds(), before, 'close leaves no descriptor open');
+});
+
 t.test('node id persists; used bytes are tracked and rebuilt on restart', async (t) => {
   const dir = await tempDir(t, 'cairn-sn-');
   await t.rejects(ShardStore.open({ dir }), NodeIdError, 'first start needs an id');
