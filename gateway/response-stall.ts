@@ -35,7 +35,7 @@ export async function drainedOrStalled(res: http.ServerResponse, closed: Promise
  * show no progress for over a minute and be cut off as stalled. libuv's write queue goes down with
  * every partial write, i.e. each time the client's TCP window opens.
  */
-export function unsentBytes(res: http.ServerResponse): number {
+function unsentBytes(res: http.ServerResponse): number {
   const handle = (res.socket as { _handle?: { writeQueueSize?: unknown } } | null)?._handle;
   const queued = typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : 0;
   return res.writableLength + queued;

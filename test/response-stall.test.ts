@@ -7,6 +7,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { drainedOrStalled } from '../gateway/response-stall.js';
+import { readSome } from './helpers/sockets.js';
 
 const MiB = 1024 * 1024;
 /** Far more than the kernel buffers of both ends of a loopback connection hold (about 6 MiB here). */
@@ -58,22 +59,7 @@ async function client(port: number) {
   let closedAt = 0;
   socket.on('close', () => (closedAt = Date.now()));
   socket.write('GET / HTTP/1.1\r\nHost: test\r\n\r\n');
-  const take = (bytes: number) =>
-    new Promise<void>((resolve) => {
-      let got = 0;
-      const onData = (d: Buffer) => {
-        received += d.length;
-        got += d.length;
-        if (got >= bytes) {
-          socket.pause();
-          socket.off('data', onData);
-          resolve();
-        }
-      };
-      socket.on('data', onData);
-      socket.resume();
-      socket.once('close', () => resolve());
-    });
+  const take = (bytes: number) => readSome(socket, bytes, (piece) => (received += piece.length));
   return { socket, take, received: () => received, closedAt: () => closedAt };
 }
 

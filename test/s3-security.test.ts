@@ -13,6 +13,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { CreateBucketCommand, CreateMultipartUploadCommand, HeadObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import { startTestCluster, gatewayMetric, ACCESS_KEY_ID, SECRET_ACCESS_KEY, type TestCluster } from './helpers/cluster.js';
+import { readSome } from './helpers/sockets.js';
 import {
   canonicalQueryString,
   errorCode,
@@ -575,25 +576,10 @@ t.test('a GET whose client stops reading is closed after the body timeout and gi
     const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     return { socket, pieces, ended, received: () => Buffer.concat(pieces) };
   };
-  const readSome = (socket: net.Socket, pieces: Buffer[], bytes: number) =>
-    new Promise<void>((resolve) => {
-      let got = 0;
-      const onData = (d: Buffer) => {
-        pieces.push(d);
-        got += d.length;
-        if (got >= bytes) {
-          socket.pause();
-          socket.off('data', onData);
-          resolve();
-        }
-      };
-      socket.on('data', onData);
-      socket.resume();
-    });
 
   // Stops after the first 64 KiB.
   const stopped = await open();
-  await readSome(stopped.socket, stopped.pieces, 64 * KiB);
+  await readSome(stopped.socket, 64 * KiB, (piece) => stopped.pieces.push(piece));
   await sleep(300);
   t.ok((await gatewayMetric(endpoint, 'cairn_memory_budget_reserved_bytes{budget="download"}')) > 0, 'while it sends, the GET holds download memory');
   await sleep(BODY_TIMEOUT_MS + 1500);
@@ -614,7 +600,7 @@ t.test('a GET whose client stops reading is closed after the body timeout and gi
   void slow.ended.then(() => (closedEarly = true));
   const until = Date.now() + 2 * BODY_TIMEOUT_MS + 1000;
   while (Date.now() < until && !closedEarly) {
-    await Promise.race([readSome(slow.socket, slow.pieces, 512 * KiB), slow.ended]);
+    await readSome(slow.socket, 512 * KiB, (piece) => slow.pieces.push(piece));
     await sleep(100);
   }
   t.notOk(closedEarly, `a slow reader keeps its connection (${(slow.received().length / MiB).toFixed(1)} MiB read slowly)`);
