@@ -532,7 +532,7 @@ export class ShardStore {
     return store;
   }
 
-  /** Waits for pack log writes under way and closes the logs (shard files are closed by their users). */
+  /** Waits for pack log writes under way and closes the logs and the fan directories (shard files are closed by their users). */
   async close(): Promise<void> {
     await this.packs.close();
     const fans = [...this.fanHandles.values()];
