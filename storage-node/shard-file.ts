@@ -47,7 +47,7 @@ const MAX_IDLE_STAGES = 64;
 /** Pooled read buffers hold a read of up to this many bytes (a 1 MiB batch starting anywhere); larger reads get their own. */
 export const READ_BUFFER_BYTES = STAGE_BYTES + 2 * DIRECT_ALIGN;
 /**
- * Idle read buffers kept (a read holds up to its prefetch of 8 of them while the socket drains).
+ * Idle read buffers kept (a read holds its pre-verified 2 MiB and the batch it reads ahead while the socket drains).
  * The pool never holds more than were once in use together. At 32, a repair (2 workers reading 4
  * shards each from one storage process) missed it on 29% of its reads, and every miss is a fresh
  * aligned MiB to fault in: 128 took the misses from 3,259 to 89 and the storage process from 0.73

@@ -24,6 +24,7 @@ import { MAX_PACKED_SHARD_BYTES, PackLog } from './pack-log.js';
 import { createShardFile, fsyncDir, openShardFileForRead, probeDirectIo, shareRelease, type FileBytes, type ShardFile, type ShardFileReader, type IoMode } from './shard-file.js';
 import {
   isValidShardId,
+  PREVERIFIED_READ_BYTES,
   WHOLE_SHARD_BLOCK,
   type PutShardResponse,
   type ShardInfo,
@@ -37,8 +38,6 @@ export const FORMAT_VERSION = 1;
 export const HEADER_BYTES = 32;
 
 const MiB = 1024 * 1024;
-/** Requested data bytes verified before a read returns, so a corrupt block in a gateway-sized read is a clean error. */
-export const PREVERIFY_BYTES = 8 * MiB;
 const READ_BATCH_BYTES = 1 * MiB;
 /**
  * Shards up to this many stored bytes are packed into logs: a 64 KiB object's 16 KiB shards, and
@@ -656,7 +655,7 @@ export class ShardStore {
 
   /**
    * Opens a verified read of data bytes `range` (whole shard if omitted). The frames holding the
-   * first PREVERIFY_BYTES of the range are read and checked before this resolves; later frames
+   * first PREVERIFIED_READ_BYTES of the range are read and checked before this resolves; later frames
    * are checked as the reader is iterated and a bad one makes the iteration throw.
    */
   async openRead(id: string, range?: ByteRange): Promise<ShardReader> {
@@ -990,7 +989,7 @@ class RangeReader implements ShardReader {
 
   async prefetch(): Promise<void> {
     let bytes = 0;
-    for (let batch = this.nextBatch(); batch; batch = bytes < PREVERIFY_BYTES ? this.nextBatch() : undefined) {
+    for (let batch = this.nextBatch(); batch; batch = bytes < PREVERIFIED_READ_BYTES ? this.nextBatch() : undefined) {
       for (const chunk of await batch) {
         this.prefetched.push(chunk);
         bytes += chunk.data.length;

@@ -21,6 +21,7 @@ import { createStorageNodeServer } from '../storage-node/server.js';
 import { decodeReadResults, decodeShardBatch, encodeReadResults, encodeShardBatch, MAX_SHARD_BATCH, ShardBatchError } from '../storage-node/shard-batch.js';
 import { DIRECT_READ_MIN_BYTES, HEADER_BYTES, NodeIdError, ShardStore, type StoreLimits } from '../storage-node/store.js';
 import type { HeartbeatRequest } from '../namespace/types.js';
+import { PREVERIFIED_READ_BYTES } from '../storage-node/types.js';
 import { spawnNode } from './helpers/storage-node-process.js';
 import { chunksOf } from '../common/chunks.js';
 import { Readable } from 'node:stream';
@@ -508,16 +509,27 @@ t.test('reading ahead: a bad batch read early surfaces in turn, and a reader lef
   t.equal(await fds(), before, 'every reader left early closed its file');
 });
 
-t.test('corruption past the pre-verified 8 MiB cuts the stream instead of passing bad data', async (t) => {
+t.test('corruption past the pre-verified bytes cuts the stream instead of passing bad data; within them it is a clean 409', async (t) => {
   const { client, store } = await startNode(t);
   const MiB = 1024 * 1024;
+  const verifiedBlocks = PREVERIFIED_READ_BYTES / MiB;
+  t.equal(verifiedBlocks, 2, 'one gateway read window of 1 MiB blocks');
   const data = randomBytes(12 * MiB);
   await client.putShard('long', MiB, chunks(frame(data, MiB), 256 * 1024));
   await flipStoredByte(store, 'long', HEADER_BYTES + 10 * (MiB + 4) + 7);
   await t.rejects(client.readShard('long'), { code: 'Unavailable', details: { cut: true } });
-  t.ok((await client.readShard('long', { start: 0, end: 8 * MiB - 1 })).equals(data.subarray(0, 8 * MiB)));
+  t.ok((await client.readShard('long', { start: 0, end: 10 * MiB - 1 })).equals(data.subarray(0, 10 * MiB)), 'every block before the bad one streams');
   await t.rejects(client.readShard('long', { start: 9 * MiB, end: 11 * MiB }), { code: 'CorruptBlock', details: { block: 10 } });
   t.same((await client.verifyShard('long')).corruptBlocks, [10]);
+
+  // The last pre-verified block: a whole-shard read is refused before any byte is sent.
+  await client.putShard('early', MiB, chunks(frame(data, MiB), 256 * 1024));
+  await flipStoredByte(store, 'early', HEADER_BYTES + (verifiedBlocks - 1) * (MiB + 4) + 7);
+  await t.rejects(client.readShard('early'), { code: 'CorruptBlock', status: 409, details: { block: verifiedBlocks - 1 } });
+  // The first block past them: the answer has started, so the response is cut.
+  await client.putShard('late', MiB, chunks(frame(data, MiB), 256 * 1024));
+  await flipStoredByte(store, 'late', HEADER_BYTES + verifiedBlocks * (MiB + 4) + 7);
+  await t.rejects(client.readShard('late'), { code: 'Unavailable', details: { cut: true } });
 });
 
 t.test('invalid shard ids are rejected everywhere', async (t) => {

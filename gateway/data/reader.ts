@@ -6,6 +6,7 @@ import { blockLengthFor, stripeCount, stripeDataLength, type Layout } from '../.
 import type { StripeCodec } from '../../erasure/codec.js';
 import type { NodeRecord, ObjectRecord, Segment, ShardPlacement } from '../../namespace/types.js';
 import { StorageNodeError, type StorageNodePool } from '../../storage-node/client.js';
+import { PREVERIFIED_READ_BYTES } from '../../storage-node/types.js';
 import type { Logger } from '../../common/log.js';
 import type { NodeDirectory } from './node-directory.js';
 import { s3Error } from '../s3/errors.js';
@@ -34,8 +35,8 @@ export interface ReaderDeps {
   readAheadIdleMs?: number;
 }
 
-/** Upper bound on shard bytes fetched per request; the storage node verifies that much before answering. */
-const WINDOW_SHARD_BYTES = 2 * 1024 * 1024;
+/** Upper bound on shard bytes fetched per request: what the storage node verifies before answering (a bad block is a clean CorruptBlock, not a cut). */
+const WINDOW_SHARD_BYTES = PREVERIFIED_READ_BYTES;
 
 /**
  * Windows fetched ahead of the one being sent. One is not enough to hide a window's fetch (the nodes
