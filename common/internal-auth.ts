@@ -34,7 +34,8 @@ export const SIGNATURE_HEADER = 'x-cairn-signature';
 /**
  * The body is not covered by the signature (the method, target, host, time, nonce and headers
  * still are). Meant for shard bodies: they stream (up to hundreds of MiB, never buffered), and
- * hashing every byte on both sides would cost more than the erasure coding; each block already
+ * hashing every byte on both sides would cost more than the erasure coding (small shards sent whole,
+ * alone or in a batch whose manifest is signed through a header, go the same way); each block already
  * travels with its own CRC32C, which the node verifies before storing (corruption: BadFrame,
  * nothing stored). What it does not give is integrity against an active man-in-the-middle, who
  * could re-frame the data: that needs TLS on the internal network.

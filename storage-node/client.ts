@@ -7,7 +7,7 @@ import { releaseOnWritten } from '../common/buffer-pool.js';
 import { Batcher, outcomeOf, type Outcome } from '../common/batcher.js';
 import { chunksOf } from '../common/chunks.js';
 import type { BatchError, BatchResponse } from '../common/http.js';
-import { signRequest, type ClusterSecret } from '../common/internal-auth.js';
+import { sha256Hex, signRequest, type ClusterSecret } from '../common/internal-auth.js';
 import {
   BLOCK_SIZE_HEADER,
   DATA_LENGTH_HEADER,
@@ -25,12 +25,14 @@ import {
 import {
   BATCHED_READ_MAX_BYTES,
   BATCHED_SHARD_MAX_BYTES,
+  BATCH_MANIFEST_SHA256_HEADER,
   decodeReadResults,
   encodeShardBatch,
   MAX_READ_BATCH,
   MAX_READ_BATCH_BYTES,
   MAX_SHARD_BATCH,
   MAX_SHARD_BATCH_BYTES,
+  shardBatchManifestHead,
   type BatchedRead,
   type BatchedShard,
   type ShardReadBatchRequest,
@@ -93,6 +95,8 @@ interface RequestSpec {
   headers?: Record<string, string>;
   /** A string or Buffer is a whole body and signed as such; a stream is sent chunked, UNSIGNED_PAYLOAD. */
   body?: Readable | AsyncIterable<Buffer> | string | Buffer;
+  /** The body is framed shard bytes: signed UNSIGNED_PAYLOAD even when whole, as a streamed shard is (every frame carries its CRC32C). */
+  shardBytes?: boolean;
   idempotent?: boolean;
   signal?: AbortSignal;
 }
@@ -282,14 +286,15 @@ export class StorageNodeClient {
 
   private async putOneWholeShard(shard: BatchedShard, signal?: AbortSignal): Promise<PutShardResponse> {
     const headers = { [BLOCK_SIZE_HEADER]: String(shard.blockSize), 'content-type': 'application/octet-stream' };
-    const res = await this.send({ method: 'PUT', path: this.shardPath(shard.id), headers, body: shard.framed, signal });
+    const res = await this.send({ method: 'PUT', path: this.shardPath(shard.id), headers, body: shard.framed, shardBytes: true, signal });
     return this.json<PutShardResponse>(res, [201]);
   }
 
   private async sendWholeShards(batch: BatchedShard[]): Promise<Outcome<PutShardResponse>[]> {
     if (batch.length === 1) return [await outcomeOf(this.putOneWholeShard(batch[0]!))];
-    const headers = { 'content-type': 'application/octet-stream' };
-    const res = await this.send({ method: 'POST', path: `${this.prefix}/batch/shards`, headers, body: encodeShardBatch(batch) });
+    const body = encodeShardBatch(batch);
+    const headers = { 'content-type': 'application/octet-stream', [BATCH_MANIFEST_SHA256_HEADER]: sha256Hex(shardBatchManifestHead(body)) };
+    const res = await this.send({ method: 'POST', path: `${this.prefix}/batch/shards`, headers, body, shardBytes: true });
     const { results } = await this.json<BatchResponse<PutShardResponse>>(res, [200]);
     return results.map((r) => ('ok' in r ? { ok: true, value: r.ok } : { ok: false, error: this.itemError(r.error) }));
   }
@@ -328,10 +333,10 @@ export class StorageNodeClient {
 
   private async send(opts: RequestSpec): Promise<Dispatcher.ResponseData> {
     const { method, path, body } = opts;
-    const headers =
-      typeof body === 'string' || Buffer.isBuffer(body) || body === undefined
-        ? signRequest(this.secret, { method, host: this.host, target: path, headers: opts.headers, body })
-        : signRequest(this.secret, { method, host: this.host, target: path, headers: opts.headers, streamed: true });
+    const signedWhole = !opts.shardBytes && (typeof body === 'string' || Buffer.isBuffer(body) || body === undefined);
+    const headers = signedWhole
+      ? signRequest(this.secret, { method, host: this.host, target: path, headers: opts.headers, body })
+      : signRequest(this.secret, { method, host: this.host, target: path, headers: opts.headers, streamed: true });
     try {
       // Undici sends an async iterable body like a stream (its types leave iterables out).
       const body = opts.body as Readable | string | Buffer | undefined;

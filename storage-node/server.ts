@@ -4,8 +4,18 @@
 import type http from 'node:http';
 import { once } from 'node:events';
 import { createServiceServer, HttpError, readBody, readJson, Router, sendJson, settleBatchItem, verifiedBody, type BatchResponse } from '../common/http.js';
-import { decodeShardBatch, encodeReadResults, MAX_SHARD_BATCH_BYTES, readBatchItems, ShardBatchError, type BatchedRead, type BatchedShard } from './shard-batch.js';
-import type { ClusterSecret } from '../common/internal-auth.js';
+import {
+  BATCH_MANIFEST_SHA256_HEADER,
+  decodeShardBatch,
+  encodeReadResults,
+  MAX_SHARD_BATCH_BYTES,
+  readBatchItems,
+  ShardBatchError,
+  shardBatchManifestHead,
+  type BatchedRead,
+  type BatchedShard,
+} from './shard-batch.js';
+import { checkBodyDigest, CONTENT_SHA256_HEADER, InternalAuthError, UNSIGNED_PAYLOAD, type ClusterSecret } from '../common/internal-auth.js';
 import type { Logger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
 import { DEFAULT_SCRUB_RATE, SCRUB_LIMITS, Scrubber, type ScrubPlan } from './scrub.js';
@@ -106,6 +116,7 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
   // it came alone, and together they share the pack log's group sync.
   route('POST', '/batch/shards', async (req, res) => {
     const body = verifiedBody(req) ?? (await readBody(req, MAX_BATCH_BODY_BYTES));
+    if (req.headers[CONTENT_SHA256_HEADER] === UNSIGNED_PAYLOAD) checkManifestDigest(req, body);
     const shards = parseBatch(() => decodeShardBatch(body));
     m.putBatches.inc();
     const put = async (shard: BatchedShard): Promise<PutShardResponse> => {
@@ -259,6 +270,15 @@ function parseBatch<T>(parse: () => T): T {
     if (err instanceof ShardBatchError) throw new StoreError('InvalidArgument', err.message);
     throw err;
   }
+}
+
+/** An unsigned batch body (as clients send them) is stored only if its manifest is the one the signature covers. */
+function checkManifestDigest(req: http.IncomingMessage, body: Buffer): void {
+  const claimed = req.headers[BATCH_MANIFEST_SHA256_HEADER];
+  if (typeof claimed !== 'string' || !/^[0-9a-f]{64}$/.test(claimed)) {
+    throw new InternalAuthError(401, 'ClusterAuthMissing', `an unsigned shard batch needs ${BATCH_MANIFEST_SHA256_HEADER} (hex SHA-256 of its manifest)`);
+  }
+  checkBodyDigest(claimed, parseBatch(() => shardBatchManifestHead(body)));
 }
 
 async function* only(bytes: Buffer): AsyncGenerator<Buffer> {

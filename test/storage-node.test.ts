@@ -18,7 +18,8 @@ import { StorageNodeClient, StorageNodeError, StorageNodePool } from '../storage
 import { diskPorts, parseDiskList } from '../storage-node/disks.js';
 import { Heartbeater } from '../storage-node/heartbeat.js';
 import { createStorageNodeServer } from '../storage-node/server.js';
-import { decodeReadResults, decodeShardBatch, encodeReadResults, encodeShardBatch, MAX_SHARD_BATCH, ShardBatchError } from '../storage-node/shard-batch.js';
+import { BATCH_MANIFEST_SHA256_HEADER, decodeReadResults, decodeShardBatch, encodeReadResults, encodeShardBatch, MAX_SHARD_BATCH, ShardBatchError, shardBatchManifestHead } from '../storage-node/shard-batch.js';
+import { sha256Hex } from '../common/internal-auth.js';
 import { DIRECT_READ_MIN_BYTES, HEADER_BYTES, NodeIdError, ShardStore, type StoreLimits } from '../storage-node/store.js';
 import type { HeartbeatRequest } from '../namespace/types.js';
 import { PREVERIFIED_READ_BYTES } from '../storage-node/types.js';
@@ -415,6 +416,38 @@ t.test('a malformed shard batch is refused whole: InvalidArgument, nothing store
   t.equal(unsigned.statusCode, 401, 'an unsigned batch is refused');
   await unsigned.body.dump();
   t.equal(store.shardCount, 0);
+});
+
+t.test('a shard batch body travels unsigned, but its manifest is signed: a changed id or length is refused, nothing stored', async (t) => {
+  const { url, store } = await startNode(t);
+  const one = { id: 'u1', blockSize: 1024, framed: frame(randomBytes(100), 1024) };
+  const body = encodeShardBatch([one, { ...one, id: 'u2' }]);
+  const manifestSha = sha256Hex(shardBatchManifestHead(body));
+  const post = (bytes: Buffer, headers: Record<string, string>) =>
+    rawRequest(`${url}/batch/shards`, { method: 'POST', body: bytes, streamed: true, headers: { 'content-type': 'application/octet-stream', ...headers } });
+
+  const noDigest = await post(body, {});
+  t.equal(noDigest.statusCode, 401);
+  t.match(await noDigest.body.json(), { code: 'ClusterAuthMissing' });
+  const forged = encodeShardBatch([one, { ...one, id: 'victim' }]);
+  t.equal(forged.length, body.length + 4, 'same frames, another id');
+  const swapped = await post(forged, { [BATCH_MANIFEST_SHA256_HEADER]: manifestSha });
+  t.equal(swapped.statusCode, 403, 'a manifest naming other ids than the signed one');
+  t.match(await swapped.body.json(), { code: 'ClusterBodyMismatch' });
+  t.equal(store.shardCount, 0);
+
+  const ok = await post(body, { [BATCH_MANIFEST_SHA256_HEADER]: manifestSha });
+  t.equal(ok.statusCode, 200);
+  t.same(((await ok.body.json()) as { results: unknown[] }).results.map((r) => 'ok' in (r as object)), [true, true]);
+  t.equal(store.shardCount, 2);
+  // A frame damaged on the way is caught by its CRC, as in a streamed shard: that shard is refused, the other stored.
+  const damaged = encodeShardBatch([{ ...one, id: 'u3' }, { ...one, id: 'u4', framed: Buffer.from(one.framed) }]);
+  damaged[damaged.length - 10]! ^= 1;
+  const res = await post(damaged, { [BATCH_MANIFEST_SHA256_HEADER]: sha256Hex(shardBatchManifestHead(damaged)) });
+  const { results } = (await res.body.json()) as { results: ({ ok: unknown } | { error: { code: string } })[] };
+  t.ok('ok' in results[0]!);
+  t.match(results[1], { error: { code: 'BadFrame' } });
+  t.equal(store.shardCount, 3);
 });
 
 function encodeRawManifest(manifest: unknown): Buffer {
