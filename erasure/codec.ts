@@ -87,6 +87,16 @@ export class StripeCodec {
   }
 }
 
+const shared = new Map<string, StripeCodec>();
+
+/** One codec per layout for the whole process (they hold no per-call state). */
+export function sharedCodec(layout: Layout): StripeCodec {
+  const key = `${layout.k}+${layout.m}+${layout.blockSize}`;
+  let codec = shared.get(key);
+  if (!codec) shared.set(key, (codec = new StripeCodec(layout)));
+  return codec;
+}
+
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, i) => from + i);
 }

@@ -3,7 +3,7 @@
 // future transport can substitute anything that does.
 import type * as T from '../namespace/types.js';
 import type { DataRange } from '../storage-node/client.js';
-import type { PutShardResponse, ScrubRequest, ScrubResponse, ShardInfo, ShardListPage, VerifyShardResponse } from '../storage-node/types.js';
+import type { PutShardResponse, RebuildShardRequest, ScrubRequest, ScrubResponse, ShardInfo, ShardListPage, VerifyShardResponse } from '../storage-node/types.js';
 
 export interface RepairNamespace {
   listNodes(): Promise<T.NodeRecord[]>;
@@ -25,6 +25,7 @@ export interface RepairNamespace {
 export interface RepairNodeClient {
   putShard(id: string, blockSize: number, body: NodeJS.ReadableStream, signal?: AbortSignal, framedLength?: number): Promise<PutShardResponse>;
   streamShard(id: string, range?: DataRange, signal?: AbortSignal): Promise<AsyncIterable<Buffer>>;
+  rebuildShard(id: string, request: RebuildShardRequest, signal?: AbortSignal, onProgress?: (bytes: number) => void): Promise<PutShardResponse>;
   headShard(id: string): Promise<ShardInfo | null>;
   deleteShard(id: string): Promise<void>;
   listShards(after?: string, limit?: number): Promise<ShardListPage>;

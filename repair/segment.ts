@@ -9,8 +9,8 @@
 // and an interrupted one leaves only unreferenced shards for the orphan collector.
 import { decodeBlockCrcs } from '../erasure/frames.js';
 import { randomBytes } from 'node:crypto';
-import { StripeCodec } from '../erasure/codec.js';
-import { shardFramedLength, type Layout } from '../erasure/layout.js';
+import { sharedCodec } from '../erasure/codec.js';
+import { shardDataLength, shardFramedLength, type Layout } from '../erasure/layout.js';
 import { NotEnoughShardsError, ShardSourceError } from '../erasure/stream.js';
 import type { Logger } from '../common/log.js';
 import { NamespaceError } from '../namespace/client.js';
@@ -32,6 +32,8 @@ export interface SegmentRepairDeps {
   log: Logger;
   /** A node that makes no progress for this long fails its part of the repair. */
   stallTimeoutMs: number;
+  /** Workers sharing the rate limit: a rebuild done by its target node is paced at its share. */
+  workers: number;
 }
 
 export type RepairOutcome =
@@ -81,14 +83,6 @@ interface Written {
 /** Candidates asked of the namespace beyond what is needed, so zones can be chosen among them. */
 const ZONE_SPARE = 4;
 const REPORTED: ReadonlySet<RepairReason> = new Set(['corrupt', 'missing', 'unreadable']);
-
-const codecs = new Map<string, StripeCodec>();
-function codecFor(layout: Layout): StripeCodec {
-  const key = `${layout.k}+${layout.m}+${layout.blockSize}`;
-  let codec = codecs.get(key);
-  if (!codec) codecs.set(key, (codec = new StripeCodec(layout)));
-  return codec;
-}
 
 export async function repairSegment(item: RepairItem, deps: SegmentRepairDeps, signal: AbortSignal): Promise<RepairOutcome> {
   const subject = item.part === undefined ? await loadObject(item, deps.namespace) : await loadPart(item, item.part, deps.namespace);
@@ -310,6 +304,55 @@ function chooseSources(plan: Plan, wanted: Map<number, Target>, skip: Set<number
 }
 
 async function rebuildOnce(plan: Plan, wanted: Map<number, Target>, sources: number[], deps: SegmentRepairDeps, signal: AbortSignal): Promise<Written[]> {
+  if (wanted.size === 1) {
+    const [[index, target]] = [...wanted];
+    return rebuildOnTarget(plan, index!, target!, sources, deps, signal);
+  }
+  return rebuildHere(plan, wanted, sources, deps, signal);
+}
+
+/**
+ * One shard wanted (the usual case: one lost node): the target node rebuilds it from the sources
+ * itself (storage-node/rebuild.ts). The rebuilt bytes cross no network, this process moves none of
+ * the data, and rebuilds spread over the nodes that receive shards instead of all passing through
+ * this one process (on the bench, 0.7 of a core before, 0.14 after).
+ */
+async function rebuildOnTarget(plan: Plan, index: number, target: Target, sources: number[], deps: SegmentRepairDeps, signal: AbortSignal): Promise<Written[]> {
+  const { layout, segment } = plan;
+  const client = deps.view.client(target.id);
+  if (!client) throw new Error(`target node ${target.id} is not known`);
+  const from = sources.map((i) => {
+    const p = segment.placements[i];
+    const node = p.nodeId === null ? undefined : deps.view.get(p.nodeId);
+    if (!node) throw new ShardSourceError(i, `node ${p.nodeId} of shard ${i} is not known`);
+    return { index: i, url: node.url, shardId: p.shardId };
+  });
+  const bytes = shardDataLength(layout, segment.size);
+  // The node paces itself at this worker's share of the rate limit (urgent segments go unpaced):
+  // pacing here could only delay the start, and the whole rebuild would then run at full speed.
+  const rate = deps.limiter.rate / Math.max(1, deps.workers);
+  const paced = Number.isFinite(rate) && !plan.urgent ? { bytesPerSecond: rate } : {};
+  const shardId = newShardId(plan.subject.idPrefix, plan.item.segment, index);
+  deps.inflight.add(target.id, shardId);
+  try {
+    await client.rebuildShard(shardId, { ...layout, segmentSize: segment.size, index, sources: from, ...paced }, signal);
+    return [{ index, nodeId: target.id, shardId, bytes }];
+  } catch (err) {
+    deps.inflight.delete(target.id, shardId);
+    if (signal.aborted) throw err;
+    const failedSource = err instanceof StorageNodeError && err.code === 'SourceFailed' ? err.details?.sourceIndex : undefined;
+    if (typeof failedSource === 'number') {
+      const cause = err instanceof StorageNodeError && err.details?.sourceCode === 'Unavailable' ? new StorageNodeError('Unavailable', 503, err.message) : err;
+      throw new ShardSourceError(failedSource, err instanceof Error ? err.message : String(err), { cause });
+    }
+    if (isUnreachable(err)) deps.view.noteUnreachable(target.id);
+    deps.log.warn('rebuilding a shard on its target failed', { shard: shardId, node: target.id, reason: messageOf(err) });
+    return [];
+  }
+}
+
+/** Several shards wanted: read the sources here once and send each rebuilt shard to its target. */
+async function rebuildHere(plan: Plan, wanted: Map<number, Target>, sources: number[], deps: SegmentRepairDeps, signal: AbortSignal): Promise<Written[]> {
   const { layout, segment } = plan;
   const indices = [...wanted.keys()];
   const open = (i: number): Promise<AsyncIterable<Uint8Array>> => {
@@ -321,7 +364,7 @@ async function rebuildOnce(plan: Plan, wanted: Map<number, Target>, sources: num
   const uploads = indices.map((i) => startUpload(plan, i, wanted.get(i)!, deps));
   let bytes = 0;
   try {
-    for await (const stripe of rebuildFramed(open, sources, indices, layout, segment.size, codecFor(layout))) {
+    for await (const stripe of rebuildFramed(open, sources, indices, layout, segment.size, sharedCodec(layout))) {
       await deps.limiter.take(stripe.length * (layout.k + indices.length), signal, plan.urgent);
       await Promise.all(uploads.map((u, j) => u.write([stripe.frames[j]]).catch(() => undefined)));
       if (uploads.every((u) => u.failed)) throw new Error(`every target failed: ${uploads[0].failed?.message}`);

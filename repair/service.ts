@@ -52,7 +52,7 @@ export class RepairService {
     this.manager = new WorkerManager(log, registry, Math.max(250, Math.min(config.intervalMs, 5000)));
     this.watcher = new HealthWatcher(namespace, log, config.intervalMs);
     this.drain = new DrainWorker(namespace, view, this.queue, stats('drain'), log, config.intervalMs);
-    const segmentDeps = { namespace, view, limiter: this.limiter, inflight, log, stallTimeoutMs: config.stallTimeoutMs };
+    const segmentDeps = { namespace, view, limiter: this.limiter, inflight, log, stallTimeoutMs: config.stallTimeoutMs, workers: config.workers };
     this.manager.add(this.watcher);
     this.manager.add(new RepairScanner(namespace, view, this.queue, this.totals, stats('repair-scan'), log, config.intervalMs));
     for (let i = 1; i <= config.workers; i++) {

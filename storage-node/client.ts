@@ -2,6 +2,7 @@
 // connections alive and bounded; every failure surfaces as a StorageNodeError with a stable code,
 // and anything that is not an HTTP answer (refused, reset, timeout, cut body) is 'Unavailable'.
 import { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { Pool, buildConnector, type Dispatcher } from 'undici';
 import { releaseOnWritten } from '../common/buffer-pool.js';
 import { Batcher, outcomeOf, type Outcome } from '../common/batcher.js';
@@ -15,6 +16,8 @@ import {
   STORED_LENGTH_HEADER,
   isValidShardId,
   type PutShardResponse,
+  type RebuildShardLine,
+  type RebuildShardRequest,
   type ScrubRequest,
   type ScrubResponse,
   type ShardInfo,
@@ -70,7 +73,7 @@ export class StorageNodeError extends Error {
 
 const KNOWN_CODES: ReadonlySet<string> = new Set<StorageErrorCode>([
   'NoSuchShard', 'CorruptBlock', 'InvalidShardId', 'InvalidRange', 'BadFrame', 'InsufficientStorage',
-  'Unavailable', 'InternalError', 'InvalidArgument', 'ShardTooLarge', 'Busy', 'Unauthorized',
+  'Unavailable', 'InternalError', 'InvalidArgument', 'ShardTooLarge', 'Busy', 'Unauthorized', 'SourceFailed',
 ]);
 
 /** For replies without a JSON body (HEAD) or with a code this client does not know. */
@@ -254,6 +257,33 @@ export class StorageNodeClient {
     return this.json<ShardListPage>(res, [200]);
   }
 
+  /**
+   * Has the node rebuild shard `id` from other nodes' shards (RebuildShardRequest) and store it;
+   * resolves once it is stored. A source that failed rejects with code 'SourceFailed' and details
+   * {sourceIndex, sourceCode}, so the caller can retry without it. `onProgress` gets the data bytes
+   * written so far; with no line for the client's timeout, the rebuild counts as stalled.
+   */
+  async rebuildShard(id: string, request: RebuildShardRequest, signal?: AbortSignal, onProgress?: (bytes: number) => void): Promise<PutShardResponse> {
+    const body = JSON.stringify(request);
+    const res = await this.send({ method: 'POST', path: `${this.shardPath(id)}/rebuild`, headers: { 'content-type': 'application/json' }, body, signal });
+    if (res.statusCode !== 200) throw await this.errorFrom(res);
+    let outcome: Exclude<RebuildShardLine, { progress: unknown }> | undefined;
+    try {
+      for await (const text of lines(res.body)) {
+        const line = JSON.parse(text) as RebuildShardLine;
+        if ('progress' in line) onProgress?.(line.progress.bytes);
+        else outcome = line;
+      }
+    } catch (err) {
+      throw this.networkError(err, signal);
+    }
+    if (!outcome) throw new StorageNodeError('Unavailable', 503, `the rebuild of ${id} on ${this.baseUrl} ended without an outcome`, { cut: true });
+    if ('done' in outcome) return outcome.done;
+    const { code, status, message, sourceIndex, sourceCode } = outcome.failed;
+    const known = KNOWN_CODES.has(code) ? code : codeForStatus(status);
+    throw new StorageNodeError(known, status, message, sourceIndex === undefined ? undefined : { sourceIndex, sourceCode });
+  }
+
   async verifyShard(id: string): Promise<VerifyShardResponse> {
     const res = await this.send({ method: 'POST', path: `${this.shardPath(id)}/verify` });
     return this.json<VerifyShardResponse>(res, [200]);
@@ -402,6 +432,25 @@ export class StorageNodeClient {
       throw new StorageNodeError('Unavailable', 503, `response from ${this.baseUrl} cut after ${got} of ${expected} bytes`, { cut: true });
     }
   }
+}
+
+/** A rebuild's answer lines are small JSON objects; a longer one is not from a storage node. */
+const MAX_LINE_CHARS = 64 * 1024;
+
+/** The lines of a body (UTF-8, each ended by a newline). */
+async function* lines(body: Readable): AsyncGenerator<string> {
+  const decoder = new StringDecoder('utf8');
+  let tail = '';
+  for await (const chunk of chunksOf(body)) {
+    tail += decoder.write(chunk);
+    for (let end = tail.indexOf('\n'); end >= 0; end = tail.indexOf('\n')) {
+      yield tail.slice(0, end);
+      tail = tail.slice(end + 1);
+    }
+    if (tail.length > MAX_LINE_CHARS) throw new Error(`a line of more than ${MAX_LINE_CHARS} characters`);
+  }
+  tail += decoder.end();
+  if (tail !== '') yield tail;
 }
 
 /** Undici's TCP connector, with sockets that hold pooled buffers until they are written (common/buffer-pool.ts). */

@@ -27,9 +27,12 @@ import {
   STORED_LENGTH_HEADER,
   isValidShardId,
   type PutShardResponse,
+  type RebuildShardLine,
   type ShardInfo,
   type StorageErrorCode,
 } from './types.js';
+import { StorageNodePool } from './client.js';
+import { parseRebuildRequest, RebuildSourceError, rebuildShard } from './rebuild.js';
 
 export interface StorageNodeServerOptions {
   log: Logger;
@@ -43,6 +46,9 @@ export interface StorageNodeServerOptions {
   scrubRate?: number;
 }
 
+/** A rebuild source that sends nothing for this long fails (repair then tries another), like repair's own --shard-timeout. */
+const REBUILD_SOURCE_TIMEOUT_MS = 10_000;
+
 export const STATUS_BY_CODE: Record<StorageErrorCode, number> = {
   NoSuchShard: 404,
   CorruptBlock: 409,
@@ -54,12 +60,15 @@ export const STATUS_BY_CODE: Record<StorageErrorCode, number> = {
   InsufficientStorage: 507,
   Busy: 503,
   Unavailable: 503,
+  SourceFailed: 502,
   InternalError: 500,
   // Never thrown by a handler: the client's name for a 401/403 from internal authentication.
   Unauthorized: 403,
 };
 
 const MAX_LIST_LIMIT = 10_000;
+/** A rebuild's answer carries a progress line at least this often (callers time out after ~10 s of silence). */
+const REBUILD_KEEPALIVE_MS = 2_000;
 const DEFAULT_LIST_LIMIT = 1000;
 
 interface NodeMetrics {
@@ -70,6 +79,8 @@ interface NodeMetrics {
   scrubCorruptShards: { inc(labels?: Record<string, string>, by?: number): void };
   putBatches: { inc(labels?: Record<string, string>, by?: number): void };
   readBatches: { inc(labels?: Record<string, string>, by?: number): void };
+  rebuilds: { inc(labels?: Record<string, string>, by?: number): void };
+  rebuildFailures: { inc(labels?: Record<string, string>, by?: number): void };
 }
 
 export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServerOptions): http.Server {
@@ -179,6 +190,36 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
     res.end();
   });
 
+  // Clients of the other nodes, made on the first rebuild and closed with the server.
+  let peerPool: StorageNodePool | undefined;
+  const peers = (): StorageNodePool => (peerPool ??= new StorageNodePool({ secret: opts.secret, timeoutMs: REBUILD_SOURCE_TIMEOUT_MS }));
+
+  // Rebuilds a shard here from k others (see rebuild.ts); the answer streams progress, then the outcome.
+  route('POST', '/shards/:id/rebuild', async (req, res, params) => {
+    const request = parseRebuildRequest(await readJson<unknown>(req, 64 * 1024).catch(badJson));
+    if (!isValidShardId(params.id)) throw new StoreError('InvalidShardId', `invalid shard id: ${JSON.stringify(params.id)}`);
+    const stop = new AbortController();
+    res.on('close', () => stop.abort());
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    res.flushHeaders();
+    const line = (entry: RebuildShardLine): void => void res.write(`${JSON.stringify(entry)}\n`);
+    // A paced rebuild may spend longer than the caller's idle timeout on one stripe: say it is alive.
+    let written = 0;
+    const alive = setInterval(() => line({ progress: { bytes: written } }), REBUILD_KEEPALIVE_MS);
+    try {
+      const result = await rebuildShard(store, peers(), params.id, request, stop.signal, (bytes) => line({ progress: { bytes: (written = bytes) } }));
+      m.bytesWritten.inc(undefined, result.storedLength);
+      m.rebuilds.inc();
+      line({ done: result });
+    } catch (err) {
+      m.rebuildFailures.inc();
+      line({ failed: rebuildFailure(err, opts.log) });
+    } finally {
+      clearInterval(alive);
+    }
+    res.end();
+  });
+
   route('POST', '/shards/:id/verify', async (_req, res, params) => {
     const result = await store.verify(params.id);
     m.corruptBlocks.inc(undefined, result.corruptBlocks.length);
@@ -212,7 +253,7 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
     }
   });
 
-  return createServiceServer({
+  const server = createServiceServer({
     service: 'storage-node',
     router,
     log: opts.log,
@@ -221,6 +262,18 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
     host: opts.host,
     health: async () => ({ nodeId: store.nodeId, ...(await store.usage()), writesInFlight: store.writesInFlight, shardWrites: store.writeMode, largeShardReads: store.largeReadMode, packMaxBytes: store.packMaxBytes, packedShards: store.packedCount, scrubbing: scrubber.busy }),
   });
+  server.on('close', () => void peerPool?.close());
+  return server;
+}
+
+/** What a failed rebuild reports in its last line: a failed source by its index (repair retries without it). */
+function rebuildFailure(err: unknown, log: Logger): Extract<RebuildShardLine, { failed: unknown }>['failed'] {
+  if (err instanceof RebuildSourceError) {
+    return { code: 'SourceFailed', status: STATUS_BY_CODE.SourceFailed, message: err.message, sourceIndex: err.sourceIndex, sourceCode: err.sourceCode };
+  }
+  if (err instanceof StoreError) return { code: err.code, status: STATUS_BY_CODE[err.code], message: err.message };
+  log.error('rebuild failed', { err });
+  return { code: 'InternalError', status: 500, message: err instanceof Error ? err.message : String(err) };
 }
 
 function registerMetrics(metrics: Registry, store: ShardStore): NodeMetrics {
@@ -239,6 +292,8 @@ function registerMetrics(metrics: Registry, store: ShardStore): NodeMetrics {
     scrubCorruptShards: metrics.counter('cairn_storage_scrub_corrupt_shards_total', 'Shards the scrubber found corrupt (counted once per scrub that finds them)'),
     putBatches: metrics.counter('cairn_storage_put_batches_total', 'POST /batch/shards requests (several whole small shards each)'),
     readBatches: metrics.counter('cairn_storage_read_batches_total', 'POST /batch/reads requests (several small shard reads each)'),
+    rebuilds: metrics.counter('cairn_storage_rebuilds_total', 'Shards rebuilt here from other nodes (POST /shards/:id/rebuild)'),
+    rebuildFailures: metrics.counter('cairn_storage_rebuild_failures_total', 'Rebuilds that stored nothing (a source or this node failed)'),
   };
 }
 

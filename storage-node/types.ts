@@ -48,6 +48,8 @@ export type StorageErrorCode =
   | 'BadFrame'
   | 'InsufficientStorage'
   | 'Unavailable'
+  /** A rebuild's source could not be read (its own code in the details). */
+  | 'SourceFailed'
   | 'InternalError'
   | 'Unauthorized'
   | StorageLimitErrorCode;
@@ -81,6 +83,38 @@ export function isValidShardId(id: string): boolean {
  * at 302 MiB RSS with 8, 153 MiB with 2).
  */
 export const PREVERIFIED_READ_BYTES = 2 * 1024 * 1024;
+
+/**
+ * POST /shards/:id/rebuild (repair): the node rebuilds shard `index` of a segment from exactly k other
+ * shards of it, read from the nodes that hold them, and stores it as :id. The answer is 200 at once
+ * and streams one JSON object per line (RebuildShardLine): progress while the shard is written (a
+ * line per stripe: the caller's idle timeout is its stall detection), then the outcome.
+ */
+export interface RebuildShardRequest {
+  k: number;
+  m: number;
+  blockSize: number;
+  /** Data bytes of the segment. */
+  segmentSize: number;
+  /** The shard (0..k+m-1) to rebuild. */
+  index: number;
+  sources: RebuildSource[];
+  /** Paces the rebuild: bytes read and written per second (absent: as fast as it goes). */
+  bytesPerSecond?: number;
+}
+
+export interface RebuildSource {
+  index: number;
+  /** The base URL of the node holding it. */
+  url: string;
+  shardId: string;
+}
+
+export type RebuildShardLine =
+  | { progress: { bytes: number } }
+  | { done: PutShardResponse }
+  /** sourceIndex names a source that failed (its node's error code in sourceCode): retry without it. */
+  | { failed: { code: StorageErrorCode; status: number; message: string; sourceIndex?: number; sourceCode?: string } };
 
 /** A corrupt or unreadable shard header spoils every block; it is reported as this block index. */
 export const WHOLE_SHARD_BLOCK = -1;

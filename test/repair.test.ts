@@ -375,6 +375,39 @@ t.test('repair service on a real cluster', async (t) => {
     await verifyObjects(t, 'after the lost files were rebuilt');
   });
 
+  await t.test("a source that fails under its target's rebuild is dropped, and the rebuild retried without it", async (t) => {
+    // No audit and no scrub after the start-up audits: only the rebuild itself can run into the broken source.
+    await cluster.kill('repair', 'SIGTERM');
+    await cluster.startRepair({ auditInterval: '1h', scrubInterval: '1h' });
+    const state = await nodes();
+    const live = [...state.values()].filter((n) => n.state === 'up').map((n) => n.id);
+    await waitFor('the start-up audit of every node', async () => {
+      await refreshAudit();
+      return live.every((id) => id in auditNodes());
+    });
+    const isUp = (id: string | null): boolean => id !== null && state.get(id)?.state === 'up';
+    const chosen = (await records())
+      .filter((r) => r.size >= 4 * MiB)
+      .map((r) => ({ key: r.key, broken: r.segments[0].placements[0], lost: r.segments[0].placements[4] }))
+      .find((c) => isUp(c.broken.nodeId) && isUp(c.lost.nodeId));
+    t.ok(chosen, 'an object with a data shard and a parity shard of one segment on live nodes');
+    const { key, broken, lost } = chosen!;
+    await unlink(shardPath(broken.nodeId!, broken.shardId));
+    await cluster.kill(lost.nodeId!, 'SIGKILL');
+    await waitDown(lost.nodeId!);
+    await waitFor(`the lost shard of ${key} to be rebuilt`, async () => (await ns.getObject(BUCKET, key)).segments[0].placements[4].shardId !== lost.shardId);
+    const log = await readFile(path.join(env.dataDir, 'logs', 'repair.log'), 'utf8');
+    t.match(log, new RegExp(`repair source failed; trying another shard.*${broken.shardId}`), 'the rebuild read the missing data shard first, then went on without it');
+    t.equal((await ns.getObject(BUCKET, key)).segments[0].placements[0].shardId, broken.shardId, 'the broken source is left to the audit');
+    // The usual repair again: its audit finds the missing file; the lost node returns.
+    await cluster.kill('repair', 'SIGTERM');
+    await cluster.startRepair();
+    await cluster.startNode(lost.nodeId!);
+    await waitUp(lost.nodeId!);
+    await waitFor('the missing source to be rebuilt too', async () => (await missingShards()).length === 0 && (await redundancyProblems()).length === 0);
+    await verifyObjects(t, 'after a rebuild without its broken source');
+  });
+
   await t.test('a node restarted on an empty disk (before it is ever marked down) is audited at once and refilled', async (t) => {
     // A long audit interval, so only the restart (a new boot id in the heartbeat) can trigger it.
     await cluster.kill('repair', 'SIGTERM');

@@ -14,6 +14,7 @@ import { close, listen } from '../common/http.js';
 import { createLogger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
 import { blockCrc, crcBytes } from '../erasure/frames.js';
+import { encodeStripes, shardFrame } from '../erasure/stream.js';
 import { StorageNodeClient, StorageNodeError, StorageNodePool } from '../storage-node/client.js';
 import { diskPorts, parseDiskList } from '../storage-node/disks.js';
 import { Heartbeater } from '../storage-node/heartbeat.js';
@@ -465,6 +466,46 @@ t.test('shard batch bodies: encode and decode round trip; the shards are views o
   back.forEach((s, i) => t.ok(s.framed.equals(shards[i]!.framed)));
   t.equal(back[2]!.framed.buffer, body.buffer, 'no copy');
   t.throws(() => decodeShardBatch(body.subarray(0, 3)), ShardBatchError);
+});
+
+t.test('a node rebuilds a shard from k others on other nodes: the same bytes, progress, a failed source named, pacing', async (t) => {
+  const layout = { k: 4, m: 2, blockSize: 4096 };
+  const segmentSize = 3 * 4 * 4096 + 1000; // four stripes, the last one short
+  const data = randomBytes(segmentSize);
+  const framed: Buffer[][] = Array.from({ length: 6 }, () => []);
+  for await (const stripe of encodeStripes(chunks(data), layout)) for (let i = 0; i < 6; i++) framed[i]!.push(...shardFrame(stripe, i));
+  const holders = [await startNode(t, { nodeId: 'h1' }), await startNode(t, { nodeId: 'h2' })];
+  const holderOf = (i: number): Node => holders[i % 2]!;
+  for (let i = 0; i < 6; i++) await holderOf(i).client.putShard(`s${i}`, layout.blockSize, chunks(Buffer.concat(framed[i]!)));
+  const target = await startNode(t, { nodeId: 'target' });
+  const sourcesFor = (indices: number[]) => indices.map((i) => ({ index: i, url: holderOf(i).url, shardId: `s${i}` }));
+
+  const progress: number[] = [];
+  const stored = await target.client.rebuildShard('r0', { ...layout, segmentSize, index: 0, sources: sourcesFor([1, 2, 4, 5]) }, undefined, (bytes) => progress.push(bytes));
+  const original = await holderOf(0).client.readShard('s0');
+  t.match(stored, { id: 'r0', dataLength: original.length });
+  t.ok((await target.client.readShard('r0')).equals(original), 'the rebuilt data shard is the one written, from two data and two parity shards');
+  t.same(progress, [...progress].sort((a, b) => a - b), 'progress only grows');
+  t.equal(progress.at(-1), original.length, 'the last progress line counts every byte');
+  const parity = await target.client.rebuildShard('r5', { ...layout, segmentSize, index: 5, sources: sourcesFor([0, 1, 2, 3]) });
+  t.ok((await target.client.readShard('r5')).equals(await holderOf(5).client.readShard('s5')), 'a parity shard too');
+  t.equal(parity.dataLength, original.length);
+
+  const gone = sourcesFor([1, 2, 4]).concat({ index: 5, url: holderOf(5).url, shardId: 'not-there' });
+  await t.rejects(target.client.rebuildShard('r1', { ...layout, segmentSize, index: 0, sources: gone }), {
+    code: 'SourceFailed',
+    details: { sourceIndex: 5, sourceCode: 'NoSuchShard' },
+  }, 'a missing source is named, for the caller to retry without it');
+  t.equal(await target.client.headShard('r1'), null, 'nothing is stored');
+  await t.rejects(target.client.rebuildShard('r2', { ...layout, segmentSize, index: 0, sources: sourcesFor([1, 2, 4]) }), { code: 'InvalidArgument', status: 400 }, 'k sources are needed');
+  await t.rejects(target.client.rebuildShard('r2', { ...layout, segmentSize, index: 1, sources: sourcesFor([1, 2, 4, 5]) }), { code: 'InvalidArgument' }, 'the wanted shard is not a source');
+
+  // Paced: k blocks read and one written per stripe, at 100 kB/s after a burst of four blocks.
+  const started = performance.now();
+  await target.client.rebuildShard('r3', { ...layout, segmentSize, index: 3, sources: sourcesFor([0, 1, 2, 5]), bytesPerSecond: 100_000 });
+  const floorMs = ((original.length * (layout.k + 1) - 4 * layout.blockSize) / 100_000) * 1000;
+  t.ok(performance.now() - started >= floorMs * 0.9, `paced: ${(performance.now() - started).toFixed(0)} ms, at least ${floorMs.toFixed(0)}`);
+  t.ok((await target.client.readShard('r3')).equals(await holderOf(3).client.readShard('s3')));
 });
 
 t.test('corruption on disk is detected by reads and by verify', async (t) => {

@@ -1,0 +1,95 @@
+// Rebuilding a shard where it is to live (POST /shards/:id/rebuild, asked by repair): the node reads
+// k shards of the segment from the nodes holding them, recomputes the wanted shard stripe by stripe
+// and stores it like any uploaded shard. The rebuilt bytes cross no network (repair used to decode
+// and send them on: one hop more per byte rebuilt), and rebuilds spread over the nodes that receive
+// shards instead of all passing through the one repair process.
+import { sharedCodec } from '../erasure/codec.js';
+import { shardFramedLength, validateLayout, type Layout } from '../erasure/layout.js';
+import { rebuildFramed } from '../erasure/rebuild.js';
+import { ShardSourceError } from '../erasure/stream.js';
+import { StorageNodeError, type StorageNodePool } from './client.js';
+import { TokenBucket } from './scrub.js';
+import { StoreError, type ShardStore } from './store.js';
+import { isValidShardId, type PutShardResponse, type RebuildShardRequest } from './types.js';
+
+/** A source could not be read (gone, missing the shard, corrupt): repair retries with another. */
+export class RebuildSourceError extends Error {
+  constructor(readonly sourceIndex: number, readonly sourceCode: string, message: string) {
+    super(message);
+    this.name = 'RebuildSourceError';
+  }
+}
+
+/** The request, checked: a layout the codec takes, exactly k distinct sources, none of them the wanted shard. */
+export function parseRebuildRequest(body: unknown): RebuildShardRequest {
+  const fail = (message: string): never => {
+    throw new StoreError('InvalidArgument', `rebuild request: ${message}`);
+  };
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return fail('must be a JSON object');
+  const r = body as Record<string, unknown>;
+  const layout = { k: r.k, m: r.m, blockSize: r.blockSize } as Layout;
+  try {
+    validateLayout(layout);
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  }
+  const total = layout.k + layout.m;
+  const isIndex = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) < total;
+  if (!Number.isSafeInteger(r.segmentSize) || (r.segmentSize as number) < 1) fail('segmentSize must be a positive integer');
+  if (!isIndex(r.index)) fail(`index must be in 0..${total - 1}`);
+  if (!Array.isArray(r.sources) || r.sources.length !== layout.k) fail(`exactly k = ${layout.k} sources are needed`);
+  const sources = (r.sources as unknown[]).map((s, i) => {
+    const { index, url, shardId } = (s ?? {}) as Record<string, unknown>;
+    if (!isIndex(index) || index === r.index) fail(`sources[${i}].index must be another shard's index`);
+    if (typeof url !== 'string' || !/^https?:\/\/[^/]+\/?$/.test(url)) fail(`sources[${i}].url must be a node's base URL`);
+    if (typeof shardId !== 'string' || !isValidShardId(shardId)) fail(`sources[${i}].shardId is not a shard id`);
+    return { index: index as number, url: url as string, shardId: shardId as string };
+  });
+  if (new Set(sources.map((s) => s.index)).size !== sources.length) fail('a source index is listed twice');
+  const rate = r.bytesPerSecond;
+  if (rate !== undefined && !(typeof rate === 'number' && Number.isFinite(rate) && rate > 0)) fail('bytesPerSecond must be a positive number');
+  const paced = rate === undefined ? {} : { bytesPerSecond: rate as number };
+  return { k: layout.k, m: layout.m, blockSize: layout.blockSize, segmentSize: r.segmentSize as number, index: r.index as number, sources, ...paced };
+}
+
+/**
+ * Rebuilds and stores shard `id`; `onProgress` gets the data bytes written so far after each stripe.
+ * A source that fails surfaces as RebuildSourceError naming it; nothing is stored then.
+ */
+export async function rebuildShard(
+  store: ShardStore,
+  peers: StorageNodePool,
+  id: string,
+  req: RebuildShardRequest,
+  signal: AbortSignal,
+  onProgress: (bytes: number) => void,
+): Promise<PutShardResponse> {
+  const layout: Layout = { k: req.k, m: req.m, blockSize: req.blockSize };
+  const byIndex = new Map(req.sources.map((s) => [s.index, s]));
+  const open = (index: number): Promise<AsyncIterable<Buffer>> => {
+    const source = byIndex.get(index)!;
+    return peers.get(source.url).streamShard(source.shardId, undefined, signal);
+  };
+  const stripes = rebuildFramed(open, [...byIndex.keys()], [req.index], layout, req.segmentSize, sharedCodec(layout));
+  // Bytes read and written per stripe: k blocks in, one out.
+  const pace = req.bytesPerSecond === undefined ? undefined : new TokenBucket(req.bytesPerSecond, 4 * layout.blockSize);
+  let bytes = 0;
+  async function* frames(): AsyncGenerator<Buffer> {
+    for await (const stripe of stripes) {
+      await pace?.take(stripe.length * (layout.k + 1), signal);
+      yield stripe.frames[0]!;
+      bytes += stripe.length;
+      onProgress(bytes);
+    }
+  }
+  try {
+    return await store.put(id, layout.blockSize, frames(), shardFramedLength(layout, req.segmentSize));
+  } catch (err) {
+    if (err instanceof ShardSourceError) {
+      const cause = err.cause;
+      const code = cause instanceof StorageNodeError ? cause.code : 'Unavailable';
+      throw new RebuildSourceError(err.shardIndex, code, err.message);
+    }
+    throw err;
+  }
+}
