@@ -41,7 +41,7 @@ export function parseRebuildRequest(body: unknown): RebuildShardRequest {
   const sources = (r.sources as unknown[]).map((s, i) => {
     const { index, url, shardId } = (s ?? {}) as Record<string, unknown>;
     if (!isIndex(index) || index === r.index) fail(`sources[${i}].index must be another shard's index`);
-    if (typeof url !== 'string' || !/^https?:\/\/[^/]+\/?$/.test(url)) fail(`sources[${i}].url must be a node's base URL`);
+    if (typeof url !== 'string' || !isHttpUrl(url)) fail(`sources[${i}].url must be a node's http(s) base URL`);
     if (typeof shardId !== 'string' || !isValidShardId(shardId)) fail(`sources[${i}].shardId is not a shard id`);
     return { index: index as number, url: url as string, shardId: shardId as string };
   });
@@ -50,6 +50,14 @@ export function parseRebuildRequest(body: unknown): RebuildShardRequest {
   if (rate !== undefined && !(typeof rate === 'number' && Number.isFinite(rate) && rate > 0)) fail('bytesPerSecond must be a positive number');
   const paced = rate === undefined ? {} : { bytesPerSecond: rate as number };
   return { k: layout.k, m: layout.m, blockSize: layout.blockSize, segmentSize: r.segmentSize as number, index: r.index as number, sources, ...paced };
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    return ['http:', 'https:'].includes(new URL(text).protocol);
+  } catch {
+    return false;
+  }
 }
 
 /**

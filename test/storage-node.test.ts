@@ -499,6 +499,8 @@ t.test('a node rebuilds a shard from k others on other nodes: the same bytes, pr
   t.equal(await target.client.headShard('r1'), null, 'nothing is stored');
   await t.rejects(target.client.rebuildShard('r2', { ...layout, segmentSize, index: 0, sources: sourcesFor([1, 2, 4]) }), { code: 'InvalidArgument', status: 400 }, 'k sources are needed');
   await t.rejects(target.client.rebuildShard('r2', { ...layout, segmentSize, index: 1, sources: sourcesFor([1, 2, 4, 5]) }), { code: 'InvalidArgument' }, 'the wanted shard is not a source');
+  const elsewhere = sourcesFor([1, 2, 4]).concat({ index: 5, url: 'file:///etc/passwd', shardId: 's5' });
+  await t.rejects(target.client.rebuildShard('r2', { ...layout, segmentSize, index: 0, sources: elsewhere }), { code: 'InvalidArgument' }, 'sources are nodes reached over http(s)');
 
   // Paced: k blocks read and one written per stripe, at 100 kB/s after a burst of four blocks.
   const started = performance.now();
