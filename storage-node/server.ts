@@ -48,6 +48,8 @@ export interface StorageNodeServerOptions {
 
 /** A rebuild source that sends nothing for this long fails (repair then tries another), like repair's own --shard-timeout. */
 const REBUILD_SOURCE_TIMEOUT_MS = 10_000;
+/** A rebuild's answer carries a progress line at least this often (callers time out after ~10 s of silence). */
+const REBUILD_KEEPALIVE_MS = 2_000;
 
 export const STATUS_BY_CODE: Record<StorageErrorCode, number> = {
   NoSuchShard: 404,
@@ -67,8 +69,6 @@ export const STATUS_BY_CODE: Record<StorageErrorCode, number> = {
 };
 
 const MAX_LIST_LIMIT = 10_000;
-/** A rebuild's answer carries a progress line at least this often (callers time out after ~10 s of silence). */
-const REBUILD_KEEPALIVE_MS = 2_000;
 const DEFAULT_LIST_LIMIT = 1000;
 
 interface NodeMetrics {
