@@ -1,6 +1,6 @@
 // Streaming erasure coding of one segment. Every function works stripe by stripe and reads at most
 // one stripe ahead of the consumer, so memory stays at a few stripes whatever the segment size.
-import { StripeCodec } from './codec.js';
+import { sharedCodec, StripeCodec } from './codec.js';
 import { ExactReader } from './exact-reader.js';
 import { blockCrc, crcBytes } from './frames.js';
 import {
@@ -308,7 +308,7 @@ function spanOf(layout: Layout, segmentSize: number, span: StripeSpan | undefine
 
 function codecFor(layout: Layout, codec: StripeCodec | undefined): StripeCodec {
   validateLayout(layout);
-  if (!codec) return new StripeCodec(layout);
+  if (!codec) return sharedCodec(layout);
   if (codec.layout.k !== layout.k || codec.layout.m !== layout.m) {
     throw new RangeError(`codec is for k=${codec.layout.k} m=${codec.layout.m}, layout is k=${layout.k} m=${layout.m}`);
   }
