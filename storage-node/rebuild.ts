@@ -6,19 +6,10 @@
 import { sharedCodec } from '../erasure/codec.js';
 import { shardFramedLength, validateLayout, type Layout } from '../erasure/layout.js';
 import { rebuildFramed } from '../erasure/rebuild.js';
-import { ShardSourceError } from '../erasure/stream.js';
-import { StorageNodeError, type StorageNodePool } from './client.js';
+import type { StorageNodePool } from './client.js';
 import { TokenBucket } from './scrub.js';
 import { StoreError, type ShardStore } from './store.js';
 import { isValidShardId, type PutShardResponse, type RebuildShardRequest } from './types.js';
-
-/** A source could not be read (gone, missing the shard, corrupt): repair retries with another. */
-export class RebuildSourceError extends Error {
-  constructor(readonly sourceIndex: number, readonly sourceCode: string, message: string) {
-    super(message);
-    this.name = 'RebuildSourceError';
-  }
-}
 
 /** The request, checked: a layout the codec takes, exactly k distinct sources, none of them the wanted shard. */
 export function parseRebuildRequest(body: unknown): RebuildShardRequest {
@@ -62,7 +53,8 @@ function isHttpUrl(text: string): boolean {
 
 /**
  * Rebuilds and stores shard `id`; `onProgress` gets the data bytes written so far after each stripe.
- * A source that fails surfaces as RebuildSourceError naming it; nothing is stored then.
+ * A source that fails surfaces as erasure's ShardSourceError naming it (its node's error as the
+ * cause); nothing is stored then.
  */
 export async function rebuildShard(
   store: ShardStore,
@@ -90,14 +82,5 @@ export async function rebuildShard(
       onProgress(bytes);
     }
   }
-  try {
-    return await store.put(id, layout.blockSize, frames(), shardFramedLength(layout, req.segmentSize));
-  } catch (err) {
-    if (err instanceof ShardSourceError) {
-      const cause = err.cause;
-      const code = cause instanceof StorageNodeError ? cause.code : 'Unavailable';
-      throw new RebuildSourceError(err.shardIndex, code, err.message);
-    }
-    throw err;
-  }
+  return store.put(id, layout.blockSize, frames(), shardFramedLength(layout, req.segmentSize));
 }

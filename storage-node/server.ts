@@ -31,8 +31,9 @@ import {
   type ShardInfo,
   type StorageErrorCode,
 } from './types.js';
-import { StorageNodePool } from './client.js';
-import { parseRebuildRequest, RebuildSourceError, rebuildShard } from './rebuild.js';
+import { StorageNodeError, StorageNodePool } from './client.js';
+import { parseRebuildRequest, rebuildShard } from './rebuild.js';
+import { ShardSourceError } from '../erasure/stream.js';
 
 export interface StorageNodeServerOptions {
   log: Logger;
@@ -268,8 +269,9 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
 
 /** What a failed rebuild reports in its last line: a failed source by its index (repair retries without it). */
 function rebuildFailure(err: unknown, log: Logger): Extract<RebuildShardLine, { failed: unknown }>['failed'] {
-  if (err instanceof RebuildSourceError) {
-    return { code: 'SourceFailed', status: STATUS_BY_CODE.SourceFailed, message: err.message, sourceIndex: err.sourceIndex, sourceCode: err.sourceCode };
+  if (err instanceof ShardSourceError) {
+    const sourceCode = err.cause instanceof StorageNodeError ? err.cause.code : 'Unavailable';
+    return { code: 'SourceFailed', status: STATUS_BY_CODE.SourceFailed, message: err.message, sourceIndex: err.shardIndex, sourceCode };
   }
   if (err instanceof StoreError) return { code: err.code, status: STATUS_BY_CODE[err.code], message: err.message };
   log.error('rebuild failed', { err });
