@@ -107,6 +107,11 @@ export class CairnSystem implements System {
     await this.cluster.startNode(nodeId);
   }
 
+  /** A new disk in the same storage process as `neighbour` (which restarts to serve it). */
+  async addNodeBeside(nodeId: string, neighbour: string): Promise<void> {
+    await this.cluster.addNodeBeside(nodeId, neighbour);
+  }
+
   /** Takes one storage node down (its process, or its disk out of a shared process). */
   async killNode(nodeId: string): Promise<void> {
     await this.cluster.killNode(nodeId, 'SIGKILL');

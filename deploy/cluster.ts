@@ -210,6 +210,19 @@ export class Cluster {
     if (rest.length > 0) await this.startStorageHost(name, rest);
   }
 
+  /**
+   * A new disk `nodeId` in the machine of `neighbour`: that node's storage process stops and comes
+   * back serving the new disk too (a process serving one node becomes a group "storage-<nodeId>").
+   */
+  async addNodeBeside(nodeId: string, neighbour: string): Promise<void> {
+    const name = this.storageServiceOf(neighbour);
+    if (!name) throw new Error(`storage node ${neighbour} is not running`);
+    const ids = [...this.storageHosts.get(name)!, nodeId];
+    await this.stopGracefully(name);
+    this.storageHosts.delete(name);
+    await this.startStorageHost(name === neighbour ? `storage-${neighbour}` : name, ids);
+  }
+
   /** More gateways over the same namespace and nodes take another `name` and usually port 0. */
   startGateway(name = 'gateway', port = this.opts.port ?? 9000): Promise<ServiceProcess> {
     const o = this.opts;

@@ -12,6 +12,7 @@ import { announceReady, onShutdown, readConfig } from '../common/process.js';
 import { diskPorts, parseDiskList, type DiskSpec } from './disks.js';
 import { Heartbeater } from './heartbeat.js';
 import { DEFAULT_SCRUB_RATE } from './scrub.js';
+import { nodeUrlKey } from './rebuild.js';
 import { createStorageNodeServer } from './server.js';
 import { parseByteSize } from './size.js';
 import { DEFAULT_PACK_MAX_BYTES, ShardStore } from './store.js';
@@ -106,15 +107,19 @@ interface DiskNode {
   stop(): Promise<void>;
 }
 
+/** The disks of this process by node URL: a rebuild on one of them reads sources on the others from disk. */
+type DiskStores = Map<string, ShardStore>;
+
 /** Opens one disk's store and serves it as a storage node: its own server, metrics and heartbeats. */
-async function startDiskNode(config: NodeConfig, secret: ClusterSecret, disk: DiskSpec, port: number, advertiseUrl: string | undefined): Promise<DiskNode> {
+async function startDiskNode(config: NodeConfig, secret: ClusterSecret, disk: DiskSpec, port: number, advertiseUrl: string | undefined, disks: DiskStores): Promise<DiskNode> {
   const store = await ShardStore.open({ dir: disk.dataDir, nodeId: disk.nodeId, log, limits: { quotaBytes: config.maxBytes }, directWrites: config.directWrites, directReads: config.directReads, packMaxBytes: config.packMaxBytes });
   let ownHost: string | undefined;
-  const server = createStorageNodeServer(store, { log, secret, host: () => ownHost, metrics: new Registry('storage-node'), scrubRate: config.scrubRate });
+  const server = createStorageNodeServer(store, { log, secret, host: () => ownHost, metrics: new Registry('storage-node'), scrubRate: config.scrubRate, localStores: (u) => disks.get(nodeUrlKey(u)) });
   const boundUrl = await listen(server, config.host, port);
   const url = advertiseUrl ?? boundUrl;
   // Everyone reaches the node by the URL it registers (the namespace hands it out).
   ownHost = new URL(url).host;
+  disks.set(nodeUrlKey(url), store);
   let heartbeats: Heartbeater | undefined;
   // Tells repair this is a new process: whatever happened while it was away (a replaced disk, files
   // lost in a crash) is checked by an inventory audit of this node.
@@ -151,6 +156,7 @@ async function startDiskNode(config: NodeConfig, secret: ClusterSecret, disk: Di
     nodeId: store.nodeId,
     url,
     stop: async () => {
+      disks.delete(nodeUrlKey(url));
       await heartbeats?.stop();
       await close(server);
       await store.close();
@@ -164,11 +170,12 @@ async function main(): Promise<void> {
   if (!config.namespaceUrl) log.warn('no --namespace given: this node will not register itself');
   const ports = diskPorts(config.port, config.disks.length);
   const started: DiskNode[] = [];
+  const disks: DiskStores = new Map();
   onShutdown(log, async () => {
     await Promise.all(started.map((node) => node.stop()));
   });
   // One after another: a disk that cannot start stops the process before the next one registers.
-  for (const [i, disk] of config.disks.entries()) started.push(await startDiskNode(config, secret, disk, ports[i]!, config.advertiseUrls?.[i]));
+  for (const [i, disk] of config.disks.entries()) started.push(await startDiskNode(config, secret, disk, ports[i]!, config.advertiseUrls?.[i], disks));
   const first = started[0]!;
   announceReady({ service: 'storage-node', url: first.url, nodeId: first.nodeId, nodes: started.map(({ nodeId, url }) => ({ nodeId, url })) });
 }

@@ -2,7 +2,9 @@
 // k shards of the segment from the nodes holding them, recomputes the wanted shard stripe by stripe
 // and stores it like any uploaded shard. The rebuilt bytes cross no network (repair used to decode
 // and send them on: one hop more per byte rebuilt), and rebuilds spread over the nodes that receive
-// shards instead of all passing through the one repair process.
+// shards instead of all passing through the one repair process. Sources on the other disks of this
+// same process (a machine's disks share one) are read from their stores directly: the same CRC-checked
+// reads, without sending every byte through loopback TCP twice.
 import { sharedCodec } from '../erasure/codec.js';
 import { shardFramedLength, validateLayout, type Layout } from '../erasure/layout.js';
 import { rebuildFramed } from '../erasure/rebuild.js';
@@ -51,24 +53,41 @@ function isHttpUrl(text: string): boolean {
   }
 }
 
+/** The store of a disk this process serves, by the URL it is reached at; undefined for other nodes. */
+export type LocalStores = (url: string) => ShardStore | undefined;
+
+/** The form of a node URL that `LocalStores` keys on, so "http://h:1" and "http://h:1/" are one node. */
+export function nodeUrlKey(url: string): string {
+  return new URL(url).href;
+}
+
+/** Where a rebuild reads from, and what it tells as it goes. */
+export interface RebuildIo {
+  /** Clients of the other nodes. */
+  peers: StorageNodePool;
+  /** Disks of this process, read from their stores instead (default: none). */
+  localStores?: LocalStores;
+  signal: AbortSignal;
+  /** The data bytes written so far, after each stripe. */
+  onProgress(bytes: number): void;
+  /** Source bytes as they are read, by where they came from. */
+  onSourceBytes?(where: 'local' | 'remote', bytes: number): void;
+}
+
 /**
- * Rebuilds and stores shard `id`; `onProgress` gets the data bytes written so far after each stripe.
- * A source that fails surfaces as erasure's ShardSourceError naming it (its node's error as the
- * cause); nothing is stored then.
+ * Rebuilds and stores shard `id`. A source that fails surfaces as erasure's ShardSourceError naming
+ * it (its node's or its local store's error as the cause); nothing is stored then.
  */
-export async function rebuildShard(
-  store: ShardStore,
-  peers: StorageNodePool,
-  id: string,
-  req: RebuildShardRequest,
-  signal: AbortSignal,
-  onProgress: (bytes: number) => void,
-): Promise<PutShardResponse> {
+export async function rebuildShard(store: ShardStore, id: string, req: RebuildShardRequest, io: RebuildIo): Promise<PutShardResponse> {
+  const { signal, onProgress } = io;
   const layout: Layout = { k: req.k, m: req.m, blockSize: req.blockSize };
   const byIndex = new Map(req.sources.map((s) => [s.index, s]));
-  const open = (index: number): Promise<AsyncIterable<Buffer>> => {
+  const open = async (index: number): Promise<AsyncIterable<Buffer>> => {
     const source = byIndex.get(index)!;
-    return peers.get(source.url).streamShard(source.shardId, undefined, signal);
+    const here = io.localStores?.(source.url);
+    const where = here ? 'local' : 'remote';
+    const bytes = here ? await readLocal(here, source.shardId, signal) : await io.peers.get(source.url).streamShard(source.shardId, undefined, signal);
+    return io.onSourceBytes ? counted(bytes, (n) => io.onSourceBytes!(where, n)) : bytes;
   };
   const stripes = rebuildFramed(open, [...byIndex.keys()], [req.index], layout, req.segmentSize, sharedCodec(layout));
   // Bytes read and written per stripe: k blocks in, one out.
@@ -83,4 +102,34 @@ export async function rebuildShard(
     }
   }
   return store.put(id, layout.blockSize, frames(), shardFramedLength(layout, req.segmentSize));
+}
+
+/**
+ * A whole shard of a disk in this process, as its GET would send it (every block CRC-checked). A
+ * chunk goes back to the store's pool when the next one is asked for: the rebuild copies each
+ * chunk into its stripe before it asks again (ExactReader.readInto).
+ */
+async function readLocal(store: ShardStore, id: string, signal: AbortSignal): Promise<AsyncIterable<Buffer>> {
+  const reader = await store.openRead(id);
+  return (async function* () {
+    try {
+      for await (const chunk of reader) {
+        signal.throwIfAborted();
+        try {
+          yield chunk.data;
+        } finally {
+          chunk.release();
+        }
+      }
+    } finally {
+      await reader.close();
+    }
+  })();
+}
+
+async function* counted(source: AsyncIterable<Buffer>, count: (bytes: number) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    count(chunk.length);
+    yield chunk;
+  }
 }

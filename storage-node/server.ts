@@ -32,7 +32,7 @@ import {
   type StorageErrorCode,
 } from './types.js';
 import { StorageNodeError, StorageNodePool } from './client.js';
-import { parseRebuildRequest, rebuildShard } from './rebuild.js';
+import { parseRebuildRequest, rebuildShard, type LocalStores } from './rebuild.js';
 import { ShardSourceError } from '../erasure/stream.js';
 
 export interface StorageNodeServerOptions {
@@ -45,6 +45,8 @@ export interface StorageNodeServerOptions {
   metrics?: Registry;
   /** Bytes per second the scrubber may read (default 50 MB/s). */
   scrubRate?: number;
+  /** The other disks this process serves: a rebuild reads its sources on them from disk, not over HTTP. */
+  localStores?: LocalStores;
 }
 
 /** A rebuild source that sends nothing for this long fails (repair then tries another), like repair's own --shard-timeout. */
@@ -82,6 +84,7 @@ interface NodeMetrics {
   readBatches: { inc(labels?: Record<string, string>, by?: number): void };
   rebuilds: { inc(labels?: Record<string, string>, by?: number): void };
   rebuildFailures: { inc(labels?: Record<string, string>, by?: number): void };
+  rebuildSourceBytes: { inc(labels?: Record<string, string>, by?: number): void };
 }
 
 export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServerOptions): http.Server {
@@ -208,7 +211,13 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
     let written = 0;
     const alive = setInterval(() => line({ progress: { bytes: written } }), REBUILD_KEEPALIVE_MS);
     try {
-      const result = await rebuildShard(store, peers(), params.id, request, stop.signal, (bytes) => line({ progress: { bytes: (written = bytes) } }));
+      const result = await rebuildShard(store, params.id, request, {
+        peers: peers(),
+        localStores: opts.localStores,
+        signal: stop.signal,
+        onProgress: (bytes) => line({ progress: { bytes: (written = bytes) } }),
+        onSourceBytes: (where, bytes) => m.rebuildSourceBytes.inc({ source: where }, bytes),
+      });
       m.bytesWritten.inc(undefined, result.storedLength);
       m.rebuilds.inc();
       line({ done: result });
@@ -270,7 +279,9 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
 /** What a failed rebuild reports in its last line: a failed source by its index (repair retries without it). */
 function rebuildFailure(err: unknown, log: Logger): Extract<RebuildShardLine, { failed: unknown }>['failed'] {
   if (err instanceof ShardSourceError) {
-    const sourceCode = err.cause instanceof StorageNodeError ? err.cause.code : 'Unavailable';
+    // A source on another node failed with its node's code; one on a disk of this process, with its store's.
+    const cause = err.cause;
+    const sourceCode = cause instanceof StorageNodeError || cause instanceof StoreError ? cause.code : 'Unavailable';
     return { code: 'SourceFailed', status: STATUS_BY_CODE.SourceFailed, message: err.message, sourceIndex: err.shardIndex, sourceCode };
   }
   if (err instanceof StoreError) return { code: err.code, status: STATUS_BY_CODE[err.code], message: err.message };
@@ -296,6 +307,7 @@ function registerMetrics(metrics: Registry, store: ShardStore): NodeMetrics {
     readBatches: metrics.counter('cairn_storage_read_batches_total', 'POST /batch/reads requests (several small shard reads each)'),
     rebuilds: metrics.counter('cairn_storage_rebuilds_total', 'Shards rebuilt here from other nodes (POST /shards/:id/rebuild)'),
     rebuildFailures: metrics.counter('cairn_storage_rebuild_failures_total', 'Rebuilds that stored nothing (a source or this node failed)'),
+    rebuildSourceBytes: metrics.counter('cairn_storage_rebuild_source_bytes_total', 'Bytes rebuilds here read from their sources, by source: "local" (a disk of this process, read from its store) or "remote" (another node, over HTTP)'),
   };
 }
 

@@ -60,3 +60,36 @@ t.test('six nodes in two storage processes: spread, degraded reads after one dis
   await waitFor('node-2 up again', async () => (await ns.listNodes()).find((n) => n.id === 'node-2')?.state === 'up', 15_000);
   await t.rejects(cluster.killNode('node-9'), /not running/);
 });
+
+t.test('a disk lost in a shared process is rebuilt onto a new disk of that process from its neighbours\' stores, not over HTTP', async (t) => {
+  const env = await startTestCluster({ nodes: 6, nodesPerProcess: 6, k: 4, m: 2, downAfter: '2s', repair: { workers: 2, rate: 'unlimited', interval: '300ms' } });
+  t.teardown(() => env.destroy());
+  const { cluster, s3 } = env;
+  const ns = new NamespaceClient(cluster.namespaceUrl, { secret: cluster.clusterSecret });
+  t.teardown(() => ns.close());
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  const objects = new Map([0, 1, 2].map((i) => [`obj-${i}`, randomBytes(3 * MiB + i * 1001)]));
+  for (const [key, body] of objects) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
+
+  await cluster.addNodeBeside('node-7', 'node-2');
+  t.equal(cluster.storageServiceOf('node-7'), 'storage-1', 'the new disk is served by the process of the others');
+  await waitFor('node-7 up', async () => (await ns.listNodes()).find((n) => n.id === 'node-7')?.state === 'up', 15_000);
+  await cluster.killNode('node-1');
+  // Full redundancy: every segment on k+m distinct nodes that are up, none on node-1.
+  await waitFor('every segment whole again without node-1', async () => {
+    const up = new Set((await ns.listNodes()).filter((n) => n.state === 'up').map((n) => n.id));
+    const records = await Promise.all([...objects.keys()].map((key) => ns.getObject(BUCKET, key)));
+    return records.every((r) => r.segments.every((s) => s.placements.length === 6 && s.placements.every((p) => p.nodeId !== null && p.nodeId !== 'node-1' && up.has(p.nodeId))));
+  }, 40_000);
+
+  const spare = (await ns.listNodes()).find((n) => n.id === 'node-7')!;
+  const metrics = await (await fetch(`${spare.url}/metrics`)).text();
+  const series = (source: string): number => Number(metrics.match(new RegExp(`^cairn_storage_rebuild_source_bytes_total\\{source="${source}"\\} (\\d+)`, 'm'))?.[1] ?? 0);
+  const lost = [...objects.values()].reduce((sum, body) => sum + body.length, 0) / 4;
+  t.ok(series('local') >= 4 * lost * 0.9, `node-7 read its sources from its neighbours' stores (${series('local')} bytes for ~${Math.round(lost)} rebuilt)`);
+  t.equal(series('remote'), 0, 'nothing over HTTP');
+  for (const [key, body] of objects) {
+    const back = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray());
+    t.ok(back.equals(body), `${key} reads back with node-1 gone`);
+  }
+});

@@ -15,9 +15,11 @@ import { createLogger } from '../common/log.js';
 import { Registry } from '../common/metrics.js';
 import { blockCrc, crcBytes } from '../erasure/frames.js';
 import { encodeStripes, shardFrame } from '../erasure/stream.js';
+import { CRC_BYTES } from '../erasure/layout.js';
 import { StorageNodeClient, StorageNodeError, StorageNodePool } from '../storage-node/client.js';
 import { diskPorts, parseDiskList } from '../storage-node/disks.js';
 import { Heartbeater } from '../storage-node/heartbeat.js';
+import { nodeUrlKey, type LocalStores } from '../storage-node/rebuild.js';
 import { createStorageNodeServer } from '../storage-node/server.js';
 import { BATCH_MANIFEST_SHA256_HEADER, decodeReadResults, decodeShardBatch, encodeReadResults, encodeShardBatch, MAX_SHARD_BATCH, ShardBatchError, shardBatchManifestHead } from '../storage-node/shard-batch.js';
 import { sha256Hex } from '../common/internal-auth.js';
@@ -45,11 +47,11 @@ interface Node {
   metrics: Registry;
 }
 
-async function startNode(t: Tap, opts: { dir?: string; nodeId?: string; limits?: Partial<StoreLimits>; packMaxBytes?: number } = {}): Promise<Node> {
+async function startNode(t: Tap, opts: { dir?: string; nodeId?: string; limits?: Partial<StoreLimits>; packMaxBytes?: number; localStores?: LocalStores } = {}): Promise<Node> {
   const dir = opts.dir ?? (await tempDir(t, 'cairn-sn-'));
   const store = await ShardStore.open({ dir, nodeId: opts.nodeId ?? 'node-t', limits: opts.limits, log, packMaxBytes: opts.packMaxBytes });
   const metrics = new Registry('storage-node');
-  const server = createStorageNodeServer(store, { log, metrics, secret: TEST_SECRET });
+  const server = createStorageNodeServer(store, { log, metrics, secret: TEST_SECRET, localStores: opts.localStores });
   const url = await listen(server, '127.0.0.1', 0);
   const client = new StorageNodeClient(url, { secret: TEST_SECRET, timeoutMs: 5000 });
   t.teardown(async () => {
@@ -486,6 +488,7 @@ t.test('a node rebuilds a shard from k others on other nodes: the same bytes, pr
   t.match(stored, { id: 'r0', dataLength: original.length });
   t.ok((await target.client.readShard('r0')).equals(original), 'the rebuilt data shard is the one written, from two data and two parity shards');
   t.same(progress, [...progress].sort((a, b) => a - b), 'progress only grows');
+  t.match(target.metrics.render(), new RegExp(`cairn_storage_rebuild_source_bytes_total\\{source="remote"\\} ${4 * original.length}\\b`), 'k shards read from other nodes');
   t.equal(progress.at(-1), original.length, 'the last progress line counts every byte');
   const parity = await target.client.rebuildShard('r5', { ...layout, segmentSize, index: 5, sources: sourcesFor([0, 1, 2, 3]) });
   t.ok((await target.client.readShard('r5')).equals(await holderOf(5).client.readShard('s5')), 'a parity shard too');
@@ -509,6 +512,52 @@ t.test('a node rebuilds a shard from k others on other nodes: the same bytes, pr
   t.ok(performance.now() - started >= floorMs * 0.9, `paced: ${(performance.now() - started).toFixed(0)} ms, at least ${floorMs.toFixed(0)}`);
   t.ok((await target.client.readShard('r3')).equals(await holderOf(3).client.readShard('s3')));
 });
+
+t.test('a rebuild reads sources on disks of its own process from their stores, CRC-checked, not over HTTP', async (t) => {
+  const layout = { k: 4, m: 2, blockSize: 4096 };
+  const segmentSize = 3 * 4 * 4096 + 1000;
+  const data = randomBytes(segmentSize);
+  const framed: Buffer[][] = Array.from({ length: 6 }, () => []);
+  for await (const stripe of encodeStripes(chunks(data), layout)) for (let i = 0; i < 6; i++) framed[i]!.push(...shardFrame(stripe, i));
+  // A disk of this process that no server serves: reaching it over HTTP would be refused.
+  const neighbour = await ShardStore.open({ dir: await tempDir(t, 'cairn-sn-'), nodeId: 'disk-2', log, packMaxBytes: 0 });
+  t.teardown(() => neighbour.close());
+  const neighbourUrl = 'http://127.0.0.1:9'; // the discard port: nothing listens there
+  for (let i = 0; i < 6; i++) await neighbour.put(`s${i}`, layout.blockSize, chunks(Buffer.concat(framed[i]!)));
+  const target = await startNode(t, { nodeId: 'disk-1', localStores: (url) => (nodeUrlKey(url) === nodeUrlKey(neighbourUrl) ? neighbour : undefined) });
+  const sources = (indices: number[], id = (i: number) => `s${i}`) => indices.map((i) => ({ index: i, url: `${neighbourUrl}/`, shardId: id(i) }));
+
+  await target.client.rebuildShard('r0', { ...layout, segmentSize, index: 0, sources: sources([1, 2, 4, 5]) });
+  const original = Buffer.concat(await readAll(neighbour, 's0'));
+  t.ok((await target.client.readShard('r0')).equals(original), 'rebuilt from the other disk of the process');
+  t.match(target.metrics.render(), new RegExp(`cairn_storage_rebuild_source_bytes_total\\{source="local"\\} ${4 * original.length}\\b`), 'k shards read from the local store');
+  t.notMatch(target.metrics.render(), /source="remote"/, 'none over HTTP');
+  await t.rejects(target.client.rebuildShard('r1', { ...layout, segmentSize, index: 0, sources: sources([1, 2, 4, 5], (i) => (i === 4 ? 'gone' : `s${i}`)) }), {
+    code: 'SourceFailed',
+    details: { sourceIndex: 4, sourceCode: 'NoSuchShard' },
+  }, 'a missing local source is named with its store\'s code');
+  // Rot in the last block of source 2: the store's read checks every block's CRC, as its GET would.
+  await flipStoredByte(neighbour, 's2', HEADER_BYTES + 3 * (layout.blockSize + CRC_BYTES) + 5);
+  await t.rejects(target.client.rebuildShard('r2', { ...layout, segmentSize, index: 0, sources: sources([1, 2, 4, 5]) }), {
+    code: 'SourceFailed',
+    details: { sourceIndex: 2, sourceCode: 'CorruptBlock' },
+  }, 'a corrupt local source is named as corrupt');
+  t.equal(await target.client.headShard('r2'), null, 'nothing is stored from it');
+});
+
+async function readAll(store: ShardStore, id: string): Promise<Buffer[]> {
+  const reader = await store.openRead(id);
+  const out: Buffer[] = [];
+  try {
+    for await (const chunk of reader) {
+      out.push(Buffer.from(chunk.data));
+      chunk.release();
+    }
+  } finally {
+    await reader.close();
+  }
+  return out;
+}
 
 t.test('corruption on disk is detected by reads and by verify', async (t) => {
   const { client, store, url } = await startNode(t);

@@ -21,6 +21,8 @@ import { BUCKET, type BenchContext, type WorkloadResult } from './context.js';
 
 const VICTIM = 'node-1';
 const SPARE = 'node-7';
+/** A node that shares the victim's storage process when nodes share processes. */
+const NEIGHBOUR = 'node-2';
 
 async function dirBytes(dir: string): Promise<{ bytes: number; files: number }> {
   let bytes = 0;
@@ -110,7 +112,10 @@ export async function repairThroughput(ctx: BenchContext): Promise<WorkloadResul
     const victimShards = await dirBytes(path.join(cairn.nodeDataDir(VICTIM), 'shards'));
     ctx.log(`  wrote ${written.length} × ${objectSize / MiB} MiB in ${fill.wallSeconds.toFixed(1)} s; ${VICTIM} holds ${(victimShards.bytes / MiB).toFixed(0)} MiB in ${victimShards.files} shard files${fill.errors ? ` (${fill.errors} PUTs failed: ${fill.firstError})` : ''}`);
 
-    await cairn.startNode(SPARE);
+    // The spare is a new disk of the same machine when the nodes share a storage process (as on one
+    // machine), else a machine of its own.
+    if (nodesPerProcess > 1) await cairn.addNodeBeside(SPARE, NEIGHBOUR);
+    else await cairn.startNode(SPARE);
     const spareUp = await waitFor(async () => ((await cairn.namespace.listNodes()).find((n) => n.id === SPARE)?.state === 'up' ? true : undefined), 15_000);
     if (!spareUp) throw new Error(`${SPARE} did not come up`);
     const repair = new RepairClient(cairn.repairUrl!, cairn.cluster.clusterSecret);
