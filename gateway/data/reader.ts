@@ -297,18 +297,45 @@ class ShardUnavailable extends Error {
   }
 }
 
-/** Which data shards hold bytes of the window. */
-function wantedDataShards(layout: Layout, segmentSize: number, w: Window): number[] {
+/**
+ * The data shards holding bytes of the window, each with the shard bytes that hold them: on the
+ * healthy path a node sends only those (it still reads and checks whole blocks), so a 4 KiB range
+ * moves 4 KiB between node and gateway, not the 256 KiB block around it. The bytes of one shard in
+ * a window are contiguous: a suffix of its block in the first stripe, whole blocks, a prefix in the last.
+ */
+function wantedShardRanges(layout: Layout, segmentSize: number, w: Window): Map<number, ShardRange> {
+  const ranges = new Map<number, ShardRange>();
+  forEachWantedBlock(layout, segmentSize, w, (_stripe, b, shardStart, shardEnd) => {
+    const r = ranges.get(b);
+    ranges.set(b, r ? { start: Math.min(r.start, shardStart), end: Math.max(r.end, shardEnd) } : { start: shardStart, end: shardEnd });
+  });
+  return new Map([...ranges].sort(([a], [b]) => a - b));
+}
+
+interface ShardRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * Calls `visit` for every data block holding bytes of the window, stripe by stripe, with its
+ * block index and the shard bytes [shardStart, shardEnd] of it that are wanted.
+ */
+function forEachWantedBlock(layout: Layout, segmentSize: number, w: Window, visit: (stripe: number, block: number, shardStart: number, shardEnd: number) => void): void {
   const stripeBytes = layout.k * layout.blockSize;
-  const wanted = new Set<number>();
   for (let s = w.firstStripe; s <= w.lastStripe; s++) {
-    const len = blockLengthFor(layout, stripeDataLength(layout, segmentSize, s));
-    const lo = Math.max(w.from, s * stripeBytes) - s * stripeBytes;
-    const hi = Math.min(w.to, s * stripeBytes + stripeDataLength(layout, segmentSize, s) - 1) - s * stripeBytes;
-    for (let b = Math.floor(lo / len); b <= Math.floor(hi / len) && b < layout.k; b++) wanted.add(b);
-    if (wanted.size === layout.k) break;
+    const dataLen = stripeDataLength(layout, segmentSize, s);
+    const len = blockLengthFor(layout, dataLen);
+    const base = s * stripeBytes;
+    const lo = Math.max(w.from, base) - base;
+    const hi = Math.min(w.to, base + dataLen - 1) - base;
+    // Every stripe before the last is whole, so block b of stripe s starts at s * blockSize in its shard.
+    for (let b = Math.floor(lo / len); b <= Math.floor(hi / len); b++) {
+      const blockLo = Math.max(lo, b * len) - b * len;
+      const blockHi = Math.min(hi, (b + 1) * len - 1) - b * len;
+      visit(s, b, s * layout.blockSize + blockLo, s * layout.blockSize + blockHi);
+    }
   }
-  return [...wanted].sort((a, b) => a - b);
 }
 
 /** Shard byte range covering the window's stripes: every stripe before the last is a full block. */
@@ -318,35 +345,43 @@ function shardRange(layout: Layout, segmentSize: number, w: Window): { start: nu
 }
 
 async function readWindow(segment: Segment, layout: Layout, w: Window, failed: Set<number>, deps: SegmentReaderDeps): Promise<Buffer[]> {
-  const range = shardRange(layout, segment.size, w);
-  const wanted = wantedDataShards(layout, segment.size, w);
+  const exact = wantedShardRanges(layout, segment.size, w);
+  const wanted = [...exact.keys()];
   const skipped = skipRefusedNodes(segment, wanted, failed, deps);
   const shards = new Map<number, ChunkedBytes>();
+  if (!wanted.some((i) => failed.has(i))) {
+    // The healthy path: just the wanted bytes of each data shard.
+    await fetchShards(segment, wanted, (i) => exact.get(i)!, shards, failed, deps);
+    if (wanted.every((i) => shards.has(i))) return assemble(layout, segment.size, w, shards, (i) => exact.get(i)!.start);
+    // A shard failed: decoding needs whole blocks of k shards, so the window is read again that way.
+    shards.clear();
+  }
+  const range = shardRange(layout, segment.size, w);
+  const whole = (): ShardRange => range;
   // A data shard known to be out of reach: ask for the shards that replace it at the same time.
-  const first = wanted.some((i) => failed.has(i)) ? withReplacements(layout, wanted, failed) : wanted;
-  await fetchShards(segment, first, range, shards, failed, deps);
-  if (wanted.every((i) => shards.has(i))) return assemble(layout, segment.size, w, shards);
+  await fetchShards(segment, withReplacements(layout, wanted, failed), whole, shards, failed, deps);
+  if (wanted.every((i) => shards.has(i))) return assemble(layout, segment.size, w, shards, () => range.start);
 
   deps.onDegradedRead?.();
   const others = [...Array(layout.k + layout.m).keys()].filter((i) => !shards.has(i) && !failed.has(i));
   // Ask for just enough more shards to reach k, then more if some of those fail too.
   while (shards.size < layout.k && others.length > 0) {
     const batch = others.splice(0, layout.k - shards.size);
-    await fetchShards(segment, batch, range, shards, failed, deps);
+    await fetchShards(segment, batch, whole, shards, failed, deps);
   }
   // Last resort: a skipped node may be back (on a new port the directory has not seen yet).
   // Never more than k shards in all: the codec decodes from exactly k.
   while (shards.size < layout.k && skipped.length > 0) {
     const batch = skipped.splice(0, layout.k - shards.size);
     for (const i of batch) failed.delete(i);
-    await fetchShards(segment, batch, range, shards, failed, deps);
+    await fetchShards(segment, batch, whole, shards, failed, deps);
   }
-  if (wanted.every((i) => shards.has(i))) return assemble(layout, segment.size, w, shards);
+  if (wanted.every((i) => shards.has(i))) return assemble(layout, segment.size, w, shards, () => range.start);
   if (shards.size < layout.k) {
     throw s3Error('ServiceUnavailable', `only ${shards.size} of the ${layout.k} shards needed are readable for a segment`);
   }
   const rebuilt = await reconstructWindow(layout, segment.size, w, shards, deps.codec);
-  return assemble(layout, segment.size, w, shards, rebuilt);
+  return assemble(layout, segment.size, w, shards, () => range.start, rebuilt);
 }
 
 /**
@@ -377,7 +412,7 @@ function withReplacements(layout: Layout, wanted: number[], failed: Set<number>)
 async function fetchShards(
   segment: Segment,
   indices: number[],
-  range: { start: number; end: number },
+  rangeOf: (index: number) => ShardRange,
   into: Map<number, ChunkedBytes>,
   failed: Set<number>,
   deps: SegmentReaderDeps,
@@ -386,6 +421,7 @@ async function fetchShards(
     indices.map(async (index) => {
       if (failed.has(index)) return;
       const placement = segment.placements[index];
+      const range = rangeOf(index);
       try {
         if (!placement?.nodeId) throw new ShardUnavailable('NotPlaced', 'shard was never written');
         const node = await deps.directory.lookup(placement.nodeId);
@@ -411,7 +447,7 @@ async function fetchShards(
   );
 }
 
-async function readShardFrom(node: NodeRecord | undefined, placement: ShardPlacement, range: { start: number; end: number }, deps: SegmentReaderDeps): Promise<ChunkedBytes> {
+async function readShardFrom(node: NodeRecord | undefined, placement: ShardPlacement, range: ShardRange, deps: SegmentReaderDeps): Promise<ChunkedBytes> {
   if (!node) throw new ShardUnavailable('NodeUnknown', `node ${placement.nodeId} is unknown`);
   if (node.state === 'down') throw new ShardUnavailable('NodeDown', `node ${placement.nodeId} is down`);
   return new ChunkedBytes(await deps.nodes.get(node.url).readShardChunks(placement.shardId, range, AbortSignal.timeout(deps.readTimeoutMs)));
@@ -503,27 +539,19 @@ async function reconstructWindow(layout: Layout, segmentSize: number, w: Window,
   }
 }
 
-/** Cuts the wanted bytes out of the data shards (or the rebuilt stripes), stripe by stripe, without copying. */
-function assemble(layout: Layout, segmentSize: number, w: Window, shards: Map<number, ChunkedBytes>, rebuilt?: RebuiltWindow): Buffer[] {
-  const stripeBytes = layout.k * layout.blockSize;
+/**
+ * Cuts the wanted bytes out of the data shards (or the rebuilt stripes), stripe by stripe, without
+ * copying. `startOf(i)` is the shard offset shard i's fetched bytes begin at.
+ */
+function assemble(layout: Layout, segmentSize: number, w: Window, shards: Map<number, ChunkedBytes>, startOf: (index: number) => number, rebuilt?: RebuiltWindow): Buffer[] {
   const out: Buffer[] = [];
-  let shardOffset = 0;
-  for (let s = w.firstStripe; s <= w.lastStripe; s++) {
-    const dataLen = stripeDataLength(layout, segmentSize, s);
-    const len = blockLengthFor(layout, dataLen);
-    const base = s * stripeBytes;
-    const lo = Math.max(w.from, base) - base;
-    const hi = Math.min(w.to, base + dataLen - 1) - base;
-    for (let b = Math.floor(lo / len); b <= Math.floor(hi / len); b++) {
-      const blockLo = Math.max(lo, b * len) - b * len;
-      const blockHi = Math.min(hi, (b + 1) * len - 1) - b * len;
-      const fetched = shards.get(b);
-      if (fetched) out.push(...fetched.views(shardOffset + blockLo, shardOffset + blockHi + 1));
-      else {
-        out.push(rebuilt!.blocks[s - w.firstStripe]![b]!.subarray(blockLo, blockHi + 1));
-      }
+  forEachWantedBlock(layout, segmentSize, w, (s, b, shardStart, shardEnd) => {
+    const fetched = shards.get(b);
+    if (fetched) out.push(...fetched.views(shardStart - startOf(b), shardEnd - startOf(b) + 1));
+    else {
+      const at = s * layout.blockSize;
+      out.push(rebuilt!.blocks[s - w.firstStripe]![b]!.subarray(shardStart - at, shardEnd - at + 1));
     }
-    shardOffset += len;
-  }
+  });
   return out;
 }
