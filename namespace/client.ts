@@ -33,7 +33,7 @@ export class NamespaceClient {
   /** Commits: sent alone while few are out, gathered into POST /batch/commits while many are. */
   readonly commits: Batcher<T.CommitObjectRequest, T.CommitObjectResponse>;
   /** Object record reads: the same, gathered into POST /batch/records. */
-  readonly reads: Batcher<{ bucket: string; key: string }, T.ObjectRecord>;
+  readonly reads: Batcher<T.ObjectReadRequest, T.ObjectRecord>;
   /** Placements: the same, gathered into POST /batch/placements. */
   readonly placements: Batcher<T.PlacementRequest, T.PlacementResponse>;
 
@@ -155,13 +155,24 @@ export class NamespaceClient {
     return this.sendBatch(batch, (c) => this.call('PUT', objectPath(c.record.bucket, c.record.key), c), '/batch/commits', 'commits');
   }
 
-  getObject(bucket: string, key: string): Promise<T.ObjectRecord> {
-    return this.reads.submit({ bucket, key });
+  /** With `select`, the record carries only the segments selected (see SegmentSelection). */
+  getObject(bucket: string, key: string, select?: T.SegmentSelection): Promise<T.ObjectRecord> {
+    return this.reads.submit(select ? { bucket, key, select } : { bucket, key });
   }
 
-  /** One read goes as a plain GET; several as one POST /batch/records. */
-  private sendReads(batch: { bucket: string; key: string }[]): Promise<Outcome<T.ObjectRecord>[]> {
-    return this.sendBatch(batch, (o) => this.call('GET', objectPath(o.bucket, o.key)), '/batch/records', 'objects');
+  /** One whole read goes as a plain GET; several, or one with a selection, as one POST /batch/records. */
+  private sendReads(batch: T.ObjectReadRequest[]): Promise<Outcome<T.ObjectRecord>[]> {
+    const alone = (o: T.ObjectReadRequest): Promise<T.ObjectRecord> =>
+      o.select ? this.readOneSelected(o) : this.call('GET', objectPath(o.bucket, o.key));
+    return this.sendBatch(batch, alone, '/batch/records', 'objects');
+  }
+
+  private async readOneSelected(read: T.ObjectReadRequest): Promise<T.ObjectRecord> {
+    const { results } = await this.call<T.BatchResponse<T.ObjectRecord>>('POST', '/batch/records', { objects: [read] });
+    if (results.length !== 1) throw new Error(`a batch of one read got ${results.length} results back`);
+    const outcome = batchOutcome(results[0]!);
+    if (outcome.ok) return outcome.value;
+    throw outcome.error;
   }
 
   /** Like getObject, but a missing key (not a missing bucket) is null. */
@@ -223,7 +234,7 @@ export class NamespaceClient {
   private async sendBatch<I, R>(batch: I[], alone: (item: I) => Promise<R>, path: string, field: string): Promise<Outcome<R>[]> {
     if (batch.length === 1) return [await outcomeOf(alone(batch[0]!))];
     const { results } = await this.call<T.BatchResponse<R>>('POST', path, { [field]: batch });
-    return results.map((r) => ('ok' in r ? { ok: true, value: r.ok } : { ok: false, error: new NamespaceError(r.error.status, r.error.code, r.error.message, r.error.details) }));
+    return results.map(batchOutcome);
   }
 
   shardsOnNode(nodeId: string, after?: string, limit?: number): Promise<T.ShardRefPage> {
@@ -391,4 +402,9 @@ function queryString(query: Query | undefined): string {
   for (const [name, value] of Object.entries(query)) if (value !== undefined) params.set(name, String(value));
   const text = params.toString();
   return text ? `?${text}` : '';
+}
+
+/** One result of a batch, as the request alone would have resolved or failed. */
+function batchOutcome<R>(r: T.BatchResult<R>): Outcome<R> {
+  return 'ok' in r ? { ok: true, value: r.ok } : { ok: false, error: new NamespaceError(r.error.status, r.error.code, r.error.message, r.error.details) };
 }

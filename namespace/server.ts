@@ -1,6 +1,7 @@
 // The namespace's HTTP API: JSON in and out, object keys as single URL-encoded path segments.
 // Bodies are parsed by validate.ts before they reach the store; store errors are NamespaceErrors
 // (HttpErrors), which the common server turns into S3-style JSON error replies.
+import { selectSegments } from './segment-selection.js';
 import type http from 'node:http';
 import { createServiceServer, HttpError, settleBatchItem, readJson, Router, sendJson, type Params } from '../common/http.js';
 import type { ClusterSecret } from '../common/internal-auth.js';
@@ -138,9 +139,10 @@ function objectRoutes(router: Router, store: NamespaceStore, c: Counters, log: L
     c.commits.inc();
     return result;
   });
-  batchRoute(router, '/batch/records', 'objects', T.MAX_READ_BATCH, c.readBatches, log, (raw, what) => {
+  batchRoute(router, '/batch/records', 'objects', T.MAX_READ_BATCH, c.readBatches, log, async (raw, what) => {
     const input = v.fields(raw, what);
-    return store.getObject(v.bucketName(input.bucket), v.objectKey(input.key));
+    const select = v.segmentSelection(input.select, `${what}.select`);
+    return selectSegments(await store.getObject(v.bucketName(input.bucket), v.objectKey(input.key)), select);
   });
   for (const path of ['/objects/:bucket/:key', '/objects/:bucket']) {
     route(router, 'PUT', path, async (p, url, req) => {

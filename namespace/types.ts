@@ -54,6 +54,29 @@ export interface ObjectRecord {
   parts?: PartSummary[];
   /** Set when the object's bytes are kept in the namespace itself instead of erasure-coded shards (then `segments` is empty). */
   inline?: InlineData;
+  /** Set on a record read with a SegmentSelection: `segments` are then only those it selected. Never stored. */
+  segmentSlice?: SegmentSlice;
+}
+
+/**
+ * Which segments of an object a read wants back: none (HEAD, conditions), or those holding bytes of
+ * one HTTP-style range: bytes `start` to `end` (inclusive; to the end of the object when absent), or
+ * the last `suffix` bytes. A read without one gets every segment. A ranged GET of a large object
+ * needs a few of its segments (a 1 GiB object's record is ~95 KB of JSON, 128 segments).
+ */
+export type SegmentSelection = { none: true } | { start: number; end?: number } | { suffix: number };
+
+/** The segments a selected record carries are the object's segments `first`.. in order, the first starting at object byte `offset`. */
+export interface SegmentSlice {
+  first: number;
+  offset: number;
+}
+
+/** An item of POST /batch/records. */
+export interface ObjectReadRequest {
+  bucket: string;
+  key: string;
+  select?: SegmentSelection;
 }
 
 /**

@@ -18,6 +18,7 @@ import type {
   RepairReason,
   ReplaceShardsRequest,
   Segment,
+  SegmentSelection,
   ShardPlacement,
   WriteCondition,
 } from './types.js';
@@ -196,6 +197,21 @@ function partSummaries(value: unknown, record: { size: number; segments: Segment
   if (segmentsCovered !== record.segments.length) fail('parts[].segmentCount must add up to the number of segments');
   if (bytes !== record.size) fail('parts[].size must add up to the object size');
   return parts;
+}
+
+/** A read's segment selection: absent, or exactly one of its three forms (see SegmentSelection). */
+export function segmentSelection(value: unknown, what: string): SegmentSelection | undefined {
+  if (value === undefined) return undefined;
+  const f = fields(value, what);
+  const names = Object.keys(f).sort().join(',');
+  if (names === 'none' && f.none === true) return { none: true };
+  if (names === 'suffix') return { suffix: integer(f.suffix, `${what}.suffix`, 1, MAX_SIZE) };
+  if (names === 'start') return { start: integer(f.start, `${what}.start`, 0, MAX_SIZE) };
+  if (names === 'end,start') {
+    const start = integer(f.start, `${what}.start`, 0, MAX_SIZE);
+    return { start, end: integer(f.end, `${what}.end`, start, MAX_SIZE) };
+  }
+  return fail(`${what} must be {none: true}, {start[, end]} or {suffix}`);
 }
 
 export function objectRecord(value: unknown): ObjectRecord {

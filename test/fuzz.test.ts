@@ -14,7 +14,9 @@ import { S3Error } from '../gateway/s3/errors.js';
 import { awsUriEncode, canonicalHeaderValue, canonicalQuery, canonicalUri, decodePath, parseRawQuery } from '../gateway/auth/canonical.js';
 import { verifyRequest } from '../gateway/auth/sigv4.js';
 import { AwsChunkedDecoder, type ChunkedOptions } from '../gateway/auth/chunked.js';
-import { parseRange } from '../gateway/s3/range.js';
+import { parseRange, rangeSelection } from '../gateway/s3/range.js';
+import { selectSegments } from '../namespace/segment-selection.js';
+import type { ObjectRecord } from '../namespace/types.js';
 import { escapeXml, parseCompleteMultipartUpload, parseCreateBucketConfiguration, parseDeleteRequest, parseXml } from '../gateway/s3/xml.js';
 import { parseTarget } from '../gateway/request-target.js';
 import { signedChunkedBody, unsignedChunkedBody } from './helpers/aws-chunked.js';
@@ -341,6 +343,38 @@ t.test('range: any header and size give a range inside the object, the whole obj
     opts(2000),
   );
   t.pass('parseRange agrees with the model');
+});
+
+t.test('range: the segments read for a Range header (before the size is known) hold every byte parseRange serves, and no more', async (t) => {
+  const digits = fc.oneof(fc.constant(''), fc.nat({ max: 5000 }).map(String), fc.stringMatching(/^[0-9]{1,25}$/));
+  const header = fc.oneof(anyText, fc.tuple(fc.constantFrom('bytes=', 'BYTES=', 'items='), digits, fc.constantFrom('-', '--'), digits).map((p) => p.join('')));
+  const segmentSizes = fc.array(fc.oneof(fc.nat({ max: 1500 }), fc.constant(0)), { maxLength: 8 });
+  fc.assert(
+    fc.property(header, segmentSizes, (h, sizes) => {
+      const size = sizes.reduce((a, b) => a + b, 0);
+      const record = { size, segments: sizes.map((n) => ({ size: n, placements: [] })) } as unknown as ObjectRecord;
+      let range: ReturnType<typeof parseRange>;
+      if (!s3Outcome(() => (range = parseRange(h, size)), ['InvalidRange'])) return;
+      const select = rangeSelection(h);
+      if (range === undefined || select === undefined) return;
+      const view = selectSegments(record, select);
+      const { first, offset } = view.segmentSlice!;
+      const carried = view.segments.reduce((a, b) => a + b.size, 0);
+      if (!(offset <= range.start && range.end < offset + carried)) throw new Error(`${JSON.stringify(h)} of ${JSON.stringify(sizes)}: ${JSON.stringify(range)} not in segments ${first}.. at ${offset} (${carried} bytes)`);
+      if (JSON.stringify(view.segments) !== JSON.stringify(record.segments.slice(first, first + view.segments.length))) throw new Error('not the object\'s segments from `first` on');
+      const firstEnd = offset + view.segments[0]!.size - 1;
+      const lastStart = offset + carried - view.segments.at(-1)!.size;
+      if (firstEnd < range.start || lastStart > range.end) throw new Error(`${JSON.stringify(h)} of ${JSON.stringify(sizes)}: more segments than the range needs`);
+    }),
+    opts(3000),
+  );
+  const record = { size: 30, segments: [10, 0, 10, 10].map((n) => ({ size: n, placements: [] })) } as unknown as ObjectRecord;
+  t.same(selectSegments(record, { none: true }).segments, [], 'none: no segment');
+  t.same(selectSegments(record, { start: 5, end: 12 }).segmentSlice, { first: 0, offset: 0 });
+  t.equal(selectSegments(record, { start: 5, end: 12 }).segments.length, 3, 'an empty segment inside the run is kept');
+  t.same(selectSegments(record, { suffix: 5 }).segmentSlice, { first: 3, offset: 20 }, 'a suffix: the last segment');
+  t.same(selectSegments(record, { start: 40 }).segments, [], 'past the end: none');
+  t.equal(selectSegments(record, undefined), record, 'no selection: the record as it is');
 });
 
 // =============================================================================================

@@ -295,6 +295,29 @@ t.test('reads in batches: many at once go in few requests, each answered on its 
   }
 });
 
+t.test('reads with a segment selection carry only the segments that hold the bytes asked for', async (t) => {
+  const { client, url } = await startService(t);
+  await client.createBucket('b', 'o');
+  const r = record('b', 'sel', { segments: segments('sel', [10, 0, 5, 7], ['n1', 'n2', 'n3']) });
+  await client.commitObject({ record: r });
+  const whole = await client.getObject('b', 'sel');
+  t.equal(whole.segments.length, 4, 'no selection: every segment');
+  t.equal(whole.segmentSlice, undefined);
+  const alone = await client.getObject('b', 'sel', { start: 12, end: 16 });
+  t.same([alone.segmentSlice, alone.segments.map((s) => s.size)], [{ first: 2, offset: 10 }, [5, 7]], 'a range: the segments holding it, from the third on');
+  t.same([alone.size, alone.etag, alone.versionId], [r.size, r.etag, r.versionId], 'the rest of the record as it is');
+  const many = await Promise.all([client.getObject('b', 'sel', { none: true }), client.getObject('b', 'sel', { suffix: 3 }), client.getObject('b', 'sel', { start: 9 }), client.getObject('b', 'sel')]);
+  t.same(many.map((m) => [m.segmentSlice, m.segments.length]), [[{ first: 4, offset: 22 }, 0], [{ first: 3, offset: 15 }, 1], [{ first: 0, offset: 0 }, 4], [undefined, 4]], 'in a batch too, each its own');
+
+  const post = async (select: unknown): Promise<{ code?: string }> => {
+    const res = await rawRequest(`${url}/batch/records`, { method: 'POST', body: JSON.stringify({ objects: [{ bucket: 'b', key: 'sel', select }] }) });
+    return ((await res.body.json()) as { results: { error?: { code: string } }[] }).results[0]!.error ?? {};
+  };
+  for (const bad of [{ none: false }, { start: -1 }, { start: 5, end: 4 }, { suffix: 0 }, { start: 1, suffix: 2 }, { start: 1.5 }, 'all']) {
+    t.equal((await post(bad)).code, 'InvalidArgument', `select ${JSON.stringify(bad)} is refused`);
+  }
+});
+
 t.test('conditions: ifNoneMatch, ifVersionId, ifEtag and a commit race', async (t) => {
   const { client } = await startService(t);
   await client.createBucket('b', 'o');

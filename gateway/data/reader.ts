@@ -128,10 +128,19 @@ interface PlannedWindow {
   window: Window;
 }
 
-/** The windows of bytes [start, end] in order, segment after segment, planned as they are asked for. */
+/**
+ * The windows of bytes [start, end] in order, segment after segment, planned as they are asked for.
+ * A record read with a selection carries only some segments (segmentSlice): they must hold the range.
+ */
 function* planObjectWindows(record: ObjectRecord, start: number, end: number, deps: ReaderDeps): Generator<PlannedWindow> {
-  let segmentStart = 0;
-  for (const [index, segment] of record.segments.entries()) {
+  const slice = record.segmentSlice ?? { first: 0, offset: 0 };
+  const carried = record.segments.reduce((sum, s) => sum + s.size, 0);
+  if (start < slice.offset || end >= slice.offset + carried) {
+    throw s3Error('InternalError', `bytes ${start}-${end} are not in the segments read (${slice.offset}..${slice.offset + carried - 1})`);
+  }
+  let segmentStart = slice.offset;
+  for (const [i, segment] of record.segments.entries()) {
+    const index = slice.first + i;
     const segmentEnd = segmentStart + segment.size - 1;
     if (segment.size > 0 && segmentEnd >= start && segmentStart <= end) {
       const from = Math.max(start, segmentStart) - segmentStart;

@@ -2,7 +2,7 @@
 // overrides. The body streams from the storage nodes window by window.
 import { once } from 'node:events';
 import { s3Error } from '../s3/errors.js';
-import { parseRange, contentRange } from '../s3/range.js';
+import { parseRange, contentRange, rangeSelection } from '../s3/range.js';
 import { evaluateReadConditions } from '../conditions.js';
 import { RESPONSE_OVERRIDES } from '../metadata.js';
 import { checksumTypeOf } from '../s3/checksums.js';
@@ -11,13 +11,13 @@ import { readObjectRange, readObjectWindows } from '../data/reader.js';
 import { readerDeps } from '../data/options.js';
 import { selectPart } from '../part-range.js';
 import { drainedOrStalled } from '../response-stall.js';
-import type { ObjectRecord } from '../../namespace/types.js';
+import type { ObjectRecord, SegmentSelection } from '../../namespace/types.js';
 import { sendEmpty, type OperationHandler, type S3Context } from '../server.js';
 import type { GatewayServices } from '../services.js';
 
 export const getObject: OperationHandler = async (ctx, services) => {
   const { bucket, key } = ctx.state.target as { bucket: string; key: string };
-  const record = await services.namespace.getObject(bucket, key);
+  const record = await services.namespace.getObject(bucket, key, segmentsNeeded(ctx));
   const lastModified = new Date(record.lastModified);
   setObjectHeaders(ctx, record, lastModified);
 
@@ -68,6 +68,17 @@ export const getObject: OperationHandler = async (ctx, services) => {
   // Not awaited: the request's metrics and log stop at the first byte, as for any other body.
   void sendWindows(ctx, first.done ? [] : first.value, windows, services);
 };
+
+/**
+ * The segments this request reads: none for a HEAD; those of its range for a ranged GET (a few of a
+ * large object's hundreds, whose record would otherwise travel and be parsed whole on every GET).
+ * A part's range is known only from the record: a partNumber GET gets them all.
+ */
+function segmentsNeeded(ctx: S3Context): SegmentSelection | undefined {
+  if (ctx.method === 'HEAD') return { none: true };
+  if ('partNumber' in ctx.query) return undefined;
+  return rangeSelection(ctx.get('range') || undefined);
+}
 
 /**
  * Writes the object straight to the socket, a window at a time: the window's pieces corked into

@@ -29,6 +29,30 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   return { start, end: Math.min(end, size - 1) };
 }
 
+/**
+ * The bytes a Range header may ask for, read before the object's size is known (the namespace then
+ * sends only the segments that hold them): what parseRange will serve is always inside. Undefined
+ * when the header is absent or would be ignored (the whole object is served then).
+ */
+export function rangeSelection(header: string | undefined): { start: number; end?: number } | { suffix: number } | undefined {
+  if (header === undefined) return undefined;
+  const match = SINGLE_RANGE.exec(header.trim());
+  if (match === null) return undefined;
+  const [, first = '', last = ''] = match;
+  if (first === '' && last === '') return undefined;
+  if (first === '') {
+    const length = toNumber(last);
+    // Past any object: all of it. Zero: InvalidRange, which needs no segment.
+    return Number.isFinite(length) ? { suffix: Math.max(1, length) } : undefined;
+  }
+  const start = toNumber(first);
+  const end = last === '' ? Infinity : toNumber(last);
+  if (end < start) return undefined;
+  // A start past any object is InvalidRange; it asks for no segment.
+  if (!Number.isFinite(start)) return { start: Number.MAX_SAFE_INTEGER };
+  return Number.isFinite(end) ? { start, end } : { start };
+}
+
 /** "bytes=-n": the last n bytes; more than the object means all of it. */
 function suffixRange(header: string, length: number, size: number): ByteRange | undefined {
   if (length === 0) throw invalidRange(header, size);
