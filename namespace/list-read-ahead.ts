@@ -17,6 +17,8 @@ import { WrappedEngine, type KvOp } from './engine.js';
 
 /** Counter slots: buckets share a slot by hash, which can only cause extra misses. */
 const SLOTS = 4096;
+/** Per-key counter slots (for the record cache), shared by hash the same way. */
+const KEY_SLOTS = 65536;
 const SEP = 0x00;
 
 /**
@@ -26,10 +28,16 @@ const SEP = 0x00;
  */
 export class ObjectWriteCounter extends WrappedEngine {
   private readonly applied = new Uint32Array(SLOTS);
+  private readonly appliedByKey = new Uint32Array(KEY_SLOTS);
 
   /** A number that changes whenever a batch touching `bucket`'s objects is applied (or fails). */
   writes(bucket: string): number {
     return this.applied[slotOf(Buffer.from(bucket, 'utf8'))]!;
+  }
+
+  /** The same for one object record: `objectKey` is its key in the objects space. */
+  keyWrites(objectKey: Buffer): number {
+    return this.appliedByKey[keySlotOf(objectKey)]!;
   }
 
   async batch(ops: KvOp[], opts: { sync: boolean }): Promise<void> {
@@ -39,8 +47,14 @@ export class ObjectWriteCounter extends WrappedEngine {
       // After the batch is visible to new cursors and before its caller hears of it; a failure
       // counts too, so that a partly applied batch of some other engine is never missed.
       const slots = new Set<number>();
-      for (const op of ops) if (op.space === 'objects') slots.add(slotOf(bucketBytes(op.key)));
+      const keySlots = new Set<number>();
+      for (const op of ops) {
+        if (op.space !== 'objects') continue;
+        slots.add(slotOf(bucketBytes(op.key)));
+        keySlots.add(keySlotOf(op.key));
+      }
       for (const slot of slots) this.applied[slot] = (this.applied[slot]! + 1) >>> 0;
+      for (const slot of keySlots) this.appliedByKey[slot] = (this.appliedByKey[slot]! + 1) >>> 0;
     }
   }
 }
@@ -52,6 +66,10 @@ function bucketBytes(objectKey: Buffer): Buffer {
 
 function slotOf(bucket: Buffer): number {
   return (crc32c(bucket) >>> 0) % SLOTS;
+}
+
+function keySlotOf(objectKey: Buffer): number {
+  return (crc32c(objectKey) >>> 0) % KEY_SLOTS;
 }
 
 export interface ReadAheadOptions {

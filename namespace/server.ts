@@ -58,6 +58,11 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
   readAhead.set(() => ahead.hits, { result: 'hit' });
   readAhead.set(() => ahead.stale, { result: 'stale' });
   readAhead.set(() => ahead.skipped, { result: 'skipped' });
+  const records = store.records;
+  const cacheReads = metrics.gauge('cairn_namespace_record_cache_reads_total', 'Object record reads answered from the cache of large parsed records (hit) or from the store (miss; small records are never cached)');
+  cacheReads.set(() => records.stats.hits, { result: 'hit' });
+  cacheReads.set(() => records.stats.misses, { result: 'miss' });
+  metrics.gauge('cairn_namespace_record_cache_bytes', 'Stored bytes of the object records held parsed in the cache').set(() => records.heldBytes);
   const router = new Router();
   const log = opts.log ?? createLogger('namespace');
   bucketRoutes(router, store);

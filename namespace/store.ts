@@ -14,6 +14,7 @@ import * as errors from './errors.js';
 import * as k from './keys.js';
 import { listObjects, listPlan, resumeAfter, type ListPlan } from './listing.js';
 import { DEFAULT_READ_AHEAD, ListReadAhead, ObjectWriteCounter, type ReadAheadOptions } from './list-read-ahead.js';
+import { DEFAULT_RECORD_CACHE, RecordCache, type RecordCacheOptions } from './record-cache.js';
 import { KeyedLock } from './lock.js';
 import { checkAssembly, forgetUpload, uploadRange } from './multipart.js';
 import { NodeRegistry } from './nodes.js';
@@ -36,6 +37,8 @@ export interface StoreOptions {
   random?: RandomSource;
   /** Listing read-ahead limits; maxRunning 0 turns it off. */
   listReadAhead?: ReadAheadOptions;
+  /** Which object records are kept parsed for reads (record-cache.ts). */
+  recordCache?: RecordCacheOptions;
 }
 
 /** Counters for tests and diagnostics. */
@@ -82,10 +85,13 @@ export class NamespaceStore {
   private readonly engine: ObjectWriteCounter;
   /** Pages of listings read before they are asked for (list-read-ahead.ts). */
   readonly listReadAhead: ListReadAhead<CountedPage>;
+  /** Large object records, parsed, for reads (see record-cache.ts). */
+  readonly records: RecordCache;
 
   constructor(engine: KvEngine, opts: StoreOptions = {}) {
     this.engine = new ObjectWriteCounter(engine);
     this.listReadAhead = new ListReadAhead(opts.listReadAhead ?? DEFAULT_READ_AHEAD);
+    this.records = new RecordCache(opts.recordCache ?? DEFAULT_RECORD_CACHE);
     this.sync = opts.sync ?? true;
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
@@ -183,11 +189,21 @@ export class NamespaceStore {
     });
   }
 
+  /** The current record; large ones may come from the record cache, frozen (callers never change what they read). */
   async getObject(bucket: string, key: string): Promise<T.ObjectRecord> {
     const b = v.bucketName(bucket);
     const name = v.objectKey(key);
-    const record = await this.readOr404<T.ObjectRecord>('objects', k.objectKey(b, name), () => this.getBucket(b), () => errors.noSuchKey(b, name));
-    return record.inline ? this.withInlineData(record) : record;
+    const id = k.objectKey(b, name);
+    const stamp = this.engine.keyWrites(id);
+    const cached = this.records.get(id, stamp);
+    if (cached) return cached;
+    const raw = await this.engine.get('objects', id);
+    if (raw === undefined) {
+      await this.getBucket(b);
+      throw errors.noSuchKey(b, name);
+    }
+    const record = decode<T.ObjectRecord>(raw);
+    return record.inline ? this.withInlineData(record) : this.records.offer(id, stamp, record, raw.length);
   }
 
   /**

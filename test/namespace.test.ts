@@ -318,6 +318,47 @@ t.test('reads with a segment selection carry only the segments that hold the byt
   }
 });
 
+t.test('the record cache: large records are parsed once, never served stale, frozen, within their byte bound', async (t) => {
+  const { store, client } = await startService(t, { recordCache: { minBytes: 1000, maxBytes: 64 * 1024 } });
+  await store.createBucket('b', 'o');
+  const big = (tag: string): ObjectRecord => record('b', 'big', { versionId: tag, segments: segments(tag, Array.from({ length: 40 }, () => 8), ['n1', 'n2', 'n3']) });
+  await store.commitObject({ record: big('v-a') });
+  await store.commitObject({ record: record('b', 'small') });
+  const first = await store.getObject('b', 'big');
+  const again = await store.getObject('b', 'big');
+  t.equal(again, first, 'the second read is the same parsed record');
+  t.equal(store.records.size, 1, 'only the large record is kept');
+  await store.getObject('b', 'small');
+  t.equal(store.records.size, 1);
+  t.throws(() => {
+    (again.segments[0]!.placements[0] as { nodeId: string | null }).nodeId = 'elsewhere';
+  }, TypeError, 'a cached record cannot be changed by a reader');
+
+  // Reads racing writes: once a commit is answered, every read started after it sees it.
+  for (let i = 0; i < 60; i++) {
+    const tag = `v-${i}`;
+    const [, committed] = await Promise.all([store.getObject('b', 'big'), store.commitObject({ record: big(tag) }), store.getObject('b', 'big')]);
+    t.equal(committed.record.versionId, tag);
+    const after = await store.getObject('b', 'big');
+    if (after.versionId !== tag) t.fail(`round ${i}: read ${after.versionId} after ${tag} was committed`);
+  }
+  t.pass('no stale read in 60 racing rounds');
+  t.ok(store.records.stats.hits > 0, `${store.records.stats.hits} hits`);
+
+  // Placements changed by repair are seen at once.
+  const current = await store.getObject('b', 'big');
+  const old = current.segments[3]!.placements[1]!;
+  await store.replaceShards('b', 'big', { versionId: current.versionId, segment: 3, changes: [{ index: 1, from: old, to: { nodeId: 'n9', shardId: 'moved.3.1' } }] });
+  t.same((await store.getObject('b', 'big')).segments[3]!.placements[1], { nodeId: 'n9', shardId: 'moved.3.1' }, 'a repair\'s new placement is read');
+  await store.deleteObject('b', 'big');
+  await t.rejects(store.getObject('b', 'big'), { code: 'NoSuchKey' }, 'a deleted record is gone from the cache too');
+
+  for (let i = 0; i < 20; i++) await store.commitObject({ record: record('b', `many/${i}`, { segments: segments(`m${i}`, Array.from({ length: 40 }, () => 8), ['n1', 'n2', 'n3']) }) });
+  for (let i = 0; i < 20; i++) await store.getObject('b', `many/${i}`);
+  t.ok(store.records.heldBytes <= 64 * 1024, `held ${store.records.heldBytes} bytes of records, within the bound`);
+  t.equal((await client.getObject('b', 'many/19', { start: 0, end: 7 })).segments.length, 1, 'a selection through the service reads a cached record too');
+});
+
 t.test('conditions: ifNoneMatch, ifVersionId, ifEtag and a commit race', async (t) => {
   const { client } = await startService(t);
   await client.createBucket('b', 'o');
