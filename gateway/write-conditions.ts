@@ -43,7 +43,8 @@ export async function resolveWritePrecondition(
   key: string,
 ): Promise<WriteCondition | undefined> {
   if (precondition === undefined) return undefined;
-  const current = await namespace.getObjectOrNull(bucket, key);
+  // Its ETag is all that is compared: no segment needs to travel.
+  const current = await namespace.getObjectOrNull(bucket, key, { none: true });
   if (precondition.kind === 'if-none-match') {
     if (current !== null) throw s3Error('PreconditionFailed', undefined, { Condition: 'If-None-Match' });
     return { ifNoneMatch: true };

@@ -176,8 +176,8 @@ export class NamespaceClient {
   }
 
   /** Like getObject, but a missing key (not a missing bucket) is null. */
-  getObjectOrNull(bucket: string, key: string): Promise<T.ObjectRecord | null> {
-    return nullWhen(['NoSuchKey'], this.getObject(bucket, key));
+  getObjectOrNull(bucket: string, key: string, select?: T.SegmentSelection): Promise<T.ObjectRecord | null> {
+    return nullWhen(['NoSuchKey'], this.getObject(bucket, key, select));
   }
 
   deleteObject(bucket: string, key: string, condition?: T.WriteCondition): Promise<T.DeleteObjectResponse> {

@@ -10,7 +10,7 @@ import { parseCopySource, checkCopySourceConditions } from '../copy-source.js';
 import { readObjectRange } from '../data/reader.js';
 import { readerDeps } from '../data/options.js';
 import { MAX_PART_SIZE, parsePartNumber, requireUpload, storePart, uploadChecksum, uploadIdFrom } from '../multipart.js';
-import type { ByteRange } from '../s3/range.js';
+import { rangeSelection, type ByteRange } from '../s3/range.js';
 import type { OperationHandler } from '../server.js';
 
 export const uploadPartCopy: OperationHandler = async (ctx, services) => {
@@ -18,9 +18,10 @@ export const uploadPartCopy: OperationHandler = async (ctx, services) => {
   const partNumber = parsePartNumber(ctx.query);
   const source = parseCopySource(ctx.get('x-amz-copy-source'));
   const upload = await requireUpload(services, bucket, key, uploadIdFrom(ctx.query));
-  const record = await services.namespace.getObject(source.bucket, source.key);
-  checkCopySourceConditions(ctx.req.headers, record.etag, new Date(record.lastModified));
   const rangeHeader = ctx.get('x-amz-copy-source-range');
+  // A large object copied part by part (as the CLI does) reads each part's segments, not all of them every time.
+  const record = await services.namespace.getObject(source.bucket, source.key, rangeHeader === '' ? undefined : rangeSelection(rangeHeader));
+  checkCopySourceConditions(ctx.req.headers, record.etag, new Date(record.lastModified));
   const range = rangeHeader === '' ? undefined : parseCopySourceRange(rangeHeader, record.size);
   const start = range?.start ?? 0;
   const end = range?.end ?? record.size - 1;
