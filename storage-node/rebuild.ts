@@ -67,6 +67,11 @@ export interface RebuildIo {
   peers: StorageNodePool;
   /** Disks of this process, read from their stores instead (default: none). */
   localStores?: LocalStores;
+  /**
+   * A local source that yields nothing for this long fails, as a remote one does through its
+   * client's timeout: the answer's keepalive lines would otherwise hide a hung disk from repair.
+   */
+  localIdleMs: number;
   signal: AbortSignal;
   /** The data bytes written so far, after each stripe. */
   onProgress(bytes: number): void;
@@ -86,7 +91,7 @@ export async function rebuildShard(store: ShardStore, id: string, req: RebuildSh
     const source = byIndex.get(index)!;
     const here = io.localStores?.(source.url);
     const where = here ? 'local' : 'remote';
-    const bytes = here ? await readLocal(here, source.shardId, signal) : await io.peers.get(source.url).streamShard(source.shardId, undefined, signal);
+    const bytes = here ? await readLocal(here, source.shardId, signal, io.localIdleMs) : await io.peers.get(source.url).streamShard(source.shardId, undefined, signal);
     return io.onSourceBytes ? counted(bytes, (n) => io.onSourceBytes!(where, n)) : bytes;
   };
   const stripes = rebuildFramed(open, [...byIndex.keys()], [req.index], layout, req.segmentSize, sharedCodec(layout));
@@ -107,24 +112,51 @@ export async function rebuildShard(store: ShardStore, id: string, req: RebuildSh
 /**
  * A whole shard of a disk in this process, as its GET would send it (every block CRC-checked). A
  * chunk goes back to the store's pool when the next one is asked for: the rebuild copies each
- * chunk into its stripe before it asks again (ExactReader.readInto).
+ * chunk into its stripe before it asks again (ExactReader.readInto). A read that hangs longer than
+ * `idleMs` fails with Unavailable; the reader is then closed in the background (closing waits for
+ * the read under way).
  */
-async function readLocal(store: ShardStore, id: string, signal: AbortSignal): Promise<AsyncIterable<Buffer>> {
-  const reader = await store.openRead(id);
+async function readLocal(store: ShardStore, id: string, signal: AbortSignal, idleMs: number): Promise<AsyncIterable<Buffer>> {
+  const opening = store.openRead(id);
+  const reader = await within(opening, idleMs, `opening local shard ${id}`).catch((err: unknown) => {
+    void opening.then((r) => r.close(), () => undefined);
+    throw err;
+  });
+  const chunks = reader[Symbol.asyncIterator]();
   return (async function* () {
+    let hung = false;
     try {
-      for await (const chunk of reader) {
+      for (;;) {
+        const step = await within(chunks.next(), idleMs, `reading local shard ${id}`).catch((err: unknown) => {
+          hung = err instanceof StoreError && err.code === 'Unavailable';
+          throw err;
+        });
+        if (step.done) return;
         signal.throwIfAborted();
         try {
-          yield chunk.data;
+          yield step.value.data;
         } finally {
-          chunk.release();
+          step.value.release();
         }
       }
     } finally {
-      await reader.close();
+      if (hung) void reader.close().catch(() => undefined);
+      else await reader.close();
     }
   })();
+}
+
+/** `promise`, or an Unavailable StoreError once `ms` pass first. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreError('Unavailable', `${what}: nothing for ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function* counted(source: AsyncIterable<Buffer>, count: (bytes: number) => void): AsyncGenerator<Buffer> {

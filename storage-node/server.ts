@@ -49,7 +49,7 @@ export interface StorageNodeServerOptions {
   localStores?: LocalStores;
 }
 
-/** A rebuild source that sends nothing for this long fails (repair then tries another), like repair's own --shard-timeout. */
+/** A rebuild source that sends nothing for this long (over HTTP, or from a local disk) fails (repair then tries another), like repair's own --shard-timeout. */
 const REBUILD_SOURCE_TIMEOUT_MS = 10_000;
 /** A rebuild's answer carries a progress line at least this often (callers time out after ~10 s of silence). */
 const REBUILD_KEEPALIVE_MS = 2_000;
@@ -214,6 +214,7 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
       const result = await rebuildShard(store, params.id, request, {
         peers: peers(),
         localStores: opts.localStores,
+        localIdleMs: REBUILD_SOURCE_TIMEOUT_MS,
         signal: stop.signal,
         onProgress: (bytes) => line({ progress: { bytes: (written = bytes) } }),
         onSourceBytes: (where, bytes) => m.rebuildSourceBytes.inc({ source: where }, bytes),

@@ -19,11 +19,11 @@ import { CRC_BYTES } from '../erasure/layout.js';
 import { StorageNodeClient, StorageNodeError, StorageNodePool } from '../storage-node/client.js';
 import { diskPorts, parseDiskList } from '../storage-node/disks.js';
 import { Heartbeater } from '../storage-node/heartbeat.js';
-import { nodeUrlKey, type LocalStores } from '../storage-node/rebuild.js';
+import { nodeUrlKey, rebuildShard, type LocalStores } from '../storage-node/rebuild.js';
 import { createStorageNodeServer } from '../storage-node/server.js';
 import { BATCH_MANIFEST_SHA256_HEADER, decodeReadResults, decodeShardBatch, encodeReadResults, encodeShardBatch, MAX_SHARD_BATCH, ShardBatchError, shardBatchManifestHead } from '../storage-node/shard-batch.js';
 import { sha256Hex } from '../common/internal-auth.js';
-import { DIRECT_READ_MIN_BYTES, HEADER_BYTES, NodeIdError, ShardStore, type StoreLimits } from '../storage-node/store.js';
+import { DIRECT_READ_MIN_BYTES, HEADER_BYTES, NodeIdError, ShardStore, type ShardReader, type StoreLimits } from '../storage-node/store.js';
 import type { HeartbeatRequest } from '../namespace/types.js';
 import { PREVERIFIED_READ_BYTES } from '../storage-node/types.js';
 import { spawnNode } from './helpers/storage-node-process.js';
@@ -543,6 +543,37 @@ t.test('a rebuild reads sources on disks of its own process from their stores, C
     details: { sourceIndex: 2, sourceCode: 'CorruptBlock' },
   }, 'a corrupt local source is named as corrupt');
   t.equal(await target.client.headShard('r2'), null, 'nothing is stored from it');
+
+  // A local disk that hangs mid-read fails its source after the idle limit instead of holding the rebuild (and its caller, fed keepalives) forever.
+  const hangingAfterFirstChunk = {
+    openRead: async (id: string) => {
+      const real = await neighbour.openRead(id);
+      const chunks = real[Symbol.asyncIterator]();
+      let served = 0;
+      return Object.assign(Object.create(real) as ShardReader, {
+        [Symbol.asyncIterator]: () => ({ next: () => (served++ === 0 ? chunks.next() : new Promise<never>(() => undefined)) }),
+        close: () => real.close(),
+      });
+    },
+  } as unknown as ShardStore;
+  const hungUrl = 'http://127.0.0.1:7';
+  const started = performance.now();
+  const stop = new AbortController();
+  const pool = new StorageNodePool({ secret: TEST_SECRET });
+  t.teardown(() => pool.close());
+  await t.rejects(
+    rebuildShard(target.store, 'r4', { ...layout, segmentSize, index: 0, sources: [...sources([1, 3, 4]), { index: 5, url: hungUrl, shardId: 's5' }] }, {
+      peers: pool,
+      localStores: (url) => (nodeUrlKey(url) === nodeUrlKey(hungUrl) ? hangingAfterFirstChunk : nodeUrlKey(url) === nodeUrlKey(neighbourUrl) ? neighbour : undefined),
+      localIdleMs: 300,
+      signal: stop.signal,
+      onProgress: () => undefined,
+    }),
+    { name: 'ShardSourceError', shardIndex: 5, cause: { code: 'Unavailable' } },
+    'the hung source is named, Unavailable',
+  );
+  t.ok(performance.now() - started < 3000, `given up after ${(performance.now() - started).toFixed(0)} ms`);
+  t.equal(await target.store.stat('r4'), null, 'nothing is stored');
 });
 
 async function readAll(store: ShardStore, id: string): Promise<Buffer[]> {
