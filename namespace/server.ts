@@ -1,12 +1,12 @@
 // The namespace's HTTP API: JSON in and out, object keys as single URL-encoded path segments.
 // Bodies are parsed by validate.ts before they reach the store; store errors are NamespaceErrors
 // (HttpErrors), which the common server turns into S3-style JSON error replies.
-import { selectSegments } from './segment-selection.js';
 import type http from 'node:http';
 import { createServiceServer, HttpError, settleBatchItem, readJson, Router, sendJson, type Params } from '../common/http.js';
 import type { ClusterSecret } from '../common/internal-auth.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { Registry, type Counter } from '../common/metrics.js';
+import { selectSegments } from './segment-selection.js';
 import type { NamespaceStore } from './store.js';
 import * as T from './types.js';
 import * as v from './validate.js';
