@@ -8,8 +8,8 @@
 // bumps the counter after it is applied and before its caller hears of it, so any read that could
 // have seen the old record carries an old stamp (this holds because every write goes through this
 // process: LevelDB admits one; a replicated engine would have to feed its writes to the counter
-// too). Records are frozen: a caller that tried to change
-// a cached one would throw instead of changing what others are served.
+// too). Records are frozen: a caller that tried to change a cached one would throw instead of
+// changing what others are served.
 import type { ObjectRecord } from './types.js';
 
 interface Entry {
