@@ -545,6 +545,8 @@ t.test('a rebuild reads sources on disks of its own process from their stores, C
   t.equal(await target.client.headShard('r2'), null, 'nothing is stored from it');
 
   // A local disk that hangs mid-read fails its source after the idle limit instead of holding the rebuild (and its caller, fed keepalives) forever.
+  let hungClosed!: () => void;
+  const closedInBackground = new Promise<void>((resolve) => (hungClosed = resolve));
   const hangingAfterFirstChunk = {
     openRead: async (id: string) => {
       const real = await neighbour.openRead(id);
@@ -552,7 +554,7 @@ t.test('a rebuild reads sources on disks of its own process from their stores, C
       let served = 0;
       return Object.assign(Object.create(real) as ShardReader, {
         [Symbol.asyncIterator]: () => ({ next: () => (served++ === 0 ? chunks.next() : new Promise<never>(() => undefined)) }),
-        close: () => real.close(),
+        close: () => real.close().finally(hungClosed),
       });
     },
   } as unknown as ShardStore;
@@ -573,6 +575,8 @@ t.test('a rebuild reads sources on disks of its own process from their stores, C
     'the hung source is named, Unavailable',
   );
   t.ok(performance.now() - started < 3000, `given up after ${(performance.now() - started).toFixed(0)} ms`);
+  await closedInBackground;
+  t.pass('the hung reader is closed in the background');
   t.equal(await target.store.stat('r4'), null, 'nothing is stored');
 });
 
@@ -648,14 +652,19 @@ t.test('reading ahead: a bad batch read early surfaces in turn, and a reader lef
   t.same(unhandled, [], 'no unhandled rejection from the read ahead');
 
   const fds = async (): Promise<number> => (await fs.readdir('/proc/self/fd')).length;
-  // The failed reader above closes its file once its read-ahead settles: count only after that.
-  let before = await fds();
-  for (let i = 0; i < 40; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 25));
-    const now = await fds();
-    if (now === before) break;
-    before = now;
-  }
+  // The failed reader above (and files of earlier tests) close once their reads settle: count only
+  // once the number has held for 200 ms, which it may take a while to do on a loaded machine.
+  const settledFds = async (): Promise<number> => {
+    let last = await fds();
+    for (let steady = 0, tries = 0; steady < 8 && tries < 200; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      const now = await fds();
+      steady = now === last ? steady + 1 : 0;
+      last = now;
+    }
+    return last;
+  };
+  const before = await settledFds();
   for (let i = 0; i < 5; i++) {
     for await (const c of await store.openRead('long', { start: 0, end: 9 * MiB })) {
       c.release();
