@@ -37,6 +37,8 @@ export class RecordCache {
 
   /** The record under `key` if one is held with this stamp; a stale one is dropped. */
   get(key: Buffer, stamp: number): ObjectRecord | undefined {
+    // Most reads are of small records, never held: no key string for them while nothing is.
+    if (this.entries.size === 0) return this.miss();
     const id = key.toString('latin1');
     const entry = this.entries.get(id);
     if (!entry) return this.miss();
