@@ -749,6 +749,10 @@ t.test('sigv4: authorization header refusals', async (t) => {
   t.throws(() => verifyRequest(withHeaders(req, { 'x-amz-date': undefined }), lookup, NOW), noDate, 'no date');
   t.throws(() => verifyRequest(withHeaders(req, { 'x-amz-date': '2026-01-01T12:00:00Z' }), lookup, NOW), noDate, 'extended date format');
   t.throws(() => verifyRequest(withHeaders(req, { 'x-amz-date': '20261301T120000Z' }), lookup, NOW), noDate, 'month 13');
+  // Date.UTC would roll these over to a real instant, or read year 0050 as 1950.
+  for (const impossible of ['20260231T120000Z', '20250229T120000Z', '20260101T240000Z', '20260101T126000Z', '20260101T120060Z', '00500101T120000Z']) {
+    t.throws(() => verifyRequest(withHeaders(req, { 'x-amz-date': impossible }), lookup, NOW), noDate, impossible);
+  }
   t.throws(() => verifyRequest(withHeaders(req, { 'x-amz-meta-size': '1' }), lookup, NOW), {
     code: 'AccessDenied',
     message: 'There were headers present in the request which were not signed',

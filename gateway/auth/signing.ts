@@ -56,7 +56,8 @@ export function signaturesEqual(expectedHex: string, providedHex: string): boole
 
 /** "20130524T000000Z" from a Date. */
 export function amzDateOf(time: Date): string {
-  return time.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const iso = time.toISOString(); // 2013-05-24T00:00:00.000Z
+  return iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 13) + iso.slice(14, 16) + iso.slice(17, 19) + 'Z';
 }
 
 const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
@@ -65,8 +66,14 @@ const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 export function parseAmzDate(text: string): Date | undefined {
   const m = AMZ_DATE.exec(text);
   if (m === null) return undefined;
-  const date = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
-  return amzDateOf(date) === text ? date : undefined;
+  const [year, month, day, hour, minute, second] = [+m[1]!, +m[2]!, +m[3]!, +m[4]!, +m[5]!, +m[6]!];
+  const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  // Date.UTC rolls 31 April over to 1 May and takes years 0-99 as 1900-1999: a field that does
+  // not read back as written was not a real instant in that form.
+  const real =
+    date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day &&
+    date.getUTCHours() === hour && date.getUTCMinutes() === minute && date.getUTCSeconds() === second;
+  return real ? date : undefined;
 }
 
 /** ISO-8601 without milliseconds, the form S3 uses for ServerTime and Expires. */
