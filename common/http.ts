@@ -4,6 +4,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import { JSON_LINES_TYPE, JsonLinesError, decodeJsonLines, encodeJsonLines } from './json-lines.js';
 import { InternalAuthError, RequestVerifier, UNSIGNED_PAYLOAD, checkBodyDigest, type ClusterSecret } from './internal-auth.js';
 import type { Logger } from './log.js';
 import type { Registry } from './metrics.js';
@@ -93,6 +94,13 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
   res.end(text);
 }
 
+/** A batch's answer as JSON lines, one result per line (see json-lines.ts for why not one document). */
+export function sendJsonLines(res: http.ServerResponse, status: number, items: readonly unknown[]): void {
+  const bytes = encodeJsonLines(items);
+  res.writeHead(status, { 'content-type': JSON_LINES_TYPE, 'content-length': bytes.length });
+  res.end(bytes);
+}
+
 /** The JSON body an error is answered with. */
 export function errorBody(err: HttpError): ErrorBody {
   return { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
@@ -158,6 +166,18 @@ export async function readJson<T>(req: http.IncomingMessage, limit = 1024 * 1024
     return JSON.parse(body.toString('utf8')) as T;
   } catch {
     throw new HttpError(400, 'MalformedJSON', 'request body is not valid JSON');
+  }
+}
+
+/** A JSON lines request body (see json-lines.ts), refused past `limit` bytes like readJson. */
+export async function readJsonLines(req: http.IncomingMessage, limit: number): Promise<unknown[]> {
+  const body = verifiedBody(req) ?? (await readBody(req, limit));
+  if (body.length > limit) throw new HttpError(413, 'BodyTooLarge', `body exceeds ${limit} bytes`);
+  try {
+    return decodeJsonLines(body);
+  } catch (err) {
+    if (err instanceof JsonLinesError) throw new HttpError(400, 'MalformedJSON', `request body: ${err.message}`);
+    throw err;
   }
 }
 

@@ -3,6 +3,7 @@
 import { Pool } from 'undici';
 import { Batcher, outcomeOf, type Outcome } from '../common/batcher.js';
 import { errorFromResponse } from '../common/http.js';
+import { decodeJsonLines, encodeJsonLines, JSON_LINES_TYPE } from '../common/json-lines.js';
 import { signRequest, type ClusterSecret } from '../common/internal-auth.js';
 import { NamespaceError } from './errors.js';
 import type * as T from './types.js';
@@ -152,7 +153,7 @@ export class NamespaceClient {
 
   /** One commit goes as a plain PUT; several as one POST /batch/commits, each answered on its own. */
   private sendCommits(batch: T.CommitObjectRequest[]): Promise<Outcome<T.CommitObjectResponse>[]> {
-    return this.sendBatch(batch, (c) => this.call('PUT', objectPath(c.record.bucket, c.record.key), c), '/batch/commits', 'commits');
+    return this.sendBatch(batch, (c) => this.call('PUT', objectPath(c.record.bucket, c.record.key), c), '/batch/commits');
   }
 
   /** With `select`, the record carries only the segments selected (see SegmentSelection). */
@@ -164,13 +165,12 @@ export class NamespaceClient {
   private sendReads(batch: T.ObjectReadRequest[]): Promise<Outcome<T.ObjectRecord>[]> {
     const alone = (o: T.ObjectReadRequest): Promise<T.ObjectRecord> =>
       o.select ? this.readOneSelected(o) : this.call('GET', objectPath(o.bucket, o.key));
-    return this.sendBatch(batch, alone, '/batch/records', 'objects');
+    return this.sendBatch(batch, alone, '/batch/records');
   }
 
   private async readOneSelected(read: T.ObjectReadRequest): Promise<T.ObjectRecord> {
-    const { results } = await this.call<T.BatchResponse<T.ObjectRecord>>('POST', '/batch/records', { objects: [read] });
-    if (results.length !== 1) throw new Error(`a batch of one read got ${results.length} results back`);
-    const outcome = batchOutcome(results[0]!);
+    const [result] = await this.callLines<T.ObjectRecord>('/batch/records', [read]);
+    const outcome = batchOutcome(result!);
     if (outcome.ok) return outcome.value;
     throw outcome.error;
   }
@@ -224,17 +224,16 @@ export class NamespaceClient {
 
   /** One placement goes as a plain POST /placements; several as one POST /batch/placements. */
   private sendPlacements(batch: T.PlacementRequest[]): Promise<Outcome<T.PlacementResponse>[]> {
-    return this.sendBatch(batch, (r) => this.call('POST', '/placements', r), '/batch/placements', 'requests');
+    return this.sendBatch(batch, (r) => this.call('POST', '/placements', r), '/batch/placements');
   }
 
   /**
    * A lone item goes by its plain route (`alone`), so a quiet client's calls look as they always
-   * did; several go as one POST to `path` with the items under `field`, each answered on its own.
+   * did; several go as one POST to `path`, each answered on its own.
    */
-  private async sendBatch<I, R>(batch: I[], alone: (item: I) => Promise<R>, path: string, field: string): Promise<Outcome<R>[]> {
+  private async sendBatch<I, R>(batch: I[], alone: (item: I) => Promise<R>, path: string): Promise<Outcome<R>[]> {
     if (batch.length === 1) return [await outcomeOf(alone(batch[0]!))];
-    const { results } = await this.call<T.BatchResponse<R>>('POST', path, { [field]: batch });
-    return results.map(batchOutcome);
+    return (await this.callLines<R>(path, batch)).map(batchOutcome);
   }
 
   shardsOnNode(nodeId: string, after?: string, limit?: number): Promise<T.ShardRefPage> {
@@ -347,20 +346,33 @@ export class NamespaceClient {
 
   private async call<R>(method: Method, path: string, body?: unknown, query?: Query): Promise<R> {
     const text = body === undefined ? undefined : JSON.stringify(body);
+    const reply = await this.send(method, this.basePath + path + queryString(query), text, 'application/json');
+    return (reply.length === 0 ? undefined : JSON.parse(reply.toString('utf8'))) as R;
+  }
+
+  /** POSTs `items` to a batch route as JSON lines; its results, one per item, in order. */
+  private async callLines<R>(path: string, items: readonly unknown[]): Promise<T.BatchResult<R>[]> {
+    const reply = await this.send('POST', this.basePath + path, encodeJsonLines(items), JSON_LINES_TYPE);
+    const results = decodeJsonLines(reply) as T.BatchResult<R>[];
+    if (results.length !== items.length) throw new NamespaceError(502, 'InternalError', `${path}: ${items.length} items got ${results.length} results back`);
+    return results;
+  }
+
+  /** The body of a 2xx answer; anything else as the NamespaceError it carries. */
+  private async send(method: Method, target: string, body: string | Buffer | undefined, contentType: string): Promise<Buffer> {
     let status: number;
-    let reply: string;
-    const target = this.basePath + path + queryString(query);
-    const headers = signRequest(this.secret, { method, host: this.host, target, headers: text === undefined ? {} : { 'content-type': 'application/json' }, body: text });
+    let reply: Buffer;
+    const headers = signRequest(this.secret, { method, host: this.host, target, headers: body === undefined ? {} : { 'content-type': contentType }, body });
     try {
-      const res = await this.pool.request({ method, path: target, headers, body: text });
+      const res = await this.pool.request({ method, path: target, headers, body });
       status = res.statusCode;
-      reply = await res.body.text();
+      reply = Buffer.from(await res.body.arrayBuffer());
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       throw new NamespaceError(503, 'ServiceUnavailable', `namespace at ${this.baseUrl} unreachable: ${reason}`);
     }
-    if (status >= 200 && status < 300) return (reply === '' ? undefined : JSON.parse(reply)) as R;
-    const err = await errorFromResponse(status, reply);
+    if (status >= 200 && status < 300) return reply;
+    const err = await errorFromResponse(status, reply.toString('utf8'));
     throw new NamespaceError(err.status, err.code, err.message, err.details);
   }
 }

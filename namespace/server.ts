@@ -2,7 +2,7 @@
 // Bodies are parsed by validate.ts before they reach the store; store errors are NamespaceErrors
 // (HttpErrors), which the common server turns into S3-style JSON error replies.
 import type http from 'node:http';
-import { createServiceServer, HttpError, settleBatchItem, readJson, Router, sendJson, type Params } from '../common/http.js';
+import { createServiceServer, HttpError, settleBatchItem, readJson, readJsonLines, Router, sendJson, sendJsonLines, type Params } from '../common/http.js';
 import type { ClusterSecret } from '../common/internal-auth.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { Registry, type Counter } from '../common/metrics.js';
@@ -95,16 +95,26 @@ function route(router: Router, method: string, path: string, reply: Reply): void
 }
 
 /**
- * A batch route: `field` of the body holds 1 to `max` items, each handled (and failing) alone;
- * the reply holds one result per item, in order. Busy clients gather calls into these (see
- * common/batcher.ts).
+ * A batch route: the body holds 1 to `max` items as JSON lines (`field` names them in errors),
+ * each handled (and failing) alone; the reply holds one result per item, in order, as JSON lines.
+ * Busy clients gather calls into these (see common/batcher.ts).
  */
 function batchRoute<R>(router: Router, path: string, field: string, max: number, counter: Counter, log: Logger, handle: (raw: unknown, what: string) => Promise<R> | R): void {
-  route(router, 'POST', path, async (_p, _u, req): Promise<T.BatchResponse<R>> => {
-    const items = v.batchItems(v.fields(await body(req, RECORD_BODY_LIMIT), 'body')[field], field, max);
+  router.on('POST', path, async (req, res) => {
+    const items = v.batchItems(await lines(req, RECORD_BODY_LIMIT), field, max);
     counter.inc();
-    return { results: await Promise.all(items.map((raw, i) => settleBatchItem(log, async () => handle(raw, `${field}[${i}]`)))) };
+    sendJsonLines(res, 200, await Promise.all(items.map((raw, i) => settleBatchItem(log, async () => handle(raw, `${field}[${i}]`)))));
   });
+}
+
+/** A JSON lines body; a line that is not JSON is InvalidArgument like every other bad input. */
+async function lines(req: http.IncomingMessage, limit: number): Promise<unknown[]> {
+  try {
+    return await readJsonLines(req, limit);
+  } catch (err) {
+    if (err instanceof HttpError && err.code === 'MalformedJSON') v.fail(err.message);
+    throw err;
+  }
 }
 
 /** The JSON body; unparsable JSON is InvalidArgument like every other bad input. */

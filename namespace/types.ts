@@ -125,9 +125,9 @@ export interface CommitObjectResponse {
   replaced: ObjectRecord | null;
 }
 
-// Batches (POST /batch/commits {commits: CommitObjectRequest[]}, /batch/records {objects:
-// {bucket, key}[]}, /batch/placements {requests: PlacementRequest[]}): each item is applied and
-// answered as if sent alone, and the reply is a BatchResponse with one result per item, in order.
+// Batches (POST /batch/commits of CommitObjectRequests, /batch/records of ObjectReadRequests,
+// /batch/placements of PlacementRequests; body and reply are JSON lines, common/json-lines.ts): each
+// item is applied and answered as if sent alone, and the reply has one BatchResult per item, in order.
 
 /** Most items one batch carries, per kind. */
 export const MAX_COMMIT_BATCH = 64;

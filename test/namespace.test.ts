@@ -7,6 +7,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
 import { rawRequest, SECRET_ENV, TEST_SECRET } from './helpers/internal.js';
+import { decodeJsonLines, encodeJsonLines, JSON_LINES_TYPE } from '../common/json-lines.js';
 import { NamespaceClient, NamespaceError } from '../namespace/client.js';
 import { KeyedLock } from '../namespace/lock.js';
 import { choosePlacement, seededRandom, type Candidate } from '../namespace/placement.js';
@@ -236,26 +237,32 @@ t.test('commits in batches: many at once go in few requests, each answered on it
   const metrics = await (await fetch(`${url}/metrics`)).text();
   t.match(metrics, /cairn_namespace_commit_batches_total [1-9]/, 'the batches are counted');
 
-  // The route itself: a bad commit fails alone; a bad batch fails whole.
-  const post = async (body: string): Promise<{ status: number; json: unknown }> => {
-    const res = await rawRequest(`${url}/batch/commits`, { method: 'POST', body });
-    return { status: res.statusCode, json: await res.body.json() };
+  // The route itself (JSON lines in and out): a bad commit fails alone; a bad batch fails whole.
+  const post = async (body: string): Promise<{ status: number; type: string; text: string }> => {
+    const res = await rawRequest(`${url}/batch/commits`, { method: 'POST', headers: { 'content-type': JSON_LINES_TYPE }, body });
+    return { status: res.statusCode, type: String(res.headers['content-type']), text: await res.body.text() };
   };
-  const mixed = await post(JSON.stringify({ commits: [{ record: record('b', 'raw-1') }, { record: { ...record('b', 'raw-2'), size: -1 } }, 'not a commit'] }));
-  t.equal(mixed.status, 200);
-  const results = (mixed.json as { results: { ok?: unknown; error?: { status: number; code: string } }[] }).results;
+  const mixed = await post(encodeJsonLines([{ record: record('b', 'raw-1') }, { record: { ...record('b', 'raw-2'), size: -1 } }, 'not a commit']).toString());
+  t.same([mixed.status, mixed.type], [200, JSON_LINES_TYPE]);
+  t.equal(mixed.text.split('\n').length, 4, 'a line per result, each ended by a newline');
+  const results = decodeJsonLines(Buffer.from(mixed.text)) as { ok?: unknown; error?: { status: number; code: string } }[];
   t.ok(results[0]!.ok, 'the good one is committed');
   t.same([results[1]!.error?.code, results[1]!.error?.status, results[2]!.error?.code], ['InvalidArgument', 400, 'InvalidArgument'], 'bad ones fail alone');
   t.equal((await client.getObject('b', 'raw-1')).key, 'raw-1');
-  for (const [why, body] of [
-    ['not an array', '{"commits": {}}'],
-    ['empty', '{"commits": []}'],
-    ['too many', JSON.stringify({ commits: Array.from({ length: 65 }, (_, i) => ({ record: record('b', `many-${i}`) })) })],
-    ['not JSON', '{"commits": ['],
-  ]) {
-    const bad = await post(body!);
-    t.same([bad.status, (bad.json as { code: string }).code], [400, 'InvalidArgument'], why);
+  const good = JSON.stringify({ record: record('b', 'many-0') });
+  for (const [why, body, message] of [
+    ['empty', '', /must not be empty/],
+    ['too many', encodeJsonLines(Array.from({ length: 65 }, (_, i) => ({ record: record('b', `many-${i}`) }))).toString(), /more than 64/],
+    ['a line not JSON', `${good}\n{"record": \n`, /line 2 is not a JSON text/],
+    ['an empty line', `${good}\n\n${good}\n`, /line 2 is not a JSON text/],
+  ] as const) {
+    const bad = await post(body);
+    const error = JSON.parse(bad.text) as { code: string; message: string };
+    t.match([bad.status, error.code, error.message], [400, 'InvalidArgument', message], why);
   }
+  const oneDocument = await post(JSON.stringify({ commits: [{ record: record('b', 'many-0') }] }));
+  const [result] = decodeJsonLines(Buffer.from(oneDocument.text)) as { error?: { code: string; message: string } }[];
+  t.same([oneDocument.status, result!.error?.code, result!.error?.message], [200, 'InvalidArgument', 'record must be a JSON object'], 'one JSON document is one item, and not a commit');
   await expectError(t, client.getObject('b', 'many-0'), 404, 'NoSuchKey');
 });
 
@@ -277,21 +284,21 @@ t.test('reads in batches: many at once go in few requests, each answered on its 
   t.same(refused, ['404 NoSuchKey', '404 NoSuchBucket'], 'the failures are their own, with status and code');
   t.match(await (await fetch(`${url}/metrics`)).text(), /cairn_namespace_read_batches_total [1-9]/, 'the batches are counted');
 
-  const post = async (body: string): Promise<{ status: number; json: unknown }> => {
-    const res = await rawRequest(`${url}/batch/records`, { method: 'POST', body });
-    return { status: res.statusCode, json: await res.body.json() };
+  const post = async (body: Buffer | string): Promise<{ status: number; text: string }> => {
+    const res = await rawRequest(`${url}/batch/records`, { method: 'POST', headers: { 'content-type': JSON_LINES_TYPE }, body });
+    return { status: res.statusCode, text: await res.body.text() };
   };
-  const mixed = await post(JSON.stringify({ objects: [{ bucket: 'b', key: 'read/1' }, { bucket: 'b' }, 7] }));
+  const mixed = await post(encodeJsonLines([{ bucket: 'b', key: 'read/1' }, { bucket: 'b' }, 7]));
   t.equal(mixed.status, 200);
-  const results = (mixed.json as { results: { ok?: ObjectRecord; error?: { code: string } }[] }).results;
+  const results = decodeJsonLines(Buffer.from(mixed.text)) as { ok?: ObjectRecord; error?: { code: string } }[];
   t.same([results[0]!.ok?.versionId, results[1]!.error?.code, results[2]!.error?.code], [records[1]!.versionId, 'InvalidArgument', 'InvalidArgument'], 'bad ones fail alone');
   for (const [why, body] of [
-    ['not an array', '{"objects": "b/k"}'],
-    ['empty', '{"objects": []}'],
-    ['too many', JSON.stringify({ objects: Array.from({ length: 65 }, () => ({ bucket: 'b', key: 'read/1' })) })],
-  ]) {
-    const bad = await post(body!);
-    t.same([bad.status, (bad.json as { code: string }).code], [400, 'InvalidArgument'], why);
+    ['empty', ''],
+    ['too many', encodeJsonLines(Array.from({ length: 65 }, () => ({ bucket: 'b', key: 'read/1' })))],
+    ['not JSON lines', '{"bucket": "b", "key": "read/1"}\n{"bucket": '],
+  ] as const) {
+    const bad = await post(body);
+    t.same([bad.status, (JSON.parse(bad.text) as { code: string }).code], [400, 'InvalidArgument'], why);
   }
 });
 
@@ -310,8 +317,8 @@ t.test('reads with a segment selection carry only the segments that hold the byt
   t.same(many.map((m) => [m.segmentSlice, m.segments.length]), [[{ first: 4, offset: 22 }, 0], [{ first: 3, offset: 15 }, 1], [{ first: 0, offset: 0 }, 4], [undefined, 4]], 'in a batch too, each its own');
 
   const post = async (select: unknown): Promise<{ code?: string }> => {
-    const res = await rawRequest(`${url}/batch/records`, { method: 'POST', body: JSON.stringify({ objects: [{ bucket: 'b', key: 'sel', select }] }) });
-    return ((await res.body.json()) as { results: { error?: { code: string } }[] }).results[0]!.error ?? {};
+    const res = await rawRequest(`${url}/batch/records`, { method: 'POST', headers: { 'content-type': JSON_LINES_TYPE }, body: encodeJsonLines([{ bucket: 'b', key: 'sel', select }]) });
+    return (decodeJsonLines(Buffer.from(await res.body.arrayBuffer())) as { error?: { code: string } }[])[0]!.error ?? {};
   };
   for (const bad of [{ none: false }, { start: -1 }, { start: 5, end: 4 }, { suffix: 0 }, { start: 1, suffix: 2 }, { start: 1.5 }, 'all']) {
     t.equal((await post(bad)).code, 'InvalidArgument', `select ${JSON.stringify(bad)} is refused`);
