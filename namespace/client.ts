@@ -51,9 +51,9 @@ export class NamespaceClient {
       bodyTimeout: timeout,
     });
     const maxInFlight = opts.batchInFlight ?? 4;
-    this.commits = new Batcher((batch) => this.sendCommits(batch), { maxInFlight, maxBatch: MAX_COMMIT_BATCH });
-    this.reads = new Batcher((batch) => this.sendReads(batch), { maxInFlight, maxBatch: MAX_READ_BATCH });
-    this.placements = new Batcher((batch) => this.sendPlacements(batch), { maxInFlight, maxBatch: MAX_PLACEMENT_BATCH });
+    this.commits = new Batcher((batch) => this.sendCommits(batch), { maxInFlight, maxBatch: MAX_COMMIT_BATCH, gatherTurn: true });
+    this.reads = new Batcher((batch) => this.sendReads(batch), { maxInFlight, maxBatch: MAX_READ_BATCH, gatherTurn: true });
+    this.placements = new Batcher((batch) => this.sendPlacements(batch), { maxInFlight, maxBatch: MAX_PLACEMENT_BATCH, gatherTurn: true });
   }
 
   close(): Promise<void> {

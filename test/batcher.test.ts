@@ -1,5 +1,6 @@
 // The request batcher (common/batcher.ts), driven by a fake send whose answers the test releases:
-// a quiet caller's item goes out alone at once; items beyond maxInFlight wait and go together,
+// a quiet caller's item goes out alone at once (or at the end of its event loop turn, with the items
+// of that turn, under gatherTurn); items beyond maxInFlight wait and go together,
 // in order, at most maxBatch per request; every item gets its own outcome; a failed request fails
 // only the items it carried.
 import t from 'tap';
@@ -63,6 +64,32 @@ t.test('a busy caller: items wait for a request to come back, then go together, 
   t.same(out.slice(6, 10), ['done 6', 'error: item 7 refused', 'done 8', 'done 9'], 'each item has its own outcome');
   t.match(out.slice(10), [/error: a batch of 2 got 0 outcomes back/, /error: a batch of 2 got 0 outcomes back/], 'a wrong number of outcomes fails the batch');
   t.same(batcher.stats, { requests: 5, items: 12 });
+});
+
+t.test('gatherTurn: the items of one event loop turn leave together, even with room to send each alone', async (t) => {
+  const c = controlledSend();
+  const batcher = new Batcher(c.send, { maxInFlight: 4, maxBatch: 8, gatherTurn: true });
+  const sameTurn = [1, 2, 3].map((n) => batcher.submit(n));
+  t.same(c.sent, [], 'nothing leaves before the turn ends');
+  await settle();
+  t.same(c.sent, [[1, 2, 3]], 'one request for the turn');
+  const later = batcher.submit(4);
+  await settle();
+  t.same(c.sent, [[1, 2, 3], [4]], 'a lone item of a later turn goes alone, without waiting for the first');
+  c.answer(0);
+  c.answer(1);
+  t.same(await Promise.all([...sameTurn, later]), ['done 1', 'done 2', 'done 3', 'done 4']);
+  const full = new Batcher(c.send, { maxInFlight: 1, maxBatch: 8, gatherTurn: true });
+  const first = full.submit(5);
+  await settle();
+  const waiting = [6, 8].map((n) => full.submit(n));
+  await settle();
+  t.same(c.sent.slice(2), [[5]], 'with no room, items wait for an answer as without gatherTurn');
+  c.answer(2);
+  await settle();
+  t.same(c.sent.slice(2), [[5], [6, 8]]);
+  c.answer(3);
+  t.same(await Promise.all([first, ...waiting]), ['done 5', 'done 6', 'done 8']);
 });
 
 t.test('limits must be at least 1', async (t) => {
