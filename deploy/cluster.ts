@@ -34,6 +34,21 @@ const SERVICE_NODE_FLAGS: Record<string, string[]> = {
   'gateway/main.ts': ['--initial-old-space-size=64'],
 };
 
+/**
+ * Environment for one kind of service, under whatever the launcher's own environment sets. glibc
+ * serves allocations of 128 KiB and more (every 256 KiB block a storage node frames, stages or
+ * rebuilds) with fresh mmaps, or trims freed heap back to the kernel, so most such Buffers cost
+ * 64 page faults before their first byte is written: a rebuilt block's copy into its frame ran at
+ * ~2 GB/s, the largest single cost of the storage process on the repair bench after CRC32C. A
+ * 4 MiB mmap threshold and a 128 MiB trim threshold keep that memory in the process for reuse:
+ * repair bench 188 / 182 → 211 / 200 MB/s with the variables set for every process, and 182 / 158 →
+ * 193 / 175 MB/s (CPU per MB rebuilt 6.22 / 7.15 → 5.48 / 7.03 ms) for the storage nodes alone,
+ * builds alternated. The memory kept is bounded by the trim threshold above the peak.
+ */
+const SERVICE_ENV: Record<string, Record<string, string>> = {
+  'storage-node/main.ts': { MALLOC_MMAP_THRESHOLD_: String(4 * 1024 * 1024), MALLOC_TRIM_THRESHOLD_: String(128 * 1024 * 1024) },
+};
+
 export interface ClusterOptions {
   dataDir: string;
   host?: string;
@@ -315,7 +330,7 @@ export class Cluster {
     const serviceFlags = SERVICE_NODE_FLAGS[entry] ?? [];
     const child = spawn(process.execPath, ['--no-warnings', ...serviceFlags, ...nodeArgs, ...entryArgs(entry), ...args], {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...env, [CLUSTER_SECRET_ENV]: this.secretText, [WATCH_PARENT_ENV]: '1' },
+      env: { ...SERVICE_ENV[entry], ...process.env, ...env, [CLUSTER_SECRET_ENV]: this.secretText, [WATCH_PARENT_ENV]: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group: a terminal's Ctrl-C reaches only the launcher, which stops services in order.
       detached: true,
