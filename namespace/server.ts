@@ -1,4 +1,5 @@
-// The namespace's HTTP API: JSON in and out, object keys as single URL-encoded path segments.
+// The namespace's HTTP API: JSON in and out (JSON lines for the batch routes), object keys as
+// single URL-encoded path segments.
 // Bodies are parsed by validate.ts before they reach the store; store errors are NamespaceErrors
 // (HttpErrors), which the common server turns into S3-style JSON error replies.
 import type http from 'node:http';
@@ -107,20 +108,20 @@ function batchRoute<R>(router: Router, path: string, field: string, max: number,
   });
 }
 
-/** A JSON lines body; a line that is not JSON is InvalidArgument like every other bad input. */
-async function lines(req: http.IncomingMessage, limit: number): Promise<unknown[]> {
-  try {
-    return await readJsonLines(req, limit);
-  } catch (err) {
-    if (err instanceof HttpError && err.code === 'MalformedJSON') v.fail(err.message);
-    throw err;
-  }
+/** The JSON body. */
+function body(req: http.IncomingMessage, limit?: number): Promise<unknown> {
+  return parsed(readJson<unknown>(req, limit));
 }
 
-/** The JSON body; unparsable JSON is InvalidArgument like every other bad input. */
-async function body(req: http.IncomingMessage, limit?: number): Promise<unknown> {
+/** A JSON lines body (the batch routes). */
+function lines(req: http.IncomingMessage, limit: number): Promise<unknown[]> {
+  return parsed(readJsonLines(req, limit));
+}
+
+/** Unparsable JSON is InvalidArgument like every other bad input. */
+async function parsed<R>(reading: Promise<R>): Promise<R> {
   try {
-    return await readJson<unknown>(req, limit);
+    return await reading;
   } catch (err) {
     if (err instanceof HttpError && err.code === 'MalformedJSON') v.fail(err.message);
     throw err;
