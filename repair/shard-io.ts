@@ -3,6 +3,7 @@
 // node serves them) back into its blocks, so a shard can be copied without decoding anything.
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
+import { withDeadline } from '../common/deadline.js';
 import { ExactReader } from '../erasure/exact-reader.js';
 import { blockCrc } from '../erasure/frames.js';
 import { CRC_BYTES, stripeBlockLength, stripeCount, type Layout } from '../erasure/layout.js';
@@ -67,17 +68,11 @@ export class ShardUpload {
 
   /** A hung node must not stall repair forever: no progress within the stall timeout fails the upload. */
   private async within<T>(promise: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const stalled = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StallError(`node ${this.nodeId} ${what} within ${this.stallTimeoutMs} ms`)), this.stallTimeoutMs);
-    });
     try {
-      return await Promise.race([promise, stalled]);
+      return await withDeadline(promise, this.stallTimeoutMs, () => new StallError(`node ${this.nodeId} ${what} within ${this.stallTimeoutMs} ms`));
     } catch (err) {
       this.abort(err instanceof Error ? err : new Error(String(err)));
       throw err;
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

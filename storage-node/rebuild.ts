@@ -5,6 +5,7 @@
 // shards instead of all passing through the one repair process. Sources on the other disks of this
 // same process (a machine's disks share one) are read from their stores directly: the same CRC-checked
 // reads, without sending every byte through loopback TCP twice.
+import { withDeadline } from '../common/deadline.js';
 import { sharedCodec } from '../erasure/codec.js';
 import { shardFramedLength, validateLayout, type Layout } from '../erasure/layout.js';
 import { rebuildFramed } from '../erasure/rebuild.js';
@@ -147,16 +148,8 @@ async function readLocal(store: ShardStore, id: string, signal: AbortSignal, idl
 }
 
 /** `promise`, or an Unavailable StoreError once `ms` pass first. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreError('Unavailable', `${what}: nothing for ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return withDeadline(promise, ms, () => new StoreError('Unavailable', `${what}: nothing for ${ms} ms`));
 }
 
 async function* counted(source: AsyncIterable<Buffer>, count: (bytes: number) => void): AsyncGenerator<Buffer> {

@@ -4,6 +4,7 @@
 // thrown by decodePayload itself; body problems are thrown by the iterator once the body
 // has ended (or as soon as they are certain), always as S3Error, so a consumer that
 // commits only after the loop completes never stores unverified bytes.
+import { withDeadline } from '../../common/deadline.js';
 import { S3Error } from '../s3/errors.js';
 import {
   CHECKSUM_ALGORITHMS,
@@ -263,7 +264,7 @@ async function* buffers(source: AsyncIterable<Uint8Array>, idleTimeoutMs = 0): A
     for (;;) {
       let step: IteratorResult<Uint8Array>;
       try {
-        step = await idle(iterator.next(), idleTimeoutMs);
+        step = await withDeadline(iterator.next(), idleTimeoutMs, () => new S3Error('RequestTimeout'));
       } catch (error) {
         settled = true;
         if (error instanceof S3Error) throw error;
@@ -281,16 +282,6 @@ async function* buffers(source: AsyncIterable<Uint8Array>, idleTimeoutMs = 0): A
     // stalled request is left alone for the error reply, which closes the connection.
     if (!settled) await iterator.return?.();
   }
-}
-
-/** The promise, or RequestTimeout once `ms` (0: never) have passed without it settling. */
-function idle<T>(promise: Promise<T>, ms: number): Promise<T> {
-  if (ms <= 0) return promise;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new S3Error('RequestTimeout')), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function declaredLength(headers: HeaderBag, chunked: boolean): number {
