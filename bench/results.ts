@@ -68,7 +68,7 @@ export function runRecord(cfg: BenchConfig, startedAt: Date, rows: Row[], failur
     workloads: [...only],
     git: { commit: git(['rev-parse', 'HEAD']), dirty: status === null ? null : status.length > 0 },
     host: hostInfo(),
-    versions: { s3rver: version('s3rver'), '@aws-sdk/client-s3': version('@aws-sdk/client-s3'), undici: version('undici') },
+    versions: { s3rver: version('s3rver'), '@aws-sdk/client-s3': version('@aws-sdk/client-s3'), loadGenerator: 'bench/s3/lean-http.ts' },
     config,
     rows,
     targets: { met: judged.filter((r) => r.target!.pass).length, judged: judged.length },

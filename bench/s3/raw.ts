@@ -1,8 +1,8 @@
-// A lean S3 client on undici with SigV4 header auth and unsigned payloads: small-object load,
-// ranged GETs and listings, where the AWS SDK's per-request CPU cost would make the load
-// generator the bottleneck. Both systems under test get exactly the same requests.
-import { Pool } from 'undici';
+// A lean S3 client with SigV4 header auth and unsigned payloads: small-object load, ranged GETs
+// and listings, where the AWS SDK's per-request CPU cost would make the load generator the
+// bottleneck. Both systems under test get exactly the same requests, over lean-http.ts.
 import type { Verifier } from '../data.js';
+import { LeanPool, type LeanRequest, type LeanResponse } from './lean-http.js';
 import { encodePath, encodeQuery, Signer, type Credentials } from './sigv4.js';
 
 export interface RawOptions {
@@ -27,7 +27,7 @@ export class S3HttpError extends Error {
 }
 
 export class RawS3 {
-  private readonly pool: Pool;
+  private readonly pool: LeanPool;
   private readonly signer: Signer;
   private readonly host: string;
 
@@ -36,13 +36,7 @@ export class RawS3 {
     this.host = url.host;
     this.signer = new Signer(creds);
     const timeout = opts.timeoutMs ?? 120_000;
-    this.pool = new Pool(url.origin, {
-      connections: opts.connections,
-      pipelining: 1,
-      keepAliveTimeout: 60_000,
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-    });
+    this.pool = new LeanPool(url.origin, { connections: opts.connections, timeoutMs: timeout });
   }
 
   close(): Promise<void> {
@@ -51,30 +45,29 @@ export class RawS3 {
 
   async createBucket(bucket: string): Promise<void> {
     const res = await this.send('PUT', encodePath(bucket), {}, {}, undefined);
-    const body = await res.body.text();
+    const body = res.body.toString('utf8');
     // s3rver answers BucketAlreadyExists for its own bucket; Cairn, BucketAlreadyOwnedByYou.
     if (res.statusCode !== 200 && !/BucketAlreadyOwnedByYou|BucketAlreadyExists/.test(body)) throw new S3HttpError(res.statusCode, body, `create bucket ${bucket}`);
   }
 
   async put(bucket: string, key: string, body: Buffer, signal?: AbortSignal): Promise<void> {
     const res = await this.send('PUT', encodePath(bucket, key), {}, { 'content-length': String(body.length) }, body, signal);
-    if (res.statusCode !== 200) throw new S3HttpError(res.statusCode, await res.body.text(), `PUT ${key}`);
-    await res.body.dump();
+    if (res.statusCode !== 200) throw new S3HttpError(res.statusCode, res.body.toString('utf8'), `PUT ${key}`);
   }
 
   /** GET (optionally a byte range, inclusive end) and feed every chunk to `verifier`. Returns bytes received. */
   async get(bucket: string, key: string, verifier: Verifier, range?: [number, number], signal?: AbortSignal): Promise<number> {
     const headers: Record<string, string> = range ? { range: `bytes=${range[0]}-${range[1]}` } : {};
-    const res = await this.send('GET', encodePath(bucket, key), {}, headers, undefined, signal);
-    const ok = range ? res.statusCode === 206 : res.statusCode === 200;
-    if (!ok) throw new S3HttpError(res.statusCode, await res.body.text(), `GET ${key}`);
-    for await (const chunk of res.body) verifier.update(chunk as Buffer);
+    const expected = range ? 206 : 200;
+    // The body goes to the verifier as it arrives; an error's body is kept for the message.
+    const sink = (status: number) => (status === expected ? (chunk: Buffer) => verifier.update(chunk) : undefined);
+    const res = await this.send('GET', encodePath(bucket, key), {}, headers, undefined, signal, sink);
+    if (res.statusCode !== expected) throw new S3HttpError(res.statusCode, res.body.toString('utf8'), `GET ${key}`);
     return verifier.bytes;
   }
 
   async head(bucket: string, key: string): Promise<number> {
     const res = await this.send('HEAD', encodePath(bucket, key), {}, {}, undefined);
-    await res.body.dump();
     if (res.statusCode !== 200) throw new S3HttpError(res.statusCode, '', `HEAD ${key}`);
     return Number(res.headers['content-length']);
   }
@@ -90,9 +83,7 @@ export class RawS3 {
     // Scanned as bytes: decoding a 200 KB page to a string cost this client 1.4 ms a page, as much
     // as the gateway's own work, and the listing loop waits for it. Keys are compared as bytes,
     // which is also S3's order (UTF-8 binary); only the first and the last are decoded.
-    const chunks: Buffer[] = [];
-    for await (const chunk of res.body) chunks.push(chunk as Buffer);
-    const xml = Buffer.concat(chunks);
+    const xml = res.body;
     if (res.statusCode !== 200) throw new S3HttpError(res.statusCode, xml.toString('utf8'), `list ${bucket}`);
     let keys = 0;
     let first: [number, number] | undefined;
@@ -112,16 +103,10 @@ export class RawS3 {
     return { keys, firstKey: text(first), lastKey: text(last), prefixes, truncated, next: next === undefined ? undefined : unescapeXml(next) };
   }
 
-  private send(method: string, path: string, query: Record<string, string>, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal) {
+  private send(method: string, path: string, query: Record<string, string>, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal, sink?: LeanRequest['sink']): Promise<LeanResponse> {
     const encodedQuery = encodeQuery(query);
     const auth = this.signer.sign(method, this.host, path, encodedQuery, headers);
-    return this.pool.request({
-      method: method as 'GET' | 'PUT' | 'HEAD',
-      path: encodedQuery ? `${path}?${encodedQuery}` : path,
-      headers: { ...headers, ...auth },
-      body,
-      signal,
-    });
+    return this.pool.request({ method, path: encodedQuery ? `${path}?${encodedQuery}` : path, headers: { ...headers, ...auth }, body, signal, sink });
   }
 }
 
