@@ -5,10 +5,10 @@ import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Pattern } from '../data.js';
-import { peakRss, resetPeakRss } from '../procfs.js';
+import { ProcessGroupMeter, peakRss, resetPeakRss } from '../procfs.js';
 import { RawS3 } from '../s3/raw.js';
 import { sdkClient } from '../s3/sdk.js';
-import { MB } from '../stats.js';
+import { MB, sleep } from '../stats.js';
 import type { System } from '../systems.js';
 import { BUCKET } from './context.js';
 
@@ -55,6 +55,32 @@ export async function settleDisk(log: (line: string) => void): Promise<void> {
   const ms = performance.now() - started;
   if (code !== 0) log(`  sync failed (${code}): the phase starts with dirty pages`);
   else if (ms >= 100) log(`  flushed dirty pages before the phase (${(ms / 1000).toFixed(1)} s, untimed)`);
+}
+
+/**
+ * Waits until `system`'s processes are all but idle (under 10% of a core over 250 ms), at most
+ * `maxMs`: work a phase leaves behind (a LevelDB compaction, a flush) must not run on the clock
+ * of the phase after it, above all when that phase is the other system's.
+ */
+export async function quiesce(system: System, log: (line: string) => void, maxMs = 5_000, signal?: AbortSignal): Promise<void> {
+  const started = performance.now();
+  for (;;) {
+    const meter = new ProcessGroupMeter(() => system.pids());
+    await meter.start();
+    const t0 = performance.now();
+    await sleep(250, signal);
+    const { cpuSeconds } = await meter.stop();
+    const cores = cpuSeconds / ((performance.now() - t0) / 1000);
+    const waited = performance.now() - started;
+    if (cores < 0.1 || signal?.aborted) {
+      if (waited >= 1_000) log(`  ${system.name} took ${(waited / 1000).toFixed(1)} s to go quiet after the phase (untimed)`);
+      return;
+    }
+    if (waited >= maxMs) {
+      log(`  ${system.name} still busy (${cores.toFixed(2)} cores) ${(maxMs / 1000).toFixed(0)} s after the phase; going on`);
+      return;
+    }
+  }
 }
 
 export const mbps = (bytes: number, seconds: number): number | null => (seconds > 0 && bytes > 0 ? bytes / MB / seconds : null);

@@ -1,13 +1,19 @@
 // Small objects: 4 KiB and 64 KiB PUTs, then GETs of what was written (verified), at 32 and 256
-// concurrent clients (one keep-alive connection each), through the lean undici + SigV4 client.
-// Per phase: ops/s, p50/p99 latency, the load generator's CPU share (this process), the servers'
-// CPU, and bytes that reached the disk per PUT (/proc/<pid>/io write_bytes of the processes that
-// store data: Cairn's storage nodes and namespace, or s3rver).
+// concurrent clients (one keep-alive connection each), through the lean SigV4 client (bench/s3/raw.ts
+// over lean-http.ts). Per phase: ops/s, p50/p99 latency, the load generator's CPU share (this
+// process), the servers' CPU, and bytes that reached the disk per PUT (/proc/<pid>/io write_bytes of
+// the processes that store data: Cairn's storage nodes and namespace, or s3rver).
+//
+// The systems take turns: each phase runs as two halves in the order A B B A, and a system's result
+// joins its two halves. This box's speed drifts by ±30% over minutes (a whole run of Cairn's phases
+// followed by s3rver's once put s3rver's GETs in a slow spell and the ratio at 5.7×); interleaved,
+// a drift during the pair weighs on both systems alike. After each half the system that ran waits
+// until it is idle, so that work it deferred (LevelDB compactions, say) is not billed to the next.
 import { ProcessGroupMeter } from '../procfs.js';
 import { ratioOf, target, type Row } from '../report.js';
 import { CpuMeter, KiB, runPool, summarize } from '../stats.js';
 import type { System } from '../systems.js';
-import { ensureBucket, raw, settleDisk } from './common.js';
+import { ensureBucket, quiesce, raw, settleDisk } from './common.js';
 import { BUCKET, type BenchContext, type WorkloadResult } from './context.js';
 
 interface Phase {
@@ -24,69 +30,119 @@ interface Phase {
   wcharPerOp: number | null;
 }
 
+/** One half of a phase, as measured; a phase is the sum of its halves. */
+interface Half {
+  ops: number;
+  errors: number;
+  firstError?: string;
+  latencies: number[];
+  wallSeconds: number;
+  loadgenCpuSeconds: number;
+  loadgenShare: number;
+  serverCpuSeconds: number;
+  writeBytes: number;
+  wchar: number;
+}
+
 type Results = Map<string, Phase>; // `${system}/${op}/${size}/${clients}`
 
 export async function smallObjects(ctx: BenchContext): Promise<WorkloadResult> {
   const { sizes, clients: clientCounts, phaseMs, maxOps } = ctx.cfg.small;
   const results: Results = new Map();
-  for (const system of ctx.systems) {
-    await settleDisk(ctx.log);
-    await ensureBucket(system);
-    for (const size of sizes) {
-      for (const clients of clientCounts) {
-        if (ctx.signal.aborted) break;
-        const put = await phase(ctx, system, 'put', size, clients, phaseMs, maxOps);
-        results.set(`${system.name}/put/${size}/${clients}`, put.result);
-        const get = await phase(ctx, system, 'get', size, clients, phaseMs, maxOps, put.written);
-        results.set(`${system.name}/get/${size}/${clients}`, get.result);
-        ctx.log(`  ${system.name} ${size / KiB} KiB × ${clients} clients: PUT ${fmt(put.result)}; GET ${fmt(get.result)}`);
+  for (const system of ctx.systems) await ensureBucket(system);
+  // A B B A: every system once first, once last.
+  const turns = [...ctx.systems, ...[...ctx.systems].reverse()];
+  for (const size of sizes) {
+    for (const clients of clientCounts) {
+      if (ctx.signal.aborted) break;
+      const written = new Map<System, number>(ctx.systems.map((s) => [s, 0]));
+      const halves = new Map<string, Half[]>();
+      for (const op of ['put', 'get'] as const) {
+        for (const system of turns) {
+          if (ctx.signal.aborted) break;
+          // The other system's dirty pages must not be written back on this one's clock.
+          if (op === 'put') await settleDisk(ctx.log);
+          const half = await measureHalf(ctx, system, op, size, clients, phaseMs / 2, Math.ceil(maxOps / 2), written.get(system)!);
+          await quiesce(system, ctx.log, 5_000, ctx.signal);
+          if (op === 'put') written.set(system, written.get(system)! + half.ops);
+          const id = `${system.name}/${op}/${size}/${clients}`;
+          halves.set(id, [...(halves.get(id) ?? []), half]);
+        }
+      }
+      for (const [id, parts] of halves) results.set(id, joinHalves(parts, id.includes('/put/')));
+      for (const system of ctx.systems) {
+        const at = (op: string): Phase | undefined => results.get(`${system.name}/${op}/${size}/${clients}`);
+        ctx.log(`  ${system.name} ${size / KiB} KiB × ${clients} clients: PUT ${fmt(at('put'))}; GET ${fmt(at('get'))}`);
       }
     }
   }
-  return { rows: rows(ctx, results), details: { phaseMs, results: Object.fromEntries(results) } };
+  return { rows: rows(ctx, results), details: { phaseMs, interleaving: 'A B B A halves', results: Object.fromEntries(results) } };
 }
 
-async function phase(ctx: BenchContext, system: System, op: 'put' | 'get', size: number, clients: number, phaseMs: number, maxOps: number, written = 0): Promise<{ result: Phase; written: number }> {
+/**
+ * Half a phase of one system: PUTs of keys from `firstKey` on, or GETs of the `written` keys.
+ * Connections are opened and warmed up (and the servers' JIT) before the clock starts.
+ */
+async function measureHalf(ctx: BenchContext, system: System, op: 'put' | 'get', size: number, clients: number, durationMs: number, maxOps: number, written: number): Promise<Half> {
   const client = raw(system, clients, 30_000);
   const prefix = `small/${size}/${clients}`;
   const key = (i: number): string => `${prefix}/${i}`;
   const body = (k: string): Buffer => ctx.pattern.slice(k, 0, size);
+  const firstKey = op === 'put' ? written : 0;
   try {
-    // Warm-up: open every connection (and let the servers JIT) before the clock starts.
     if (op === 'put') {
-      await runPool({ concurrency: clients, maxOps: clients, durationMs: phaseMs, signal: ctx.signal }, (i) => client.put(BUCKET, `${prefix}/warm/${i}`, body(`${prefix}/warm/${i}`), ctx.signal));
+      const warm = (i: number): string => `${prefix}/warm/${firstKey + i}`;
+      await runPool({ concurrency: clients, maxOps: clients, durationMs, signal: ctx.signal }, (i) => client.put(BUCKET, warm(i), body(warm(i)), ctx.signal));
     } else {
-      await runPool({ concurrency: clients, maxOps: clients, durationMs: phaseMs, signal: ctx.signal }, (i) => getOne(ctx, client, key(i % Math.max(1, written)), size));
+      await runPool({ concurrency: clients, maxOps: clients, durationMs, signal: ctx.signal }, (i) => getOne(ctx, client, key(i % Math.max(1, written)), size));
     }
     const servers = new ProcessGroupMeter(() => system.pids());
     const writers = new ProcessGroupMeter(() => system.writerPids());
     await Promise.all([servers.start(), writers.start()]);
     const cpu = new CpuMeter();
-    const r = await runPool({ concurrency: clients, maxOps, durationMs: phaseMs, signal: ctx.signal }, (i) =>
-      op === 'put' ? client.put(BUCKET, key(i), body(key(i)), ctx.signal) : getOne(ctx, client, key(i % Math.max(1, written)), size),
+    const r = await runPool({ concurrency: clients, maxOps, durationMs, signal: ctx.signal }, (i) =>
+      op === 'put' ? client.put(BUCKET, key(firstKey + i), body(key(firstKey + i)), ctx.signal) : getOne(ctx, client, key(i % Math.max(1, written)), size),
     );
     const load = cpu.stop();
     const [srv, wr] = await Promise.all([servers.stop(), writers.stop()]);
-    const lat = summarize(r.latencies);
     return {
-      written: op === 'put' ? r.ops : written,
-      result: {
-        opsPerSec: r.ops > 0 ? r.ops / r.wallSeconds : null,
-        ops: r.ops,
-        errors: r.errors,
-        firstError: r.firstError,
-        p50: lat.p50,
-        p99: lat.p99,
-        loadgenCores: load.cores,
-        loadgenShare: load.machineShare,
-        serverCores: srv.cpuSeconds / r.wallSeconds,
-        diskBytesPerOp: op === 'put' && r.ops > 0 ? wr.writeBytes / r.ops : null,
-        wcharPerOp: op === 'put' && r.ops > 0 ? wr.wchar / r.ops : null,
-      },
+      ops: r.ops,
+      errors: r.errors,
+      firstError: r.firstError,
+      latencies: r.latencies,
+      wallSeconds: r.wallSeconds,
+      loadgenCpuSeconds: load.cpuSeconds,
+      loadgenShare: load.machineShare,
+      serverCpuSeconds: srv.cpuSeconds,
+      writeBytes: wr.writeBytes,
+      wchar: wr.wchar,
     };
   } finally {
     await client.close();
   }
+}
+
+/** A phase from its halves: counts, CPU and time add up; latencies are pooled. */
+function joinHalves(halves: Half[], puts: boolean): Phase {
+  const sum = (f: (h: Half) => number): number => halves.reduce((a, h) => a + f(h), 0);
+  const ops = sum((h) => h.ops);
+  const wall = sum((h) => h.wallSeconds);
+  const lat = summarize(halves.flatMap((h) => h.latencies));
+  const perOp = (n: number): number | null => (puts && ops > 0 ? n / ops : null);
+  return {
+    opsPerSec: ops > 0 && wall > 0 ? ops / wall : null,
+    ops,
+    errors: sum((h) => h.errors),
+    firstError: halves.find((h) => h.firstError !== undefined)?.firstError,
+    p50: lat.p50,
+    p99: lat.p99,
+    loadgenCores: wall > 0 ? sum((h) => h.loadgenCpuSeconds) / wall : 0,
+    // Each half's share weighted by its time: the share of the whole phase.
+    loadgenShare: wall > 0 ? sum((h) => h.loadgenShare * h.wallSeconds) / wall : 0,
+    serverCores: wall > 0 ? sum((h) => h.serverCpuSeconds) / wall : 0,
+    diskBytesPerOp: perOp(sum((h) => h.writeBytes)),
+    wcharPerOp: perOp(sum((h) => h.wchar)),
+  };
 }
 
 async function getOne(ctx: BenchContext, client: ReturnType<typeof raw>, key: string, size: number): Promise<void> {
@@ -95,7 +151,8 @@ async function getOne(ctx: BenchContext, client: ReturnType<typeof raw>, key: st
   verifier.check(size, `GET ${key}`);
 }
 
-function fmt(p: Phase): string {
+function fmt(p: Phase | undefined): string {
+  if (p === undefined) return 'not run';
   return `${p.opsPerSec?.toFixed(0) ?? 'n/a'} ops/s p50 ${p.p50.toFixed(1)} p99 ${p.p99.toFixed(1)} ms, loadgen ${(p.loadgenShare * 100).toFixed(0)}% of machine${p.errors ? `, ${p.errors} errors (${p.firstError})` : ''}`;
 }
 
