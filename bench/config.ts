@@ -94,7 +94,7 @@ function fullConfig(): Sizes {
   return {
     cluster: { nodes: 6, nodesPerProcess: 6, k: 4, m: 2 },
     machine: { diskBytes: 1 * GiB, tcpBytes: 2 * GiB, rsBytes: 512 * MiB, crcBytes: 1 * GiB, budgetMs: 10_000 },
-    large: { objectSize: 64 * MiB, objects1: 6, objects8: 24, budgetMs: 70_000 },
+    large: { objectSize: 64 * MiB, objects1: 6, objects8: 32, budgetMs: 100_000 },
     multipart: { objectSize: 1 * GiB, partSize: 8 * MiB, parallel: 8, budgetMs: 150_000 },
     ranged: { rangeSize: 1 * MiB, count: 300, budgetMs: 20_000 },
     small: { sizes: [4 * KiB, 64 * KiB], clients: [32, 256], phaseMs: 6_000, maxOps: 100_000, budgetMs: 130_000 },

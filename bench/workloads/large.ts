@@ -1,12 +1,14 @@
 // Large objects: PUT then GET of 64 MiB objects, with 1 stream and with 8 concurrent streams,
 // through the AWS SDK, every byte read verified. MB/s over each phase's wall time, and the CPU the
 // server processes spent per MiB moved: on a shared 2-core box throughput swings ±30% from run to
-// run, while CPU per MiB is what tuning changes.
+// run, while CPU per MiB is what tuning changes. The systems take turns as in small.ts: each phase
+// runs as two halves (half the objects each) in the order A B B A, joined per system.
 import type { Row } from '../report.js';
 import { ratioOf, target } from '../report.js';
 import { ProcessGroupMeter } from '../procfs.js';
 import { MiB, runPool } from '../stats.js';
-import { ensureBucket, getPattern, mbps, PeakRss, putPattern, sdk, settleDisk } from './common.js';
+import type { System } from '../systems.js';
+import { ensureBucket, getPattern, mbps, PeakRss, putPattern, quiesce, sdk, settleDisk } from './common.js';
 import type { BenchContext, WorkloadResult } from './context.js';
 
 interface PhaseResult {
@@ -19,41 +21,68 @@ interface PhaseResult {
   cpuMsPerMiB: number | null;
 }
 
+/** What one half of a phase measured; a phase adds its halves up. */
+interface Half {
+  objects: number;
+  errors: number;
+  firstError?: string;
+  seconds: number;
+  cpuSeconds: number;
+}
+
 export async function largeObjects(ctx: BenchContext): Promise<WorkloadResult> {
   const { objectSize, objects1, objects8, budgetMs } = ctx.cfg.large;
-  const phaseMs = budgetMs / (4 * ctx.systems.length);
-  const results = new Map<string, Record<string, PhaseResult>>();
+  const halfMs = budgetMs / (4 * 2 * ctx.systems.length);
+  const turns = [...ctx.systems, ...[...ctx.systems].reverse()];
+  const halves = new Map<string, Half[]>(); // `${system}/${op}${streams}`
   const rss = new Map<string, number>();
-  for (const system of ctx.systems) {
-    await settleDisk(ctx.log);
-    await ensureBucket(system);
-    const s3 = sdk(system, 16);
-    const peak = await PeakRss.start(system.frontPid());
-    const phases: Record<string, PhaseResult> = {};
-    const run = async (name: string, streams: number, count: number, op: (key: string) => Promise<void>, keys: string[]): Promise<void> => {
-      const servers = new ProcessGroupMeter(() => system.pids());
-      await servers.start();
-      const r = await runPool({ concurrency: streams, maxOps: count, durationMs: phaseMs, signal: ctx.signal }, (i) => op(keys[i]!));
-      const { cpuSeconds } = await servers.stop();
-      const mib = (r.ops * objectSize) / MiB;
-      const cpuMsPerMiB = mib > 0 ? (cpuSeconds * 1000) / mib : null;
-      phases[name] = { mbps: mbps(r.ops * objectSize, r.wallSeconds), objects: r.ops, errors: r.errors, firstError: r.firstError, seconds: r.wallSeconds, cpuMsPerMiB };
-      if (r.errors > 0) ctx.log(`  ${system.name} ${name}: ${r.errors} failed (${r.firstError})`);
-    };
-    try {
-      for (const streams of [1, 8]) {
-        const count = streams === 1 ? objects1 : objects8;
-        const keys = Array.from({ length: count }, (_, i) => `large/${streams}/${i}`);
-        await run(`put${streams}`, streams, count, (key) => putPattern(s3, ctx.pattern, key, objectSize, ctx.signal), keys);
-        const written = keys.slice(0, phases[`put${streams}`]!.objects);
-        await run(`get${streams}`, streams, written.length, async (key) => void (await getPattern(s3, ctx.pattern, key, objectSize, ctx.signal)), written);
-        ctx.log(`  ${system.name} ${streams} stream(s): PUT ${fmt(phases[`put${streams}`]!)}, GET ${fmt(phases[`get${streams}`]!)}`);
-      }
-      rss.set(system.name, (await peak.read()).bytes);
-    } finally {
-      s3.destroy();
+  const clients = new Map(ctx.systems.map((system) => [system, sdk(system, 16)]));
+  try {
+    const peaks = new Map<System, PeakRss>();
+    for (const system of ctx.systems) {
+      await ensureBucket(system);
+      peaks.set(system, await PeakRss.start(system.frontPid()));
     }
-    results.set(system.name, phases);
+    for (const streams of [1, 8]) {
+      const perHalf = Math.ceil((streams === 1 ? objects1 : objects8) / 2);
+      // Keys each system wrote in each of its halves, for the GETs of the same half.
+      const written = new Map<string, string[]>();
+      for (const op of ['put', 'get'] as const) {
+        const seen = new Map<System, number>();
+        for (const system of turns) {
+          if (ctx.signal.aborted) break;
+          const half = seen.get(system) ?? 0;
+          seen.set(system, half + 1);
+          const s3 = clients.get(system)!;
+          const id = `${system.name}/${op}${streams}`;
+          let result: Half;
+          if (op === 'put') {
+            await settleDisk(ctx.log);
+            const keys = Array.from({ length: perHalf }, (_, i) => `large/${streams}/${half * perHalf + i}`);
+            result = await measureHalf(ctx, system, streams, keys, halfMs, (key) => putPattern(s3, ctx.pattern, key, objectSize, ctx.signal));
+            written.set(`${system.name}/${half}`, keys.slice(0, result.objects));
+          } else {
+            const keys = written.get(`${system.name}/${half}`) ?? [];
+            result = await measureHalf(ctx, system, streams, keys, halfMs, async (key) => void (await getPattern(s3, ctx.pattern, key, objectSize, ctx.signal)));
+          }
+          halves.set(id, [...(halves.get(id) ?? []), result]);
+          if (result.errors > 0) ctx.log(`  ${system.name} ${op}${streams}: ${result.errors} failed (${result.firstError})`);
+          await quiesce(system, ctx.log, 5_000, ctx.signal);
+        }
+      }
+      for (const system of ctx.systems) {
+        const phase = (op: string): PhaseResult => joinHalves(halves.get(`${system.name}/${op}${streams}`) ?? [], objectSize);
+        ctx.log(`  ${system.name} ${streams} stream(s): PUT ${fmt(phase('put'))}, GET ${fmt(phase('get'))}`);
+      }
+    }
+    for (const system of ctx.systems) rss.set(system.name, (await peaks.get(system)!.read()).bytes);
+  } finally {
+    for (const s3 of clients.values()) s3.destroy();
+  }
+  const results = new Map<string, Record<string, PhaseResult>>();
+  for (const [id, parts] of halves) {
+    const [name, phase] = id.split('/') as [string, string];
+    results.set(name, { ...results.get(name), [phase]: joinHalves(parts, objectSize) });
   }
   const cairn = results.get('cairn');
   const peer = results.get('s3rver');
@@ -87,6 +116,29 @@ export async function largeObjects(ctx: BenchContext): Promise<WorkloadResult> {
     }
   }
   return { rows, details: { objectSize, phases: Object.fromEntries(results), frontPeakRssBytes: Object.fromEntries(rss) } };
+}
+
+/** `op` on each of `keys` from `streams` workers, at most `durationMs`, with the servers' CPU. */
+async function measureHalf(ctx: BenchContext, system: System, streams: number, keys: string[], durationMs: number, op: (key: string) => Promise<void>): Promise<Half> {
+  const servers = new ProcessGroupMeter(() => system.pids());
+  await servers.start();
+  const r = await runPool({ concurrency: streams, maxOps: keys.length, durationMs, signal: ctx.signal }, (i) => op(keys[i]!));
+  const { cpuSeconds } = await servers.stop();
+  return { objects: r.ops, errors: r.errors, firstError: r.firstError, seconds: r.wallSeconds, cpuSeconds };
+}
+
+function joinHalves(halves: Half[], objectSize: number): PhaseResult {
+  const objects = halves.reduce((a, h) => a + h.objects, 0);
+  const seconds = halves.reduce((a, h) => a + h.seconds, 0);
+  const mib = (objects * objectSize) / MiB;
+  return {
+    mbps: mbps(objects * objectSize, seconds),
+    objects,
+    errors: halves.reduce((a, h) => a + h.errors, 0),
+    firstError: halves.find((h) => h.firstError !== undefined)?.firstError,
+    seconds,
+    cpuMsPerMiB: mib > 0 ? (halves.reduce((a, h) => a + h.cpuSeconds, 0) * 1000) / mib : null,
+  };
 }
 
 function fmt(p: PhaseResult): string {
