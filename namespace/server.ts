@@ -151,7 +151,7 @@ function bucketRoutes(router: Router, store: NamespaceStore): void {
 function objectRoutes(router: Router, store: NamespaceStore, c: Counters, log: Logger): void {
   batchRoute(router, '/batch/commits', 'commits', T.MAX_COMMIT_BATCH, c.commitBatches, log, async (raw, what) => {
     const input = v.fields(raw, what);
-    const result = await store.commitObject({ record: v.objectRecord(input.record), condition: v.condition(input.condition) });
+    const result = await store.commitObject({ record: input.record, condition: input.condition });
     c.commits.inc();
     return result;
   });
@@ -164,9 +164,9 @@ function objectRoutes(router: Router, store: NamespaceStore, c: Counters, log: L
     route(router, 'PUT', path, async (p, url, req) => {
       const key = keyOf(p, url);
       const input = v.fields(await body(req, RECORD_BODY_LIMIT), 'body');
-      const record = v.objectRecord(input.record);
-      if (record.bucket !== p.bucket || record.key !== key) v.fail('record bucket/key differ from the URL');
-      const result = await store.commitObject({ record, condition: v.condition(input.condition) });
+      const claimed = v.fields(input.record, 'record');
+      if (claimed.bucket !== p.bucket || claimed.key !== key) v.fail('record bucket/key differ from the URL');
+      const result = await store.commitObject({ record: input.record, condition: input.condition });
       c.commits.inc();
       return result;
     });
