@@ -131,6 +131,35 @@ t.test('at most `connections` at once; the rest wait their turn and all complete
   t.equal(sockets(), 2, 'two connections, reused');
 });
 
+t.test('requests waiting for a connection: an abort ends the wait, destroy fails them', async (t) => {
+  const answers: (() => void)[] = [];
+  const paths: string[] = [];
+  const { origin, sockets } = await httpServer(t, (req, res) => {
+    paths.push(req.url ?? '');
+    answers.push(() => res.end('ok'));
+  });
+  const nextAnswer = async (): Promise<() => void> => {
+    while (answers.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    return answers.shift()!;
+  };
+  const p = new LeanPool(origin, { connections: 1, timeoutMs: 5_000 });
+  const first = p.request({ method: 'GET', path: '/1', headers: {} });
+  const abort = new AbortController();
+  const second = p.request({ method: 'GET', path: '/2', headers: {}, signal: abort.signal });
+  abort.abort(new Error('not waiting any longer'));
+  (await nextAnswer())();
+  t.equal((await first).body.toString(), 'ok');
+  await t.rejects(second, /not waiting any longer/, 'the aborted one never went out');
+  const third = p.request({ method: 'GET', path: '/3', headers: {} });
+  const fourth = p.request({ method: 'GET', path: '/4', headers: {} });
+  await nextAnswer(); // /3 is in the server, unanswered; /4 waits for the connection
+  await p.destroy();
+  await t.rejects(fourth, /pool destroyed/, 'a waiting request fails when the pool goes');
+  await t.rejects(third, /closed before the response was complete/, 'so does a running one');
+  t.same(paths, ['/1', '/3']);
+  t.equal(sockets(), 1, 'the connection /2 waited for went back unused');
+});
+
 t.test('failures end the request instead of hanging it', async (t) => {
   t.test('a body cut short by the server', async (t) => {
     const server = net.createServer((socket) => socket.once('data', () => socket.end('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten..')));

@@ -47,8 +47,9 @@ export class LeanPool {
   private readonly port: number;
   private readonly hostHeader: string;
   private readonly idle: Connection[] = [];
-  private readonly waiting: ((conn: Connection) => void)[] = [];
-  private open = 0;
+  /** Every open connection, idle or busy, for destroy(). */
+  private readonly all = new Set<Connection>();
+  private readonly waiting: { resolve: (conn: Connection) => void; reject: (err: Error) => void }[] = [];
   private closed = false;
 
   constructor(origin: string, private readonly opts: LeanPoolOptions) {
@@ -66,11 +67,13 @@ export class LeanPool {
       const conn = await this.acquire();
       const reused = conn.exchanges > 0;
       try {
+        // Given up while it waited for a connection: the connection goes back unused.
+        if (req.signal?.aborted) throw abortError(req.signal);
         return await conn.exchange(req, this.hostHeader, this.opts.timeoutMs);
       } catch (err) {
         // A kept-alive connection the server closed while idle fails before any byte comes back;
         // the request never reached it, so it goes once more on a fresh connection (as undici does).
-        if (attempt === 0 && reused && !conn.answered && !req.signal?.aborted) continue;
+        if (attempt === 0 && reused && !conn.answered && !req.signal?.aborted && !this.closed) continue;
         throw err;
       } finally {
         this.release(conn);
@@ -78,41 +81,47 @@ export class LeanPool {
     }
   }
 
-  /** Closes every connection; requests still running fail. */
+  /** Closes every connection; requests still running or waiting for a connection fail. */
   async destroy(): Promise<void> {
     this.closed = true;
-    for (const conn of this.idle.splice(0)) conn.destroy();
+    this.idle.length = 0;
+    for (const conn of this.all) conn.destroy();
+    this.all.clear();
+    for (const waiter of this.waiting.splice(0)) waiter.reject(new LeanHttpError('pool destroyed'));
   }
 
   private acquire(): Promise<Connection> {
     if (this.closed) return Promise.reject(new LeanHttpError('pool destroyed'));
     for (let conn = this.idle.pop(); conn; conn = this.idle.pop()) {
       if (conn.reusable) return Promise.resolve(conn);
-      conn.destroy(); // closed by the server while idle
-      this.open--;
+      this.drop(conn); // closed by the server while idle
     }
-    if (this.open < this.opts.connections) {
-      this.open++;
-      return Promise.resolve(new Connection(this.host, this.port));
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
+    if (this.all.size < this.opts.connections) return Promise.resolve(this.connect());
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 
   private release(conn: Connection): void {
     if (!conn.reusable || this.closed) {
-      conn.destroy();
-      this.open--;
+      this.drop(conn);
       // A request waiting for a connection gets a fresh one in place of the one that went.
       const next = this.waiting.shift();
-      if (next && !this.closed) {
-        this.open++;
-        next(new Connection(this.host, this.port));
-      }
+      if (next && !this.closed) next.resolve(this.connect());
       return;
     }
     const next = this.waiting.shift();
-    if (next) next(conn);
+    if (next) next.resolve(conn);
     else this.idle.push(conn);
+  }
+
+  private connect(): Connection {
+    const conn = new Connection(this.host, this.port);
+    this.all.add(conn);
+    return conn;
+  }
+
+  private drop(conn: Connection): void {
+    conn.destroy();
+    this.all.delete(conn);
   }
 }
 
