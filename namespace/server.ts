@@ -63,6 +63,13 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
   const cacheReads = metrics.gauge('cairn_namespace_record_cache_reads_total', 'Object record reads answered from the cache of large parsed records (hit) or from the store (miss; small records are never cached)');
   cacheReads.set(() => records.stats.hits, { result: 'hit' });
   cacheReads.set(() => records.stats.misses, { result: 'miss' });
+  const groups = store.groupCommit;
+  if (groups) {
+    const grouped = metrics.gauge('cairn_namespace_group_commit_total', 'Write batches submitted to the store (each commit is one), and the LevelDB writes that carried them, one fsync each: batches per write is how many commits shared an fsync');
+    grouped.set(() => groups.batches, { kind: 'batches' });
+    grouped.set(() => groups.writes, { kind: 'writes' });
+    metrics.gauge('cairn_namespace_group_commit_write_seconds_total', 'Time spent in those LevelDB writes, fsync included; per write, what every batch of its group waited for').set(() => groups.writeSeconds);
+  }
   metrics.gauge('cairn_namespace_record_cache_bytes', 'Stored bytes of the object records held parsed in the cache').set(() => records.heldBytes);
   const router = new Router();
   const log = opts.log ?? createLogger('namespace');

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { checkCondition } from './conditions.js';
-import { GroupCommitEngine } from './group-commit.js';
+import { GroupCommitEngine, type GroupCommitStats } from './group-commit.js';
 import { LevelEngine, scanRange, type KvEngine, type KvOp, type KvRange, type Space } from './engine.js';
 import * as errors from './errors.js';
 import * as k from './keys.js';
@@ -90,9 +90,12 @@ export class NamespaceStore {
   readonly listReadAhead: ListReadAhead<CountedPage>;
   /** Large object records, parsed, for reads (see record-cache.ts). */
   readonly records: RecordCache;
+  /** How many writes shared each fsync, when the engine groups them (see group-commit.ts). */
+  readonly groupCommit: GroupCommitStats | undefined;
 
   constructor(engine: KvEngine, opts: StoreOptions = {}) {
     this.engine = new ObjectWriteCounter(engine);
+    this.groupCommit = engine instanceof GroupCommitEngine ? engine.stats : undefined;
     this.listReadAhead = new ListReadAhead(opts.listReadAhead ?? DEFAULT_READ_AHEAD);
     this.records = new RecordCache(opts.recordCache ?? DEFAULT_RECORD_CACHE);
     this.sync = opts.sync ?? true;

@@ -881,6 +881,11 @@ t.test('metrics and unreachable service', async (t) => {
   for (const name of ['cairn_namespace_commits_total 1', 'cairn_namespace_deletes_total 1', 'cairn_namespace_list_calls_total 1', 'cairn_namespace_heartbeats_total 1']) {
     t.ok(text.includes(name), name);
   }
+  // Group commit: every write counted once, and never more writes than batches.
+  const grouped = (kind: string): number => Number(new RegExp(`^cairn_namespace_group_commit_total\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+  t.ok(grouped('writes') >= 4, `writes counted (${grouped('writes')}): bucket, commit, delete, heartbeat`);
+  t.ok(grouped('batches') >= grouped('writes'), `batches ${grouped('batches')} ≥ writes ${grouped('writes')}`);
+  t.match(text, /^cairn_namespace_group_commit_write_seconds_total \d/m, 'time in writes');
   const dead = new NamespaceClient('http://127.0.0.1:1', { secret: TEST_SECRET });
   t.teardown(() => dead.close());
   await expectError(t, dead.listBuckets(), 503, 'ServiceUnavailable');
