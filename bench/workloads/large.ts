@@ -8,7 +8,7 @@ import { ratioOf, target } from '../report.js';
 import { ProcessGroupMeter } from '../procfs.js';
 import { MiB, runPool } from '../stats.js';
 import type { System } from '../systems.js';
-import { ensureBucket, getPattern, mbps, PeakRss, putPattern, quiesce, sdk, settleDisk } from './common.js';
+import { ensureBucket, getPattern, inTurns, mbps, PeakRss, putPattern, quiesce, sdk, settleDisk } from './common.js';
 import type { BenchContext, WorkloadResult } from './context.js';
 
 interface PhaseResult {
@@ -33,7 +33,7 @@ interface Half {
 export async function largeObjects(ctx: BenchContext): Promise<WorkloadResult> {
   const { objectSize, objects1, objects8, budgetMs } = ctx.cfg.large;
   const halfMs = budgetMs / (4 * 2 * ctx.systems.length);
-  const turns = [...ctx.systems, ...[...ctx.systems].reverse()];
+  const turns = inTurns(ctx.systems);
   const halves = new Map<string, Half[]>(); // `${system}/${op}${streams}`
   const rss = new Map<string, number>();
   const clients = new Map(ctx.systems.map((system) => [system, sdk(system, 16)]));

@@ -13,7 +13,7 @@ import type { Pattern } from '../data.js';
 import { ratioOf, target, type Row } from '../report.js';
 import { MiB, runPool } from '../stats.js';
 import type { System } from '../systems.js';
-import { ensureBucket, mbps, quiesce, raw, sdk, settleDisk } from './common.js';
+import { ensureBucket, inTurns, mbps, quiesce, raw, sdk, settleDisk } from './common.js';
 import { BUCKET, type BenchContext, type WorkloadResult } from './context.js';
 
 /** Key and size of the multipart object each system holds, for the ranged-GET workload. */
@@ -58,9 +58,9 @@ export async function multipartUpload(s3: S3Client, pattern: Pattern, key: strin
 
 export async function multipart(ctx: BenchContext): Promise<WorkloadResult> {
   const { objectSize, partSize, parallel, budgetMs } = ctx.cfg.multipart;
-  // Two uploads per system, taking turns A B B A (see small.ts): one upload each, minutes apart,
+  // Two uploads per system, taking turns (inTurns): one upload each, minutes apart,
   // let the box's drift decide the ratio (s3rver alone measured 44 to 125 MB/s across runs).
-  const turns = [...ctx.systems, ...[...ctx.systems].reverse()];
+  const turns = inTurns(ctx.systems);
   const uploads = new Map<string, { seconds: number; parts: number }[]>();
   const details: Record<string, unknown> = { objectSize, partSize, parallel, interleaving: 'A B B A uploads' };
   const errors: string[] = [];

@@ -4,16 +4,14 @@
 // process), the servers' CPU, and bytes that reached the disk per PUT (/proc/<pid>/io write_bytes of
 // the processes that store data: Cairn's storage nodes and namespace, or s3rver).
 //
-// The systems take turns: each phase runs as two halves in the order A B B A, and a system's result
-// joins its two halves. This box's speed drifts by ±30% over minutes (a whole run of Cairn's phases
-// followed by s3rver's once put s3rver's GETs in a slow spell and the ratio at 5.7×); interleaved,
-// a drift during the pair weighs on both systems alike. After each half the system that ran waits
-// until it is idle, so that work it deferred (LevelDB compactions, say) is not billed to the next.
+// The systems take turns (common.ts inTurns): each phase runs as two halves, A B B A, and a
+// system's result joins its two halves. After each half the system that ran waits until it is
+// idle, so that work it deferred (LevelDB compactions, say) is not billed to the next.
 import { ProcessGroupMeter } from '../procfs.js';
 import { ratioOf, target, type Row } from '../report.js';
 import { CpuMeter, KiB, runPool, summarize } from '../stats.js';
 import type { System } from '../systems.js';
-import { ensureBucket, quiesce, raw, settleDisk } from './common.js';
+import { ensureBucket, inTurns, quiesce, raw, settleDisk } from './common.js';
 import { BUCKET, type BenchContext, type WorkloadResult } from './context.js';
 
 interface Phase {
@@ -50,8 +48,7 @@ export async function smallObjects(ctx: BenchContext): Promise<WorkloadResult> {
   const { sizes, clients: clientCounts, phaseMs, maxOps } = ctx.cfg.small;
   const results: Results = new Map();
   for (const system of ctx.systems) await ensureBucket(system);
-  // A B B A: every system once first, once last.
-  const turns = [...ctx.systems, ...[...ctx.systems].reverse()];
+  const turns = inTurns(ctx.systems);
   for (const size of sizes) {
     for (const clients of clientCounts) {
       if (ctx.signal.aborted) break;
