@@ -97,7 +97,7 @@ function fullConfig(): Sizes {
     large: { objectSize: 64 * MiB, objects1: 6, objects8: 32, budgetMs: 100_000 },
     multipart: { objectSize: 1 * GiB, partSize: 8 * MiB, parallel: 8, budgetMs: 150_000 },
     ranged: { rangeSize: 1 * MiB, count: 300, budgetMs: 20_000 },
-    small: { sizes: [4 * KiB, 64 * KiB], clients: [32, 256], phaseMs: 6_000, maxOps: 100_000, budgetMs: 130_000 },
+    small: { sizes: [4 * KiB, 64 * KiB], clients: [32, 256], phaseMs: 6_000, maxOps: 100_000, budgetMs: 180_000 },
     list: { keys: 1_000_000, dirs: 1000, peerKeys: 5_000, populateVia: 'store', firstPageTries: 7, budgetMs: 90_000 },
     degraded: { objectSize: 64 * MiB, objects: 8, budgetMs: 60_000 },
     rss: { objectSize: 512 * MiB, idleUploads: 1000, trickleMs: 15_000, pausedDownloads: 200, pauseMs: 8_000, budgetMs: 100_000 },
