@@ -53,11 +53,16 @@ t.test('npm start runs the built tree: every service from dist, a large PUT and 
   // Every service process runs a built module with no TypeScript loader.
   const pids = lines.flatMap((l) => /\bpid (\d+)/.exec(l)?.[1] ?? []).map(Number);
   t.ok(pids.length >= 4, `the launcher lists its services (${pids.length})`);
+  const argvs: string[][] = [];
   for (const pid of pids) {
     const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    argvs.push(argv);
     t.ok(argv.some((a) => a.startsWith(outDir) && a.endsWith('/main.js')), `pid ${pid} runs ${argv.find((a) => a.endsWith('main.js'))}`);
     t.notOk(argv.includes('tsx'), `pid ${pid} has no tsx loader`);
   }
+  // The launcher's V8 flags reach the built gateway (deploy/cluster.ts says why it has each).
+  const gatewayFlags = argvs.find((argv) => argv.some((a) => a.endsWith('/gateway/main.js')))?.filter((a) => a.startsWith('--')) ?? [];
+  t.ok(gatewayFlags.includes('--no-allocation-site-pretenuring') && gatewayFlags.includes('--initial-old-space-size=64'), `the gateway runs with its V8 flags: ${gatewayFlags.join(' ')}`);
 
   const s3 = s3ClientFor(endpoint, { accessKeyId: 'build-test-key', secretAccessKey: 'build-test-secret-0123456789' });
   t.teardown(() => s3.destroy());
