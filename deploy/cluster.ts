@@ -32,13 +32,14 @@ const STARTUP_TIMEOUT_MS = 60_000;
  * stream and socket objects alive for seconds, so V8 learns to allocate what those sites make
  * straight into the old generation, and it kept doing so for the short-lived small requests that
  * came after: once 32 objects of 64 MiB had been written and read, every 4 KiB PUT at 32 clients
- * cost the gateway ~20% more CPU (its CPU per PUT over the load generator's, three runs each:
- * 3.51-3.83 after large objects, 3.03-3.16 on a fresh cluster), its old generation grew by ~1 MB a
+ * cost the gateway ~20% more CPU (its CPU per PUT over the load generator's, five runs each:
+ * 3.50-3.83 after large objects, 3.03-3.16 on a fresh cluster), its old generation grew by ~1 MB a
  * scavenge, scavenges took ~5.5 ms instead of ~1.5-2, and full mark-compacts came every few
- * seconds. Without pretenuring the ratio after large objects was 2.90-2.94, the heap stayed flat,
- * and the large transfers' own CPU per MiB did not change (3.18 / 3.43 vs 3.23 / 3.14 ms).
- * This is what slowed every full bench run's small-object phases (they follow `large`): 4 KiB
- * PUTs at 32 clients made 850-1,540 ops/s there, against 1,800-2,200 in runs of `small` alone.
+ * seconds. Without pretenuring the ratio after large objects was 2.90-2.94 (three runs), the heap
+ * stayed flat, and the large transfers' own CPU per MiB did not change (3.18 / 3.43 vs 3.23 /
+ * 3.14 ms). This is what slowed every full bench run's small-object phases (they follow `large`):
+ * 4 KiB PUTs at 32 clients made 846-1,540 ops/s there, against 1,800-2,200 in runs of `small`
+ * alone, and 2,198 in the first full run with the flag.
  */
 const SERVICE_NODE_FLAGS: Record<string, string[]> = {
   'storage-node/main.ts': ['--initial-old-space-size=64'],
