@@ -96,13 +96,14 @@ async function measureHalf(ctx: BenchContext, system: System, op: 'put' | 'get',
   const body = (k: string): Buffer => ctx.pattern.slice(k, 0, size);
   const firstKey = op === 'put' ? written : 0;
   try {
+    const warmUp = { concurrency: clients, maxOps: WARM_UP_OPS, durationMs: Math.min(WARM_UP_MS, durationMs), signal: ctx.signal };
     if (op === 'put') {
       const warm = (i: number): string => `${prefix}/warm/${firstKey + i}`;
-      await runPool({ concurrency: clients, maxOps: WARM_UP_OPS, durationMs: Math.min(WARM_UP_MS, durationMs), signal: ctx.signal }, (i) => client.put(BUCKET, warm(i), body(warm(i)), ctx.signal));
+      await runPool(warmUp, (i) => client.put(BUCKET, warm(i), body(warm(i)), ctx.signal));
       // Dirty pages (the warm-up's, the other system's) must not be written back on this half's clock.
       await settleDisk(ctx.log);
     } else {
-      await runPool({ concurrency: clients, maxOps: WARM_UP_OPS, durationMs: Math.min(WARM_UP_MS, durationMs), signal: ctx.signal }, (i) => getOne(ctx, client, key(i % Math.max(1, written)), size));
+      await runPool(warmUp, (i) => getOne(ctx, client, key(i % Math.max(1, written)), size));
     }
     const servers = new ProcessGroupMeter(() => system.pids());
     const writers = new ProcessGroupMeter(() => system.writerPids());
