@@ -9,7 +9,7 @@ import { onCleanup, trackDir, trackProcesses } from './cleanup.js';
 import type { Credentials } from './s3/sigv4.js';
 
 export interface System {
-  name: 'cairn' | 's3rver';
+  name: 'cairn' | 's3rver' | 'floor';
   endpoint: string;
   creds: Credentials;
   /** The process that speaks S3 (Cairn's gateway, or s3rver). */

@@ -1,12 +1,12 @@
 // Lifecycle of the baseline peer: s3rver (npm) in its own process on loopback, data in a temp dir.
 // s3rver writes objects with plain fs streams (no fsync) and keeps no index: it is the "plain
 // filesystem-backed S3 server" every Cairn number is divided by.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { REPO_ROOT } from '../../common/source-tree.js';
-import { onCleanup, trackDir, trackProcess } from '../cleanup.js';
+import { spawnReady } from '../child.js';
+import { onCleanup, trackDir } from '../cleanup.js';
 import type { Credentials } from '../s3/sigv4.js';
 import { benchTempDir, REGION, type System } from '../systems.js';
 
@@ -85,42 +85,7 @@ export class PeerSystem implements System {
 async function spawnPeer(dataDir: string): Promise<Running> {
   // s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in its legacy
   // provider: without it every listing that has a next page answers 500 (ERR_OSSL_EVP_UNSUPPORTED).
-  const child = spawn(process.execPath, ['--no-warnings', '--openssl-legacy-provider', path.join(PEER_DIR, 's3rver-main.mjs'), dataDir], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  trackProcess(child);
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000);
-  });
-  const unregister = onCleanup('stop s3rver', () => stopChild(child));
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`s3rver did not start within ${STARTUP_TIMEOUT_MS} ms`)), STARTUP_TIMEOUT_MS);
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`s3rver ${S3RVER_VERSION} exited (code ${code}, signal ${signal}) before serving: ${stderr.trim()}`));
-      });
-      child.once('error', reject);
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        if (!line.startsWith('PEER_READY ')) return;
-        clearTimeout(timer);
-        resolve((JSON.parse(line.slice('PEER_READY '.length)) as { url: string }).url);
-      });
-    });
-    return { child, url, unregister };
-  } catch (err) {
-    await unregister();
-    throw err;
-  }
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
+  const args = ['--openssl-legacy-provider', path.join(PEER_DIR, 's3rver-main.mjs'), dataDir];
+  const { child, ready, unregister } = await spawnReady<{ url: string }>(`s3rver ${S3RVER_VERSION}`, args, 'PEER_READY', STARTUP_TIMEOUT_MS);
+  return { child, url: ready.url, unregister };
 }
