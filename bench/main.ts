@@ -2,7 +2,8 @@
 //
 // Measures the machine's raw limits, starts a Cairn cluster (k=4, m=2, 6 storage nodes) and the
 // baseline peer (s3rver) side by side on this machine, runs each workload against both (each
-// bounded in time and count, every byte it reads verified), then a repair test on a cluster of
+// bounded in time and count, every byte it reads verified), the large and small ones against the
+// floor too (the least work of Cairn's shape, floor/floor.ts), then a repair test on a cluster of
 // its own. Prints a table (workload, Cairn, peer, ratio, target, pass/fail), appends one JSON line
 // to <out>/results.jsonl and writes an SVG chart next to it. Missed targets never fail the run;
 // the exit code is 1 only when the bench itself broke (a workload crashed, bytes read back wrong).
@@ -10,6 +11,7 @@
 import { cleanupAll, installSignalHandlers, interrupted, setKeepDirs } from './cleanup.js';
 import { parseConfig, type WorkloadName } from './config.js';
 import { Pattern, verificationFailures } from './data.js';
+import { FloorSystem } from './floor/floor.js';
 import { measureMachine } from './machine.js';
 import { PeerSystem, S3RVER_VERSION } from './peer/peer.js';
 import { failedRow, renderTable, type Row } from './report.js';
@@ -81,6 +83,7 @@ async function run(name: WorkloadName, budgetMs: number, fn: (ctx: BenchContext)
 
 const MAIN_CLUSTER: WorkloadName[] = ['large', 'multipart', 'ranged', 'small', 'list', 'rss', 'degraded'];
 const WITH_PEER: WorkloadName[] = ['large', 'multipart', 'ranged', 'small', 'list', 'rss'];
+const WITH_FLOOR: WorkloadName[] = ['large', 'small'];
 
 try {
   if (has('machine')) {
@@ -111,6 +114,15 @@ try {
       failures.push(why);
     }
   }
+  if (WITH_FLOOR.some(has) && !interrupted()) {
+    try {
+      ctx.floor = await FloorSystem.start(log);
+    } catch (err) {
+      const why = `the floor did not start: ${errorText(err)}`;
+      log(`  ${why} — no Cairn vs floor rows`);
+      failures.push(why);
+    }
+  }
   ctx.systems = [cairn, peer].filter((s): s is CairnSystem | PeerSystem => s !== undefined) as System[];
 
   if (has('large')) await run('large', cfg.large.budgetMs, largeObjects);
@@ -122,6 +134,8 @@ try {
   if (has('degraded')) await run('degraded', cfg.degraded.budgetMs, degradedReads);
 
   // The repair test runs on a cluster of its own; free the machine first.
+  await ctx.floor?.stop();
+  ctx.floor = undefined;
   await peer?.stop();
   await cairn?.stop();
   ctx.cairn = undefined;

@@ -9,7 +9,7 @@ import { ProcessGroupMeter } from '../procfs.js';
 import { MiB, runPool } from '../stats.js';
 import type { System } from '../systems.js';
 import { ensureBucket, getPattern, inTurns, mbps, PeakRss, putPattern, quiesce, sdk, settleDisk } from './common.js';
-import type { BenchContext, WorkloadResult } from './context.js';
+import { floorNote, withFloor, type BenchContext, type WorkloadResult } from './context.js';
 
 interface PhaseResult {
   mbps: number | null;
@@ -32,14 +32,15 @@ interface Half {
 
 export async function largeObjects(ctx: BenchContext): Promise<WorkloadResult> {
   const { objectSize, objects1, objects8, budgetMs } = ctx.cfg.large;
-  const halfMs = budgetMs / (4 * 2 * ctx.systems.length);
-  const turns = inTurns(ctx.systems);
+  const systems = withFloor(ctx);
+  const halfMs = budgetMs / (4 * 2 * systems.length);
+  const turns = inTurns(systems);
   const halves = new Map<string, Half[]>(); // `${system}/${op}${streams}`
   const rss = new Map<string, number>();
-  const clients = new Map(ctx.systems.map((system) => [system, sdk(system, 16)]));
+  const clients = new Map(systems.map((system) => [system, sdk(system, 16)]));
   try {
     const peaks = new Map<System, PeakRss>();
-    for (const system of ctx.systems) {
+    for (const system of systems) {
       await ensureBucket(system);
       peaks.set(system, await PeakRss.start(system.frontPid()));
     }
@@ -70,12 +71,12 @@ export async function largeObjects(ctx: BenchContext): Promise<WorkloadResult> {
           await quiesce(system, ctx.log, 5_000, ctx.signal);
         }
       }
-      for (const system of ctx.systems) {
+      for (const system of systems) {
         const phase = (op: string): PhaseResult => joinHalves(halves.get(`${system.name}/${op}${streams}`) ?? [], objectSize);
         ctx.log(`  ${system.name} ${streams} stream(s): PUT ${fmt(phase('put'))}, GET ${fmt(phase('get'))}`);
       }
     }
-    for (const system of ctx.systems) rss.set(system.name, (await peaks.get(system)!.read()).bytes);
+    for (const system of systems) rss.set(system.name, (await peaks.get(system)!.read()).bytes);
   } finally {
     for (const s3 of clients.values()) s3.destroy();
   }
@@ -86,6 +87,7 @@ export async function largeObjects(ctx: BenchContext): Promise<WorkloadResult> {
   }
   const cairn = results.get('cairn');
   const peer = results.get('s3rver');
+  const floor = results.get('floor');
   const rows: Row[] = [];
   for (const streams of [1, 8]) {
     for (const op of ['put', 'get'] as const) {
@@ -113,6 +115,19 @@ export async function largeObjects(ctx: BenchContext): Promise<WorkloadResult> {
         ratio: ratioOf(cc, pc),
         note: 'every server process (Cairn: gateway, namespace, nodes, repair); lower is better',
       });
+      if (floor) {
+        const f = floor[`${op}${streams}`];
+        rows.push({
+          id: `large.${op}.${streams}.floor`,
+          workload: `large ${op.toUpperCase()}, ${streams} stream${streams > 1 ? 's' : ''}: Cairn vs floor`,
+          unit: 'MB/s',
+          cairn: c,
+          peer: f?.mbps ?? null,
+          baseline: 'floor',
+          ratio: ratioOf(c, f?.mbps ?? null),
+          note: floorNote(f?.mbps ?? null, p, 'MB/s', `, at ${f?.cpuMsPerMiB?.toFixed(2) ?? 'n/a'} ms of server CPU per MiB${failures(f) ? `; ${failures(f)}` : ''}`),
+        });
+      }
     }
   }
   return { rows, details: { objectSize, phases: Object.fromEntries(results), frontPeakRssBytes: Object.fromEntries(rss) } };

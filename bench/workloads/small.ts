@@ -12,7 +12,7 @@ import { ratioOf, target, type Row } from '../report.js';
 import { CpuMeter, KiB, runPool, summarize } from '../stats.js';
 import type { System } from '../systems.js';
 import { ensureBucket, inTurns, quiesce, raw, settleDisk } from './common.js';
-import { BUCKET, type BenchContext, type WorkloadResult } from './context.js';
+import { BUCKET, floorNote, withFloor, type BenchContext, type WorkloadResult } from './context.js';
 
 interface Phase {
   opsPerSec: number | null;
@@ -58,12 +58,13 @@ type Results = Map<string, Phase>; // `${system}/${op}/${size}/${clients}`
 export async function smallObjects(ctx: BenchContext): Promise<WorkloadResult> {
   const { sizes, clients: clientCounts, phaseMs, maxOps } = ctx.cfg.small;
   const results: Results = new Map();
-  for (const system of ctx.systems) await ensureBucket(system);
-  const turns = inTurns(ctx.systems);
+  const systems = withFloor(ctx);
+  for (const system of systems) await ensureBucket(system);
+  const turns = inTurns(systems);
   for (const size of sizes) {
     for (const clients of clientCounts) {
       if (ctx.signal.aborted) break;
-      const written = new Map<System, number>(ctx.systems.map((s) => [s, 0]));
+      const written = new Map<System, number>(systems.map((s) => [s, 0]));
       const halves = new Map<string, Half[]>();
       for (const op of ['put', 'get'] as const) {
         for (const system of turns) {
@@ -76,7 +77,7 @@ export async function smallObjects(ctx: BenchContext): Promise<WorkloadResult> {
         }
       }
       for (const [id, parts] of halves) results.set(id, joinHalves(parts, id.includes('/put/')));
-      for (const system of ctx.systems) {
+      for (const system of systems) {
         const at = (op: string): Phase | undefined => results.get(`${system.name}/${op}/${size}/${clients}`);
         ctx.log(`  ${system.name} ${size / KiB} KiB × ${clients} clients: PUT ${fmt(at('put'))}; GET ${fmt(at('get'))}`);
       }
@@ -191,6 +192,19 @@ function rows(ctx: BenchContext, results: Results): Row[] {
           target: judged ? target.ratioAtLeast(opsRatio, 3) : undefined,
           note: `load generator CPU (share of machine): ${loadgen}; server CPU (cores): ${servers}${errs ? `; ${errs}` : ''}`,
         });
+        const f = get('floor', op, size, clients);
+        if (f) {
+          out.push({
+            id: `${id}.floor`,
+            workload: `${label}: Cairn vs floor`,
+            unit: 'ops/s',
+            cairn: c?.opsPerSec ?? null,
+            peer: f.opsPerSec,
+            baseline: 'floor',
+            ratio: ratioOf(c?.opsPerSec ?? null, f.opsPerSec),
+            note: floorNote(f.opsPerSec, p?.opsPerSec ?? null, 'ops/s', `; its p99 ${f.p99.toFixed(1)} ms, server CPU ${perOp(f).slice(3) || 'n/a'}${f.errors ? `; ${f.errors} errors (${f.firstError})` : ''}`),
+          });
+        }
         for (const q of ['p50', 'p99'] as const) {
           const cv = c && c.ops ? c[q] : null;
           const pv = p && p.ops ? p[q] : null;
