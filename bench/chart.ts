@@ -42,6 +42,11 @@ export function renderChart(rows: Row[], title: string, subtitle: string): strin
     out.push(`<text x="${LABEL_W - 8}" y="${y + 15}" text-anchor="end">${esc(r.workload)}</text>`);
     const width = Math.max(3, Math.abs(x - x0));
     out.push(`<rect x="${x >= x0 ? x0 : x0 - width}" y="${y + 4}" width="${width}" height="${ROW_H - 8}" fill="${color}"/>`);
+    const floorScore = r.floorTarget?.score;
+    if (floorScore !== undefined && floorScore !== null) {
+      const fx = xOf(floorScore);
+      out.push(`<path d="M${fx} ${y + 2} l-4 -5 h8 z M${fx} ${y + ROW_H - 2} l-4 5 h8 z" fill="#222"><title>the floor: ${esc(fmtNum(floorScore, 2))} of the target</title></path>`);
+    }
     const value = r.target!.on === 'ratio' ? `${fmtNum(r.ratio, 2)}× (${cell(r.cairn, r.unit)} vs ${cell(r.peer, r.unit)})` : cell(r.cairn, r.unit);
     out.push(`<text x="${LABEL_W + BAR_W + 8}" y="${y + 15}" fill="${color}">${esc(`${value}  (${r.target!.text})`)}</text>`);
     y += ROW_H;
@@ -52,7 +57,7 @@ export function renderChart(rows: Row[], title: string, subtitle: string): strin
     y += ROW_H;
   }
   const passed = judged.filter((r) => r.target!.pass).length;
-  out.push(`<text x="10" y="${h - 16}" fill="#555">${passed} of ${judged.length} targets met. Bars: measured ÷ threshold (higher-is-better) or threshold ÷ measured (lower-is-better), log scale.</text>`);
+  out.push(`<text x="10" y="${h - 16}" fill="#555">${passed} of ${judged.length} targets met. Bars: measured ÷ threshold (higher-is-better) or threshold ÷ measured (lower-is-better), log scale; ▼▲ where the floor (the least work of Cairn's shape) got.</text>`);
   out.push('</svg>');
   return out.join('\n') + '\n';
 }

@@ -25,6 +25,8 @@ export interface Row {
   /** cairn / peer. */
   ratio: number | null;
   target?: Target;
+  /** The same target judged on the floor's ratio to s3rver (bench/floor): how far the shape itself got. */
+  floorTarget?: Target;
   note?: string;
 }
 
@@ -77,7 +79,7 @@ export function renderTable(rows: Row[]): string {
     r.peer === null ? (r.baseline === '' ? '' : r.baseline ? `n/a (${r.baseline})` : 'n/a') : `${cell(r.peer, r.unit)}${r.baseline ? ` (${r.baseline})` : ''}`,
     r.ratio === null ? '' : `${fmtNum(r.ratio, r.ratio >= 10 ? 1 : 2)}×`,
     r.target?.text ?? '',
-    r.target ? (r.target.pass === null ? '?' : r.target.pass ? 'PASS' : 'FAIL') : '',
+    r.target ? `${r.target.pass === null ? '?' : r.target.pass ? 'PASS' : 'FAIL'}${r.floorTarget?.pass === false ? ' (floor: FAIL)' : ''}` : '',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : i === 5 ? c : c.padStart(widths[i]!))).join('  ').trimEnd();

@@ -3,8 +3,7 @@
 // server processes spent per MiB moved: on a shared 2-core box throughput swings ±30% from run to
 // run, while CPU per MiB is what tuning changes. The systems take turns as in small.ts: each phase
 // runs as two halves (half the objects each) in the order A B B A, joined per system.
-import type { Row } from '../report.js';
-import { ratioOf, target } from '../report.js';
+import { ratioOf, target, type Row, type Target } from '../report.js';
 import { ProcessGroupMeter } from '../procfs.js';
 import { MiB, runPool } from '../stats.js';
 import type { System } from '../systems.js';
@@ -94,6 +93,7 @@ export async function largeObjects(ctx: BenchContext): Promise<WorkloadResult> {
       const c = cairn?.[`${op}${streams}`]?.mbps ?? null;
       const p = peer?.[`${op}${streams}`]?.mbps ?? null;
       const ratio = ratioOf(c, p);
+      const targetFor = (r: number | null): Target => (op === 'get' ? target.ratioAtLeast(r, 2.0) : target.ratioAtLeast(r, 1.5));
       rows.push({
         id: `large.${op}.${streams}`,
         workload: `large ${op.toUpperCase()} ${objectSize / MiB} MiB, ${streams} stream${streams > 1 ? 's' : ''}`,
@@ -101,7 +101,8 @@ export async function largeObjects(ctx: BenchContext): Promise<WorkloadResult> {
         cairn: c,
         peer: p,
         ratio,
-        target: op === 'get' ? target.ratioAtLeast(ratio, 2.0) : target.ratioAtLeast(ratio, 1.5),
+        target: targetFor(ratio),
+        floorTarget: floor ? targetFor(ratioOf(floor[`${op}${streams}`]?.mbps ?? null, p)) : undefined,
         note: failures(cairn?.[`${op}${streams}`], peer?.[`${op}${streams}`]),
       });
       const cc = cairn?.[`${op}${streams}`]?.cpuMsPerMiB ?? null;

@@ -177,6 +177,7 @@ function rows(ctx: BenchContext, results: Results): Row[] {
         const p = get('s3rver', op, size, clients);
         const label = `small ${size / KiB} KiB ${op.toUpperCase()} × ${clients}`;
         const id = `small.${size / KiB}k.${op}.${clients}`;
+        const f = get('floor', op, size, clients);
         const opsRatio = ratioOf(c?.opsPerSec ?? null, p?.opsPerSec ?? null);
         const loadgen = [c && `Cairn ${(c.loadgenShare * 100).toFixed(0)}%`, p && `s3rver ${(p.loadgenShare * 100).toFixed(0)}%`].filter(Boolean).join(', ');
         const perOp = (x: Phase): string => (x.opsPerSec ? ` = ${((x.serverCores * 1000) / x.opsPerSec).toFixed(2)} ms/op` : '');
@@ -190,9 +191,9 @@ function rows(ctx: BenchContext, results: Results): Row[] {
           peer: p?.opsPerSec ?? null,
           ratio: opsRatio,
           target: judged ? target.ratioAtLeast(opsRatio, 3) : undefined,
+          floorTarget: judged && f ? target.ratioAtLeast(ratioOf(f.opsPerSec, p?.opsPerSec ?? null), 3) : undefined,
           note: `load generator CPU (share of machine): ${loadgen}; server CPU (cores): ${servers}${errs ? `; ${errs}` : ''}`,
         });
-        const f = get('floor', op, size, clients);
         if (f) {
           out.push({
             id: `${id}.floor`,
@@ -217,6 +218,7 @@ function rows(ctx: BenchContext, results: Results): Row[] {
             peer: pv,
             ratio,
             target: judged && q === 'p99' ? target.ratioAtMost(ratio, 1 / 3, '≤ 1/3 s3rver') : undefined,
+            floorTarget: judged && q === 'p99' && f?.ops ? target.ratioAtMost(ratioOf(f[q], pv), 1 / 3, '≤ 1/3 s3rver') : undefined,
           });
         }
       }
