@@ -1,10 +1,12 @@
 // The bench's floor (bench/floor): its three processes on loopback serve what the bench's clients
 // send: objects inline in the index (≤ 16 KiB), erasure-shaped across the six sinks (larger, with
 // a short last stripe), byte-exact on GET with the MD5 ETag, durable on disk, 404 for a missing
-// key; and stop() leaves no process and no directory behind.
+// key; a client that drops a PUT or a GET halfway does not take it down; and stop() leaves no
+// process and no directory behind.
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { FloorSystem } from '../bench/floor/floor.js';
 
@@ -38,9 +40,23 @@ t.test('the floor stores and returns objects of every size class, then stops cle
   }
   t.equal((await fetch(`${floor.endpoint}/bench/missing`)).status, 404, 'a missing key is 404');
 
+  // A PUT cut off after 1 of its 3 MiB, and a GET whose client goes away after its first chunk.
+  await new Promise<void>((resolve) => {
+    const req = http.request(`${floor.endpoint}/bench/cut`, { method: 'PUT', headers: { 'content-length': 3 << 20 } });
+    req.on('error', () => resolve());
+    req.write(randomBytes(1 << 20), () => setTimeout(() => (req.destroy(), resolve()), 100));
+  });
+  await new Promise<void>((resolve) => {
+    http.get(`${floor.endpoint}/bench/obj-${3 * (1 << 20) + 12345}`, (res) => res.once('data', () => (res.destroy(), resolve()))).on('error', () => resolve());
+  });
+  const after = randomBytes(100_000);
+  t.equal((await fetch(`${floor.endpoint}/bench/after`, { method: 'PUT', body: after })).status, 200, 'a PUT after both is served');
+  t.ok(Buffer.from(await (await fetch(`${floor.endpoint}/bench/after`)).arrayBuffer()).equals(after), 'and read back');
+  for (const pid of floor.pids()) t.ok(alive(pid), `process ${pid} still runs`);
+
   // 1.5× the bytes of the erasure-coded objects reached the sinks' disks (six shards of a quarter each).
   const sinkBytes = readdirSync(path.join(dataDir, 'sinks')).reduce((sum, sink) => sum + dirBytes(path.join(dataDir, 'sinks', sink)), 0);
-  const coded = [16 * 1024 + 1, 64 * 1024, 1 << 20, 3 * (1 << 20) + 12345].reduce((a, s) => a + s, 0);
+  const coded = [16 * 1024 + 1, 64 * 1024, 1 << 20, 3 * (1 << 20) + 12345, 100_000].reduce((a, s) => a + s, 0);
   t.ok(sinkBytes >= coded * 1.5 && sinkBytes < coded * 1.5 + 6 * 4 * 256 * 1024, `sinks hold ${sinkBytes} B for ${coded} B of coded objects`);
 
   await floor.stop();

@@ -57,6 +57,7 @@ export async function startFront(sinkPorts: number[], indexPort: number): Promis
           out.on('response', (r: http.IncomingMessage) => (r.resume(), r.on('end', () => (r.statusCode === 200 ? resolve() : reject(new Error(`sink answered ${r.statusCode}`))))));
           out.on('error', reject);
         });
+        answered.catch(() => undefined); // awaited below; a failed PUT may leave it unawaited
         return { out, answered };
       });
       let stripe = Buffer.alloc(K * block);
@@ -68,18 +69,23 @@ export async function startFront(sinkPorts: number[], indexPort: number): Promis
         stripe = Buffer.alloc(K * block);
         filled = 0;
       };
-      for await (const chunk of req as AsyncIterable<Buffer>) {
-        md5.update(chunk);
-        for (let at = 0; at < chunk.length; ) {
-          const n = chunk.copy(stripe, filled, at);
-          filled += n;
-          at += n;
-          if (filled === stripe.length) await send();
+      try {
+        for await (const chunk of req as AsyncIterable<Buffer>) {
+          md5.update(chunk);
+          for (let at = 0; at < chunk.length; ) {
+            const n = chunk.copy(stripe, filled, at);
+            filled += n;
+            at += n;
+            if (filled === stripe.length) await send();
+          }
         }
+        if (filled > 0) await send();
+        for (const s of shards) s.out.end();
+        await Promise.all(shards.map((s) => s.answered));
+      } catch (err) {
+        for (const s of shards) s.out.destroy();
+        throw err;
       }
-      if (filled > 0) await send();
-      for (const s of shards) s.out.end();
-      await Promise.all(shards.map((s) => s.answered));
       record = { size, etag: md5.digest('hex') };
     }
     await puts.submit({ key, record });
@@ -103,17 +109,25 @@ export async function startFront(sinkPorts: number[], indexPort: number): Promis
     let left = record.size;
     // One stripe read ahead, as Cairn's reader does.
     let ahead = readers.map((r) => r.next());
-    while (left > 0) {
-      const stripe = await Promise.all(ahead);
-      ahead = readers.map((r) => r.next());
-      for (const b of stripe) {
-        if (b.done || left === 0) continue;
-        const part = b.value.subarray(0, Math.min(b.value.length, left));
-        left -= part.length;
-        if (!res.write(part)) await new Promise((resolve) => res.once('drain', resolve));
+    try {
+      while (left > 0) {
+        const stripe = await Promise.all(ahead);
+        if (stripe.every((b) => b.done)) throw new Error(`the shards of ${key} ended ${left} bytes short`);
+        ahead = readers.map((r) => r.next());
+        for (const b of stripe) {
+          if (b.done || left === 0) continue;
+          const part = b.value.subarray(0, Math.min(b.value.length, left));
+          left -= part.length;
+          if (!res.write(part)) await new Promise((resolve) => (res.once('drain', resolve), res.once('close', resolve)));
+          if (res.destroyed) throw new Error('the client went away');
+        }
       }
+      res.end();
+    } finally {
+      // Reads still out are dropped; closing each generator closes its sink response.
+      for (const read of ahead) read.catch(() => undefined);
+      for (const reader of readers) void reader.return(undefined).catch(() => undefined);
     }
-    res.end();
   }
 
   const server = serverOf(async (req, res) => {

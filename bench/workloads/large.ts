@@ -2,7 +2,8 @@
 // through the AWS SDK, every byte read verified. MB/s over each phase's wall time, and the CPU the
 // server processes spent per MiB moved: on a shared 2-core box throughput swings ±30% from run to
 // run, while CPU per MiB is what tuning changes. The systems take turns as in small.ts: each phase
-// runs as two halves (half the objects each) in the order A B B A, joined per system.
+// runs as two halves (half the objects each) in the order A B B A (A B C C B A with the floor),
+// joined per system.
 import { ratioOf, target, type Row, type Target } from '../report.js';
 import { ProcessGroupMeter } from '../procfs.js';
 import { MiB, runPool } from '../stats.js';

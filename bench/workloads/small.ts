@@ -4,8 +4,8 @@
 // process), the servers' CPU, and bytes that reached the disk per PUT (/proc/<pid>/io write_bytes of
 // the processes that store data: Cairn's storage nodes and namespace, or s3rver).
 //
-// The systems take turns (common.ts inTurns): each phase runs as two halves, A B B A, and a
-// system's result joins its two halves. After each half the system that ran waits until it is
+// The systems take turns (common.ts inTurns): each phase runs as two halves, A B B A (A B C C B A
+// with the floor), and a system's result joins its two halves. After each half the system that ran waits until it is
 // idle, so that work it deferred (LevelDB compactions, say) is not billed to the next.
 import { ProcessGroupMeter } from '../procfs.js';
 import { ratioOf, target, type Row } from '../report.js';
