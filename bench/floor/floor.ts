@@ -45,7 +45,8 @@ export class FloorSystem implements System {
         stops.push(started.unregister);
         return { child: started.child, ports: started.ready.ports };
       };
-      const [sinks, index] = await Promise.all([spawn('sinks', [path.join(dataDir, 'sinks')]), spawn('index', [path.join(dataDir, 'index')])]);
+      // Both settle before a failure is thrown, so that stopAll knows every process that started.
+      const [sinks, index] = await settledOrThrow([spawn('sinks', [path.join(dataDir, 'sinks')]), spawn('index', [path.join(dataDir, 'index')])]);
       const front = await spawn('front', [sinks.ports.join(','), String(index.ports[0])]);
       const endpoint = `http://127.0.0.1:${front.ports[0]}`;
       log(`floor up at ${endpoint} (front, index, ${sinks.ports.length} sinks), data ${dataDir}`);
@@ -71,4 +72,11 @@ export class FloorSystem implements System {
   stop(): Promise<void> {
     return this.stopAll();
   }
+}
+
+async function settledOrThrow<T>(work: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
