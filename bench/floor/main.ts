@@ -1,6 +1,7 @@
 // Child-process entry of the floor (see floor.ts): one role per process, as Cairn runs its services.
 //   main.js sinks <dir> | index <dir> | front <sink ports, comma-separated> <index port>
 // Prints `FLOOR_READY {"ports":[…]}` once it serves; stops on SIGTERM or when its parent goes away.
+import { announceReady } from '../child-main.js';
 import { startFront } from './front.js';
 import { startIndex } from './index-store.js';
 import { startSinks } from './sinks.js';
@@ -26,18 +27,4 @@ async function start(): Promise<{ ports: number[]; close: () => Promise<void> }>
 }
 
 const running = await start();
-process.stdout.write(`FLOOR_READY ${JSON.stringify({ ports: running.ports })}\n`);
-let stopping = false;
-const stop = (): void => {
-  if (stopping) process.exit(1);
-  stopping = true;
-  setTimeout(() => process.exit(0), 2000).unref();
-  running.close().then(() => process.exit(0), () => process.exit(1));
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-// The bench may be SIGKILLed: never outlive it.
-const parent = process.ppid;
-setInterval(() => {
-  if (process.ppid !== parent) stop();
-}, 1000).unref();
+announceReady('FLOOR_READY', { ports: running.ports }, running.close);

@@ -3,15 +3,12 @@
 // filesystem-backed S3 server" every Cairn number is divided by.
 import type { ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import path from 'node:path';
-import { REPO_ROOT } from '../../common/source-tree.js';
+import { entryArgs } from '../../common/source-tree.js';
 import { spawnReady } from '../child.js';
 import { onCleanup, trackDir } from '../cleanup.js';
 import type { Credentials } from '../s3/sigv4.js';
 import { benchTempDir, REGION, type System } from '../systems.js';
 
-// The peer's entry is plain JavaScript kept beside this file's source (it is not built).
-const PEER_DIR = path.join(REPO_ROOT, 'bench', 'peer');
 const STARTUP_TIMEOUT_MS = 30_000;
 
 export const S3RVER_VERSION = (createRequire(import.meta.url)('s3rver/package.json') as { version: string }).version;
@@ -85,7 +82,7 @@ export class PeerSystem implements System {
 async function spawnPeer(dataDir: string): Promise<Running> {
   // s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in its legacy
   // provider: without it every listing that has a next page answers 500 (ERR_OSSL_EVP_UNSUPPORTED).
-  const args = ['--openssl-legacy-provider', path.join(PEER_DIR, 's3rver-main.mjs'), dataDir];
+  const args = ['--openssl-legacy-provider', ...entryArgs('bench/peer/s3rver-main.ts'), dataDir];
   const { child, ready, unregister } = await spawnReady<{ url: string }>(`s3rver ${S3RVER_VERSION}`, args, 'PEER_READY', STARTUP_TIMEOUT_MS);
   return { child, url: ready.url, unregister };
 }
