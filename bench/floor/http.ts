@@ -1,18 +1,20 @@
-// The floor's HTTP plumbing: whole small bodies, async handlers, loopback listeners.
+// The floor's HTTP plumbing: whole small bodies (common/http.ts reads them), async handlers,
+// loopback listeners.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Readable } from 'node:stream';
+import { readBody } from '../../common/http.js';
+
+/** Far above any body the floor reads whole (a batch of 64 inline records is ~0.4 MB). */
+const MAX_WHOLE_BODY = 16 << 20;
 
 export interface Listening {
   port: number;
   close: () => Promise<void>;
 }
 
-/** A whole (small) HTTP body. */
-export async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+/** A whole body (the floor reads only small ones whole: records, inline objects, small shards). */
+export function readAll(message: http.IncomingMessage): Promise<Buffer> {
+  return readBody(message, MAX_WHOLE_BODY);
 }
 
 /** A server whose async handler's failure answers 500 (or cuts a reply already under way). */
