@@ -5,8 +5,9 @@
 // the processes that store data: Cairn's storage nodes and namespace, or s3rver).
 //
 // The systems take turns (common.ts inTurns): each phase runs as two halves, A B B A (A B C C B A
-// with the floor), and a system's result joins its two halves. After each half the system that ran waits until it is
-// idle, so that work it deferred (LevelDB compactions, say) is not billed to the next.
+// with the floor), and a system's result joins its two halves. After each half the system that
+// ran waits until it is idle, so that work it deferred (LevelDB compactions, say) is not billed
+// to the next.
 import { ProcessGroupMeter } from '../procfs.js';
 import { ratioOf, target, type Row } from '../report.js';
 import { CpuMeter, KiB, runPool, summarize } from '../stats.js';
@@ -180,7 +181,8 @@ function rows(ctx: BenchContext, results: Results): Row[] {
         const f = get('floor', op, size, clients);
         const opsRatio = ratioOf(c?.opsPerSec ?? null, p?.opsPerSec ?? null);
         const loadgen = [c && `Cairn ${(c.loadgenShare * 100).toFixed(0)}%`, p && `s3rver ${(p.loadgenShare * 100).toFixed(0)}%`].filter(Boolean).join(', ');
-        const perOp = (x: Phase): string => (x.opsPerSec ? ` = ${((x.serverCores * 1000) / x.opsPerSec).toFixed(2)} ms/op` : '');
+        const msPerOp = (x: Phase): string | undefined => (x.opsPerSec ? `${((x.serverCores * 1000) / x.opsPerSec).toFixed(2)} ms/op` : undefined);
+        const perOp = (x: Phase): string => (msPerOp(x) ? ` = ${msPerOp(x)}` : '');
         const servers = [c && `Cairn ${c.serverCores.toFixed(2)}${perOp(c)}`, p && `s3rver ${p.serverCores.toFixed(2)}${perOp(p)}`].filter(Boolean).join(', ');
         const errs = [c?.errors && `Cairn ${c.errors} errors (${c.firstError})`, p?.errors && `s3rver ${p.errors} errors (${p.firstError})`].filter(Boolean).join('; ');
         out.push({
@@ -203,7 +205,7 @@ function rows(ctx: BenchContext, results: Results): Row[] {
             peer: f.opsPerSec,
             baseline: 'floor',
             ratio: ratioOf(c?.opsPerSec ?? null, f.opsPerSec),
-            note: floorNote(f.opsPerSec, p?.opsPerSec ?? null, 'ops/s', `; its p99 ${f.p99.toFixed(1)} ms, server CPU ${perOp(f).slice(3) || 'n/a'}${f.errors ? `; ${f.errors} errors (${f.firstError})` : ''}`),
+            note: floorNote(f.opsPerSec, p?.opsPerSec ?? null, 'ops/s', `; its p99 ${f.p99.toFixed(1)} ms, server CPU ${msPerOp(f) ?? 'n/a'}${f.errors ? `; ${f.errors} errors (${f.firstError})` : ''}`),
           });
         }
         for (const q of ['p50', 'p99'] as const) {
