@@ -579,8 +579,7 @@ export class NamespaceStore {
  */
 function splitInline(record: T.ObjectRecord, current: T.ObjectRecord | undefined): { stored: T.ObjectRecord; inlineOps: KvOp[] } {
   if (!record.inline) return { stored: record, inlineOps: dropInline(current) };
-  const bytes = Buffer.from(record.inline.data ?? '', 'base64');
-  const put: KvOp = { type: 'put', space: 'inline', key: inlineKey(record), value: bytes };
+  const put: KvOp = { type: 'put', space: 'inline', key: inlineKey(record), value: v.inlineBytes(record.inline) };
   return { stored: { ...record, inline: { crc32c: record.inline.crc32c } }, inlineOps: [...dropInline(current), put] };
 }
 

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
+import { crc32c } from '@node-rs/crc32';
 import { rawRequest, SECRET_ENV, TEST_SECRET } from './helpers/internal.js';
 import { decodeJsonLines, encodeJsonLines, JSON_LINES_TYPE } from '../common/json-lines.js';
 import { NamespaceClient, NamespaceError } from '../namespace/client.js';
@@ -245,17 +246,20 @@ t.test('commits in batches: many at once go in few requests, each answered on it
   // The route hands items to the store unchecked and the store validates them: inline bytes too.
   const inline = (key: string, data: string, crc32c: number): unknown => ({ record: { ...record('b', key), size: 3, segments: [], inline: { crc32c, data } } });
   const mixed = await post(
-    encodeJsonLines([{ record: record('b', 'raw-1') }, { record: { ...record('b', 'raw-2'), size: -1 } }, 'not a commit', inline('raw-3', 'ab!c', 0), inline('raw-4', 'YWJj', 1)]).toString(),
+    encodeJsonLines([{ record: record('b', 'raw-1') }, { record: { ...record('b', 'raw-2'), size: -1 } }, 'not a commit', inline('raw-3', 'ab!c', 0), inline('raw-4', 'YWJj', 1),
+      // Texts Node's lenient decoder would turn into the right 3 bytes, with the right CRC32C: not canonical base64, so refused.
+      inline('raw-5', 'YWJj==', crc32c('abc') >>> 0), inline('raw-6', 'YW Jj', crc32c('abc') >>> 0)]).toString(),
   );
   t.same([mixed.status, mixed.type], [200, JSON_LINES_TYPE]);
-  t.equal(mixed.text.split('\n').length, 6, 'a line per result, each ended by a newline');
+  t.equal(mixed.text.split('\n').length, 8, 'a line per result, each ended by a newline');
   const results = decodeJsonLines(Buffer.from(mixed.text)) as { ok?: unknown; error?: { status: number; code: string; message: string } }[];
   t.ok(results[0]!.ok, 'the good one is committed');
   t.same([results[1]!.error?.code, results[1]!.error?.status, results[2]!.error?.code], ['InvalidArgument', 400, 'InvalidArgument'], 'bad ones fail alone');
   t.match(results[3]!.error, { code: 'InvalidArgument', message: /inline.data must be base64/ }, 'inline bytes that are not base64');
   t.match(results[4]!.error, { code: 'InvalidArgument', message: /does not match its CRC32C/ }, 'inline bytes that fail their CRC32C');
+  for (const i of [5, 6]) t.match(results[i]!.error, { code: 'InvalidArgument', message: /inline.data must be base64/ }, `non-canonical base64 (line ${i + 1})`);
   await expectError(t, client.getObject('b', 'raw-3'), 404, 'NoSuchKey');
-  await expectError(t, client.getObject('b', 'raw-4'), 404, 'NoSuchKey');
+  for (const key of ['raw-4', 'raw-5', 'raw-6']) await expectError(t, client.getObject('b', key), 404, 'NoSuchKey');
   t.equal((await client.getObject('b', 'raw-1')).key, 'raw-1');
   const good = JSON.stringify({ record: record('b', 'many-0') });
   for (const [why, body, message] of [
