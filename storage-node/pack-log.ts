@@ -27,6 +27,7 @@ import fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
+import { GroupSync } from '../common/group-sync.js';
 import type { Logger } from '../common/log.js';
 import { fsyncDir, readFully, writeFully, type FileBytes, type ShardFileReader } from './shard-file.js';
 
@@ -81,29 +82,6 @@ function headerCrc(h: Buffer, idLength: number): number {
   return crc32c(h.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + idLength), crc) >>> 0;
 }
 
-/** Coalesces fdatasyncs: a caller is resolved by a sync that started after it asked. */
-class GroupSync {
-  private running: Promise<void> | undefined;
-  private next: Promise<void> | undefined;
-
-  constructor(private readonly fh: FileHandle) {}
-
-  sync(): Promise<void> {
-    if (!this.running) {
-      this.running = this.fh.datasync().finally(() => (this.running = undefined));
-      return this.running;
-    }
-    // The sync under way may have started before this caller's write landed: wait for the next one.
-    this.next ??= this.running
-      .catch(() => undefined)
-      .then(() => {
-        this.next = undefined;
-        return this.sync();
-      });
-    return this.next;
-  }
-}
-
 class LogFile {
   /** Bytes of records (live or dead) written or found; the next append goes here. */
   size = 0;
@@ -118,7 +96,7 @@ class LogFile {
   readonly syncer: GroupSync;
 
   constructor(readonly seq: number, readonly file: string, readonly fh: FileHandle) {
-    this.syncer = new GroupSync(fh);
+    this.syncer = new GroupSync(() => fh.datasync());
   }
 
   /** Closes once retired and no user holds it. */
@@ -161,7 +139,7 @@ async function openDeadList(logFile: string): Promise<{ fh: FileHandle; syncer: 
   // A new file's name must survive a crash as well as its entries.
   if (size === 0) await fsyncDir(path.dirname(file));
   // A torn entry at the end is skipped: the next one starts on an entry boundary.
-  return { fh, syncer: new GroupSync(fh), size: Math.ceil(size / DEAD_ENTRY_BYTES) * DEAD_ENTRY_BYTES };
+  return { fh, syncer: new GroupSync(() => fh.datasync()), size: Math.ceil(size / DEAD_ENTRY_BYTES) * DEAD_ENTRY_BYTES };
 }
 
 /** Offsets in a log's dead list; entries that fail their CRC (torn, never written) are skipped. */

@@ -4,7 +4,7 @@
 // per line as a JSON string; answers the record or null per line).
 import type http from 'node:http';
 import { Level } from 'level';
-import { GroupSync } from './group-sync.js';
+import { GroupSync } from '../../common/group-sync.js';
 import { listenLoopback, readAll, serverOf, type Listening } from './http.js';
 
 export async function startIndex(dir: string): Promise<Listening> {

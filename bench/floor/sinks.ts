@@ -8,7 +8,7 @@ import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import type http from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { GroupSync } from './group-sync.js';
+import { GroupSync } from '../../common/group-sync.js';
 import { listenLoopback, readAll, serverOf, type Listening } from './http.js';
 
 const SMALL_SHARD = 1 << 20;

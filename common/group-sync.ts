@@ -1,6 +1,6 @@
-// Group commit for the floor's stores: callers that ask for durability while a flush is running
-// wait for the next one, which covers all of them: one fsync per group, as Cairn's namespace and
-// storage nodes share theirs.
+// Group sync: callers that ask for durability while a flush is running wait for the next one,
+// which covers all of them: one fsync per group instead of one per caller. The storage nodes' pack
+// logs share their fdatasyncs this way, and so do the bench floor's stores.
 export class GroupSync {
   private waiting: { resolve: () => void; reject: (err: unknown) => void }[] = [];
   private running = false;
