@@ -24,6 +24,7 @@ import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { writeFully } from '../common/files.js';
 
 interface DirectIoBinding {
   readonly O_DIRECT: number;
@@ -282,25 +283,6 @@ class DirectShardFile extends OpenShardFile implements ShardFile {
     await writeFully(this.fh, stage, this.stageStart);
     this.stageStart += STAGE_BYTES;
     this.fill = 0;
-  }
-}
-
-/** Makes a directory's entries (a create, rename or unlink in it) durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** pwrite until done. A short direct write leaves an unaligned rest, which the kernel refuses: that surfaces as the error. */
-export async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < buf.length; ) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
-    if (bytesWritten === 0) throw new Error('write made no progress');
-    done += bytesWritten;
   }
 }
 
