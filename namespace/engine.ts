@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
 import type { AbstractIterator, AbstractSublevel } from 'abstract-level';
 
-export const SPACES = ['buckets', 'objects', 'uploads', 'upload-keys', 'parts', 'nodes', 'shards', 'gc', 'repairs', 'users', 'access-keys', 'inline'] as const;
+export const SPACES = ['buckets', 'objects', 'uploads', 'upload-keys', 'parts', 'nodes', 'shards', 'gc', 'repairs', 'users', 'access-keys', 'inline', 'values', 'value-segments'] as const;
 export type Space = (typeof SPACES)[number];
 
 export type KvOp = { type: 'put'; space: Space; key: Buffer; value: Buffer } | { type: 'del'; space: Space; key: Buffer };
@@ -46,6 +46,20 @@ export interface KvEngine {
   batch(ops: KvOp[], opts: { sync: boolean }): Promise<void>;
   cursor(space: Space, range: KvRange): KvCursor;
   close(): Promise<void>;
+}
+
+/**
+ * An engine whose batch write has a first phase that can run while the batch before it is still
+ * being written (the value log's append, see value-log-engine.ts): group commit overlaps the two.
+ * `writePrepared` is called one batch at a time, in the order the batches were prepared.
+ */
+export interface PreparingEngine<P = unknown> extends KvEngine {
+  prepareBatch(ops: KvOp[], opts: { sync: boolean }): Promise<P>;
+  writePrepared(prepared: P): Promise<void>;
+}
+
+export function isPreparing(engine: KvEngine): engine is PreparingEngine {
+  return typeof (engine as Partial<PreparingEngine>).prepareBatch === 'function';
 }
 
 /** An engine wrapped to change how batches are written; reads go straight to the inner engine. */

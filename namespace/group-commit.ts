@@ -2,8 +2,10 @@
 // and the next write carries all of them as one atomic batch with one fsync. Under many concurrent
 // commits the cost of an fsync is shared instead of paid per commit; a lone commit waits for
 // nothing. Order is kept: batches are applied in the order they were submitted, so a later write
-// to a key always wins, exactly as if the batches had been written one by one.
-import { WrappedEngine, type KvEngine, type KvOp } from './engine.js';
+// to a key always wins, exactly as if the batches had been written one by one. An engine with a
+// first phase (PreparingEngine: the value log's append) gets the next group's first phase started
+// while the current group is written, so the two waits overlap instead of adding up.
+import { WrappedEngine, isPreparing, type KvEngine, type KvOp, type PreparingEngine } from './engine.js';
 
 interface Pending {
   ops: KvOp[];
@@ -21,14 +23,28 @@ export interface GroupCommitStats {
   writeSeconds: number;
 }
 
+/** A group of batches on its way: its first phase started (or none), waiting for its write. */
+interface Group {
+  members: Pending[];
+  prepared: Promise<unknown>;
+  /** The first phase has settled: the group may be written. */
+  ready: boolean;
+}
+
 export class GroupCommitEngine extends WrappedEngine {
   readonly stats: GroupCommitStats = { batches: 0, writes: 0, writeSeconds: 0 };
   private queue: Pending[] = [];
+  /** With a two-phase engine: the group whose first phase runs (or is done) while another is written. */
+  private next: Group | undefined;
   private writing = false;
+  /** A group's first phase starts at the end of this turn (see pump). */
+  private gathering = false;
+  private readonly preparing: PreparingEngine | undefined;
 
   /** `maxOps` bounds one merged write (a single batch larger than that is still written whole). */
   constructor(inner: KvEngine, private readonly maxOps = 20_000) {
     super(inner);
+    this.preparing = isPreparing(inner) ? inner : undefined;
   }
 
   batch(ops: KvOp[], opts: { sync: boolean }): Promise<void> {
@@ -36,33 +52,78 @@ export class GroupCommitEngine extends WrappedEngine {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ ops, sync: opts.sync, resolve, reject });
       this.stats.batches++;
-      if (!this.writing) void this.drain();
+      this.pump();
     });
   }
 
   override async close(): Promise<void> {
-    while (this.writing) await new Promise((resolve) => setImmediate(resolve));
+    while (this.writing || this.gathering || this.next || this.queue.length > 0) await new Promise((resolve) => setImmediate(resolve));
     await this.inner.close();
   }
 
-  private async drain(): Promise<void> {
+  /**
+   * Starts what can start: a group's first phase when none is under way (two-phase engines), and
+   * a write when none is under way. A plain engine's group is taken only when the write before it
+   * is done, so it carries everything that queued meanwhile. A first phase starts at the end of the
+   * event loop's turn, so that the batches one turn submits (a namespace request's commits) go
+   * together, not the first alone.
+   */
+  private pump(): void {
+    if (this.preparing && !this.next && !this.gathering && this.queue.length > 0) {
+      this.gathering = true;
+      setImmediate(() => {
+        this.gathering = false;
+        this.startNext();
+      });
+    }
+    if (this.writing) return;
+    if (this.preparing) {
+      const group = this.next;
+      if (!group?.ready) return;
+      this.next = undefined;
+      void this.write(group);
+      this.pump();
+    } else if (this.queue.length > 0) {
+      void this.write({ members: this.takeGroup(), prepared: Promise.resolve(undefined), ready: true });
+    }
+  }
+
+  /** Takes the next group and starts its first phase. */
+  private startNext(): void {
+    if (this.preparing && !this.next && this.queue.length > 0) {
+      const members = this.takeGroup();
+      const group: Group = { members, prepared: this.preparing.prepareBatch(members.flatMap((p) => p.ops), { sync: members.some((p) => p.sync) }), ready: false };
+      // Its failure is handled when it is written; until then it must not count as unhandled.
+      group.prepared.then(
+        () => this.settled(group),
+        () => this.settled(group),
+      );
+      this.next = group;
+    }
+  }
+
+  private settled(group: Group): void {
+    group.ready = true;
+    this.pump();
+  }
+
+  private async write(group: Group): Promise<void> {
     this.writing = true;
+    const { members } = group;
     try {
-      while (this.queue.length > 0) {
-        const group = this.takeGroup();
-        try {
-          // One atomic batch: if it fails, none of its members applied, and each is told so.
-          const started = performance.now();
-          await this.inner.batch(group.flatMap((p) => p.ops), { sync: group.some((p) => p.sync) });
-          this.stats.writeSeconds += (performance.now() - started) / 1000;
-          this.stats.writes++;
-          for (const p of group) p.resolve();
-        } catch (err) {
-          for (const p of group) p.reject(err);
-        }
-      }
+      const ready = await group.prepared;
+      const started = performance.now();
+      // One atomic batch: if it fails, none of its members applied, and each is told so.
+      if (this.preparing) await this.preparing.writePrepared(ready);
+      else await this.inner.batch(members.flatMap((p) => p.ops), { sync: members.some((p) => p.sync) });
+      this.stats.writeSeconds += (performance.now() - started) / 1000;
+      this.stats.writes++;
+      for (const p of members) p.resolve();
+    } catch (err) {
+      for (const p of members) p.reject(err);
     } finally {
       this.writing = false;
+      this.pump();
     }
   }
 

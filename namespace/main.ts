@@ -28,6 +28,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(readAheads) || readAheads < 0 || readAheads > 64) throw new Error(`invalid --list-read-ahead ${config['list-read-ahead']} (listing pages read ahead at once, 0 to 64)`);
   const secret = clusterSecretFromEnv();
   const store = await NamespaceStore.open(dataDir, {
+    log,
     downAfterMs: parseDuration(config['down-after']!),
     suspectAfterMs: parseDuration(config['suspect-after']!),
     listReadAhead: { ...DEFAULT_READ_AHEAD, maxRunning: readAheads },

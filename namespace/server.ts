@@ -70,6 +70,16 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
     grouped.set(() => groups.writes, { kind: 'writes' });
     metrics.gauge('cairn_namespace_group_commit_write_seconds_total', 'Time spent in those LevelDB writes, fsync included; per write, what every batch of its group waited for').set(() => groups.writeSeconds);
   }
+  const valueLog = store.valueLog;
+  if (valueLog) {
+    const usage = metrics.gauge('cairn_namespace_value_log_bytes', "Bytes of the value log's segments (small objects' bytes), all and live (still pointed to): the difference is what compaction reclaims");
+    usage.set(() => valueLog.usage().bytes, { kind: 'all' });
+    usage.set(() => valueLog.usage().liveBytes, { kind: 'live' });
+    metrics.gauge('cairn_namespace_value_log_segments', "Segment files of the value log").set(() => valueLog.usage().segments);
+    const work = metrics.gauge('cairn_namespace_value_log_total', 'Values appended to the value log by writes (appended) and by compactions (moved), compactions run, segments removed, and values found damaged (left in place)');
+    for (const kind of ['appended', 'moved', 'compactions', 'damaged'] as const) work.set(() => valueLog.stats[kind], { kind });
+    work.set(() => valueLog.stats.segmentsRemoved, { kind: 'segments_removed' });
+  }
   metrics.gauge('cairn_namespace_record_cache_bytes', 'Stored bytes of the object records held parsed in the cache').set(() => records.heldBytes);
   const router = new Router();
   const log = opts.log ?? createLogger('namespace');

@@ -16,6 +16,8 @@ import { listObjects, listPlan, resumeAfter, type ListPlan } from './listing.js'
 import { DEFAULT_READ_AHEAD, ListReadAhead, ObjectWriteCounter, type ReadAheadOptions } from './list-read-ahead.js';
 import { DEFAULT_RECORD_CACHE, RecordCache, type RecordCacheOptions } from './record-cache.js';
 import { KeyedLock } from './lock.js';
+import { ValueLogEngine } from './value-log-engine.js';
+import type { Logger } from '../common/log.js';
 import { checkAssembly, forgetUpload, uploadRange } from './multipart.js';
 import { NodeRegistry } from './nodes.js';
 import { choosePlacement, type RandomSource } from './placement.js';
@@ -42,6 +44,10 @@ export interface StoreOptions {
   listReadAhead?: ReadAheadOptions;
   /** Which object records are kept parsed for reads (record-cache.ts). */
   recordCache?: RecordCacheOptions;
+  /** For the value log's compactions and damage (open only). */
+  log?: Logger;
+  /** The value log's segment size (open only; value-log.ts). */
+  valueLogRollBytes?: number;
 }
 
 /** Counters for tests and diagnostics. */
@@ -110,10 +116,19 @@ export class NamespaceStore {
     this.users = new UserDirectory(this.engine, { sync: this.sync, now: this.now });
   }
 
-  /** Opens the LevelDB store at `<dataDir>/meta`. */
+  /** The value log holding small objects' bytes, when the store has one (see value-log-engine.ts). */
+  valueLog: ValueLogEngine | undefined;
+
+  /** Opens the LevelDB store at `<dataDir>/meta`, with small objects' bytes in `<dataDir>/values`. */
   static async open(dataDir: string, opts: StoreOptions = {}): Promise<NamespaceStore> {
-    // Every write goes through group commit: concurrent commits share one fsync.
-    const store = new NamespaceStore(new GroupCommitEngine(await LevelEngine.open(path.join(dataDir, 'meta'))), opts);
+    const level = await LevelEngine.open(path.join(dataDir, 'meta'));
+    const values = await ValueLogEngine.open(level, path.join(dataDir, 'values'), { log: opts.log, rollBytes: opts.valueLogRollBytes }).catch(async (err: unknown) => {
+      await level.close();
+      throw err;
+    });
+    // Every write goes through group commit: concurrent commits share one fsync (and one of the value log's).
+    const store = new NamespaceStore(new GroupCommitEngine(values), opts);
+    store.valueLog = values;
     await store.nodes.load();
     return store;
   }

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { GroupCommitEngine } from '../namespace/group-commit.js';
-import { LevelEngine, type KvCursor, type KvEngine, type KvOp, type Space } from '../namespace/engine.js';
+import { LevelEngine, type KvCursor, type KvEngine, type KvOp, type PreparingEngine, type Space } from '../namespace/engine.js';
 
 /** An engine whose writes take a while and are recorded, so batches can pile up behind one. */
 class SlowEngine implements KvEngine {
@@ -81,4 +81,48 @@ t.test('on LevelDB: 200 concurrent synced commits, fewer writes, all durable', a
   const values = await reopened.getMany('objects', Array.from({ length: 200 }, (_, i) => Buffer.from(`k${i}`)));
   t.ok(values.every((v, i) => v?.toString() === String(i)), 'every commit read back after reopening');
   await reopened.close();
+});
+
+/** A two-phase engine: its first phase and its writes each take a while, and are logged with their times. */
+class PreparingSlowEngine extends SlowEngine implements PreparingEngine<{ ops: KvOp[]; sync: boolean }> {
+  readonly log: string[] = [];
+  failPrepare = false;
+  async prepareBatch(ops: KvOp[], opts: { sync: boolean }): Promise<{ ops: KvOp[]; sync: boolean }> {
+    const names = ops.map((o) => o.key.toString()).join(',');
+    this.log.push(`prepare ${names}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    if (this.failPrepare) {
+      this.failPrepare = false;
+      throw new Error('value log full');
+    }
+    this.log.push(`prepared ${names}`);
+    return { ops, sync: opts.sync };
+  }
+  async writePrepared(p: { ops: KvOp[]; sync: boolean }): Promise<void> {
+    const names = p.ops.map((o) => o.key.toString()).join(',');
+    this.log.push(`write ${names}`);
+    await this.batch(p.ops, { sync: p.sync });
+    this.log.push(`written ${names}`);
+  }
+}
+
+t.test("with a two-phase engine, the next group's first phase runs during the current write; writes stay in order", async (t) => {
+  const inner = new PreparingSlowEngine();
+  const engine = new GroupCommitEngine(inner);
+  const first = engine.batch([op(0)], { sync: true });
+  await new Promise((resolve) => setTimeout(resolve, 15)); // k0 prepared, its write under way
+  const later = [engine.batch([op(1)], { sync: true }), engine.batch([op(2)], { sync: false })];
+  await Promise.all([first, ...later]);
+  t.same(inner.log, ['prepare k0', 'prepared k0', 'write k0', 'prepare k1,k2', 'prepared k1,k2', 'written k0', 'write k1,k2', 'written k1,k2'], "k1,k2's first phase overlaps k0's write; their write waits for k0's");
+  t.same(inner.writes.map((w) => w.ops.map((o) => o.key.toString()).join(',')), ['k0', 'k1,k2'], 'submission order');
+});
+
+t.test('with a two-phase engine, a failed first phase fails its group only', async (t) => {
+  const inner = new PreparingSlowEngine();
+  const engine = new GroupCommitEngine(inner);
+  inner.failPrepare = true;
+  const failed = engine.batch([op(0)], { sync: true });
+  await t.rejects(failed, /value log full/, 'its batch is told');
+  await engine.batch([op(1)], { sync: true });
+  t.same(inner.writes.flatMap((w) => w.ops.map((o) => o.key.toString())), ['k1'], 'nothing of the failed group was written; the next goes through');
 });
