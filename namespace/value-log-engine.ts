@@ -63,6 +63,12 @@ export class ValueLogEngine extends WrappedEngine implements PreparingEngine<Pla
   private compaction: Promise<void> | undefined;
   /** Segments a compaction found damaged values in: not compacted again until the next open. */
   private readonly stuck = new Set<number>();
+  /**
+   * Values appended but whose pointers are not written yet, per segment: a segment holding any is
+   * never compacted. Without this, a segment sealed (by another append's roll) while a prepared
+   * batch waits for its turn could be emptied and removed just before the batch points into it.
+   */
+  private readonly unwritten = new Map<number, number>();
   private closed = false;
 
   private constructor(inner: KvEngine, readonly values: ValueLog, private readonly log: Logger | undefined) {
@@ -128,12 +134,28 @@ export class ValueLogEngine extends WrappedEngine implements PreparingEngine<Pla
    */
   async prepareBatch(ops: KvOp[], opts: { sync: boolean }): Promise<PlacedBatch> {
     const puts = ops.filter((op): op is KvOp & { type: 'put' } => isInline(op) && op.type === 'put');
-    return { ops, sync: opts.sync, placed: await this.values.append(puts.map((op) => ({ key: op.key, value: op.value })), opts.sync) };
+    const placed = await this.values.append(puts.map((op) => ({ key: op.key, value: op.value })), opts.sync);
+    for (const p of placed) this.unwritten.set(p.segment, (this.unwritten.get(p.segment) ?? 0) + 1);
+    return { ops, sync: opts.sync, placed };
   }
 
-  writePrepared(batch: PlacedBatch): Promise<void> {
-    if (!batch.ops.some(isInline)) return this.inner.batch(batch.ops, { sync: batch.sync });
-    return this.takeTurn(() => this.writePlaced(batch));
+  /** Every prepared batch must come here, once: its values count as unwritten until it has. */
+  async writePrepared(batch: PlacedBatch): Promise<void> {
+    try {
+      if (!batch.ops.some(isInline)) await this.inner.batch(batch.ops, { sync: batch.sync });
+      else await this.takeTurn(() => this.writePlaced(batch));
+    } finally {
+      this.written(batch.placed);
+    }
+  }
+
+  /** The values at `placed` are pointed to now, or never will be (their batch failed). */
+  private written(placed: ValuePointer[]): void {
+    for (const p of placed) {
+      const left = this.unwritten.get(p.segment)! - 1;
+      if (left > 0) this.unwritten.set(p.segment, left);
+      else this.unwritten.delete(p.segment);
+    }
   }
 
   /** Waits for a compaction under way to stop at its next step, and for the last write. */
@@ -207,7 +229,7 @@ export class ValueLogEngine extends WrappedEngine implements PreparingEngine<Pla
   private dueSegments(): number[] {
     const due: number[] = [];
     for (const [segment, size] of this.values.sizes()) {
-      if (segment === this.values.activeSegment || this.stuck.has(segment)) continue;
+      if (segment === this.values.activeSegment || this.stuck.has(segment) || this.unwritten.has(segment)) continue;
       if ((this.live.get(segment) ?? 0) < COMPACT_BELOW_LIVE * size) due.push(segment);
     }
     return due;
@@ -232,6 +254,7 @@ export class ValueLogEngine extends WrappedEngine implements PreparingEngine<Pla
       if (this.closed) return;
       if ((this.live.get(segment) ?? 0) > 0) await this.moveLive(segment);
       if (this.closed) return;
+      if (this.unwritten.has(segment)) continue; // a batch placed values in it meanwhile: next time
       if ((this.live.get(segment) ?? 0) > 0) {
         // Entries past a damaged header cannot be found by the scan; their values stay readable here.
         this.stuck.add(segment);
@@ -288,7 +311,12 @@ export class ValueLogEngine extends WrappedEngine implements PreparingEngine<Pla
       if (value) ops.push({ type: 'put', space: 'inline', key, value });
     }
     if (ops.length === 0) return;
-    await this.writePlaced(await this.prepareBatch(ops, { sync: true }));
+    const batch = await this.prepareBatch(ops, { sync: true });
+    try {
+      await this.writePlaced(batch);
+    } finally {
+      this.written(batch.placed);
+    }
     this.stats.moved += ops.length;
   }
 }

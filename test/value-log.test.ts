@@ -216,3 +216,19 @@ t.test('values written before the value log (raw in LevelDB) are read and delete
   t.equal(await level.get('inline', key('old')), undefined, 'deleted from LevelDB');
   t.equal(await engine.get('inline', key('old')), undefined, 'and gone');
 });
+
+t.test('a segment holding values placed but not yet pointed to is not compacted away', async (t) => {
+  const { engine } = await fresh(t);
+  await engine.batch([put('a', randomBytes(3000)), put('b', randomBytes(3000))], { sync: true });
+  // Placed in the active segment; its pointer is written only later (group commit's first phase).
+  const late = await engine.prepareBatch([put('late', Buffer.from('late bytes'))], { sync: true });
+  await engine.batch([put('big', randomBytes(ROLL_BYTES))], { sync: true }); // fills the segment
+  await engine.batch([put('next', Buffer.from('x'))], { sync: true }); // rolls: the segment is sealed
+  // Everything pointed to in it goes, so it is due, with 'late' still unwritten.
+  await engine.batch([del('a'), del('b'), del('big')], { sync: true });
+  await engine.compact();
+  await engine.writePrepared(late);
+  t.equal((await engine.get('inline', key('late')))?.toString(), 'late bytes', 'the late value reads back');
+  await engine.compact();
+  await expectModel(t, engine, new Map([['late', Buffer.from('late bytes')], ['next', Buffer.from('x')]]), ['a', 'b', 'big'], 'after the late write and a compaction');
+});
