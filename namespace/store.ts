@@ -46,8 +46,6 @@ export interface StoreOptions {
   recordCache?: RecordCacheOptions;
   /** For the value log's compactions and damage (open only). */
   log?: Logger;
-  /** The value log's segment size (open only; value-log.ts). */
-  valueLogRollBytes?: number;
 }
 
 /** Counters for tests and diagnostics. */
@@ -98,6 +96,8 @@ export class NamespaceStore {
   readonly records: RecordCache;
   /** How many writes shared each fsync, when the engine groups them (see group-commit.ts). */
   readonly groupCommit: GroupCommitStats | undefined;
+  /** The value log holding small objects' bytes, when opened with one (see value-log-engine.ts). */
+  valueLog: ValueLogEngine | undefined;
 
   constructor(engine: KvEngine, opts: StoreOptions = {}) {
     this.engine = new ObjectWriteCounter(engine);
@@ -116,13 +116,10 @@ export class NamespaceStore {
     this.users = new UserDirectory(this.engine, { sync: this.sync, now: this.now });
   }
 
-  /** The value log holding small objects' bytes, when the store has one (see value-log-engine.ts). */
-  valueLog: ValueLogEngine | undefined;
-
   /** Opens the LevelDB store at `<dataDir>/meta`, with small objects' bytes in `<dataDir>/values`. */
   static async open(dataDir: string, opts: StoreOptions = {}): Promise<NamespaceStore> {
     const level = await LevelEngine.open(path.join(dataDir, 'meta'));
-    const values = await ValueLogEngine.open(level, path.join(dataDir, 'values'), { log: opts.log, rollBytes: opts.valueLogRollBytes }).catch(async (err: unknown) => {
+    const values = await ValueLogEngine.open(level, path.join(dataDir, 'values'), { log: opts.log }).catch(async (err: unknown) => {
       await level.close();
       throw err;
     });
