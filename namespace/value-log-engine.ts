@@ -37,6 +37,12 @@ export interface ValueLogStats {
 
 export interface ValueLogEngineOptions extends ValueLogOptions {
   log?: Logger;
+  /**
+   * How often to look for segments due for compaction besides after each write that frees space
+   * (default 60 s): a segment whose values died while it was still the active one becomes due
+   * only when a later append seals it, and that append frees nothing.
+   */
+  compactCheckMs?: number;
 }
 
 function segmentKey(segment: number): Buffer {
@@ -70,6 +76,7 @@ export class ValueLogEngine extends WrappedEngine implements PreparingEngine<Pla
    */
   private readonly unwritten = new Map<number, number>();
   private closed = false;
+  private checkTimer: NodeJS.Timeout | undefined;
 
   private constructor(inner: KvEngine, readonly values: ValueLog, private readonly log: Logger | undefined) {
     super(inner);
@@ -89,6 +96,7 @@ export class ValueLogEngine extends WrappedEngine implements PreparingEngine<Pla
       if (!engine.live.has(segment) && segment !== values.activeSegment) await values.remove(segment);
     }
     engine.compactWhenDue();
+    engine.checkTimer = setInterval(() => engine.compactWhenDue(), opts.compactCheckMs ?? 60_000).unref();
     return engine;
   }
 
@@ -161,6 +169,7 @@ export class ValueLogEngine extends WrappedEngine implements PreparingEngine<Pla
   /** Waits for a compaction under way to stop at its next step, and for the last write. */
   override async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.checkTimer);
     await this.compaction;
     await this.turn.catch(() => undefined);
     await this.values.close();

@@ -20,16 +20,16 @@ interface Opened {
   engine: ValueLogEngine;
 }
 
-async function openAt(dir: string): Promise<Opened> {
+async function openAt(dir: string, compactCheckMs?: number): Promise<Opened> {
   const level = await LevelEngine.open(path.join(dir, 'meta'));
-  const engine = await ValueLogEngine.open(level, path.join(dir, 'values'), { rollBytes: ROLL_BYTES });
+  const engine = await ValueLogEngine.open(level, path.join(dir, 'values'), { rollBytes: ROLL_BYTES, compactCheckMs });
   return { dir, level, engine };
 }
 
 /** A fresh engine in a temp dir; closed and removed at the end of the test, whatever happens. */
-async function fresh(t: Test): Promise<Opened & { reopen(): Promise<Opened> }> {
+async function fresh(t: Test, compactCheckMs?: number): Promise<Opened & { reopen(): Promise<Opened> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cairn-vlog-'));
-  let current = await openAt(dir);
+  let current = await openAt(dir, compactCheckMs);
   t.teardown(async () => {
     await current.engine.close().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
@@ -231,4 +231,18 @@ t.test('a segment holding values placed but not yet pointed to is not compacted 
   t.equal((await engine.get('inline', key('late')))?.toString(), 'late bytes', 'the late value reads back');
   await engine.compact();
   await expectModel(t, engine, new Map([['late', Buffer.from('late bytes')], ['next', Buffer.from('x')]]), ['a', 'b', 'big'], 'after the late write and a compaction');
+});
+
+t.test('a segment whose values died while it was active is compacted once sealed, with no later delete', async (t) => {
+  const { engine } = await fresh(t, 20);
+  await engine.batch([put('a', randomBytes(10_000)), put('b', randomBytes(7_000))], { sync: true }); // past the roll size
+  await engine.batch([del('a')], { sync: true }); // still the active segment: not due
+  const c = randomBytes(10);
+  await engine.batch([put('c', c)], { sync: true }); // seals it, under half live, and frees nothing
+  const sealed = engine.usage().segments;
+  const deadline = Date.now() + 5_000;
+  while (engine.stats.segmentsRemoved === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.equal(engine.stats.segmentsRemoved, 1, `the periodic check compacted it (${sealed} segments before)`);
+  t.equal((await engine.get('inline', key('c')))?.length, 10, 'the later value is still there');
+  t.equal((await engine.get('inline', key('b')))?.length, 7_000, 'the live value was moved, not lost');
 });
