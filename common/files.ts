@@ -21,3 +21,14 @@ export async function writeFully(fh: FileHandle, buf: Buffer, position: number):
     done += bytesWritten;
   }
 }
+
+/** Reads into `buf` from `position` until it is full, the file ends, or a read returns a count `more` rejects. */
+export async function readFully(fh: FileHandle, buf: Buffer, position: number, more: (bytesRead: number) => boolean): Promise<number> {
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
+    got += bytesRead;
+    if (bytesRead === 0 || !more(bytesRead)) break;
+  }
+  return got;
+}

@@ -18,7 +18,7 @@ import fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
-import { fsyncDir, writeFully } from '../common/files.js';
+import { fsyncDir, readFully, writeFully } from '../common/files.js';
 
 /** Where one value is: what LevelDB keeps instead of the bytes. */
 export interface ValuePointer {
@@ -287,12 +287,7 @@ class ReadWindow {
     if (position + length > this.size) return undefined;
     if (position < this.start || position + length > this.start + this.bytes.length) {
       const piece = Buffer.allocUnsafe(Math.min(Math.max(length, SCAN_READ_BYTES), this.size - position));
-      let got = 0;
-      while (got < piece.length) {
-        const { bytesRead } = await this.fh.read(piece, got, piece.length - got, position + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
+      const got = await readFully(this.fh, piece, position, () => true);
       this.start = position;
       this.bytes = piece.subarray(0, got);
       if (got < length) return undefined;

@@ -29,8 +29,8 @@ import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { GroupSync } from '../common/group-sync.js';
 import type { Logger } from '../common/log.js';
-import { fsyncDir, writeFully } from '../common/files.js';
-import { readFully, type FileBytes, type ShardFileReader } from './shard-file.js';
+import { fsyncDir, readFully, writeFully } from '../common/files.js';
+import type { FileBytes, ShardFileReader } from './shard-file.js';
 
 const MiB = 1024 * 1024;
 const RECORD_MAGIC = Buffer.from('CPK1', 'latin1');

@@ -24,7 +24,7 @@ import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { writeFully } from '../common/files.js';
+import { readFully, writeFully } from '../common/files.js';
 
 interface DirectIoBinding {
   readonly O_DIRECT: number;
@@ -349,13 +349,3 @@ function once(fn: () => void): () => void {
   };
 }
 
-/** Reads into `buf` from `position` until it is full, the file ends, or a read returns a count `more` rejects. */
-export async function readFully(fh: FileHandle, buf: Buffer, position: number, more: (bytesRead: number) => boolean): Promise<number> {
-  let got = 0;
-  while (got < buf.length) {
-    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
-    got += bytesRead;
-    if (bytesRead === 0 || !more(bytesRead)) break;
-  }
-  return got;
-}
