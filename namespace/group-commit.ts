@@ -92,7 +92,8 @@ export class GroupCommitEngine extends WrappedEngine {
   private startNext(): void {
     if (this.preparing && !this.next && this.queue.length > 0) {
       const members = this.takeGroup();
-      const group: Group = { members, prepared: this.preparing.prepareBatch(members.flatMap((p) => p.ops), { sync: members.some((p) => p.sync) }), ready: false };
+      const { ops, sync } = merged(members);
+      const group: Group = { members, prepared: this.preparing.prepareBatch(ops, { sync }), ready: false };
       // Its failure is handled when it is written; until then it must not count as unhandled.
       group.prepared.then(
         () => this.settled(group),
@@ -115,7 +116,10 @@ export class GroupCommitEngine extends WrappedEngine {
       const started = performance.now();
       // One atomic batch: if it fails, none of its members applied, and each is told so.
       if (this.preparing) await this.preparing.writePrepared(ready);
-      else await this.inner.batch(members.flatMap((p) => p.ops), { sync: members.some((p) => p.sync) });
+      else {
+        const { ops, sync } = merged(members);
+        await this.inner.batch(ops, { sync });
+      }
       this.stats.writeSeconds += (performance.now() - started) / 1000;
       this.stats.writes++;
       for (const p of members) p.resolve();
@@ -134,4 +138,9 @@ export class GroupCommitEngine extends WrappedEngine {
     while (n < this.queue.length && (n === 0 || ops + this.queue[n]!.ops.length <= this.maxOps)) ops += this.queue[n++]!.ops.length;
     return this.queue.splice(0, n);
   }
+}
+
+/** A group's batches as one: their operations in order, synced when any member asked. */
+function merged(members: Pending[]): { ops: KvOp[]; sync: boolean } {
+  return { ops: members.flatMap((p) => p.ops), sync: members.some((p) => p.sync) };
 }

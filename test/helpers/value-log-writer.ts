@@ -8,15 +8,16 @@ import path from 'node:path';
 import { GroupCommitEngine } from '../../namespace/group-commit.js';
 import { LevelEngine } from '../../namespace/engine.js';
 import { ValueLogEngine } from '../../namespace/value-log-engine.js';
-import { WATCH_PARENT_ENV } from '../../common/process.js';
+import { onShutdown } from '../../common/process.js';
+import { createLogger } from '../../common/log.js';
 import { valueFor, writerKey, WRITER_KEYS, WRITER_ROLL_BYTES } from './value-log-values.js';
 
 const [dir, first] = process.argv.slice(2);
 if (!dir || first === undefined) throw new Error('usage: value-log-writer.ts DIR FIRST_VERSION');
-if (process.env[WATCH_PARENT_ENV]) setInterval(() => process.ppid === 1 && process.exit(1), 500).unref();
-
 const level = await LevelEngine.open(path.join(dir, 'meta'));
 const engine = new GroupCommitEngine(await ValueLogEngine.open(level, path.join(dir, 'values'), { rollBytes: WRITER_ROLL_BYTES }));
+// Stops (closing the engine) on SIGTERM or when the test process is gone, as the services do.
+onShutdown(createLogger('value-log-writer'), () => engine.close());
 const WORKERS = 4;
 let version = Number(first);
 process.stdout.write('READY\n');
