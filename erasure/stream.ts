@@ -63,13 +63,14 @@ export async function* encodeStripes(
   codec?: StripeCodec,
   budget?: StripeBudget,
   buffers: StripeBuffers = FRESH_BUFFERS,
+  signal?: AbortSignal,
 ): AsyncGenerator<EncodedStripe> {
   const coder = codecFor(layout, codec);
   const reader = new ExactReader(source);
   let next = 0;
   try {
     yield* pipelined(
-      () => readSourceStripe(reader, layout, next++, budget, buffers),
+      () => readSourceStripe(reader, layout, next++, budget, buffers, signal),
       (raw) => encodeStripe(coder, raw, buffers),
     );
   } finally {
@@ -81,9 +82,11 @@ export async function* encodeStripes(
  * Memory for stripes being filled from the source. A stripe reserves its whole buffer once its
  * first bytes have arrived (a source that sends nothing holds nothing) and releases it when the
  * stripe is complete, so waiting for a reservation never happens halfway through a stripe.
+ * `signal` (the source's sender went away) ends a wait: a stripe nobody will finish must not be
+ * served its turn, take a buffer and only then find its source gone.
  */
 export interface StripeBudget {
-  reserve(bytes: number): Promise<() => void>;
+  reserve(bytes: number, signal?: AbortSignal): Promise<() => void>;
 }
 
 /**
@@ -151,12 +154,19 @@ interface RawStripe {
   blockLength: number;
 }
 
-async function readSourceStripe(reader: ExactReader, layout: Layout, index: number, budget: StripeBudget | undefined, buffers: StripeBuffers): Promise<RawStripe | null> {
+async function readSourceStripe(
+  reader: ExactReader,
+  layout: Layout,
+  index: number,
+  budget: StripeBudget | undefined,
+  buffers: StripeBuffers,
+  signal: AbortSignal | undefined,
+): Promise<RawStripe | null> {
   const size = stripeDataSize(layout);
   // Wait for data before reserving or allocating: an idle upload then costs no stripe buffer.
   const first = await reader.readSome(size);
   if (!first) return null;
-  const release = budget ? await budget.reserve(size) : undefined;
+  const release = budget ? await budget.reserve(size, signal) : undefined;
   try {
     // A segment's first stripe starts small and grows: most objects are far smaller than a stripe,
     // and a full stripe buffer (1 MiB) per small PUT churned external memory into a scavenge every

@@ -101,6 +101,7 @@ export interface PartDigests {
  * Erasure-codes `source` as part `partNumber` and records it. `digests` is called once the source
  * has been read to its end (and has verified it); a failure leaves no shard behind, except when the
  * namespace's answer was lost (the part may be recorded): the orphan collector takes those if it is not.
+ * `signal`: the client that sends `source` (clientGoneSignal), when it is the client.
  */
 export async function storePart(
   services: GatewayServices,
@@ -108,8 +109,9 @@ export async function storePart(
   partNumber: number,
   source: AsyncIterable<Uint8Array>,
   digests: () => PartDigests,
+  signal?: AbortSignal,
 ): Promise<PartRecord> {
-  const written = await writeObjectData(source, writeOptions(services, newVersionId()), services);
+  const written = await writeObjectData(source, writeOptions(services, newVersionId(), signal), services);
   let committing = false;
   try {
     const { md5Hex, checksums } = digests();

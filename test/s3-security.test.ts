@@ -31,6 +31,8 @@ const BODY_TIMEOUT_MS = 1500;
 const HEADERS_TIMEOUT_MS = 2000;
 /** Two GET windows of this cluster's layout (k = 2, 512 KiB segments): two readers that stop hold it all. */
 const DOWNLOAD_BUDGET_BYTES = 1024 * 1024;
+/** A few stripes filling at once (the upload-budget test fills it with trickling uploads). */
+const UPLOAD_BUDGET_BYTES = 2 * 1024 * 1024;
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
@@ -43,16 +45,23 @@ let port: number;
 
 t.before(async () => {
   // The gateway reads its timeouts from the environment it inherits; short ones keep this file fast.
-  const saved = { body: process.env.CAIRN_BODY_TIMEOUT, headers: process.env.CAIRN_HEADERS_TIMEOUT, download: process.env.CAIRN_DOWNLOAD_BUDGET };
+  const saved = {
+    body: process.env.CAIRN_BODY_TIMEOUT,
+    headers: process.env.CAIRN_HEADERS_TIMEOUT,
+    download: process.env.CAIRN_DOWNLOAD_BUDGET,
+    upload: process.env.CAIRN_UPLOAD_BUDGET,
+  };
   process.env.CAIRN_BODY_TIMEOUT = `${BODY_TIMEOUT_MS}ms`;
   process.env.CAIRN_HEADERS_TIMEOUT = `${HEADERS_TIMEOUT_MS}ms`;
   process.env.CAIRN_DOWNLOAD_BUDGET = String(DOWNLOAD_BUDGET_BYTES);
+  process.env.CAIRN_UPLOAD_BUDGET = String(UPLOAD_BUDGET_BYTES);
   try {
     tc = await startTestCluster({ nodes: 3, k: 2, m: 1, segmentSize: 512 * KiB });
   } finally {
     restoreEnv('CAIRN_BODY_TIMEOUT', saved.body);
     restoreEnv('CAIRN_HEADERS_TIMEOUT', saved.headers);
     restoreEnv('CAIRN_DOWNLOAD_BUDGET', saved.download);
+    restoreEnv('CAIRN_UPLOAD_BUDGET', saved.upload);
   }
   endpoint = tc.cluster.endpoint;
   port = Number(new URL(endpoint).port);
@@ -640,6 +649,31 @@ t.test('a GET waiting for download memory leaves the queue as soon as its client
   third.destroy();
   await sleep(100);
   t.equal(await waiting(), 0, 'and is out of the queue once its client has gone, long before the wait limit');
+});
+
+t.test('an upload waiting for upload memory leaves the queue as soon as its client is gone', async (t) => {
+  const metric = (name: string) => gatewayMetric(endpoint, `cairn_memory_budget_${name}{budget="upload"}`);
+  // Uploads that send the start of a body, more than an object kept inline: each that gets memory
+  // holds a stripe while it fills. Opened quickly, well within the body timeout.
+  const uploads: RawConnection[] = [];
+  t.teardown(() => uploads.forEach((u) => u.socket.destroy()));
+  while (uploads.length < 16 && (await metric('waiting')) === 0) {
+    const conn = await connect();
+    conn.socket.write(requestHead('PUT', `/${BUCKET}/trickling-${uploads.length}`, { 'content-length': String(8 * MiB) }));
+    conn.socket.write(randomBytes(64 * KiB));
+    uploads.push(conn);
+    await sleep(50);
+  }
+  const held = await metric('reserved_bytes');
+  t.ok(held > 0 && held <= UPLOAD_BUDGET_BYTES, `the filling stripes hold the budget (${held} bytes)`);
+  t.equal(await metric('waiting'), 1, `the upload opened last (of ${uploads.length}) waits for memory`);
+  uploads.pop()!.socket.destroy();
+  await sleep(100);
+  t.equal(await metric('waiting'), 0, 'and is out of the queue once its client has gone, long before the wait limit');
+  t.equal(await metric('reserved_bytes'), held, 'without having been given the memory it waited for');
+  for (const u of uploads.splice(0)) u.socket.destroy();
+  await sleep(300);
+  t.equal(await metric('reserved_bytes'), 0, 'the uploads cut off mid-stripe give their memory back');
 });
 
 t.test('headers that never finish are cut off; an unread body closes the connection', async (t) => {

@@ -12,12 +12,12 @@ const opts: WriteOptions = { layout, segmentSize: 8 * STRIPE, versionId: 'v1', w
 
 /** A namespace and storage nodes in memory, counting placements and shard uploads. */
 function fakeCluster(budget: MemoryBudget) {
-  const stats = { placed: 0, opened: 0, stored: new Map<string, number>() };
+  const stats = { placed: 0, opened: 0, listed: 0, buffersTaken: 0, stored: new Map<string, number>() };
   const nodes = Array.from({ length: 6 }, (_, i) => ({ id: `n${i}`, url: `http://n${i}` }));
   const deps = {
     namespace: {
       place: async ({ count }: { count: number }) => (stats.placed++, { nodes: nodes.slice(0, count) }),
-      listNodes: async () => nodes,
+      listNodes: async () => (stats.listed++, nodes),
     },
     nodes: {
       get: () => ({
@@ -34,6 +34,7 @@ function fakeCluster(budget: MemoryBudget) {
     codec: new StripeCodec(layout),
     log: { warn: () => undefined },
     uploadBudget: budget,
+    stripeBuffers: { take: (size: number) => (stats.buffersTaken++, Buffer.allocUnsafe(size)), release: () => undefined },
   } as unknown as WriterDeps;
   return { deps, stats };
 }
@@ -169,4 +170,31 @@ t.test('a reservation that waits longer than maxWaitMs is refused with SlowDown,
   const again = await budget.reserve(100);
   t.equal(budget.reserved, 100, 'the budget still works after a refusal');
   again();
+});
+
+t.test('an upload whose client goes away while it waits for budget leaves the queue at once and takes nothing', async (t) => {
+  const budget = new MemoryBudget(STRIPE);
+  const { deps, stats } = fakeCluster(budget);
+  const holder = controlledBody();
+  const held = writeObjectData(holder.body, opts, deps);
+  holder.send(Buffer.alloc(STRIPE - 1)); // a full-sized stripe buffer, taken from stripeBuffers
+  await tick();
+  const takenByHolder = stats.buffersTaken;
+  const client = new AbortController();
+  const waiting = controlledBody();
+  const abandoned = writeObjectData(waiting.body, { ...opts, signal: client.signal }, deps);
+  waiting.send(Buffer.alloc(STRIPE - 1));
+  await tick();
+  t.equal(budget.waiting, 1, 'the second upload waits for budget');
+  client.abort();
+  await t.rejects(abandoned, { code: 'RequestTimeout' }, 'it fails while the budget is still held, not when its turn would come');
+  t.equal(budget.waiting, 0, 'it left the queue');
+  t.equal(budget.reserved, STRIPE, 'the holder still holds its stripe');
+  await tick();
+  t.equal(stats.buffersTaken, takenByHolder, 'it never took a stripe buffer');
+  t.equal(stats.listed, 0, 'nothing was placed, so nothing is discarded: the namespace is not asked for its nodes');
+  holder.send(Buffer.alloc(1));
+  holder.send(null);
+  t.equal((await held).size, STRIPE);
+  t.equal(budget.reserved, 0, 'nothing stays reserved');
 });

@@ -20,8 +20,11 @@ export function readerDeps(services: GatewayServices): ReaderDeps {
   };
 }
 
-/** Options for writing a new object, part or copy: `versionId` must be fresh (see newVersionId). */
-export function writeOptions(services: GatewayServices, versionId: string): WriteOptions {
+/**
+ * Options for writing a new object, part or copy: `versionId` must be fresh (see newVersionId);
+ * `signal` is the client's (clientGoneSignal).
+ */
+export function writeOptions(services: GatewayServices, versionId: string, signal?: AbortSignal): WriteOptions {
   const { config } = services;
   return {
     layout: config.layout,
@@ -29,5 +32,6 @@ export function writeOptions(services: GatewayServices, versionId: string): Writ
     versionId,
     writeQuorum: config.writeQuorum,
     stallTimeoutMs: config.shardTimeoutMs,
+    ...(signal ? { signal } : {}),
   };
 }

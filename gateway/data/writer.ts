@@ -42,6 +42,8 @@ export interface WriteOptions {
    * node (stopped, not dead) cannot stall every upload that placed a shard on it.
    */
   stallTimeoutMs: number;
+  /** Aborted when the client has gone: a stripe waiting for upload memory stops waiting. */
+  signal?: AbortSignal;
 }
 
 export interface WrittenData {
@@ -96,6 +98,9 @@ export function commitRefused(err: unknown): boolean {
 
 /** Best-effort removal of shards that no committed object will reference; GC catches what this misses. */
 export function discardSegments(segments: Segment[], deps: Pick<WriterDeps, 'nodes' | 'namespace' | 'log'>): void {
+  // An upload cut off before its first stripe was placed wrote nothing: no node list to ask for
+  // (a thousand uploads whose clients left at once each asked the namespace for one).
+  if (!segments.some((segment) => segment.placements.some((p) => p.nodeId))) return;
   void (async () => {
     const nodes = await deps.namespace.listNodes().catch(() => []);
     const urls = new Map(nodes.map((n) => [n.id, n.url]));
@@ -135,7 +140,7 @@ async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: num
   const dataBlockLengths: number[] = [];
   let size = 0;
   try {
-    const stripes = encodeStripes(received.bytes, opts.layout, deps.codec, deps.uploadBudget ?? sharedUploadBudget, deps.stripeBuffers ?? pooledStripeBuffers);
+    const stripes = encodeStripes(received.bytes, opts.layout, deps.codec, deps.uploadBudget ?? sharedUploadBudget, deps.stripeBuffers ?? pooledStripeBuffers, opts.signal);
     for await (const stripe of stripes) {
       size += stripe.dataLength;
       for (let i = 0; i < k; i++) {

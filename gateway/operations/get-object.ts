@@ -13,6 +13,7 @@ import { selectPart } from '../part-range.js';
 import { drainedOrStalled } from '../response-stall.js';
 import type { ObjectRecord, SegmentSelection } from '../../namespace/types.js';
 import { sendEmpty, type OperationHandler, type S3Context } from '../server.js';
+import { clientGoneSignal } from '../client-gone.js';
 import type { GatewayServices } from '../services.js';
 
 export const getObject: OperationHandler = async (ctx, services) => {
@@ -60,9 +61,7 @@ export const getObject: OperationHandler = async (ctx, services) => {
   }
   // The first window is read before the status line goes out, so an object that cannot be read
   // (fewer than k shards reachable) gets a proper 503 S3 error instead of a cut connection.
-  const clientGone = new AbortController();
-  ctx.res.once('close', () => clientGone.abort());
-  const windows = readObjectWindows(record, start, end, { ...readerDeps(services), signal: clientGone.signal });
+  const windows = readObjectWindows(record, start, end, { ...readerDeps(services), signal: clientGoneSignal(ctx) });
   const first = await windows.next();
   ctx.length = length;
   // Not awaited: the request's metrics and log stop at the first byte, as for any other body.

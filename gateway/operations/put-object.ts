@@ -10,6 +10,7 @@ import { writeOptions } from '../data/options.js';
 import { checkClientCrc32c } from '../data/integrity.js';
 import type { ObjectRecord } from '../../namespace/types.js';
 import { sendEmpty, type OperationHandler } from '../server.js';
+import { clientGoneSignal } from '../client-gone.js';
 import { parseWritePrecondition, resolveWritePrecondition } from '../write-conditions.js';
 
 /** S3's limit for a single PUT. */
@@ -30,7 +31,7 @@ export const putObject: OperationHandler = async (ctx, services) => {
 
   const versionId = newVersionId();
   const { config } = services;
-  const written = await writeObject(payload.body, writeOptions(services, versionId), services, config.inlineMaxBytes);
+  const written = await writeObject(payload.body, writeOptions(services, versionId, clientGoneSignal(ctx)), services, config.inlineMaxBytes);
   let committing = false;
   try {
     const digests = payload.digests();

@@ -14,6 +14,7 @@ import {
 } from '../multipart.js';
 import { uploadPartCopy } from './upload-part-copy.js';
 import { sendEmpty, type OperationHandler } from '../server.js';
+import { clientGoneSignal } from '../client-gone.js';
 
 export const uploadPart: OperationHandler = async (ctx, services) => {
   const { bucket, key } = ctx.state.target as { bucket: string; key: string };
@@ -31,7 +32,7 @@ export const uploadPart: OperationHandler = async (ctx, services) => {
       `Checksum Type mismatch occurred, expected checksum Type: ${expected.algorithm.toLowerCase()}, actual checksum Type: ${payload.checksumAlgorithm?.toLowerCase() ?? 'null'}`,
     );
   }
-  const part = await storePart(services, upload, partNumber, payload.body, () => payload.digests());
+  const part = await storePart(services, upload, partNumber, payload.body, () => payload.digests(), clientGoneSignal(ctx));
   ctx.set('ETag', part.etag);
   for (const [name, value] of checksumHeaders(part.checksums)) ctx.set(name, value);
   sendEmpty(ctx, 200);
