@@ -5,6 +5,7 @@
 // abandoned read gives everything back, even windows still being fetched.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32c } from '@node-rs/crc32';
 import { readObjectWindows, type ReaderDeps } from '../gateway/data/reader.js';
 import { DEFAULT_DOWNLOAD_BUDGET_BYTES, DEFAULT_UPLOAD_BUDGET_BYTES, MemoryBudget } from '../gateway/data/memory-budget.js';
@@ -37,9 +38,10 @@ function fixture(windows: number, budget: MemoryBudget, fetchDelayMs = 0, window
   const deps = {
     nodes: {
       get: () => ({
-        readShardChunks: async (id: string, range: { start: number; end: number }) => {
+        // As the storage client does: an aborted signal ends the fetch at once.
+        readShardChunks: async (id: string, range: { start: number; end: number }, signal?: AbortSignal) => {
           fetches++;
-          if (fetchDelayMs) await new Promise((resolve) => setTimeout(resolve, fetchDelayMs));
+          if (fetchDelayMs) await sleep(fetchDelayMs, undefined, { signal });
           return [Buffer.from(shards.get(id)!.subarray(range.start, range.end + 1))];
         },
       }),
@@ -69,6 +71,26 @@ t.test('a reader that stops consuming holds one window and two read ahead, no mo
   await windows.return(undefined);
   await settle();
   t.equal(budget.reserved, 0, 'an abandoned read gives everything back');
+});
+
+t.test('a reader whose client goes away stops its shard fetches at once: memory back, no failure reported', async (t) => {
+  const budget = new MemoryBudget(1 << 30, 30_000, 'download');
+  const { record, deps } = fixture(4, budget, 4000); // fetches that take 4 s (the read timeout is 5 s)
+  const failures: unknown[] = [];
+  const client = new AbortController();
+  const windows = readObjectWindows(record, 0, record.size - 1, { ...deps, signal: client.signal, onShardFailure: (f) => failures.push(f) });
+  const first = windows.next();
+  first.catch(() => undefined);
+  await settle();
+  const held = budget.reserved;
+  t.ok(held >= WINDOW, `the windows asked for hold their memory while their shards are fetched (${held / WINDOW})`);
+  const started = Date.now();
+  client.abort(new Error('the client went away'));
+  await t.rejects(first, /the client went away/, "the window fails with the client's reason");
+  t.ok(Date.now() - started < 1000, `at once (${Date.now() - started} ms), not when its fetches would have ended`);
+  await settle();
+  t.equal(budget.reserved, 0, 'their memory is back, a window read ahead too');
+  t.same(failures, [], 'no shard is reported as failed: parity is not read, repair is not told');
 });
 
 t.test('a reader left unconsumed lets its read-ahead go, then reads window by window and still gets every byte', async (t) => {

@@ -29,7 +29,10 @@ export interface ReaderDeps {
   onDegradedRead?: () => void;
   /** Bytes of windows held in memory, across every read of the process; default sharedDownloadBudget. */
   downloadBudget?: MemoryBudget;
-  /** Aborted when the client has gone: a window still waiting for memory stops waiting. */
+  /**
+   * Aborted when the client has gone: a window still waiting for memory stops waiting, and shard
+   * fetches under way are cancelled (their memory is given back at once, and they are not failures).
+   */
   signal?: AbortSignal;
   /** How long a window handed out may go unconsumed before the windows read ahead are let go; default READ_AHEAD_IDLE_MS. */
   readAheadIdleMs?: number;
@@ -354,6 +357,7 @@ function shardRange(layout: Layout, segmentSize: number, w: Window): { start: nu
 }
 
 async function readWindow(segment: Segment, layout: Layout, w: Window, failed: Set<number>, deps: SegmentReaderDeps): Promise<Buffer[]> {
+  deps.signal?.throwIfAborted();
   const exact = wantedShardRanges(layout, segment.size, w);
   const wanted = [...exact.keys()];
   const skipped = skipRefusedNodes(segment, wanted, failed, deps);
@@ -446,6 +450,8 @@ async function fetchShards(
         if (data.length !== range.end - range.start + 1) throw new ShardUnavailable('ShortRead', `short read: ${data.length} bytes`);
         into.set(index, data);
       } catch (err) {
+        // The client went away: nothing failed, and the window is abandoned (see readWindow).
+        if (deps.signal?.aborted) return;
         failed.add(index);
         const reason = err instanceof Error ? err.message : String(err);
         const code = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : 'Unavailable';
@@ -454,12 +460,35 @@ async function fetchShards(
       }
     }),
   );
+  // Shards left out because the client went away: the window goes no further (no parity, no retry).
+  deps.signal?.throwIfAborted();
 }
 
 async function readShardFrom(node: NodeRecord | undefined, placement: ShardPlacement, range: ShardRange, deps: SegmentReaderDeps): Promise<ChunkedBytes> {
   if (!node) throw new ShardUnavailable('NodeUnknown', `node ${placement.nodeId} is unknown`);
   if (node.state === 'down') throw new ShardUnavailable('NodeDown', `node ${placement.nodeId} is down`);
-  return new ChunkedBytes(await deps.nodes.get(node.url).readShardChunks(placement.shardId, range, AbortSignal.timeout(deps.readTimeoutMs)));
+  const client = deps.nodes.get(node.url);
+  return new ChunkedBytes(await withFetchSignal(deps.readTimeoutMs, deps.signal, (signal) => client.readShardChunks(placement.shardId, range, signal)));
+}
+
+/**
+ * Runs a shard fetch with a signal aborted after `timeoutMs` (as AbortSignal.timeout's is) or as
+ * soon as the client's is. Not AbortSignal.any: on Node 20 a signal it composes from a timeout is
+ * kept for good (nodejs/node#54614), and a gateway makes one per shard fetch.
+ */
+async function withFetchSignal<T>(timeoutMs: number, clientGone: AbortSignal | undefined, fetch: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  if (!clientGone) return fetch(AbortSignal.timeout(timeoutMs));
+  const either = new AbortController();
+  const timer = setTimeout(() => either.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), timeoutMs);
+  const onGone = (): void => either.abort(clientGone.reason);
+  if (clientGone.aborted) onGone();
+  else clientGone.addEventListener('abort', onGone, { once: true });
+  try {
+    return await fetch(either.signal);
+  } finally {
+    clearTimeout(timer);
+    clientGone.removeEventListener('abort', onGone);
+  }
 }
 
 function isConnectionRefused(err: unknown): boolean {
