@@ -11,6 +11,12 @@ import type { S3Context } from './server.js';
  */
 export function clientGoneSignal(ctx: S3Context): AbortSignal {
   const gone = new AbortController();
-  ctx.res.once('close', () => gone.abort(s3Error('RequestTimeout', 'The client closed the connection before its request was answered.')));
+  const abort = (): void => gone.abort(s3Error('RequestTimeout', 'The client closed the connection before its request was answered.'));
+  ctx.res.once('close', abort);
+  // A request cut off mid-body is known gone as soon as its connection's end is read, in the same
+  // turn as the others cut with it; its response closes only in a later phase of the loop.
+  ctx.req.once('close', () => {
+    if (!ctx.req.complete) abort();
+  });
   return gone.signal;
 }

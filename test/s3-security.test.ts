@@ -653,27 +653,41 @@ t.test('a GET waiting for download memory leaves the queue as soon as its client
 
 t.test('an upload waiting for upload memory leaves the queue as soon as its client is gone', async (t) => {
   const metric = (name: string) => gatewayMetric(endpoint, `cairn_memory_budget_${name}{budget="upload"}`);
+  const budget = async () => ({ reserved: await metric('reserved_bytes'), waiting: await metric('waiting') });
+  /** Polls until the budget differs from `before` (or 5 s pass): a request's turn, however loaded the machine. */
+  const changedFrom = async (before: { reserved: number; waiting: number }) => {
+    let now = await budget();
+    for (const until = Date.now() + 5000; now.reserved === before.reserved && now.waiting === before.waiting && Date.now() < until; now = await budget()) await sleep(20);
+    return now;
+  };
   // Uploads that send the start of a body, more than an object kept inline: each that gets memory
-  // holds a stripe while it fills. Opened quickly, well within the body timeout.
+  // holds a stripe while it fills. A KiB now and then keeps them inside the body timeout.
   const uploads: RawConnection[] = [];
-  t.teardown(() => uploads.forEach((u) => u.socket.destroy()));
-  while (uploads.length < 16 && (await metric('waiting')) === 0) {
+  const keepAlive = setInterval(() => uploads.forEach((u) => u.socket.write(randomBytes(KiB))), BODY_TIMEOUT_MS / 3);
+  t.teardown(() => {
+    clearInterval(keepAlive);
+    uploads.forEach((u) => u.socket.destroy());
+  });
+  // One at a time, each seen to take memory or to wait for it before the next is opened.
+  let now = await budget();
+  while (uploads.length < 16 && now.waiting === 0) {
     const conn = await connect();
     conn.socket.write(requestHead('PUT', `/${BUCKET}/trickling-${uploads.length}`, { 'content-length': String(8 * MiB) }));
     conn.socket.write(randomBytes(64 * KiB));
     uploads.push(conn);
-    await sleep(50);
+    now = await changedFrom(now);
   }
-  const held = await metric('reserved_bytes');
+  const held = now.reserved;
   t.ok(held > 0 && held <= UPLOAD_BUDGET_BYTES, `the filling stripes hold the budget (${held} bytes)`);
-  t.equal(await metric('waiting'), 1, `the upload opened last (of ${uploads.length}) waits for memory`);
+  t.equal(now.waiting, 1, `the upload opened last (of ${uploads.length}) waits for memory`);
   uploads.pop()!.socket.destroy();
-  await sleep(100);
-  t.equal(await metric('waiting'), 0, 'and is out of the queue once its client has gone, long before the wait limit');
-  t.equal(await metric('reserved_bytes'), held, 'without having been given the memory it waited for');
+  now = await changedFrom(now);
+  t.equal(now.waiting, 0, 'and is out of the queue once its client has gone, long before the wait limit');
+  t.equal(now.reserved, held, 'without having been given the memory it waited for');
+  clearInterval(keepAlive);
   for (const u of uploads.splice(0)) u.socket.destroy();
-  await sleep(300);
-  t.equal(await metric('reserved_bytes'), 0, 'the uploads cut off mid-stripe give their memory back');
+  for (const until = Date.now() + 5000; now.reserved > 0 && Date.now() < until; now = await budget()) await sleep(20);
+  t.equal(now.reserved, 0, 'the uploads cut off mid-stripe give their memory back');
 });
 
 t.test('headers that never finish are cut off; an unread body closes the connection', async (t) => {

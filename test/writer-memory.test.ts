@@ -88,6 +88,26 @@ t.test('MemoryBudget: grants in order, never over the limit, releases once', asy
   t.throws(() => new MemoryBudget(0));
 });
 
+t.test('MemoryBudget: memory released is handed on at the end of the turn, past the waiters whose clients left in it', async (t) => {
+  const budget = new MemoryBudget(100);
+  const held = await budget.reserve(100);
+  const gone = new AbortController();
+  const granted: string[] = [];
+  const first = budget.reserve(100, gone.signal).then(
+    (release) => (granted.push('first'), release),
+    (err: Error) => err,
+  );
+  const second = budget.reserve(100).then((release) => (granted.push('second'), release));
+  held(); // the memory comes back...
+  gone.abort(); // ...and, in the same turn, the first waiter's client is seen gone
+  t.match(await first, { code: 'RequestTimeout' }, 'the first waiter is refused');
+  const release = await second;
+  t.same(granted, ['second'], 'the memory went to the waiter still there, never to the one that left');
+  t.equal(budget.reserved, 100);
+  release();
+  t.equal(budget.waiting, 0);
+});
+
 t.test('an upload places and opens shard streams only once its first stripe is ready', async (t) => {
   const budget = new MemoryBudget(16 * STRIPE);
   const { deps, stats } = fakeCluster(budget);

@@ -38,6 +38,7 @@ export const BUDGET_WAIT_MS = 30_000;
 export class MemoryBudget {
   private used = 0;
   private readonly waiters: Waiter[] = [];
+  private wakeDue: NodeJS.Immediate | undefined;
 
   /** `purpose` names the budget in the SlowDown message ("upload", "download"). */
   constructor(readonly limit: number, readonly maxWaitMs = BUDGET_WAIT_MS, readonly purpose = 'upload') {
@@ -71,7 +72,7 @@ export class MemoryBudget {
         clearTimeout(waiter.timer);
         signal?.removeEventListener('abort', onAbort);
         refuse(err);
-        this.wake(); // a large waiter leaving may let smaller ones behind it in
+        this.wakeAtTurnEnd(); // a large waiter leaving may let smaller ones behind it in
       };
       const onAbort = (): void => leave(clientGone(this.purpose));
       const waiter: Waiter = {
@@ -103,8 +104,22 @@ export class MemoryBudget {
       if (released) return;
       released = true;
       this.used -= bytes;
-      this.wake();
+      this.wakeAtTurnEnd();
     };
+  }
+
+  /**
+   * Serves the waiters at the end of the event loop's turn, not inside a release: clients whose
+   * connections were seen closing in the same turn as the release have left the queue by then.
+   * Served inside the release, the waiter next in line got the memory before its own close was
+   * seen, took a buffer and read what its client had sent before finding it gone.
+   */
+  private wakeAtTurnEnd(): void {
+    if (this.wakeDue !== undefined || this.waiters.length === 0) return;
+    this.wakeDue = setImmediate(() => {
+      this.wakeDue = undefined;
+      this.wake();
+    });
   }
 
   private wake(): void {
