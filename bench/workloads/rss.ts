@@ -17,6 +17,12 @@ const DECLARED_LENGTH = 8 * MiB;
 const TRICKLE_BYTES = 4 * KiB;
 const TRICKLE_EVERY_MS = 250;
 const CONNECT_BATCH = 100;
+/**
+ * How long the peak is still watched once the clients have gone: a gateway tearing down a thousand
+ * cut requests works on them for about a second, and what it allocates meanwhile is memory those
+ * connections cost too (read at 500 ms, the trickling phase missed a rise of up to ~55 MiB after it).
+ */
+const AFTERMATH_MS = 3000;
 
 interface PausedResult {
   peakBytes: number;
@@ -149,7 +155,7 @@ async function idleUploadsPeak(ctx: BenchContext, system: System, count: number,
   } finally {
     for (const s of sockets) s.destroy();
   }
-  await sleep(500);
+  await sleep(AFTERMATH_MS);
   return { peakBytes: (await peak.read()).bytes, opened: sockets.length, answeredEarly, statuses, bytesSent };
 }
 
@@ -177,7 +183,7 @@ async function pausedDownloadsPeak(ctx: BenchContext, system: System, key: strin
   } finally {
     for (const s of sockets) s.destroy();
   }
-  await sleep(500);
+  await sleep(AFTERMATH_MS);
   return { peakBytes: (await peak.read()).bytes, opened: sockets.length, statuses };
 }
 
