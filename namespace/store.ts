@@ -20,7 +20,7 @@ import { ValueLogEngine } from './value-log-engine.js';
 import type { Logger } from '../common/log.js';
 import { checkAssembly, forgetUpload, uploadRange } from './multipart.js';
 import { NodeRegistry } from './nodes.js';
-import { choosePlacement, type RandomSource } from './placement.js';
+import { placeNodes, type RandomSource } from '../common/placement.js';
 import { degradedReports, partOwner, RepairQueue } from './repairs.js';
 import { applyReplacement, replacementOps } from './replace.js';
 import { decode, encode, objectRefs, partRefs, placedShards, shardTransition, type PlacedShard } from './records.js';
@@ -346,9 +346,7 @@ export class NamespaceStore {
 
   place(request: T.PlacementRequest): T.PlacementResponse {
     const { count, exclude = [] } = v.placementRequest(request);
-    const excluded = new Set(exclude);
-    const live = this.nodes.list().filter((n) => n.state === 'up' && n.mode !== 'draining' && !excluded.has(n.id));
-    return { nodes: choosePlacement(live, count, this.random).map((n) => ({ id: n.id, url: n.url })) };
+    return { nodes: placeNodes(this.nodes.list(), count, new Set(exclude), this.random).map((n) => ({ id: n.id, url: n.url })) };
   }
 
   async shardsOnNode(nodeId: string, after?: string, limit = MAX_PAGE): Promise<T.ShardRefPage> {

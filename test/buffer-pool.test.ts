@@ -161,7 +161,8 @@ t.test('the writer reuses stripe buffers across uploads and every shard holds ex
   const stored = new Map<string, Buffer>();
   const nodes = Array.from({ length: 6 }, (_, i) => ({ id: `n${i}`, url: `http://n${i}` }));
   const deps = {
-    namespace: { place: async ({ count }: { count: number }) => ({ nodes: nodes.slice(0, count) }), listNodes: async () => nodes },
+    namespace: { listNodes: async () => nodes },
+    directory: { place: async (count: number) => nodes.slice(0, count) },
     nodes: {
       get: () => ({
         // Consumes the body like undici: a chunk's bytes are gone (copied) before it pulls the next.

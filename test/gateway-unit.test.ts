@@ -10,6 +10,8 @@ import { resolveOperation } from '../gateway/operations/index.js';
 import { checkAssembledSizes } from '../gateway/multipart.js';
 import { DamageReporter } from '../gateway/data/damage-reporter.js';
 import { KnownBuckets } from '../gateway/known-buckets.js';
+import { NodeDirectory } from '../gateway/data/node-directory.js';
+import type { NamespaceClient } from '../namespace/client.js';
 import { ChunkedBytes } from '../gateway/data/chunked-bytes.js';
 import { writeObject } from '../gateway/data/object-writer.js';
 import type { WriterDeps } from '../gateway/data/writer.js';
@@ -243,6 +245,25 @@ t.test('KnownBuckets: asks once per TTL, never caches a miss, forgets on delete'
   await t.rejects(known.require('a'), { code: 'NoSuchBucket' }, 'a forgotten bucket is asked about at once');
 });
 
+t.test('NodeDirectory.place: up nodes only, never a draining or lately refused one, from a list at most ttlMs old', async (t) => {
+  const node = (id: string, more: Record<string, unknown> = {}) => ({ id, url: `http://${id}`, freeBytes: 1 << 30, state: 'up', ...more });
+  let listed = [node('a'), node('b'), node('c', { state: 'down' }), node('d', { mode: 'draining' }), node('e'), node('f'), node('full', { freeBytes: 0 })];
+  let calls = 0;
+  const namespace = { listNodes: async () => (calls++, listed) } as unknown as NamespaceClient;
+  const directory = new NodeDirectory(namespace, 200);
+  const ids = async (count: number) => (await directory.place(count)).map((n) => n.id).sort();
+  t.same(await ids(6), ['a', 'b', 'e', 'f', 'full'], 'up and not draining; a full node only when nothing else is left');
+  for (let i = 0; i < 20; i++) t.notOk((await ids(4)).includes('full'), 'a node with no free space is not chosen while others are');
+  t.equal(calls, 1, 'one listing serves every placement within the TTL');
+  directory.noteRefused('e', 'http://e');
+  t.same(await ids(6), ['a', 'b', 'f', 'full'], 'a node that refused a connection lately is left out');
+  listed = [node('a'), node('b', { state: 'down' }), node('g')];
+  t.same(await ids(6), ['a', 'b', 'f', 'full'], 'the old list until the TTL has passed');
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  t.same(await ids(6), ['a', 'g'], 'then the namespace is asked again');
+  t.equal(calls, 2);
+});
+
 t.test('writeObject keeps small bodies inline whatever their chunking, and hands larger ones to the writer', async (t) => {
   const unusedDeps = {} as WriterDeps; // the inline path must not touch the writer
   const body = randomBytes(5000);
@@ -259,7 +280,8 @@ t.test('writeObject keeps small bodies inline whatever their chunking, and hands
   t.same(empty, { size: 0, segments: [] }, 'an empty body is neither inline nor coded');
   const placed: number[] = [];
   const coderDeps = {
-    namespace: { place: async ({ count }: { count: number }) => (placed.push(count), { nodes: [] }), listNodes: async () => [] },
+    namespace: { listNodes: async () => [] },
+    directory: { place: async (count: number) => (placed.push(count), []) },
     log: { warn: () => undefined },
   } as unknown as WriterDeps;
   const opts = { layout: { k: 4, m: 2, blockSize: 1024 }, segmentSize: 8192, versionId: 'v', writeQuorum: 4, stallTimeoutMs: 1000 };

@@ -11,7 +11,7 @@ import { rawRequest, SECRET_ENV, TEST_SECRET } from './helpers/internal.js';
 import { decodeJsonLines, encodeJsonLines, JSON_LINES_TYPE } from '../common/json-lines.js';
 import { NamespaceClient, NamespaceError } from '../namespace/client.js';
 import { KeyedLock } from '../namespace/lock.js';
-import { choosePlacement, seededRandom, type Candidate } from '../namespace/placement.js';
+import { choosePlacement, seededRandom, type Candidate } from '../common/placement.js';
 import { NamespaceStore, type StoreOptions } from '../namespace/store.js';
 import type { ListObjectsQuery, ObjectRecord, PartRecord, Segment } from '../namespace/types.js';
 import { serveNamespace } from './helpers/namespace.js';

@@ -15,10 +15,8 @@ function fakeCluster(budget: MemoryBudget) {
   const stats = { placed: 0, opened: 0, listed: 0, buffersTaken: 0, stored: new Map<string, number>() };
   const nodes = Array.from({ length: 6 }, (_, i) => ({ id: `n${i}`, url: `http://n${i}` }));
   const deps = {
-    namespace: {
-      place: async ({ count }: { count: number }) => (stats.placed++, { nodes: nodes.slice(0, count) }),
-      listNodes: async () => (stats.listed++, nodes),
-    },
+    namespace: { listNodes: async () => (stats.listed++, nodes) },
+    directory: { place: async (count: number) => (stats.placed++, nodes.slice(0, count)) },
     nodes: {
       get: () => ({
         putShard: async (id: string, _blockSize: number, body: AsyncIterable<Uint8Array>) => {

@@ -34,7 +34,8 @@ function gatedCluster() {
   let placements = 0;
   const nodes = Array.from({ length: 6 }, (_, i) => ({ id: `n${i}`, url: `http://n${i}` }));
   const deps = {
-    namespace: { place: async ({ count }: { count: number }) => (events.push(`place ${placements++}`), { nodes: nodes.slice(0, count) }), listNodes: async () => nodes },
+    namespace: { listNodes: async () => nodes },
+    directory: { place: async (count: number) => (events.push(`place ${placements++}`), nodes.slice(0, count)) },
     nodes: {
       get: () => ({
         putShard: async (id: string, _blockSize: number, body: AsyncIterable<Uint8Array>) => {

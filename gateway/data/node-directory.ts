@@ -1,6 +1,7 @@
 // Maps node ids (as recorded in placements) to the storage nodes' current URLs and states.
 // Nodes re-register with a new URL after a restart, so the map is refreshed from the namespace,
 // at most once per `ttlMs`, and at once when a placement names a node we have not seen yet.
+import { placeNodes, type Candidate } from '../../common/placement.js';
 import type { NamespaceClient } from '../../namespace/client.js';
 import type { NodeRecord } from '../../namespace/types.js';
 
@@ -36,6 +37,18 @@ export class NodeDirectory {
   async fresh(nodeId: string): Promise<NodeRecord | undefined> {
     if (Date.now() - this.fetchedAt >= MIN_REFRESH_MS) await this.refresh();
     return this.nodes.get(nodeId);
+  }
+
+  /**
+   * `count` nodes for a new segment, chosen as the namespace would (common/placement.ts) from the
+   * nodes as listed at most `ttlMs` ago, without a round trip per segment: a 64 KiB PUT took 8–9 ms
+   * at one client, 0.9 ms of it asking the namespace. Nodes that refused a connection lately are
+   * left out too, which the namespace cannot know until it declares them down.
+   */
+  async place(count: number): Promise<Candidate[]> {
+    if (Date.now() - this.fetchedAt > this.ttlMs) await this.refresh();
+    const refused = new Set([...this.nodes.keys()].filter((id) => this.isRefused(id)));
+    return placeNodes([...this.nodes.values()], count, refused);
   }
 
   /** A connection to the node at `url`, its latest known URL, was refused. */

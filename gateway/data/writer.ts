@@ -17,9 +17,12 @@ import { s3Error } from '../s3/errors.js';
 import { sharedUploadBudget } from './memory-budget.js';
 import { FrameChannel } from './frame-channel.js';
 import { pooledStripeBuffers } from './stripe-buffers.js';
+import type { NodeDirectory } from './node-directory.js';
 
 export interface WriterDeps {
   namespace: NamespaceClient;
+  /** Chooses each new segment's nodes (from the node list it keeps). */
+  directory: Pick<NodeDirectory, 'place'>;
   nodes: StorageNodePool;
   codec: StripeCodec;
   log: Logger;
@@ -176,7 +179,7 @@ async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: num
 /** The segment's k + m nodes, from the namespace's placement. */
 async function placeSegment(opts: WriteOptions, deps: WriterDeps): Promise<{ id: string; url: string }[]> {
   const { k, m } = opts.layout;
-  const { nodes } = await deps.namespace.place({ count: k + m });
+  const nodes = await deps.directory.place(k + m);
   if (nodes.length < opts.writeQuorum) {
     throw s3Error('ServiceUnavailable', `only ${nodes.length} storage nodes are up; a write needs ${opts.writeQuorum}`);
   }

@@ -2,6 +2,8 @@
 // Weighted sampling without replacement, weight = free bytes, so data drifts toward emptier nodes
 // and the cluster stays balanced. Zones are spread first: each pick comes from a zone that has
 // been used least so far. Nodes with no free space are chosen only when nothing else is left.
+// The namespace places the segments repair rebuilds; gateways place new ones themselves from the
+// node list they keep (gateway/data/node-directory.ts), the same choice without a round trip.
 
 export interface Candidate {
   id: string;
@@ -12,6 +14,18 @@ export interface Candidate {
 
 /** Returns a number in [0, 1), like Math.random. */
 export type RandomSource = () => number;
+
+/** A registered node as placement sees it (the namespace's NodeRecord has these fields). */
+export interface PlaceableNode extends Candidate {
+  state: string;
+  mode?: string;
+}
+
+/** `count` nodes for a new segment among those up and not draining, leaving out `exclude`d ids (fewer if fewer qualify). */
+export function placeNodes(nodes: readonly PlaceableNode[], count: number, exclude: ReadonlySet<string> = new Set(), random: RandomSource = Math.random): Candidate[] {
+  const live = nodes.filter((n) => n.state === 'up' && n.mode !== 'draining' && !exclude.has(n.id));
+  return choosePlacement(live, count, random);
+}
 
 export function choosePlacement(candidates: Candidate[], count: number, random: RandomSource = Math.random): Candidate[] {
   const pool = dedupe(candidates);
