@@ -1,6 +1,7 @@
-// Maps node ids (as recorded in placements) to the storage nodes' current URLs and states.
-// Nodes re-register with a new URL after a restart, so the map is refreshed from the namespace,
-// at most once per `ttlMs`, and at once when a placement names a node we have not seen yet.
+// Maps node ids (as recorded in placements) to the storage nodes' current URLs and states, and
+// chooses the nodes of new segments from the same list. Nodes re-register with a new URL after a
+// restart, so the map is refreshed from the namespace, at most once per `ttlMs`, and at once when
+// a placement names a node we have not seen yet.
 import { placeNodes, type Candidate } from '../../common/placement.js';
 import type { NamespaceClient } from '../../namespace/client.js';
 import type { NodeRecord } from '../../namespace/types.js';

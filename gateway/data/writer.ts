@@ -176,7 +176,7 @@ async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: num
   return { size, placements: placementsOf(writes, segmentIndex, opts), crc32c: received.crc(), blockCrcs: encodeBlockCrcs(dataBlockCrcs) };
 }
 
-/** The segment's k + m nodes, from the namespace's placement. */
+/** The segment's k + m nodes, as the node directory places them. */
 async function placeSegment(opts: WriteOptions, deps: WriterDeps): Promise<{ id: string; url: string }[]> {
   const { k, m } = opts.layout;
   const nodes = await deps.directory.place(k + m);
