@@ -35,6 +35,7 @@ import { verifyRequest, type AuthContext, type SignedRequestInput } from '../gat
 import { canonicalQuery, canonicalUri, decodePath, parseRawQuery, splitRawUrl } from '../gateway/auth/canonical.js';
 import { cachedSigningKey, signaturesEqual } from '../gateway/auth/signing.js';
 import { digestThreadStats } from '../gateway/s3/digest-thread.js';
+import { seededRandom } from '../common/placement.js';
 import {
   decodePayload,
   readPayload,
@@ -49,16 +50,7 @@ const EMPTY = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
 const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
 
 /** Deterministic pseudo-random numbers, so a failing split can be reproduced. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 function splitRandom(buf: Buffer, seed: number, max = 5000): Buffer[] {
   const next = rng(seed);
