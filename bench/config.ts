@@ -22,7 +22,7 @@ export interface BenchConfig {
   small: { sizes: number[]; clients: number[]; phaseMs: number; maxOps: number; budgetMs: number };
   list: { keys: number; dirs: number; peerKeys: number; populateVia: 'store' | 'client'; firstPageTries: number; budgetMs: number };
   degraded: { objectSize: number; objects: number; budgetMs: number };
-  rss: { objectSize: number; idleUploads: number; trickleMs: number; pausedDownloads: number; pauseMs: number; budgetMs: number };
+  rss: { objectSize: number; hugeObjectSize: number; hugePartSize: number; idleUploads: number; trickleMs: number; pausedDownloads: number; pauseMs: number; budgetMs: number };
   repair: { victimBytes: number; objectSize: number; concurrency: number; downAfter: string; workers: number; budgetMs: number };
 }
 
@@ -100,7 +100,7 @@ function fullConfig(): Sizes {
     small: { sizes: [4 * KiB, 64 * KiB], clients: [32, 256], phaseMs: 6_000, maxOps: 100_000, budgetMs: 270_000 },
     list: { keys: 1_000_000, dirs: 1000, peerKeys: 5_000, populateVia: 'store', firstPageTries: 7, budgetMs: 90_000 },
     degraded: { objectSize: 64 * MiB, objects: 8, budgetMs: 60_000 },
-    rss: { objectSize: 512 * MiB, idleUploads: 1000, trickleMs: 15_000, pausedDownloads: 200, pauseMs: 8_000, budgetMs: 100_000 },
+    rss: { objectSize: 512 * MiB, hugeObjectSize: 10 * GiB, hugePartSize: 128 * MiB, idleUploads: 1000, trickleMs: 15_000, pausedDownloads: 200, pauseMs: 8_000, budgetMs: 220_000 },
     repair: { victimBytes: 2 * GiB, objectSize: 256 * MiB, concurrency: 2, downAfter: '3s', workers: 4, budgetMs: 330_000 },
   };
 }
@@ -115,7 +115,7 @@ function quickConfig(): Sizes {
     small: { sizes: [4 * KiB, 64 * KiB], clients: [8, 32], phaseMs: 400, maxOps: 1_000, budgetMs: 22_000 },
     list: { keys: 5_000, dirs: 50, peerKeys: 300, populateVia: 'store', firstPageTries: 3, budgetMs: 15_000 },
     degraded: { objectSize: 8 * MiB, objects: 2, budgetMs: 15_000 },
-    rss: { objectSize: 32 * MiB, idleUploads: 100, trickleMs: 2_000, pausedDownloads: 20, pauseMs: 2_000, budgetMs: 20_000 },
+    rss: { objectSize: 32 * MiB, hugeObjectSize: 64 * MiB, hugePartSize: 16 * MiB, idleUploads: 100, trickleMs: 2_000, pausedDownloads: 20, pauseMs: 2_000, budgetMs: 25_000 },
     repair: { victimBytes: 16 * MiB, objectSize: 16 * MiB, concurrency: 2, downAfter: '3s', workers: 2, budgetMs: 30_000 },
   };
 }
