@@ -138,7 +138,7 @@ export async function gatewayMemory(ctx: BenchContext): Promise<WorkloadResult> 
 /**
  * Peak RSS while `size` bytes go up as a multipart upload (one part at a time: one stream, as a
  * client copying a file would send it) and come back as one GET, every byte verified. The object is
- * deleted after (nothing reads it again; its 15 GiB of shards go after the repair service's gc grace,
+ * deleted after (nothing reads it again; its shards, 1.5× its size, go after the repair service's gc grace,
  * or with the bench's data dir at the end of the run).
  */
 async function hugeStreamPeak(ctx: BenchContext, system: System, size: number, partSize: number): Promise<number> {
