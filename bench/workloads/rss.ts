@@ -1,5 +1,6 @@
 // Memory of the S3 front process (Cairn's gateway; s3rver for comparison): peak RSS (VmHWM,
-// reset through /proc/<pid>/clear_refs at the start of each phase) while one large object
+// reset through /proc/<pid>/clear_refs at the start of each phase, each phase on a freshly
+// restarted process) while one large object
 // streams in and out, while Cairn alone streams a 10 GiB object in and out (the issue's bound is
 // stated for that size; a single PUT stops at 5 GiB, so it goes up as a multipart upload, one part
 // at a time, and comes back as one GET), while 1,000 uploads are open at once, each having sent its headers
@@ -48,10 +49,14 @@ export async function gatewayMemory(ctx: BenchContext): Promise<WorkloadResult> 
   const idle = new Map<string, IdleResult>();
   const paused = new Map<string, PausedResult>();
   let resetWorked = true;
-  for (const system of ctx.systems) {
-    // A fresh process, so the peak reflects this phase and not what earlier workloads left behind.
+  // Every phase starts on a fresh process, so its peak is what that phase costs: not what earlier
+  // workloads or phases left resident (a heap grown, memory the allocator did not hand back).
+  const fresh = async (system: System): Promise<void> => {
     if (system === ctx.cairn) await ctx.cairn.restartGateway();
     else if (system === ctx.peer) await ctx.peer.restart();
+  };
+  for (const system of ctx.systems) {
+    await fresh(system);
     await ensureBucket(system);
     // A: one large object, PUT then GET (verified), single stream.
     const s3 = sdk(system, 2);
@@ -63,21 +68,21 @@ export async function gatewayMemory(ctx: BenchContext): Promise<WorkloadResult> 
       const { bytes, sinceStart } = await peak.read();
       resetWorked &&= !sinceStart;
       streaming.set(system.name, bytes);
-      if (system === ctx.cairn) {
-        hugePeak = await hugeStreamPeak(ctx, system, hugeObjectSize, hugePartSize);
-        ctx.log(`  ${system.name}: peak RSS streaming ${fmtSize(hugeObjectSize)}: ${(hugePeak / MiB).toFixed(0)} MiB`);
-      }
     } finally {
       s3.destroy();
     }
+    if (system === ctx.cairn) {
+      await fresh(system);
+      hugePeak = await hugeStreamPeak(ctx, system, hugeObjectSize, hugePartSize);
+      ctx.log(`  ${system.name}: peak RSS streaming ${fmtSize(hugeObjectSize)}: ${(hugePeak / MiB).toFixed(0)} MiB`);
+    }
     // B: many open, trickling uploads.
+    await fresh(system);
     const r = await idleUploadsPeak(ctx, system, idleUploads, trickleMs);
     idle.set(system.name, r);
     ctx.log(`  ${system.name}: peak RSS streaming ${fmtSize(objectSize)}: ${(streaming.get(system.name)! / MiB).toFixed(0)} MiB; with ${r.opened} trickling uploads: ${(r.peakBytes / MiB).toFixed(0)} MiB${r.answeredEarly ? ` (${r.answeredEarly} answered early: ${JSON.stringify(r.statuses)})` : ''}`);
-    // C: many GETs of the large object whose clients stop reading. A fresh process again: what the
-    // 1,000 uploads left resident (heap grown, memory not handed back to the system) is not this phase's.
-    if (system === ctx.cairn) await ctx.cairn.restartGateway();
-    else if (system === ctx.peer) await ctx.peer.restart();
+    // C: many GETs of the large object whose clients stop reading.
+    await fresh(system);
     const p = await pausedDownloadsPeak(ctx, system, key, pausedDownloads, pauseMs);
     paused.set(system.name, p);
     ctx.log(`  ${system.name}: peak RSS with ${p.opened} GETs of ${fmtSize(objectSize)} that stopped reading: ${(p.peakBytes / MiB).toFixed(0)} MiB (statuses ${JSON.stringify(p.statuses)})`);
@@ -109,7 +114,7 @@ export async function gatewayMemory(ctx: BenchContext): Promise<WorkloadResult> 
       peer: null,
       ratio: null,
       target: target.atMost(mib(hugePeak), 256, 'MiB'),
-      note: `Cairn only: a multipart upload in ${fmtSize(hugePartSize)} parts, one at a time, then one GET of the whole object (verified); the same fresh gateway as the row above`,
+      note: `Cairn only: a multipart upload in ${fmtSize(hugePartSize)} parts, one at a time, then one GET of the whole object (verified); a freshly restarted gateway`,
     },
     {
       id: 'rss.idle',
