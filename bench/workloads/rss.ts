@@ -1,18 +1,18 @@
 // Memory of the S3 front process (Cairn's gateway; s3rver for comparison): peak RSS (VmHWM,
 // reset through /proc/<pid>/clear_refs at the start of each phase, each phase on a freshly
-// restarted process) while one large object
-// streams in and out, while Cairn alone streams a 10 GiB object in and out (the issue's bound is
-// stated for that size; a single PUT stops at 5 GiB, so it goes up as a multipart upload, one part
-// at a time, and comes back as one GET), while 1,000 uploads are open at once, each having sent its headers
-// (Content-Length far ahead of what arrives) and trickling its body a few KiB at a time, and while
-// hundreds of GETs of that large object are open whose clients read the status line and then stop
-// reading (a server that reads ahead for each of them without a common limit holds it all).
+// restarted process) while one large object streams in and out; while Cairn alone streams a 10 GiB
+// object in and out (the issue states its bound for that size; a single PUT stops at 5 GiB, so it
+// goes up as a multipart upload, one part at a time, and comes back as one GET); while 1,000 uploads
+// are open at once, each having sent its headers (Content-Length far ahead of what arrives) and
+// trickling its body a few KiB at a time; and while hundreds of GETs of that large object are open
+// whose clients read the status line and then stop reading (a server that reads ahead for each of
+// them without a common limit holds it all).
 import net from 'node:net';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { target, ratioOf, type Row } from '../report.js';
 import { encodePath, Signer } from '../s3/sigv4.js';
 import { MiB, KiB, sleep } from '../stats.js';
 import type { System } from '../systems.js';
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { ensureBucket, getPattern, PeakRss, putPattern, sdk } from './common.js';
 import { BUCKET, type BenchContext, type WorkloadResult } from './context.js';
 import { fmtSize, multipartUpload } from './multipart.js';
@@ -143,8 +143,8 @@ export async function gatewayMemory(ctx: BenchContext): Promise<WorkloadResult> 
 /**
  * Peak RSS while `size` bytes go up as a multipart upload (one part at a time: one stream, as a
  * client copying a file would send it) and come back as one GET, every byte verified. The object is
- * deleted after (nothing reads it again; its shards, 1.5× its size, go after the repair service's gc grace,
- * or with the bench's data dir at the end of the run).
+ * deleted after: nothing reads it again. Its shards (1.5× its size) go after the repair service's
+ * gc grace, or with the bench's data dir at the end of the run.
  */
 async function hugeStreamPeak(ctx: BenchContext, system: System, size: number, partSize: number): Promise<number> {
   const s3 = sdk(system, 2);
