@@ -63,6 +63,8 @@ t.test('npm start runs the built tree: every service from dist, a large PUT and 
   // The launcher's V8 flags reach the built gateway (deploy/cluster.ts says why it has each).
   const gatewayFlags = argvs.find((argv) => argv.some((a) => a.endsWith('/gateway/main.js')))?.filter((a) => a.startsWith('--')) ?? [];
   t.ok(gatewayFlags.includes('--no-allocation-site-pretenuring') && gatewayFlags.includes('--initial-old-space-size=64'), `the gateway runs with its V8 flags: ${gatewayFlags.join(' ')}`);
+  const namespaceFlags = argvs.find((argv) => argv.some((a) => a.endsWith('/namespace/main.js')))?.filter((a) => a.startsWith('--')) ?? [];
+  t.ok(namespaceFlags.includes('--initial-old-space-size=64'), `the namespace runs with its V8 flags: ${namespaceFlags.join(' ')}`);
 
   const s3 = s3ClientFor(endpoint, { accessKeyId: 'build-test-key', secretAccessKey: 'build-test-secret-0123456789' });
   t.teardown(() => s3.destroy());
