@@ -15,6 +15,7 @@ import { authorize, type Access } from './authorize.js';
 import { validateKey, type RequestTarget } from './request-target.js';
 import { requestTarget } from './virtual-host.js';
 import { cors } from './cors.js';
+import { leanHeaderSet } from './lean-header-set.js';
 import { resolveOperation } from './operations/index.js';
 import type { GatewayServices } from './services.js';
 
@@ -47,6 +48,7 @@ export function sendEmpty(ctx: S3Context, status: number): void {
 
 export function createGatewayApp(services: GatewayServices): Koa<S3State> {
   const app = new Koa<S3State>();
+  leanHeaderSet(app.response);
   app.on('error', (err: Error & { code?: string }) => {
     // Clients that hang up mid-response are normal; everything else is worth a line.
     if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
