@@ -4,7 +4,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { JSON_LINES_TYPE, JsonLinesError, decodeJsonLines, encodeJsonLines } from './json-lines.js';
+import { BLOB_LINES_TYPE, JSON_LINES_TYPE, JsonLinesError, decodeBlobLines, decodeJsonLines, encodeBlobLines, encodeJsonLines, type BlobItem } from './json-lines.js';
 import { InternalAuthError, RequestVerifier, UNSIGNED_PAYLOAD, checkBodyDigest, type ClusterSecret } from './internal-auth.js';
 import type { Logger } from './log.js';
 import type { Registry } from './metrics.js';
@@ -101,6 +101,13 @@ export function sendJsonLines(res: http.ServerResponse, status: number, items: r
   res.end(bytes);
 }
 
+/** A batch's answer as blob lines (json-lines.ts): results that carry bytes send them raw. */
+export function sendBlobLines(res: http.ServerResponse, status: number, items: readonly BlobItem[]): void {
+  const bytes = encodeBlobLines(items);
+  res.writeHead(status, { 'content-type': BLOB_LINES_TYPE, 'content-length': bytes.length });
+  res.end(bytes);
+}
+
 /** The JSON body an error is answered with. */
 export function errorBody(err: HttpError): ErrorBody {
   return { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
@@ -170,11 +177,20 @@ export async function readJson<T>(req: http.IncomingMessage, limit = 1024 * 1024
 }
 
 /** A JSON lines request body (see json-lines.ts), refused past `limit` bytes like readJson. */
-export async function readJsonLines(req: http.IncomingMessage, limit: number): Promise<unknown[]> {
+export function readJsonLines(req: http.IncomingMessage, limit: number): Promise<unknown[]> {
+  return readLines(req, limit, decodeJsonLines);
+}
+
+/** A blob lines request body (see json-lines.ts), refused past `limit` bytes like readJson. */
+export function readBlobLines(req: http.IncomingMessage, limit: number): Promise<BlobItem[]> {
+  return readLines(req, limit, decodeBlobLines);
+}
+
+async function readLines<T>(req: http.IncomingMessage, limit: number, decode: (body: Buffer) => T[]): Promise<T[]> {
   const body = verifiedBody(req) ?? (await readBody(req, limit));
   if (body.length > limit) throw new HttpError(413, 'BodyTooLarge', `body exceeds ${limit} bytes`);
   try {
-    return decodeJsonLines(body);
+    return decode(body);
   } catch (err) {
     if (err instanceof JsonLinesError) throw new HttpError(400, 'MalformedJSON', `request body: ${err.message}`);
     throw err;

@@ -3,9 +3,10 @@
 import { Pool } from 'undici';
 import { Batcher, outcomeOf, type Outcome } from '../common/batcher.js';
 import { errorFromResponse } from '../common/http.js';
-import { decodeJsonLines, encodeJsonLines, JSON_LINES_TYPE } from '../common/json-lines.js';
+import { BLOB_LINES_TYPE, decodeBlobLines, decodeJsonLines, encodeBlobLines, encodeJsonLines, JSON_LINES_TYPE, type BlobItem } from '../common/json-lines.js';
 import { signRequest, type ClusterSecret } from '../common/internal-auth.js';
 import { NamespaceError } from './errors.js';
+import { joinInlineBytes, splitInlineBytes } from './inline-wire.js';
 import type * as T from './types.js';
 import { MAX_COMMIT_BATCH, MAX_PLACEMENT_BATCH, MAX_READ_BATCH } from './types.js';
 
@@ -151,9 +152,16 @@ export class NamespaceClient {
     return this.commits.submit(request);
   }
 
-  /** One commit goes as a plain PUT; several as one POST /batch/commits, each answered on its own. */
-  private sendCommits(batch: T.CommitObjectRequest[]): Promise<Outcome<T.CommitObjectResponse>[]> {
-    return this.sendBatch(batch, (c) => this.call('PUT', objectPath(c.record.bucket, c.record.key), c), '/batch/commits');
+  /**
+   * Commits, one or several, go as one POST /batch/commits in blob lines, each answered on its own:
+   * an inline object's bytes travel raw beside its line (namespace/inline-wire.ts).
+   */
+  private async sendCommits(batch: T.CommitObjectRequest[]): Promise<Outcome<T.CommitObjectResponse>[]> {
+    const items = batch.map((commit): BlobItem => {
+      const { record, bytes } = splitInlineBytes(commit.record);
+      return { value: bytes ? { ...commit, record } : commit, blob: bytes };
+    });
+    return (await this.callBlobLines<T.CommitObjectResponse>('/batch/commits', items)).map((r) => batchOutcome(r.value));
   }
 
   /** With `select`, the record carries only the segments selected (see SegmentSelection). */
@@ -161,18 +169,16 @@ export class NamespaceClient {
     return this.reads.submit(select ? { bucket, key, select } : { bucket, key });
   }
 
-  /** One whole read goes as a plain GET; several, or one with a selection, as one POST /batch/records. */
-  private sendReads(batch: T.ObjectReadRequest[]): Promise<Outcome<T.ObjectRecord>[]> {
-    const alone = (o: T.ObjectReadRequest): Promise<T.ObjectRecord> =>
-      o.select ? this.readOneSelected(o) : this.call('GET', objectPath(o.bucket, o.key));
-    return this.sendBatch(batch, alone, '/batch/records');
-  }
-
-  private async readOneSelected(read: T.ObjectReadRequest): Promise<T.ObjectRecord> {
-    const [result] = await this.callLines<T.ObjectRecord>('/batch/records', [read]);
-    const outcome = batchOutcome(result!);
-    if (outcome.ok) return outcome.value;
-    throw outcome.error;
+  /** Reads, one or several, go as one POST /batch/records in blob lines: an inline object's bytes come back raw. */
+  private async sendReads(batch: T.ObjectReadRequest[]): Promise<Outcome<T.ObjectRecord>[]> {
+    const results = await this.callBlobLines<T.ObjectRecord>(
+      '/batch/records',
+      batch.map((value) => ({ value })),
+    );
+    return results.map(({ value, blob }) => {
+      if ('ok' in value) joinInlineBytes(value.ok, blob, 'record');
+      return batchOutcome(value);
+    });
   }
 
   /** Like getObject, but a missing key (not a missing bucket) is null. */
@@ -354,6 +360,14 @@ export class NamespaceClient {
   private async callLines<R>(path: string, items: readonly unknown[]): Promise<T.BatchResult<R>[]> {
     const reply = await this.send('POST', this.basePath + path, encodeJsonLines(items), JSON_LINES_TYPE);
     const results = decodeJsonLines(reply) as T.BatchResult<R>[];
+    if (results.length !== items.length) throw new NamespaceError(502, 'InternalError', `${path}: ${items.length} items got ${results.length} results back`);
+    return results;
+  }
+
+  /** POSTs `items` to a batch route as blob lines; its results, one per item, in order, each with the bytes it carries. */
+  private async callBlobLines<R>(path: string, items: readonly BlobItem[]): Promise<{ value: T.BatchResult<R>; blob?: Uint8Array }[]> {
+    const reply = await this.send('POST', this.basePath + path, encodeBlobLines(items), BLOB_LINES_TYPE);
+    const results = decodeBlobLines(reply) as { value: T.BatchResult<R>; blob?: Uint8Array }[];
     if (results.length !== items.length) throw new NamespaceError(502, 'InternalError', `${path}: ${items.length} items got ${results.length} results back`);
     return results;
   }

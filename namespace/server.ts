@@ -3,10 +3,12 @@
 // Bodies are parsed by validate.ts before they reach the store; store errors are NamespaceErrors
 // (HttpErrors), which the common server turns into S3-style JSON error replies.
 import type http from 'node:http';
-import { createServiceServer, HttpError, settleBatchItem, readJson, readJsonLines, Router, sendJson, sendJsonLines, type Params } from '../common/http.js';
+import { createServiceServer, HttpError, settleBatchItem, readBlobLines, readJson, readJsonLines, Router, sendBlobLines, sendJson, sendJsonLines, type Params } from '../common/http.js';
+import { BLOB_LINES_TYPE, type BlobItem } from '../common/json-lines.js';
 import type { ClusterSecret } from '../common/internal-auth.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { Registry, type Counter } from '../common/metrics.js';
+import { inlineAsBase64, joinInlineBytes, splitInlineBytes } from './inline-wire.js';
 import { selectSegments } from './segment-selection.js';
 import type { NamespaceStore } from './store.js';
 import * as T from './types.js';
@@ -112,16 +114,49 @@ function route(router: Router, method: string, path: string, reply: Reply): void
   });
 }
 
+/** How a batch route's results travel: `blob` puts raw bytes beside a result's line, `json` keeps them inside it. */
+interface BatchReply<R> {
+  blob: (result: R) => { value: R; blob?: Buffer };
+  json: (result: R) => R;
+}
+
+const plainReply: BatchReply<unknown> = { blob: (value) => ({ value }), json: (value) => value };
+
 /**
- * A batch route: the body holds 1 to `max` items as JSON lines (`field` names them in errors),
- * each handled (and failing) alone; the reply holds one result per item, in order, as JSON lines.
- * Busy clients gather calls into these (see common/batcher.ts).
+ * A batch route: the body holds 1 to `max` items as JSON lines, or as blob lines whose items may
+ * carry raw bytes (`field` names them in errors), each handled (and failing) alone; the reply holds
+ * one result per item, in order, in the body's format. Busy clients gather calls into these (see
+ * common/batcher.ts).
  */
-function batchRoute<R>(router: Router, path: string, field: string, max: number, counter: Counter, log: Logger, handle: (raw: unknown, what: string) => Promise<R> | R): void {
+function batchRoute<R>(
+  router: Router,
+  path: string,
+  field: string,
+  max: number,
+  counter: Counter,
+  log: Logger,
+  handle: (raw: unknown, what: string, blob: BlobItem['blob']) => Promise<R> | R,
+  reply: BatchReply<R> = plainReply as BatchReply<R>,
+): void {
   router.on('POST', path, async (req, res) => {
-    const items = v.batchItems(await lines(req, RECORD_BODY_LIMIT), field, max);
+    const withBlobs = req.headers['content-type'] === BLOB_LINES_TYPE;
+    const items = withBlobs ? await parsed(readBlobLines(req, RECORD_BODY_LIMIT)) : (await lines(req, RECORD_BODY_LIMIT)).map((value): BlobItem => ({ value }));
+    v.batchItems(items, field, max);
     counter.inc();
-    sendJsonLines(res, 200, await Promise.all(items.map((raw, i) => settleBatchItem(log, async () => handle(raw, `${field}[${i}]`)))));
+    const results = await Promise.all(items.map((item, i) => settleBatchItem(log, async () => handle(item.value, `${field}[${i}]`, item.blob))));
+    if (!withBlobs) {
+      sendJsonLines(res, 200, results.map((r) => ('ok' in r ? { ok: reply.json(r.ok) } : r)));
+      return;
+    }
+    sendBlobLines(
+      res,
+      200,
+      results.map((r): BlobItem => {
+        if (!('ok' in r)) return { value: r };
+        const out = reply.blob(r.ok);
+        return { value: { ok: out.value }, blob: out.blob };
+      }),
+    );
   });
 }
 
@@ -166,17 +201,35 @@ function bucketRoutes(router: Router, store: NamespaceStore): void {
 }
 
 function objectRoutes(router: Router, store: NamespaceStore, c: Counters, log: Logger): void {
-  batchRoute(router, '/batch/commits', 'commits', T.MAX_COMMIT_BATCH, c.commitBatches, log, async (raw, what) => {
+  batchRoute(router, '/batch/commits', 'commits', T.MAX_COMMIT_BATCH, c.commitBatches, log, async (raw, what, blob) => {
     const input = v.fields(raw, what);
+    joinInlineBytes(input.record, blob, what);
     const result = await store.commitObject({ record: input.record, condition: input.condition });
     c.commits.inc();
     return result;
   });
-  batchRoute(router, '/batch/records', 'objects', T.MAX_READ_BATCH, c.readBatches, log, async (raw, what) => {
-    const input = v.fields(raw, what);
-    const select = v.segmentSelection(input.select, `${what}.select`);
-    return selectSegments(await store.getObject(v.bucketName(input.bucket), v.objectKey(input.key)), select);
-  });
+  const recordReply: BatchReply<T.ObjectRecord> = {
+    blob: (record) => {
+      const { record: value, bytes } = splitInlineBytes(record);
+      return { value, blob: bytes };
+    },
+    json: inlineAsBase64,
+  };
+  batchRoute(
+    router,
+    '/batch/records',
+    'objects',
+    T.MAX_READ_BATCH,
+    c.readBatches,
+    log,
+    async (raw, what, blob) => {
+      if (blob) v.fail(`${what}: a read carries no bytes`);
+      const input = v.fields(raw, what);
+      const select = v.segmentSelection(input.select, `${what}.select`);
+      return selectSegments(await store.getObject(v.bucketName(input.bucket), v.objectKey(input.key)), select);
+    },
+    recordReply,
+  );
   for (const path of ['/objects/:bucket/:key', '/objects/:bucket']) {
     route(router, 'PUT', path, async (p, url, req) => {
       const key = keyOf(p, url);
@@ -187,7 +240,7 @@ function objectRoutes(router: Router, store: NamespaceStore, c: Counters, log: L
       c.commits.inc();
       return result;
     });
-    route(router, 'GET', path, (p, url) => store.getObject(p.bucket, keyOf(p, url)));
+    route(router, 'GET', path, async (p, url) => inlineAsBase64(await store.getObject(p.bucket, keyOf(p, url))));
     route(router, 'DELETE', path, async (p, url, req) => {
       const key = keyOf(p, url);
       const input = v.fields(await body(req), 'body');

@@ -238,7 +238,7 @@ export class NamespaceStore {
     let record = first;
     for (let attempt = 0; ; attempt++) {
       const bytes = await this.engine.get('inline', inlineKey(record));
-      if (bytes !== undefined) return { ...record, inline: { crc32c: record.inline!.crc32c, data: bytes.toString('base64') } };
+      if (bytes !== undefined) return { ...record, inline: { crc32c: record.inline!.crc32c, bytes } };
       const now = await this.read<T.ObjectRecord>('objects', k.objectKey(record.bucket, record.key));
       if (!now) throw errors.noSuchKey(record.bucket, record.key);
       if (now.versionId === record.versionId || attempt >= 8) throw errors.internal(`the inline bytes of ${record.bucket}/${record.key} are missing`);

@@ -82,14 +82,17 @@ export interface ObjectReadRequest {
 /**
  * A small object's bytes, kept beside its record in the namespace (one synced batch to write, one
  * read to serve) instead of k+m shard files that would each be smaller than a filesystem block.
- * The stored record keeps only `crc32c`; `data` travels with commitObject requests and getObject
- * answers, and is absent everywhere else (listings, replaced or deleted records).
+ * The stored record keeps only `crc32c`; the bytes (`bytes` in memory and beside the JSON in blob
+ * lines, `data` inside JSON: namespace/inline-wire.ts) travel with commitObject requests and
+ * getObject answers, and are absent everywhere else (listings, replaced or deleted records).
  */
 export interface InlineData {
   /** CRC32C of the bytes: checked by the namespace on commit and by the gateway on every read. */
   crc32c: number;
-  /** The bytes, base64. */
+  /** The bytes, base64: how they travel inside JSON (a record's own route, JSON lines batches). */
   data?: string;
+  /** The bytes themselves: how a record holds them in memory, and how they travel as blob lines (common/json-lines.ts); never inside JSON. */
+  bytes?: Buffer;
 }
 
 /** The namespace refuses inline objects larger than this (the gateway's threshold is at most this). */
@@ -126,8 +129,9 @@ export interface CommitObjectResponse {
 }
 
 // Batches (POST /batch/commits of CommitObjectRequests, /batch/records of ObjectReadRequests,
-// /batch/placements of PlacementRequests; body and reply are JSON lines, common/json-lines.ts): each
-// item is applied and answered as if sent alone, and the reply has one BatchResult per item, in order.
+// /batch/placements of PlacementRequests; body and reply are JSON lines, or blob lines carrying
+// inline objects' bytes raw, common/json-lines.ts): each item is applied and answered as if sent
+// alone, and the reply has one BatchResult per item, in order, in the body's format.
 
 /** Most items one batch carries, per kind. */
 export const MAX_COMMIT_BATCH = 64;

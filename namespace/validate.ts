@@ -255,25 +255,25 @@ export function objectRecord(value: unknown): ObjectRecord {
   return record;
 }
 
-/** An inline object's bytes must be there, be exactly `size` long and have the CRC32C the record claims. */
+/**
+ * An inline object's bytes must be there, once (raw, as a blob lines batch brings them, or base64
+ * in JSON), be exactly `size` long and have the CRC32C the record claims. The checked record holds
+ * them raw.
+ */
 function inlineData(value: unknown, size: number): InlineData {
   const f = fields(value, 'inline');
   const crc = integer(f.crc32c, 'inline.crc32c', 0, 0xffffffff);
   if (size < 1 || size > MAX_INLINE_BYTES) fail(`an inline object holds 1 to ${MAX_INLINE_BYTES} bytes, not ${size}`);
-  const bytes = base64Bytes(f.data, 'inline.data');
+  if (f.bytes !== undefined && f.data !== undefined) fail('inline bytes came both raw and as inline.data');
+  const bytes = Buffer.isBuffer(f.bytes) ? f.bytes : base64Bytes(f.data, 'inline.data');
   if (bytes.length !== size) fail(`inline data is ${bytes.length} bytes, size says ${size}`);
   if (crc32c(bytes) >>> 0 !== crc) fail('inline data does not match its CRC32C');
-  const inline = { crc32c: crc, data: f.data as string };
-  checkedInlineBytes.set(inline, bytes);
-  return inline;
+  return { crc32c: crc, bytes };
 }
 
-/** The bytes inlineData decoded, so that storing them does not decode the text again. */
-const checkedInlineBytes = new WeakMap<InlineData, Buffer>();
-
-/** An inline object's bytes: those decoded when its record was checked, else decoded now. */
+/** An inline object's bytes, from a record that holds them raw or as base64. */
 export function inlineBytes(inline: InlineData): Buffer {
-  return checkedInlineBytes.get(inline) ?? Buffer.from(inline.data ?? '', 'base64');
+  return inline.bytes ?? Buffer.from(inline.data ?? '', 'base64');
 }
 
 export function partRecord(value: unknown): PartRecord {

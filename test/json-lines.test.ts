@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decodeJsonLines, encodeJsonLines, JsonLinesError } from '../common/json-lines.js';
+import { decodeBlobLines, decodeJsonLines, encodeBlobLines, encodeJsonLines, JsonLinesError } from '../common/json-lines.js';
 
 t.test('JSON lines: every item on a line of its own, read back as written', async (t) => {
   const items = [
@@ -27,4 +27,42 @@ t.test('JSON lines: a line that is not JSON is named', async (t) => {
     t.throws(() => decodeJsonLines(Buffer.from(body)), new JsonLinesError(line), JSON.stringify(body));
   }
   t.throws(() => encodeJsonLines([1, undefined]), /item 1 has no JSON form/);
+});
+
+t.test('blob lines: each item a JSON line and its raw bytes, read back as written', async (t) => {
+  const newlines = Buffer.from('\n12 {"x":1}\n \n');
+  const big = Buffer.alloc(70_000);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
+  const items = [
+    { value: { key: 'a\nb', text: 'zażółć 🪨' } },
+    { value: { record: 1 }, blob: newlines },
+    { value: [1, null], blob: big },
+    { value: 'no bytes' },
+    { value: 0, blob: Buffer.from([0x20]) },
+  ];
+  const bytes = encodeBlobLines(items);
+  const heads = items.map((item) => `${item.blob?.length ?? 0} ${JSON.stringify(item.value)}\n`);
+  t.equal(bytes.length, heads.reduce((n, h, i) => n + Buffer.byteLength(h) + (items[i]!.blob?.length ?? 0), 0), 'exactly the lines and the blobs');
+  t.equal(bytes.subarray(0, Buffer.byteLength(heads[0]!)).toString(), heads[0], 'a line is its blob length, a space, the JSON text');
+  const back = decodeBlobLines(bytes);
+  t.same(back.map((item) => item.value), items.map((item) => JSON.parse(JSON.stringify(item.value))), 'the values read back as JSON would');
+  t.same(back.map((item) => (item.blob ? Buffer.from(item.blob) : undefined)), items.map((item) => item.blob), 'every blob whole, newlines and spaces in it too');
+  t.equal(back[2]!.blob!.buffer, bytes.buffer, 'a blob is a view of the body, not a copy');
+  t.same(decodeBlobLines(Buffer.alloc(0)), [], 'nothing is no items');
+  t.same(decodeBlobLines(new Uint8Array(Buffer.from('0 7\n'))), [{ value: 7 }], 'a plain Uint8Array');
+});
+
+t.test('blob lines: a body that is not blob lines names its item', async (t) => {
+  for (const [body, message] of [
+    ['{"a":1}\n', 'item 1 has no blob length and JSON line'],
+    ['0 {"a":1}', 'item 1 has no blob length and JSON line'],
+    ['0 1\n01 2\nx', 'item 2 has no blob length and JSON line'],
+    ['-1 {}\n', 'item 1 has no blob length and JSON line'],
+    ['12345678901 {}\n', 'item 1 has no blob length and JSON line'],
+    ['0 1\n4 {}\nabc', "item 2's blob runs past the end of the body"],
+    ['0 1\n0 {"a":\n', 'item 2 is not a JSON text'],
+  ] as const) {
+    t.throws(() => decodeBlobLines(Buffer.from(body)), { name: 'JsonLinesError', message }, JSON.stringify(body));
+  }
+  t.throws(() => encodeBlobLines([{ value: 1 }, { value: undefined }]), /item 1 has no JSON form/);
 });

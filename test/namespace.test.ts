@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
 import { crc32c } from '@node-rs/crc32';
 import { rawRequest, SECRET_ENV, TEST_SECRET } from './helpers/internal.js';
-import { decodeJsonLines, encodeJsonLines, JSON_LINES_TYPE } from '../common/json-lines.js';
+import { BLOB_LINES_TYPE, decodeBlobLines, decodeJsonLines, encodeBlobLines, encodeJsonLines, JSON_LINES_TYPE } from '../common/json-lines.js';
 import { NamespaceClient, NamespaceError } from '../namespace/client.js';
 import { KeyedLock } from '../namespace/lock.js';
 import { choosePlacement, seededRandom, type Candidate } from '../common/placement.js';
@@ -276,6 +276,65 @@ t.test('commits in batches: many at once go in few requests, each answered on it
   const [result] = decodeJsonLines(Buffer.from(oneDocument.text)) as { error?: { code: string; message: string } }[];
   t.same([oneDocument.status, result!.error?.code, result!.error?.message], [200, 'InvalidArgument', 'record must be a JSON object'], 'one JSON document is one item, and not a commit');
   await expectError(t, client.getObject('b', 'many-0'), 404, 'NoSuchKey');
+});
+
+t.test('inline bytes travel raw in blob lines, as base64 in JSON, and are checked either way', async (t) => {
+  const { client, url } = await startService(t);
+  await client.createBucket('b', 'o');
+  const abc = Buffer.from('abc');
+  const inlineRecord = (key: string, crc = crc32c(abc) >>> 0): ObjectRecord => ({ ...record('b', key), size: 3, segments: [], inline: { crc32c: crc } });
+  const post = async (path: string, type: string, body: Buffer): Promise<{ status: number; type: string; bytes: Buffer }> => {
+    const res = await rawRequest(`${url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
+    return { status: res.statusCode, type: String(res.headers['content-type']), bytes: Buffer.from(await res.body.arrayBuffer()) };
+  };
+  type Result = { ok?: ObjectRecord; error?: { code: string; message: string } };
+
+  // Commits: the blob is the record's inline bytes, checked like base64 ones.
+  const commits = await post('/batch/commits', BLOB_LINES_TYPE, encodeBlobLines([
+    { value: { record: inlineRecord('blob-1') }, blob: abc },
+    { value: { record: record('b', 'blob-2') }, blob: abc },
+    { value: { record: inlineRecord('blob-3', 1) }, blob: abc },
+    { value: { record: { ...inlineRecord('blob-4'), inline: { crc32c: crc32c(abc) >>> 0, data: 'YWJj' } } }, blob: abc },
+    { value: { record: inlineRecord('blob-5') } },
+  ]));
+  t.same([commits.status, commits.type], [200, BLOB_LINES_TYPE], 'a blob lines body is answered in blob lines');
+  const committed = decodeBlobLines(commits.bytes).map((item) => item.value as Result);
+  t.ok(committed[0]!.ok, 'a record with its bytes as a blob is committed');
+  t.match(committed[1]!.error, { code: 'InvalidArgument', message: /no inline field/ }, 'a blob for a record that is not inline');
+  t.match(committed[2]!.error, { code: 'InvalidArgument', message: /does not match its CRC32C/ }, 'a blob that fails its CRC32C');
+  t.match(committed[3]!.error, { code: 'InvalidArgument', message: /both raw and as inline.data/ }, 'bytes twice');
+  t.match(committed[4]!.error, { code: 'InvalidArgument', message: /inline.data must be base64/ }, 'no bytes at all');
+  for (const key of ['blob-2', 'blob-3', 'blob-4', 'blob-5']) await expectError(t, client.getObject('b', key), 404, 'NoSuchKey');
+
+  // Reads: raw beside the line in blob lines, base64 inside JSON lines and the record's own route.
+  const reads = await post('/batch/records', BLOB_LINES_TYPE, encodeBlobLines([{ value: { bucket: 'b', key: 'blob-1' } }, { value: { bucket: 'b', key: 'gone' } }]));
+  const [found, missing] = decodeBlobLines(reads.bytes);
+  t.same(found!.blob && Buffer.from(found.blob), abc, 'the bytes come raw');
+  t.same((found!.value as Result).ok!.inline, { crc32c: crc32c(abc) >>> 0 }, 'and not inside the line');
+  t.equal(missing!.blob, undefined);
+  t.match((missing!.value as Result).error, { code: 'NoSuchKey' });
+  const asLines = await post('/batch/records', JSON_LINES_TYPE, encodeJsonLines([{ bucket: 'b', key: 'blob-1' }]));
+  t.same((decodeJsonLines(asLines.bytes)[0] as Result).ok!.inline, { crc32c: crc32c(abc) >>> 0, data: 'YWJj' }, 'JSON lines carry them as base64');
+  const own = (await (await rawRequest(`${url}/objects/b/blob-1`, { method: 'GET' })).body.json()) as ObjectRecord;
+  t.same(own.inline, { crc32c: crc32c(abc) >>> 0, data: 'YWJj' }, 'so does the record route');
+  const viaClient = await client.getObject('b', 'blob-1');
+  t.same(viaClient.inline?.bytes, abc, 'the client hands records over with their bytes raw');
+  await client.commitObject({ record: { ...inlineRecord('via-client'), inline: { crc32c: crc32c(abc) >>> 0, bytes: abc } } });
+  t.same((await client.getObject('b', 'via-client')).inline?.bytes, abc, 'and commits them raw');
+  const blobRead = await post('/batch/records', BLOB_LINES_TYPE, encodeBlobLines([{ value: { bucket: 'b', key: 'blob-1' }, blob: abc }]));
+  t.match((decodeBlobLines(blobRead.bytes)[0]!.value as Result).error, { code: 'InvalidArgument', message: /a read carries no bytes/ });
+
+  // A body that is not blob lines fails whole.
+  const good = `0 ${JSON.stringify({ record: record('b', 'x') })}\n`;
+  for (const [why, body, message] of [
+    ['no length', Buffer.from(JSON.stringify({ record: record('b', 'x') }) + '\n'), /item 1 has no blob length/],
+    ['a blob past the end', Buffer.from(`${good}9 {}\nabc`), /item 2's blob runs past the end/],
+    ['a line not JSON', Buffer.from(`${good}0 {"record": \n`), /item 2 is not a JSON text/],
+  ] as const) {
+    const bad = await post('/batch/commits', BLOB_LINES_TYPE, body);
+    const error = JSON.parse(bad.bytes.toString()) as { code: string; message: string };
+    t.match([bad.status, error.code, error.message], [400, 'InvalidArgument', message], why);
+  }
 });
 
 t.test('reads in batches: many at once go in few requests, each answered on its own', async (t) => {

@@ -168,7 +168,8 @@ t.test('client checksums are proven against inline bytes', async (t) => {
 
 t.test('the namespace refuses inline records that do not match their bytes', async (t) => {
   const good = await namespace.getObject(BUCKET, 'small-4096');
-  const data = Buffer.from(good.inline!.data!, 'base64');
+  const data = good.inline!.bytes!;
+  t.ok(Buffer.isBuffer(data) && data.length === 4096, 'the client reads inline bytes raw');
   const attempt = (patch: Partial<ObjectRecord>): Promise<unknown> =>
     namespace.commitObject({ record: { ...good, key: 'forged', versionId: `${good.versionId.slice(0, 9)}ffffffffffffffff`, ...patch } });
   const flipped = Buffer.from(data);
@@ -193,7 +194,7 @@ t.test('inline objects need no storage node: readable with two nodes down', asyn
 
 t.test('the reader refuses inline bytes that do not match the record', async (t) => {
   const bytes = randomBytes(100);
-  const record = { bucket: 'b', key: 'k', size: 100, segments: [], inline: { crc32c: (crc32c(bytes) ^ 1) >>> 0, data: bytes.toString('base64') } } as unknown as ObjectRecord;
+  const record = { bucket: 'b', key: 'k', size: 100, segments: [], inline: { crc32c: (crc32c(bytes) ^ 1) >>> 0, bytes } } as unknown as ObjectRecord;
   const read = async (): Promise<void> => {
     for await (const _ of readObjectRange(record, 0, 99, {} as ReaderDeps)) void _;
   };
@@ -247,7 +248,7 @@ t.test('lock-free reads never pair a record with another version’s bytes (over
       });
       reads++;
       if (!got?.inline) continue;
-      const bytes = Buffer.from(got.inline.data!, 'base64');
+      const bytes = got.inline.bytes!;
       if (bytes.length !== got.size || crc32c(bytes) >>> 0 !== got.inline.crc32c) torn++;
     }
   });

@@ -26,7 +26,7 @@ export async function writeObject(source: AsyncIterable<Uint8Array>, opts: Write
   }
   if (held === 0) return { size: 0, segments: [] };
   const bytes = Buffer.concat(head, held);
-  return { size: held, segments: [], inline: { crc32c: crc32c(bytes) >>> 0, data: bytes.toString('base64') } };
+  return { size: held, segments: [], inline: { crc32c: crc32c(bytes) >>> 0, bytes } };
 }
 
 /** The bytes already taken from `iterator`, then the rest of it. */

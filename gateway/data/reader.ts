@@ -83,9 +83,9 @@ export async function* readObjectWindows(record: ObjectRecord, start: number, en
   yield* readPlannedWindows(planObjectWindows(record, start, end, deps), record.layout, readAhead, deps);
 }
 
-/** An inline object's bytes, checked against the CRC32C they were committed with. */
+/** An inline object's bytes (raw: the namespace client reads records in blob lines), checked against the CRC32C they were committed with. */
 function inlineBytes(record: ObjectRecord): Buffer {
-  const bytes = Buffer.from(record.inline?.data ?? '', 'base64');
+  const bytes = record.inline?.bytes ?? Buffer.alloc(0);
   if (bytes.length !== record.size || crc32c(bytes) >>> 0 !== record.inline?.crc32c) {
     throw new IntegrityError(`inline bytes of ${record.bucket}/${record.key} do not match their record (${bytes.length} of ${record.size} bytes)`);
   }
