@@ -114,13 +114,17 @@ function route(router: Router, method: string, path: string, reply: Reply): void
   });
 }
 
-/** How a batch route's results travel: `blob` puts raw bytes beside a result's line, `json` keeps them inside it. */
-interface BatchReply<R> {
+/** Raw bytes on a batch route: whether its items may bring them, and how its results send theirs. */
+interface BatchBytes<R> {
+  /** Items may carry a blob (handed to `handle`); elsewhere an item with one fails alone. */
+  takes: boolean;
+  /** A result for blob lines: its raw bytes beside its line. */
   blob: (result: R) => { value: R; blob?: Buffer };
+  /** A result for JSON lines: its bytes, if any, inside it. */
   json: (result: R) => R;
 }
 
-const plainReply: BatchReply<unknown> = { blob: (value) => ({ value }), json: (value) => value };
+const NO_BYTES: BatchBytes<unknown> = { takes: false, blob: (value) => ({ value }), json: (value) => value };
 
 /**
  * A batch route: the body holds 1 to `max` items as JSON lines, or as blob lines whose items may
@@ -136,16 +140,23 @@ function batchRoute<R>(
   counter: Counter,
   log: Logger,
   handle: (raw: unknown, what: string, blob: BlobItem['blob']) => Promise<R> | R,
-  reply: BatchReply<R> = plainReply as BatchReply<R>,
+  bytes: BatchBytes<R> = NO_BYTES as BatchBytes<R>,
 ): void {
   router.on('POST', path, async (req, res) => {
     const withBlobs = req.headers['content-type'] === BLOB_LINES_TYPE;
     const items = withBlobs ? await parsed(readBlobLines(req, RECORD_BODY_LIMIT)) : (await lines(req, RECORD_BODY_LIMIT)).map((value): BlobItem => ({ value }));
     v.batchItems(items, field, max);
     counter.inc();
-    const results = await Promise.all(items.map((item, i) => settleBatchItem(log, async () => handle(item.value, `${field}[${i}]`, item.blob))));
+    const results = await Promise.all(
+      items.map((item, i) =>
+        settleBatchItem(log, async () => {
+          if (item.blob && !bytes.takes) v.fail(`${field}[${i}] carries bytes, which ${path} does not take`);
+          return handle(item.value, `${field}[${i}]`, item.blob);
+        }),
+      ),
+    );
     if (!withBlobs) {
-      sendJsonLines(res, 200, results.map((r) => ('ok' in r ? { ok: reply.json(r.ok) } : r)));
+      sendJsonLines(res, 200, results.map((r) => ('ok' in r ? { ok: bytes.json(r.ok) } : r)));
       return;
     }
     sendBlobLines(
@@ -153,7 +164,7 @@ function batchRoute<R>(
       200,
       results.map((r): BlobItem => {
         if (!('ok' in r)) return { value: r };
-        const out = reply.blob(r.ok);
+        const out = bytes.blob(r.ok);
         return { value: { ok: out.value }, blob: out.blob };
       }),
     );
@@ -201,14 +212,24 @@ function bucketRoutes(router: Router, store: NamespaceStore): void {
 }
 
 function objectRoutes(router: Router, store: NamespaceStore, c: Counters, log: Logger): void {
-  batchRoute(router, '/batch/commits', 'commits', T.MAX_COMMIT_BATCH, c.commitBatches, log, async (raw, what, blob) => {
-    const input = v.fields(raw, what);
-    joinInlineBytes(input.record, blob, what);
-    const result = await store.commitObject({ record: input.record, condition: input.condition });
-    c.commits.inc();
-    return result;
-  });
-  const recordReply: BatchReply<T.ObjectRecord> = {
+  batchRoute(
+    router,
+    '/batch/commits',
+    'commits',
+    T.MAX_COMMIT_BATCH,
+    c.commitBatches,
+    log,
+    async (raw, what, blob) => {
+      const input = v.fields(raw, what);
+      joinInlineBytes(input.record, blob, what);
+      const result = await store.commitObject({ record: input.record, condition: input.condition });
+      c.commits.inc();
+      return result;
+    },
+    { ...(NO_BYTES as BatchBytes<T.CommitObjectResponse>), takes: true },
+  );
+  const recordBytes: BatchBytes<T.ObjectRecord> = {
+    takes: false,
     blob: (record) => {
       const { record: value, bytes } = splitInlineBytes(record);
       return { value, blob: bytes };
@@ -222,13 +243,12 @@ function objectRoutes(router: Router, store: NamespaceStore, c: Counters, log: L
     T.MAX_READ_BATCH,
     c.readBatches,
     log,
-    async (raw, what, blob) => {
-      if (blob) v.fail(`${what}: a read carries no bytes`);
+    async (raw, what) => {
       const input = v.fields(raw, what);
       const select = v.segmentSelection(input.select, `${what}.select`);
       return selectSegments(await store.getObject(v.bucketName(input.bucket), v.objectKey(input.key)), select);
     },
-    recordReply,
+    recordBytes,
   );
   for (const path of ['/objects/:bucket/:key', '/objects/:bucket']) {
     route(router, 'PUT', path, async (p, url, req) => {

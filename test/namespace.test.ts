@@ -322,7 +322,9 @@ t.test('inline bytes travel raw in blob lines, as base64 in JSON, and are checke
   await client.commitObject({ record: { ...inlineRecord('via-client'), inline: { crc32c: crc32c(abc) >>> 0, bytes: abc } } });
   t.same((await client.getObject('b', 'via-client')).inline?.bytes, abc, 'and commits them raw');
   const blobRead = await post('/batch/records', BLOB_LINES_TYPE, encodeBlobLines([{ value: { bucket: 'b', key: 'blob-1' }, blob: abc }]));
-  t.match((decodeBlobLines(blobRead.bytes)[0]!.value as Result).error, { code: 'InvalidArgument', message: /a read carries no bytes/ });
+  t.match((decodeBlobLines(blobRead.bytes)[0]!.value as Result).error, { code: 'InvalidArgument', message: /objects\[0\] carries bytes, which \/batch\/records does not take/ });
+  const placement = await post('/batch/placements', BLOB_LINES_TYPE, encodeBlobLines([{ value: { count: 6 }, blob: abc }]));
+  t.match((decodeBlobLines(placement.bytes)[0]!.value as Result).error, { code: 'InvalidArgument', message: /carries bytes/ }, 'nor does a placement');
 
   // A body that is not blob lines fails whole.
   const good = `0 ${JSON.stringify({ record: record('b', 'x') })}\n`;
