@@ -176,7 +176,9 @@ export class NamespaceClient {
       batch.map((value) => ({ value })),
     );
     return results.map(({ value, blob }) => {
-      if ('ok' in value) joinInlineBytes(value.ok, blob, 'record');
+      // A copy: a view would keep the whole reply (up to 64 records' bytes) for as long as one
+      // slow client's response holds its object.
+      if ('ok' in value) joinInlineBytes(value.ok, blob && Buffer.from(blob), 'record');
       return batchOutcome(value);
     });
   }

@@ -321,6 +321,11 @@ t.test('inline bytes travel raw in blob lines, as base64 in JSON, and are checke
   t.same(viaClient.inline?.bytes, abc, 'the client hands records over with their bytes raw');
   await client.commitObject({ record: { ...inlineRecord('via-client'), inline: { crc32c: crc32c(abc) >>> 0, bytes: abc } } });
   t.same((await client.getObject('b', 'via-client')).inline?.bytes, abc, 'and commits them raw');
+  const page = Buffer.alloc(4096, 9);
+  await client.commitObject({ record: { ...record('b', 'page'), size: page.length, segments: [], inline: { crc32c: crc32c(page) >>> 0, bytes: page } } });
+  const pageBytes = (await client.getObject('b', 'page')).inline!.bytes!;
+  t.same(pageBytes, page);
+  t.equal(pageBytes.buffer.byteLength, page.length, 'a copy of its own, not a view pinning the whole reply');
   const blobRead = await post('/batch/records', BLOB_LINES_TYPE, encodeBlobLines([{ value: { bucket: 'b', key: 'blob-1' }, blob: abc }]));
   t.match((decodeBlobLines(blobRead.bytes)[0]!.value as Result).error, { code: 'InvalidArgument', message: /objects\[0\] carries bytes, which \/batch\/records does not take/ });
   const placement = await post('/batch/placements', BLOB_LINES_TYPE, encodeBlobLines([{ value: { count: 6 }, blob: abc }]));
