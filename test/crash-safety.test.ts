@@ -440,7 +440,8 @@ t.test('SIGKILL of a storage node, the gateway or the namespace during writes ne
     const upstream = new URL(cluster.namespaceUrl);
     let dropped = 0;
     const proxy = http.createServer((req, res) => {
-      const commit = req.method === 'PUT' && req.url === `/objects/${BUCKET}/${key}` && dropped === 0;
+      // This gateway serves only this PUT, so its first commit batch is this object's commit.
+      const commit = req.method === 'POST' && req.url === '/batch/commits' && dropped === 0;
       const forward = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
         if (commit) {
           dropped++;
