@@ -106,8 +106,9 @@ export function decodeBlobLines(bytes: Uint8Array): BlobItem[] {
   for (let at = 0; at < buf.length; ) {
     const item = items.length + 1;
     const space = buf.indexOf(SPACE, at);
-    const newline = space === -1 ? -1 : buf.indexOf(NEWLINE, space);
-    const lengthText = space === -1 ? '' : buf.toString('latin1', at, space);
+    // A length has at most 10 digits: anything longer is not one, however far its first space.
+    const lengthText = space !== -1 && space - at <= 10 ? buf.toString('latin1', at, space) : '';
+    const newline = lengthText === '' ? -1 : buf.indexOf(NEWLINE, space);
     if (newline === -1 || !BLOB_LENGTH.test(lengthText)) throw new JsonLinesError(item, `item ${item} has no blob length and JSON line`);
     const blobEnd = newline + 1 + Number(lengthText);
     if (blobEnd > buf.length) throw new JsonLinesError(item, `item ${item}'s blob runs past the end of the body`);
