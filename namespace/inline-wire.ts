@@ -3,8 +3,8 @@
 // leave the record and go raw beside its JSON line; everywhere else JSON carries them as base64
 // (`inline.data`).
 import type { BlobItem } from '../common/json-lines.js';
-import { invalidArgument } from './errors.js';
 import type { ObjectRecord } from './types.js';
+import { fail, fields } from './validate.js';
 
 /** The record without its raw bytes, and the bytes, for a blob lines item. */
 export function splitInlineBytes(record: ObjectRecord): { record: ObjectRecord; bytes?: Buffer } {
@@ -19,9 +19,9 @@ export function splitInlineBytes(record: ObjectRecord): { record: ObjectRecord; 
  */
 export function joinInlineBytes(record: unknown, blob: BlobItem['blob'], what: string): void {
   if (blob === undefined) return;
-  const inline = isObject(record) ? record.inline : undefined;
-  if (!isObject(inline)) throw invalidArgument(`${what}: bytes came with a record that has no inline field`);
-  inline.bytes = Buffer.isBuffer(blob) ? blob : Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  const { inline } = fields(record, `${what}.record`);
+  if (inline === undefined) fail(`${what}: bytes came with a record that has no inline field`);
+  fields(inline, `${what}.record.inline`).bytes = Buffer.isBuffer(blob) ? blob : Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
 }
 
 /** The record as JSON carries it: raw inline bytes as base64. */
@@ -29,8 +29,4 @@ export function inlineAsBase64(record: ObjectRecord): ObjectRecord {
   const bytes = record.inline?.bytes;
   if (!bytes) return record;
   return { ...record, inline: { crc32c: record.inline!.crc32c, data: bytes.toString('base64') } };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
