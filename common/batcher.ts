@@ -38,6 +38,32 @@ interface Waiting<I, R> {
   item: I;
   resolve: (value: R) => void;
   reject: (err: Error) => void;
+  /** performance.now() at submit. */
+  since: number;
+}
+
+/**
+ * What a batcher has sent, for metrics and tests. Per item, queuedSeconds / items is how long an
+ * item waited for a request to carry it; per request, requestSeconds / requests is the service's
+ * round trip as its callers see it (the service's own time plus both event loops' queues).
+ */
+export interface BatcherStats {
+  requests: number;
+  items: number;
+  queuedSeconds: number;
+  requestSeconds: number;
+}
+
+/** The sum of several batchers' stats (a client per node, say). */
+export function sumBatcherStats(all: Iterable<BatcherStats>): BatcherStats {
+  const sum: BatcherStats = { requests: 0, items: 0, queuedSeconds: 0, requestSeconds: 0 };
+  for (const s of all) {
+    sum.requests += s.requests;
+    sum.items += s.items;
+    sum.queuedSeconds += s.queuedSeconds;
+    sum.requestSeconds += s.requestSeconds;
+  }
+  return sum;
 }
 
 export class Batcher<I, R> {
@@ -45,8 +71,7 @@ export class Batcher<I, R> {
   /** A pump is due at the end of this turn (gatherTurn). */
   private turnEndPump: NodeJS.Immediate | undefined;
   private inFlight = 0;
-  /** Requests sent and the items they carried, for metrics and tests. */
-  readonly stats = { requests: 0, items: 0 };
+  readonly stats: BatcherStats = { requests: 0, items: 0, queuedSeconds: 0, requestSeconds: 0 };
 
   /**
    * `send` carries one or more items and resolves to one outcome per item, in order; a rejection
@@ -63,7 +88,7 @@ export class Batcher<I, R> {
   submit(item: I, signal?: AbortSignal): Promise<R> {
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     return new Promise<R>((resolve, reject) => {
-      const entry: Waiting<I, R> = { item, resolve, reject };
+      const entry: Waiting<I, R> = { item, resolve, reject, since: performance.now() };
       if (signal) {
         const giveUp = (): void => {
           const at = this.waiting.indexOf(entry);
@@ -97,6 +122,8 @@ export class Batcher<I, R> {
   private pump(): void {
     while (this.inFlight < this.opts.maxInFlight && this.waiting.length > 0) {
       const batch = this.waiting.splice(0, this.batchLength());
+      const now = performance.now();
+      for (const w of batch) this.stats.queuedSeconds += (now - w.since) / 1000;
       this.inFlight++;
       this.stats.requests++;
       this.stats.items += batch.length;
@@ -121,7 +148,7 @@ export class Batcher<I, R> {
   private async carry(batch: Waiting<I, R>[]): Promise<void> {
     let outcomes: Outcome<R>[];
     try {
-      outcomes = await this.send(batch.map((w) => w.item));
+      outcomes = await this.timed(batch);
       if (outcomes.length !== batch.length) throw new Error(`a batch of ${batch.length} got ${outcomes.length} outcomes back`);
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
@@ -129,6 +156,16 @@ export class Batcher<I, R> {
       return;
     }
     outcomes.forEach((outcome, i) => (outcome.ok ? batch[i]!.resolve(outcome.value) : batch[i]!.reject(outcome.error)));
+  }
+
+  /** Sends one request; its time counts whether it succeeds or fails. */
+  private async timed(batch: Waiting<I, R>[]): Promise<Outcome<R>[]> {
+    const started = performance.now();
+    try {
+      return await this.send(batch.map((w) => w.item));
+    } finally {
+      this.stats.requestSeconds += (performance.now() - started) / 1000;
+    }
   }
 }
 

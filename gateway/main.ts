@@ -13,7 +13,7 @@ import { DamageReporter } from './data/damage-reporter.js';
 import { KnownBuckets } from './known-buckets.js';
 import { BUDGET_WAIT_MS, MemoryBudget } from './data/memory-budget.js';
 import { createGatewayServer } from './server.js';
-import { createGatewayMetrics, type GatewayServices } from './services.js';
+import { createGatewayMetrics, exposeClientBatches, type GatewayServices } from './services.js';
 
 const log = createLogger('gateway');
 let config;
@@ -31,6 +31,7 @@ const nodes = new StorageNodePool({ secret });
 const uploadBudget = new MemoryBudget(config.uploadBudgetBytes, BUDGET_WAIT_MS, 'upload');
 const downloadBudget = new MemoryBudget(config.downloadBudgetBytes, BUDGET_WAIT_MS, 'download');
 const metrics = createGatewayMetrics(new Registry('gateway'), [uploadBudget, downloadBudget]);
+exposeClientBatches(metrics.registry, namespace, nodes);
 const services: GatewayServices = {
   config,
   namespace,

@@ -1,4 +1,5 @@
 // What every S3 operation handler may use: the clients of the other services and shared state.
+import type { BatcherStats } from '../common/batcher.js';
 import type { Logger } from '../common/log.js';
 import type { Counter, Histogram, Registry } from '../common/metrics.js';
 import type { StripeCodec } from '../erasure/codec.js';
@@ -61,4 +62,32 @@ export function createGatewayMetrics(registry: Registry, budgets: readonly Memor
     degradedReads: registry.counter('cairn_degraded_read_windows_total', 'Read windows reconstructed from parity'),
     damageReportsDropped: registry.counter('cairn_damage_reports_dropped_total', 'Damaged-shard reports dropped because too many were pending'),
   };
+}
+
+/**
+ * The batching clients' traffic (commits, record reads and placements to the namespace; whole
+ * shards of at most 128 KiB written, and shard ranges of at most 128 KiB read, to the nodes): per item, how long it waited for a request to carry it;
+ * per request, its round trip as the gateway sees it. Next to the namespace's own
+ * cairn_namespace_group_commit_* times, this splits a small PUT's wait into the store's (the value
+ * log's append, the LevelDB write), the trip between the processes, and the gateway's queue.
+ */
+export function exposeClientBatches(registry: Registry, namespace: Pick<NamespaceClient, 'commits' | 'reads' | 'placements'>, nodes: Pick<StorageNodePool, 'batchStats'>): void {
+  const sources: { to: string; kind: string; stats: () => BatcherStats }[] = [
+    { to: 'namespace', kind: 'commits', stats: () => namespace.commits.stats },
+    { to: 'namespace', kind: 'records', stats: () => namespace.reads.stats },
+    { to: 'namespace', kind: 'placements', stats: () => namespace.placements.stats },
+    { to: 'storage', kind: 'small_shard_writes', stats: () => nodes.batchStats().shardWrites },
+    { to: 'storage', kind: 'small_shard_reads', stats: () => nodes.batchStats().smallReads },
+  ];
+  const requests = registry.gauge('cairn_batched_requests_total', 'Requests of the batching internal clients, each carrying one item or several');
+  const items = registry.gauge('cairn_batched_items_total', 'Items those requests carried');
+  const queued = registry.gauge('cairn_batched_queued_seconds_total', 'Summed over items: time waiting for a request to carry them (the client keeps a few requests out at once)');
+  const roundTrips = registry.gauge('cairn_batched_request_seconds_total', 'Summed over requests: their round trip as the gateway sees it (the service, both event loops, the network)');
+  for (const { to, kind, stats } of sources) {
+    const labels = { to, kind };
+    requests.set(() => stats().requests, labels);
+    items.set(() => stats().items, labels);
+    queued.set(() => stats().queuedSeconds, labels);
+    roundTrips.set(() => stats().requestSeconds, labels);
+  }
 }

@@ -71,6 +71,8 @@ export function createNamespaceServer(store: NamespaceStore, opts: NamespaceServ
     grouped.set(() => groups.batches, { kind: 'batches' });
     grouped.set(() => groups.writes, { kind: 'writes' });
     metrics.gauge('cairn_namespace_group_commit_write_seconds_total', 'Time spent in those LevelDB writes, fsync included; per write, what every batch of its group waited for').set(() => groups.writeSeconds);
+    metrics.gauge('cairn_namespace_group_commit_prepare_seconds_total', "Time groups spent in their first phase, the value log's synced append of their small objects' bytes (it overlaps the write of the group before)").set(() => groups.prepareSeconds);
+    metrics.gauge('cairn_namespace_group_commit_wait_seconds_total', 'Summed over write batches, from submit to written: per batch, how long a commit waited for the store (queue, append and write)').set(() => groups.waitSeconds);
   }
   const valueLog = store.valueLog;
   if (valueLog) {

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { Pool, buildConnector, type Dispatcher } from 'undici';
 import { releaseOnWritten } from '../common/buffer-pool.js';
-import { Batcher, outcomeOf, type Outcome } from '../common/batcher.js';
+import { Batcher, outcomeOf, sumBatcherStats, type BatcherStats, type Outcome } from '../common/batcher.js';
 import { chunksOf } from '../common/chunks.js';
 import type { BatchError, BatchResponse } from '../common/http.js';
 import { sha256Hex, signRequest, type ClusterSecret } from '../common/internal-auth.js';
@@ -308,6 +308,11 @@ export class StorageNodeClient {
     return this.json<Record<string, unknown>>(res, [200]);
   }
 
+  /** What the whole-shard writes and small reads to this node have sent, batched or alone. */
+  get batchStats(): NodeBatchStats {
+    return { shardWrites: this.wholePuts.stats, smallReads: this.smallReads.stats };
+  }
+
   async close(): Promise<void> {
     await this.pool.close();
   }
@@ -464,8 +469,16 @@ function connectorReleasingPooledWrites(timeout: number): buildConnector.connect
 }
 
 /** One client per node base URL, so the gateway reuses connections across requests. */
+/** Whole-shard writes and small reads, as their batchers count them. */
+export interface NodeBatchStats {
+  shardWrites: BatcherStats;
+  smallReads: BatcherStats;
+}
+
 export class StorageNodePool {
   private readonly clients = new Map<string, StorageNodeClient>();
+  /** The stats of clients forgotten, so that the pool's totals never go down. */
+  private retired: NodeBatchStats = { shardWrites: sumBatcherStats([]), smallReads: sumBatcherStats([]) };
 
   constructor(private readonly opts: StorageNodeClientOptions) {}
 
@@ -484,7 +497,13 @@ export class StorageNodePool {
     const key = baseUrl.replace(/\/+$/, '');
     const client = this.clients.get(key);
     this.clients.delete(key);
+    if (client) this.retired = sumNodeBatchStats([this.retired, client.batchStats]);
     await client?.close();
+  }
+
+  /** Every node's batch stats added up, those of nodes forgotten included. */
+  batchStats(): NodeBatchStats {
+    return sumNodeBatchStats([this.retired, ...[...this.clients.values()].map((c) => c.batchStats)]);
   }
 
   async close(): Promise<void> {
@@ -492,6 +511,10 @@ export class StorageNodePool {
     this.clients.clear();
     await Promise.all(all.map((c) => c.close()));
   }
+}
+
+function sumNodeBatchStats(all: NodeBatchStats[]): NodeBatchStats {
+  return { shardWrites: sumBatcherStats(all.map((s) => s.shardWrites)), smallReads: sumBatcherStats(all.map((s) => s.smallReads)) };
 }
 
 async function* asBuffers(body: AsyncIterable<Uint8Array | string | Buffer> | NodeJS.ReadableStream): AsyncGenerator<Buffer> {

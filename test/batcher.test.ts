@@ -4,7 +4,7 @@
 // in order, at most maxBatch per request; every item gets its own outcome; a failed request fails
 // only the items it carried.
 import t from 'tap';
-import { Batcher, type Outcome } from '../common/batcher.js';
+import { Batcher, sumBatcherStats, type Outcome } from '../common/batcher.js';
 
 /** A send that records its batches and answers each only when the test says so. */
 function controlledSend(): { send: (items: number[]) => Promise<Outcome<string>[]>; sent: number[][]; answer: (i: number, how?: 'ok' | 'fail' | 'short') => void } {
@@ -26,6 +26,7 @@ function controlledSend(): { send: (items: number[]) => Promise<Outcome<string>[
 }
 
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 t.test('a quiet caller: each item goes out alone, at once', async (t) => {
   const c = controlledSend();
@@ -38,7 +39,7 @@ t.test('a quiet caller: each item goes out alone, at once', async (t) => {
   t.same(c.sent, [[1], [2]]);
   c.answer(1);
   t.equal(await second, 'done 2');
-  t.same(batcher.stats, { requests: 2, items: 2 });
+  t.match(batcher.stats, { requests: 2, items: 2 });
 });
 
 t.test('a busy caller: items wait for a request to come back, then go together, in order, at most maxBatch', async (t) => {
@@ -63,7 +64,32 @@ t.test('a busy caller: items wait for a request to come back, then go together, 
   t.same(out.slice(2, 6), ['error: request 2 failed', 'error: request 2 failed', 'error: request 2 failed', 'error: request 2 failed'], 'a failed request fails only its own items');
   t.same(out.slice(6, 10), ['done 6', 'error: item 7 refused', 'done 8', 'done 9'], 'each item has its own outcome');
   t.match(out.slice(10), [/error: a batch of 2 got 0 outcomes back/, /error: a batch of 2 got 0 outcomes back/], 'a wrong number of outcomes fails the batch');
-  t.same(batcher.stats, { requests: 5, items: 12 });
+  t.match(batcher.stats, { requests: 5, items: 12 });
+});
+
+t.test('stats time what items waited for a request and what requests took, failed ones too', async (t) => {
+  const c = controlledSend();
+  const batcher = new Batcher(c.send, { maxInFlight: 1, maxBatch: 8 });
+  const first = batcher.submit(1);
+  const second = batcher.submit(2).catch((e: Error) => e.message);
+  t.ok(batcher.stats.queuedSeconds < 0.005, 'an item sent at once waited for next to nothing');
+  await sleep(30);
+  c.answer(0);
+  await first;
+  await settle();
+  t.ok(batcher.stats.queuedSeconds >= 0.025, `the second item waited for the first request (${batcher.stats.queuedSeconds.toFixed(3)} s)`);
+  t.ok(batcher.stats.requestSeconds >= 0.025, `the first request's time (${batcher.stats.requestSeconds.toFixed(3)} s)`);
+  const before = batcher.stats.requestSeconds;
+  await sleep(20);
+  c.answer(1, 'fail');
+  t.equal(await second, 'request 1 failed');
+  t.ok(batcher.stats.requestSeconds - before >= 0.015, 'a failed request counts its time too');
+  t.match(batcher.stats, { requests: 2, items: 2 });
+});
+
+t.test('sumBatcherStats adds stats up', async (t) => {
+  t.same(sumBatcherStats([]), { requests: 0, items: 0, queuedSeconds: 0, requestSeconds: 0 });
+  t.same(sumBatcherStats([{ requests: 1, items: 3, queuedSeconds: 0.5, requestSeconds: 1 }, { requests: 2, items: 2, queuedSeconds: 0.25, requestSeconds: 2 }]), { requests: 3, items: 5, queuedSeconds: 0.75, requestSeconds: 3 });
 });
 
 t.test('gatherTurn: the items of one event loop turn leave together, even with room to send each alone', async (t) => {

@@ -47,6 +47,8 @@ t.test('batches queued behind a write go out together, in order', async (t) => {
   t.equal(done.length, 10, 'every caller is answered');
   t.match(engine.stats, { batches: 10, writes: 2 });
   t.ok(engine.stats.writeSeconds > 0, 'the time in writes is counted');
+  t.ok(engine.stats.waitSeconds >= engine.stats.writeSeconds * 9, `every batch waited at least for the write that carried it (${engine.stats.waitSeconds.toFixed(3)} s in all)`);
+  t.equal(engine.stats.prepareSeconds, 0, 'a plain engine has no first phase');
 });
 
 t.test('a failed write fails every batch in it, and only those', async (t) => {
@@ -115,6 +117,8 @@ t.test("with a two-phase engine, the next group's first phase runs during the cu
   await Promise.all([first, ...later]);
   t.same(inner.log, ['prepare k0', 'prepared k0', 'write k0', 'prepare k1,k2', 'prepared k1,k2', 'written k0', 'write k1,k2', 'written k1,k2'], "k1,k2's first phase overlaps k0's write; their write waits for k0's");
   t.same(inner.writes.map((w) => w.ops.map((o) => o.key.toString()).join(',')), ['k0', 'k1,k2'], 'submission order');
+  t.ok(engine.stats.prepareSeconds >= 0.018, `both first phases timed (${engine.stats.prepareSeconds.toFixed(3)} s; 10 ms each)`);
+  t.ok(engine.stats.waitSeconds >= engine.stats.prepareSeconds + engine.stats.writeSeconds, 'what the batches waited covers both phases');
 });
 
 t.test('with a two-phase engine, a failed first phase fails its group only', async (t) => {

@@ -956,6 +956,9 @@ t.test('metrics and unreachable service', async (t) => {
   t.ok(grouped('writes') >= 4, `writes counted (${grouped('writes')}): bucket, commit, delete, heartbeat`);
   t.ok(grouped('batches') >= grouped('writes'), `batches ${grouped('batches')} ≥ writes ${grouped('writes')}`);
   t.match(text, /^cairn_namespace_group_commit_write_seconds_total \d/m, 'time in writes');
+  t.match(text, /^cairn_namespace_group_commit_prepare_seconds_total \d/m, 'time in value-log appends');
+  const waited = Number(/^cairn_namespace_group_commit_wait_seconds_total (\S+)$/m.exec(text)?.[1]);
+  t.ok(waited > 0, `time the commits waited (${waited} s)`);
   const dead = new NamespaceClient('http://127.0.0.1:1', { secret: TEST_SECRET });
   t.teardown(() => dead.close());
   await expectError(t, dead.listBuckets(), 503, 'ServiceUnavailable');

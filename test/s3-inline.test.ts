@@ -18,7 +18,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { startTestCluster, type TestCluster } from './helpers/cluster.js';
+import { gatewayMetric, startTestCluster, type TestCluster } from './helpers/cluster.js';
 import { NamespaceClient } from '../namespace/client.js';
 import { loadGatewayConfig } from '../gateway/config.js';
 import { readObjectRange, type ReaderDeps } from '../gateway/data/reader.js';
@@ -94,6 +94,34 @@ t.test('one byte over the threshold is erasure-coded', async (t) => {
   t.equal(record.segments.length, 1, 'one segment');
   t.ok((await storedShardCount()) >= before + 4, 'shards stored (packed: they are small)');
   t.same(await get('just-over'), body);
+});
+
+t.test("the gateway's batching clients count their requests, items and time", async (t) => {
+  const series = ['requests', 'items', 'queued_seconds', 'request_seconds'] as const;
+  const kinds = [['namespace', 'commits'], ['namespace', 'records'], ['storage', 'small_shard_writes'], ['storage', 'small_shard_reads']] as const;
+  const read = async (): Promise<Map<string, number>> => {
+    const values = new Map<string, number>();
+    for (const [to, kind] of kinds) {
+      for (const name of series) values.set(`${kind} ${name}`, await gatewayMetric(tc.cluster.endpoint, `cairn_batched_${name}_total{kind="${kind}",to="${to}"}`));
+    }
+    return values;
+  };
+  const before = await read();
+  const bodies = Array.from({ length: 8 }, (_, i) => randomBytes(i % 2 === 0 ? 4 * KiB : 64 * KiB));
+  await Promise.all(bodies.map((body, i) => put(`counted-${i}`, body)));
+  for (const [i, body] of bodies.entries()) t.same(await get(`counted-${i}`), body, `counted-${i} reads back`);
+  const after = await read();
+  const delta = (kind: string, name: (typeof series)[number]): number => after.get(`${kind} ${name}`)! - before.get(`${kind} ${name}`)!;
+  t.ok(delta('commits', 'items') >= 8, `8 commits counted (${delta('commits', 'items')})`);
+  t.ok(delta('records', 'items') >= 8, `8 record reads counted (${delta('records', 'items')})`);
+  t.ok(delta('small_shard_writes', 'items') >= 4 * 4, `the 64 KiB objects' shards counted (${delta('small_shard_writes', 'items')})`);
+  t.ok(delta('small_shard_reads', 'items') >= 4, `their shard reads counted (${delta('small_shard_reads', 'items')})`);
+  for (const [, kind] of kinds) {
+    const requests = delta(kind, 'requests');
+    t.ok(requests >= 1 && requests <= delta(kind, 'items'), `${kind}: ${requests} requests, never more than items`);
+    t.ok(delta(kind, 'request_seconds') > 0, `${kind}: round trips timed (${delta(kind, 'request_seconds').toFixed(4)} s)`);
+    t.ok(delta(kind, 'queued_seconds') >= 0, `${kind}: time queued counted`);
+  }
 });
 
 t.test('ranged GETs of an inline object', async (t) => {
