@@ -66,10 +66,11 @@ export function createGatewayMetrics(registry: Registry, budgets: readonly Memor
 
 /**
  * The batching clients' traffic (commits, record reads and placements to the namespace; whole
- * shards of at most 128 KiB written, and shard ranges of at most 128 KiB read, to the nodes): per item, how long it waited for a request to carry it;
- * per request, its round trip as the gateway sees it. Next to the namespace's own
- * cairn_namespace_group_commit_* times, this splits a small PUT's wait into the store's (the value
- * log's append, the LevelDB write), the trip between the processes, and the gateway's queue.
+ * shards of at most 128 KiB written, and shard ranges of at most 128 KiB read, to the nodes): per
+ * item, how long it waited for a request to carry it; per request, its round trip as the gateway
+ * sees it. Next to the namespace's own cairn_namespace_group_commit_* times, this splits a small
+ * PUT's wait into the store's (the value log's append, the LevelDB write), the trip between the
+ * processes, and the gateway's queue.
  */
 export function exposeClientBatches(registry: Registry, namespace: Pick<NamespaceClient, 'commits' | 'reads' | 'placements'>, nodes: Pick<StorageNodePool, 'batchStats'>): void {
   const sources: { to: string; kind: string; stats: () => BatcherStats }[] = [

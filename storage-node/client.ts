@@ -468,13 +468,13 @@ function connectorReleasingPooledWrites(timeout: number): buildConnector.connect
     });
 }
 
-/** One client per node base URL, so the gateway reuses connections across requests. */
 /** Whole-shard writes and small reads, as their batchers count them. */
 export interface NodeBatchStats {
   shardWrites: BatcherStats;
   smallReads: BatcherStats;
 }
 
+/** One client per node base URL, so the gateway reuses connections across requests. */
 export class StorageNodePool {
   private readonly clients = new Map<string, StorageNodeClient>();
   /** The stats of clients forgotten, so that the pool's totals never go down. */
