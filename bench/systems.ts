@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Cluster, type ClusterOptions, type RepairOptions } from '../deploy/cluster.js';
 import { NamespaceClient } from '../namespace/client.js';
 import { onCleanup, trackDir, trackProcesses } from './cleanup.js';
+import { parseSeries, putWaitCounts, type PutWaitCounts } from './put-waits.js';
 import type { Credentials } from './s3/sigv4.js';
 
 export interface System {
@@ -156,15 +157,25 @@ export class CairnSystem implements System {
 
   /** The gateway's Prometheus counters, summed over labels. */
   async gatewayMetrics(): Promise<Map<string, number>> {
-    const res = await fetch(`${this.endpoint}/-/metrics`);
-    if (!res.ok) throw new Error(`gateway /-/metrics: HTTP ${res.status}`);
-    return parsePrometheus(await res.text());
+    return parsePrometheus(await metricsText(`${this.endpoint}/-/metrics`));
+  }
+
+  /** Where small PUTs wait (bench/put-waits.ts), as the gateway's and the namespace's metrics count it now. */
+  async putWaitCounts(): Promise<PutWaitCounts> {
+    const [gateway, namespace] = await Promise.all([metricsText(`${this.endpoint}/-/metrics`), metricsText(`${this.cluster.namespaceUrl}/metrics`)]);
+    return putWaitCounts(parseSeries(gateway), parseSeries(namespace));
   }
 
   async stop(): Promise<void> {
     await this.stopFn?.();
     this.stopFn = undefined;
   }
+}
+
+async function metricsText(url: string): Promise<string> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return res.text();
 }
 
 /** name → value summed over every label set; a declared metric with no samples yet is 0. */

@@ -9,6 +9,7 @@
 // ran waits until it is idle, so that work it deferred (LevelDB compactions, say) is not billed
 // to the next.
 import { ProcessGroupMeter } from '../procfs.js';
+import { addCounts, countsBetween, describePutWaits, putWaits, type PutWaitCounts, type PutWaits } from '../put-waits.js';
 import { ratioOf, target, type Row } from '../report.js';
 import { CpuMeter, KiB, runPool, summarize } from '../stats.js';
 import type { System } from '../systems.js';
@@ -27,6 +28,8 @@ interface Phase {
   serverCores: number;
   diskBytesPerOp: number | null;
   wcharPerOp: number | null;
+  /** Cairn's PUT phases: where its PUTs waited (bench/put-waits.ts). */
+  waits?: PutWaits;
 }
 
 /** One half of a phase, as measured; a phase is the sum of its halves. */
@@ -41,6 +44,7 @@ interface Half {
   serverCpuSeconds: number;
   writeBytes: number;
   wchar: number;
+  waits?: PutWaitCounts;
 }
 
 /**
@@ -81,6 +85,8 @@ export async function smallObjects(ctx: BenchContext): Promise<WorkloadResult> {
       for (const system of systems) {
         const at = (op: string): Phase | undefined => results.get(`${system.name}/${op}/${size}/${clients}`);
         ctx.log(`  ${system.name} ${size / KiB} KiB × ${clients} clients: PUT ${fmt(at('put'))}; GET ${fmt(at('get'))}`);
+        const waits = waitsLine(at('put'));
+        if (waits) ctx.log(`    where ${system.name}'s PUTs waited: ${waits}`);
       }
     }
   }
@@ -110,12 +116,15 @@ async function measureHalf(ctx: BenchContext, system: System, op: 'put' | 'get',
     const servers = new ProcessGroupMeter(() => system.pids());
     const writers = new ProcessGroupMeter(() => system.writerPids());
     await Promise.all([servers.start(), writers.start()]);
+    const cairn = op === 'put' && system === ctx.cairn ? ctx.cairn : undefined;
+    const waitsBefore = await cairn?.putWaitCounts();
     const cpu = new CpuMeter();
     const r = await runPool({ concurrency: clients, maxOps, durationMs, signal: ctx.signal }, (i) =>
       op === 'put' ? client.put(BUCKET, key(firstKey + i), body(key(firstKey + i)), ctx.signal) : getOne(ctx, client, key(i % Math.max(1, written)), size),
     );
     const load = cpu.stop();
     const [srv, wr] = await Promise.all([servers.stop(), writers.stop()]);
+    const waitsAfter = await cairn?.putWaitCounts();
     return {
       ops: r.ops,
       errors: r.errors,
@@ -127,6 +136,7 @@ async function measureHalf(ctx: BenchContext, system: System, op: 'put' | 'get',
       serverCpuSeconds: srv.cpuSeconds,
       writeBytes: wr.writeBytes,
       wchar: wr.wchar,
+      waits: waitsBefore && waitsAfter ? countsBetween(waitsBefore, waitsAfter) : undefined,
     };
   } finally {
     await client.close();
@@ -153,6 +163,7 @@ function joinHalves(halves: Half[], puts: boolean): Phase {
     serverCores: wall > 0 ? sum((h) => h.serverCpuSeconds) / wall : 0,
     diskBytesPerOp: perOp(sum((h) => h.writeBytes)),
     wcharPerOp: perOp(sum((h) => h.wchar)),
+    waits: halves.length > 0 && halves.every((h) => h.waits) ? putWaits(halves.map((h) => h.waits!).reduce(addCounts)) : undefined,
   };
 }
 
@@ -165,6 +176,16 @@ async function getOne(ctx: BenchContext, client: ReturnType<typeof raw>, key: st
 function fmt(p: Phase | undefined): string {
   if (p === undefined) return 'not run';
   return `${p.opsPerSec?.toFixed(0) ?? 'n/a'} ops/s p50 ${p.p50.toFixed(1)} p99 ${p.p99.toFixed(1)} ms, loadgen ${(p.loadgenShare * 100).toFixed(0)}% of machine${p.errors ? `, ${p.errors} errors (${p.firstError})` : ''}`;
+}
+
+/** Where a PUT phase's requests waited, when the system counts it (Cairn). */
+function waitsLine(phase: Phase | undefined): string | undefined {
+  return phase?.waits && describePutWaits(phase.waits);
+}
+
+function waitsNote(phase: Phase | undefined): string {
+  const line = waitsLine(phase);
+  return line ? `; Cairn's PUTs: ${line}` : '';
 }
 
 function rows(ctx: BenchContext, results: Results): Row[] {
@@ -194,7 +215,7 @@ function rows(ctx: BenchContext, results: Results): Row[] {
           ratio: opsRatio,
           target: judged ? target.ratioAtLeast(opsRatio, 3) : undefined,
           floorTarget: judged && f ? target.ratioAtLeast(ratioOf(f.opsPerSec, p?.opsPerSec ?? null), 3) : undefined,
-          note: `load generator CPU (share of machine): ${loadgen}; server CPU (cores): ${servers}${errs ? `; ${errs}` : ''}`,
+          note: `load generator CPU (share of machine): ${loadgen}; server CPU (cores): ${servers}${errs ? `; ${errs}` : ''}${waitsNote(c)}`,
         });
         if (f) {
           out.push({
