@@ -181,14 +181,10 @@ async function metricsText(url: string): Promise<string> {
 /** name → value summed over every label set; a declared metric with no samples yet is 0. */
 export function parsePrometheus(text: string): Map<string, number> {
   const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const declared = /^# TYPE (\S+) (counter|gauge)/.exec(line);
-    if (declared && !out.has(declared[1]!)) out.set(declared[1]!, 0);
-    if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const value = Number(m[3]);
-    if (Number.isFinite(value)) out.set(m[1]!, (out.get(m[1]!) ?? 0) + value);
+  for (const [, name] of text.matchAll(/^# TYPE (\S+) (?:counter|gauge)/gm)) out.set(name!, 0);
+  for (const [series, value] of parseSeries(text)) {
+    const name = series.split('{', 1)[0]!;
+    out.set(name, (out.get(name) ?? 0) + value);
   }
   return out;
 }

@@ -19,6 +19,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';
+import { parseSeries } from '../bench/put-waits.js';
 import { NamespaceClient } from '../namespace/client.js';
 import { loadGatewayConfig } from '../gateway/config.js';
 import { readObjectRange, type ReaderDeps } from '../gateway/data/reader.js';
@@ -101,13 +102,10 @@ t.test("the gateway's batching clients count their requests, items and time", as
   const kinds = [['namespace', 'commits'], ['namespace', 'records'], ['storage', 'small_shard_writes'], ['storage', 'small_shard_reads']] as const;
   // A series the gateway does not serve reads NaN, which fails every comparison below.
   const read = async (): Promise<Map<string, number>> => {
-    const lines = (await (await fetch(`${tc.cluster.endpoint}/-/metrics`)).text()).split('\n');
+    const served = parseSeries(await (await fetch(`${tc.cluster.endpoint}/-/metrics`)).text());
     const values = new Map<string, number>();
     for (const [to, kind] of kinds) {
-      for (const name of series) {
-        const line = lines.find((l) => l.startsWith(`cairn_batched_${name}_total{kind="${kind}",to="${to}"} `));
-        values.set(`${kind} ${name}`, line ? Number(line.split(' ').pop()) : NaN);
-      }
+      for (const name of series) values.set(`${kind} ${name}`, served.get(`cairn_batched_${name}_total{kind="${kind}",to="${to}"}`) ?? NaN);
     }
     return values;
   };
