@@ -54,7 +54,7 @@ export function authorize(services: GatewayServices): Koa.Middleware<S3State> {
   /** The bucket's record; anonymous callers learn nothing about buckets they may not use, not even that one is missing. */
   const bucketFor = async (name: string, principal: Principal): Promise<BucketRecord> => {
     try {
-      return await services.namespace.getBucket(name);
+      return await services.buckets.get(name);
     } catch (err) {
       if (principal.type === 'anonymous' && (err as { code?: unknown }).code === 'NoSuchBucket') throw s3Error('AccessDenied');
       throw err;

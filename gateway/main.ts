@@ -10,7 +10,7 @@ import { StorageNodePool } from '../storage-node/client.js';
 import { loadGatewayConfig } from './config.js';
 import { NodeDirectory } from './data/node-directory.js';
 import { DamageReporter } from './data/damage-reporter.js';
-import { KnownBuckets } from './known-buckets.js';
+import { BucketRecords } from './bucket-records.js';
 import { BUDGET_WAIT_MS, MemoryBudget } from './data/memory-budget.js';
 import { createGatewayServer } from './server.js';
 import { createGatewayMetrics, exposeClientBatches, type GatewayServices } from './services.js';
@@ -41,7 +41,7 @@ const services: GatewayServices = {
   log,
   metrics,
   damage: new DamageReporter(namespace, log, metrics.damageReportsDropped),
-  buckets: new KnownBuckets(namespace),
+  buckets: new BucketRecords(namespace),
   uploadBudget,
   downloadBudget,
 };

@@ -8,7 +8,7 @@ import type { StorageNodePool } from '../storage-node/client.js';
 import type { GatewayConfig } from './config.js';
 import type { NodeDirectory } from './data/node-directory.js';
 import type { DamageReporter } from './data/damage-reporter.js';
-import type { KnownBuckets } from './known-buckets.js';
+import type { BucketRecords } from './bucket-records.js';
 import { stripeBufferPool } from './data/stripe-buffers.js';
 import { sharedDownloadBudget, sharedUploadBudget, type MemoryBudget } from './data/memory-budget.js';
 
@@ -33,7 +33,7 @@ export interface GatewayServices {
   metrics: GatewayMetrics;
   damage: DamageReporter;
   /** Buckets recently seen to exist: the early NoSuchBucket check of PUT and copy. */
-  buckets: KnownBuckets;
+  buckets: BucketRecords;
   /** Memory for upload stripes being filled (the writer takes it from here); the process-wide default when absent. */
   uploadBudget?: MemoryBudget;
   /** Memory for GET windows being sent or read ahead; the process-wide default when absent. */

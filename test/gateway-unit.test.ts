@@ -9,7 +9,7 @@ import { S3Error } from '../gateway/s3/errors.js';
 import { resolveOperation } from '../gateway/operations/index.js';
 import { checkAssembledSizes } from '../gateway/multipart.js';
 import { DamageReporter } from '../gateway/data/damage-reporter.js';
-import { KnownBuckets } from '../gateway/known-buckets.js';
+import { BucketRecords } from '../gateway/bucket-records.js';
 import { NodeDirectory } from '../gateway/data/node-directory.js';
 import type { NamespaceClient } from '../namespace/client.js';
 import { ChunkedBytes } from '../gateway/data/chunked-bytes.js';
@@ -21,7 +21,7 @@ import { crc32c } from '@node-rs/crc32';
 import { randomBytes } from 'node:crypto';
 import { Counter, Registry } from '../common/metrics.js';
 import { createLogger } from '../common/log.js';
-import type { DamageReport, ObjectRecord } from '../namespace/types.js';
+import type { BucketRecord, DamageReport, ObjectRecord } from '../namespace/types.js';
 
 function s3Code(fn: () => unknown): string | undefined {
   try {
@@ -219,30 +219,36 @@ t.test('the integrity chain proves a segment from its block CRCs and catches in-
   t.equal(extendWithZeros(crc32c(Buffer.from('abc')), 5), crc32c(Buffer.from('abc\0\0\0\0\0')) >>> 0);
 });
 
-t.test('KnownBuckets: asks once per TTL, never caches a miss, forgets on delete', async (t) => {
+t.test('BucketRecords: asks once per TTL, never caches a miss, forgets on delete, keeps what this gateway set', async (t) => {
   let clock = 0;
   const asked: string[] = [];
-  const existing = new Set(['a']);
+  const stored = new Map<string, BucketRecord>([['a', { name: 'a', createdAt: '', owner: 'alice' }]]);
   const ns = {
     getBucket: async (name: string) => {
       asked.push(name);
-      if (!existing.has(name)) throw Object.assign(new Error('no'), { code: 'NoSuchBucket' });
-      return { name, createdAt: '', owner: 'root' };
+      const record = stored.get(name);
+      if (record === undefined) throw Object.assign(new Error('no'), { code: 'NoSuchBucket' });
+      return { ...record };
     },
   };
-  const known = new KnownBuckets(ns, 2_000, 10, () => clock);
-  await known.require('a');
-  await known.require('a');
-  t.same(asked, ['a'], 'second check answered from the cache');
-  await t.rejects(known.require('b'), { code: 'NoSuchBucket' });
-  await t.rejects(known.require('b'), { code: 'NoSuchBucket' });
-  t.same(asked, ['a', 'b', 'b'], 'a missing bucket is asked every time');
+  const buckets = new BucketRecords(ns, { ttlMs: 2_000, maxEntries: 10, now: () => clock });
+  t.equal((await buckets.get('a')).owner, 'alice');
+  t.equal((await buckets.get('a')).owner, 'alice');
+  t.same(asked, ['a'], 'second lookup answered from the cache');
+  await t.rejects(buckets.get('b'), { code: 'NoSuchBucket' });
+  stored.set('b', { name: 'b', createdAt: '', owner: 'bob' });
+  t.equal((await buckets.get('b')).owner, 'bob', 'a bucket created elsewhere is seen at once: misses are not cached');
+  t.same(asked, ['a', 'b', 'b']);
+  stored.set('a', { name: 'a', createdAt: '', owner: 'alice', policy: '{}' });
+  t.equal((await buckets.get('a')).policy, undefined, 'a change made elsewhere is not seen within the TTL');
   clock = 2_000;
-  await known.require('a');
-  t.equal(asked.length, 4, 'asked again after the TTL');
-  known.forget('a');
-  existing.delete('a');
-  await t.rejects(known.require('a'), { code: 'NoSuchBucket' }, 'a forgotten bucket is asked about at once');
+  t.equal((await buckets.get('a')).policy, '{}', 'but after it');
+  buckets.remember({ name: 'a', createdAt: '', owner: 'alice', policy: '{"new":1}' });
+  t.equal((await buckets.get('a')).policy, '{"new":1}', 'a change made here is used at once');
+  t.equal(asked.length, 4);
+  buckets.forget('a');
+  stored.delete('a');
+  await t.rejects(buckets.get('a'), { code: 'NoSuchBucket' }, 'a forgotten bucket is asked about at once');
 });
 
 t.test('NodeDirectory.place: up nodes only, never a draining or lately refused one, from a list at most ttlMs old', async (t) => {

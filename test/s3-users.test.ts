@@ -27,6 +27,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { startTestCluster, s3ClientFor, SECRET_ACCESS_KEY, type TestCluster } from './helpers/cluster.js';
 import type { AccessKeyRecord, CreatedAccessKey } from '../namespace/types.js';
+import { NamespaceClient } from '../namespace/client.js';
 
 const ROOT_DIR = path.resolve(import.meta.dirname, '..');
 const ALICE_BUCKET = 'alice-photos';
@@ -189,6 +190,22 @@ t.test('users, keys, ownership and bucket policies', async (t) => {
   await expectError(t, alice.send(new GetObjectCommand({ Bucket: ALICE_BUCKET, Key: 'missing' })), 'NoSuchKey', 404, 'but NoSuchKey for the owner');
   await bob.send(new CopyObjectCommand({ Bucket: BOB_BUCKET, Key: 'copied', CopySource: `${ALICE_BUCKET}/a.txt` }));
   t.equal(await text(bob, BOB_BUCKET, 'copied'), 'from alice', 'a copy needs s3:GetObject on the source');
+
+  // ---- the gateway keeps bucket records for a moment: one namespace lookup serves many requests ----
+  const namespaceGets = async (): Promise<number> => {
+    const metrics = await (await fetch(`${env.cluster.namespaceUrl}/metrics`)).text();
+    return Number(/^cairn_http_requests_total\{method="GET",status="200"\} (\d+)$/m.exec(metrics)?.[1] ?? NaN);
+  };
+  const getsBefore = await namespaceGets();
+  for (let i = 0; i < 20; i++) t.equal(await text(bob, ALICE_BUCKET, 'a.txt'), 'from alice');
+  const lookups = (await namespaceGets()) - getsBefore - 1; // less the first metrics read itself
+  t.ok(lookups >= 0 && lookups <= 3, `20 GETs by a user asked the namespace for the bucket ${lookups} times`);
+  // A change made through another gateway (here: the namespace directly) is seen within the TTL.
+  const otherGateway = new NamespaceClient(env.cluster.namespaceUrl, { secret: env.cluster.clusterSecret, timeoutMs: 10_000 });
+  t.teardown(() => otherGateway.close());
+  await otherGateway.setBucketPolicy(ALICE_BUCKET, null);
+  const revokedAfter = await untilRefused(() => text(bob, ALICE_BUCKET, 'a.txt'), 'AccessDenied');
+  t.ok(revokedAfter < 4000, `a policy removed through another gateway stops granting within a few seconds (${revokedAfter} ms)`);
 
   // ---- an explicit Deny beats the Allow ----
   await alice.send(

@@ -8,6 +8,7 @@
 // disabled or deleted key or user therefore stops working within the TTL. If the namespace cannot
 // be asked when an entry is due, the request fails (503) rather than trusting a stale entry.
 import type { AccessKeyCredential } from '../../namespace/types.js';
+import { TtlCache, type TtlCacheOptions } from '../../common/ttl-cache.js';
 
 export type Principal =
   | { readonly type: 'root'; readonly userId: string; readonly displayName: string }
@@ -29,37 +30,23 @@ export interface CredentialSource {
   accessKeyCredential(accessKeyId: string): Promise<AccessKeyCredential | null>;
 }
 
-export interface IdentityCacheOptions {
-  /** How long a looked-up key (or its absence) is trusted (default 2 s). */
-  ttlMs?: number;
-  /** Entries kept at most; the least recently fetched go first (default 10,000). */
-  maxEntries?: number;
-  now?: () => number;
-}
+export type IdentityCacheOptions = TtlCacheOptions;
 
 /** The shape of every key the namespace issues; anything else is not asked about. */
 const ISSUED_KEY_ID = /^AKIA[A-Z2-7]{16}$/;
 
-interface Entry {
-  identity: Identity | undefined;
-  fetchedAt: number;
-}
-
 export class IdentityCache {
-  private readonly entries = new Map<string, Entry>();
-  private readonly pending = new Map<string, Promise<Identity | undefined>>();
-  private readonly ttlMs: number;
-  private readonly maxEntries: number;
-  private readonly now: () => number;
+  private readonly keys: TtlCache<Identity | undefined>;
 
   constructor(
     private readonly root: ReadonlyMap<string, string>,
-    private readonly source: CredentialSource,
+    source: CredentialSource,
     opts: IdentityCacheOptions = {},
   ) {
-    this.ttlMs = opts.ttlMs ?? 2_000;
-    this.maxEntries = opts.maxEntries ?? 10_000;
-    this.now = opts.now ?? Date.now;
+    this.keys = new TtlCache(async (accessKeyId) => {
+      const credential = await source.accessKeyCredential(accessKeyId);
+      return credential === null ? undefined : usable(credential);
+    }, opts);
   }
 
   /** The secret and principal of a usable key (it and its user active), or undefined. */
@@ -67,26 +54,7 @@ export class IdentityCache {
     const rootSecret = this.root.get(accessKeyId);
     if (rootSecret !== undefined) return { secret: rootSecret, principal: ROOT };
     if (!ISSUED_KEY_ID.test(accessKeyId)) return undefined;
-    const cached = this.entries.get(accessKeyId);
-    if (cached !== undefined && this.now() - cached.fetchedAt < this.ttlMs) return cached.identity;
-    let pending = this.pending.get(accessKeyId);
-    if (pending === undefined) {
-      pending = this.fetch(accessKeyId).finally(() => this.pending.delete(accessKeyId));
-      this.pending.set(accessKeyId, pending);
-    }
-    return pending;
-  }
-
-  private async fetch(accessKeyId: string): Promise<Identity | undefined> {
-    const credential = await this.source.accessKeyCredential(accessKeyId);
-    const identity = credential === null ? undefined : usable(credential);
-    this.entries.delete(accessKeyId);
-    this.entries.set(accessKeyId, { identity, fetchedAt: this.now() });
-    for (const oldest of this.entries.keys()) {
-      if (this.entries.size <= this.maxEntries) break;
-      this.entries.delete(oldest);
-    }
-    return identity;
+    return this.keys.get(accessKeyId);
   }
 }
 

@@ -27,7 +27,7 @@ export const putBucketPolicy: OperationHandler = async (ctx, services) => {
     const users = new Set((await services.namespace.listUsers()).map((u) => u.id));
     if (named.some((id) => !users.has(id))) throw s3Error('MalformedPolicy', 'Invalid principal in policy');
   }
-  await services.namespace.setBucketPolicy(bucket, text);
+  services.buckets.remember(await services.namespace.setBucketPolicy(bucket, text));
   sendEmpty(ctx, 204);
 };
 
@@ -38,7 +38,7 @@ export const getBucketPolicy: OperationHandler = async (ctx, { namespace }) => {
   ctx.body = record.policy;
 };
 
-export const deleteBucketPolicy: OperationHandler = async (ctx, { namespace }) => {
-  await namespace.setBucketPolicy(ctx.state.target.bucket!, null);
+export const deleteBucketPolicy: OperationHandler = async (ctx, { namespace, buckets }) => {
+  buckets.remember(await namespace.setBucketPolicy(ctx.state.target.bucket!, null));
   sendEmpty(ctx, 204);
 };

@@ -37,7 +37,7 @@ export const copyObject: OperationHandler = async (ctx, services) => {
   const requestedAlgorithm = checksumAlgorithmHeader(ctx.get('x-amz-checksum-algorithm'));
   const replaced = directive === 'REPLACE' ? objectHeadersFrom(headers) : undefined;
 
-  await services.buckets.require(bucket);
+  await services.buckets.get(bucket);
   const original = await services.namespace.getObject(source.bucket, source.key);
   checkCopySourceConditions(headers, original.etag, new Date(original.lastModified));
   if (source.bucket === bucket && source.key === key && directive !== 'REPLACE') throw s3Error('InvalidRequest', SELF_COPY);

@@ -2,7 +2,10 @@
 import { sendEmpty, type OperationHandler } from '../server.js';
 
 export const deleteBucket: OperationHandler = async (ctx, { namespace, buckets }) => {
-  buckets.forget(ctx.state.target.bucket!);
-  await namespace.deleteBucket(ctx.state.target.bucket!);
+  try {
+    await namespace.deleteBucket(ctx.state.target.bucket!);
+  } finally {
+    buckets.forget(ctx.state.target.bucket!); // after: a lookup racing the delete must not be kept
+  }
   sendEmpty(ctx, 204);
 };

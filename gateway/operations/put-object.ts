@@ -26,7 +26,7 @@ export const putObject: OperationHandler = async (ctx, services) => {
   const precondition = parseWritePrecondition(ctx.req.headers);
   const meta = objectHeadersFrom(ctx.req.headers);
   const payload = requestPayload(ctx, services, { maxSize: MAX_PUT_SIZE, defaultChecksum: 'CRC64NVME' });
-  await services.buckets.require(bucket); // NoSuchBucket before any byte is stored
+  await services.buckets.get(bucket); // NoSuchBucket before any byte is stored
   const condition = await resolveWritePrecondition(precondition, services.namespace, bucket, key);
 
   const versionId = newVersionId();

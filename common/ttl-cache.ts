@@ -1,0 +1,89 @@
+// A small cache of answers the gateway asks another service for on every request (who owns this
+// access key, what is this bucket's owner and policy): an answer is used for `ttlMs` and fetched
+// again after that, concurrent misses for one key share a single fetch, and at most `maxEntries`
+// are kept (the least recently fetched go first). A fetch that fails is not cached: the next caller
+// asks again, so an outage never outlives itself. What a "no" looks like is the loader's choice —
+// return a value for it to have it cached, throw to have it asked about every time.
+
+export interface TtlCacheOptions {
+  /** How long a fetched answer is trusted (default 2 s). */
+  ttlMs?: number;
+  /** Entries kept at most (default 10,000). */
+  maxEntries?: number;
+  now?: () => number;
+}
+
+interface Entry<V> {
+  value: V;
+  fetchedAt: number;
+}
+
+/** One fetch in flight; forget() drops it, and then what it brings back is not stored. */
+interface Flight<V> {
+  promise?: Promise<V>;
+}
+
+export class TtlCache<V> {
+  private readonly entries = new Map<string, Entry<V>>();
+  private readonly flights = new Map<string, Flight<V>>();
+  private readonly ttlMs: number;
+  private readonly maxEntries: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly load: (key: string) => Promise<V>,
+    opts: TtlCacheOptions = {},
+  ) {
+    this.ttlMs = opts.ttlMs ?? 2_000;
+    this.maxEntries = opts.maxEntries ?? 10_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** The cached answer while fresh, else the (shared) result of a new fetch. */
+  get(key: string): Promise<V> {
+    const cached = this.entries.get(key);
+    if (cached !== undefined && this.now() - cached.fetchedAt < this.ttlMs) return Promise.resolve(cached.value);
+    let flight = this.flights.get(key);
+    if (flight === undefined) {
+      flight = {};
+      this.flights.set(key, flight);
+      flight.promise = this.fetch(key, flight);
+    }
+    return flight.promise!;
+  }
+
+  /** This process changed what `key` answers: ask again on the next get, not after the TTL. */
+  forget(key: string): void {
+    this.entries.delete(key);
+    this.flights.delete(key);
+  }
+
+  /** This process just learned `key`'s current answer (from the write that changed it). */
+  remember(key: string, value: V): void {
+    this.forget(key);
+    this.store(key, value);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private async fetch(key: string, flight: Flight<V>): Promise<V> {
+    try {
+      const value = await this.load(key);
+      if (this.flights.get(key) === flight) this.store(key, value);
+      return value;
+    } finally {
+      if (this.flights.get(key) === flight) this.flights.delete(key);
+    }
+  }
+
+  private store(key: string, value: V): void {
+    this.entries.delete(key);
+    this.entries.set(key, { value, fetchedAt: this.now() });
+    for (const oldest of this.entries.keys()) {
+      if (this.entries.size <= this.maxEntries) break;
+      this.entries.delete(oldest);
+    }
+  }
+}
