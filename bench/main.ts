@@ -17,7 +17,7 @@ import { PeerSystem, S3RVER_VERSION } from './peer/peer.js';
 import { failedRow, renderTable, type Row } from './report.js';
 import { hostInfo, runRecord, saveRun } from './results.js';
 import { errorText } from './stats.js';
-import { CairnSystem, type System } from './systems.js';
+import { BENCH_USER, CairnSystem, type System } from './systems.js';
 import type { BenchContext, WorkloadResult } from './workloads/context.js';
 import { degradedReads } from './workloads/degraded.js';
 import { settleDisk } from './workloads/common.js';
@@ -98,7 +98,7 @@ try {
   let cairn: CairnSystem | undefined;
   let peer: PeerSystem | undefined;
   if (MAIN_CLUSTER.some(has) && !interrupted()) {
-    const fixture = has('list') && cfg.list.populateVia === 'store' ? listFixture(log, cfg.list.keys, cfg.list.dirs, 'bench') : undefined;
+    const fixture = has('list') && cfg.list.populateVia === 'store' ? listFixture(log, cfg.list.keys, cfg.list.dirs, BENCH_USER) : undefined;
     listStats = fixture?.stats;
     log(`== starting Cairn (k=${cfg.cluster.k}, m=${cfg.cluster.m}, ${cfg.cluster.nodes} storage nodes)`);
     cairn = await CairnSystem.start({ ...cfg.cluster, prepare: fixture?.prepare, log });

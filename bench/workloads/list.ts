@@ -16,7 +16,7 @@ import type { CommitObjectRequest, ObjectRecord } from '../../namespace/types.js
 import { ratioOf, target, type Row } from '../report.js';
 import type { RawS3 } from '../s3/raw.js';
 import { fmtNum, runPool, summarize } from '../stats.js';
-import type { System } from '../systems.js';
+import { BENCH_USER, type System } from '../systems.js';
 import { ensureBucket, raw } from './common.js';
 import type { BenchContext, WorkloadResult } from './context.js';
 
@@ -74,6 +74,7 @@ export function listFixture(ctxLog: (line: string) => void, keys: number, dirs: 
       ctxLog(`  populating Cairn's "${LIST_BUCKET}" with ${fmtNum(keys, 0)} 0-byte object records in-process (NamespaceStore.commitObject, ${POPULATE_CONCURRENCY} in flight, fsync off) ...`);
       const store = await NamespaceStore.open(path.join(dataDir, 'namespace'), { sync: false });
       try {
+        await store.users.createUser(owner);
         await store.createBucket(LIST_BUCKET, owner);
         const { seconds } = await populate(store, keys, dirs);
         stats = { via: 'store', keys, seconds, keysPerSec: keys / seconds };
@@ -217,7 +218,7 @@ export async function listing(ctx: BenchContext, fixture?: () => PopulateStats |
     if (!populated) {
       // --list-via client (or the fixture was not prepared): through the running namespace service.
       ctx.log(`  populating Cairn's "${LIST_BUCKET}" with ${fmtNum(keys, 0)} 0-byte object records through NamespaceClient.commitObject (${POPULATE_CONCURRENCY} in flight) ...`);
-      await cairn.namespace.createBucket(LIST_BUCKET, cairn.creds.accessKeyId).catch((err: unknown) => {
+      await cairn.namespace.createBucket(LIST_BUCKET, BENCH_USER).catch((err: unknown) => {
         if (!(err instanceof NamespaceError && err.code === 'BucketAlreadyOwnedByYou')) throw err;
       });
       const { seconds } = await populate(cairn.namespace, keys, dirs);
