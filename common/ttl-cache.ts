@@ -4,6 +4,11 @@
 // are kept (the least recently fetched go first). A fetch that fails is not cached: the next caller
 // asks again, so an outage never outlives itself. What a "no" looks like is the loader's choice —
 // return a value for it to have it cached, throw to have it asked about every time.
+//
+// An entry in use is refreshed ahead: once it is half the TTL old, the next caller still gets it
+// and a fetch starts beside. A busy key then never expires, so its callers never all stop at once
+// for a round trip to the namespace (every 2 s, 256 clients of one key would); an entry past the
+// TTL is never served, so the bound on staleness stays the TTL.
 
 export interface TtlCacheOptions {
   /** How long a fetched answer is trusted (default 2 s). */
@@ -42,14 +47,17 @@ export class TtlCache<V> {
   /** The cached answer while fresh, else the (shared) result of a new fetch. */
   get(key: string): Promise<V> {
     const cached = this.entries.get(key);
-    if (cached !== undefined && this.now() - cached.fetchedAt < this.ttlMs) return Promise.resolve(cached.value);
-    let flight = this.flights.get(key);
-    if (flight === undefined) {
-      flight = {};
-      this.flights.set(key, flight);
-      flight.promise = this.fetch(key, flight);
+    if (cached !== undefined) {
+      const age = this.now() - cached.fetchedAt;
+      if (age < this.ttlMs) {
+        if (age >= this.ttlMs / 2 && !this.flights.has(key)) {
+          // Its failure reaches nobody: the entry stays until its TTL, then a caller fetches and hears it.
+          this.start(key).catch(() => undefined);
+        }
+        return Promise.resolve(cached.value);
+      }
     }
-    return flight.promise!;
+    return this.flights.get(key)?.promise ?? this.start(key);
   }
 
   /** This process changed what `key` answers: ask again on the next get, not after the TTL. */
@@ -66,6 +74,13 @@ export class TtlCache<V> {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  private start(key: string): Promise<V> {
+    const flight: Flight<V> = {};
+    this.flights.set(key, flight);
+    flight.promise = this.fetch(key, flight);
+    return flight.promise;
   }
 
   private async fetch(key: string, flight: Flight<V>): Promise<V> {

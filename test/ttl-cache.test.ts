@@ -78,3 +78,45 @@ t.test('at most maxEntries are kept, the least recently fetched dropped first', 
   await cache.get('a');
   t.equal(calls, 4, 'a was dropped');
 });
+
+t.test('an entry in use is refreshed ahead, from half its TTL, and never served past it', async (t) => {
+  let now = 0;
+  const pending: ReturnType<typeof deferred<string>>[] = [];
+  const cache = new TtlCache(
+    (): Promise<string> => {
+      const d = deferred<string>();
+      pending.push(d);
+      return d.promise;
+    },
+    { ttlMs: 100, now: () => now },
+  );
+  const first = cache.get('k');
+  pending[0]!.resolve('v1');
+  t.equal(await first, 'v1');
+  now = 49;
+  t.equal(await cache.get('k'), 'v1');
+  t.equal(pending.length, 1, 'no refresh before half the TTL');
+  now = 50;
+  t.equal(await cache.get('k'), 'v1', 'from half the TTL the entry is still served at once');
+  t.equal(await cache.get('k'), 'v1');
+  t.equal(pending.length, 2, 'and one refresh started beside, for all its callers');
+  now = 60;
+  pending[1]!.resolve('v2');
+  await pending[1]!.promise;
+  t.equal(await cache.get('k'), 'v2', 'the refreshed answer replaces it');
+  now = 110;
+  t.equal(await cache.get('k'), 'v2', 'fresh again for a full TTL from its fetch');
+  t.equal(pending.length, 3, '(and refreshed ahead again)');
+  pending[2]!.reject(new Error('namespace unreachable'));
+  await t.rejects(pending[2]!.promise);
+  now = 159;
+  t.equal(await cache.get('k'), 'v2', 'a failed refresh leaves the entry until its TTL');
+  t.equal(pending.length, 4, 'the next caller past half the TTL tries again');
+  pending[3]!.reject(new Error('namespace unreachable'));
+  await t.rejects(pending[3]!.promise);
+  now = 160;
+  const late = cache.get('k');
+  t.equal(pending.length, 5, 'past the TTL the caller waits for a fetch');
+  pending[4]!.reject(new Error('namespace unreachable'));
+  await t.rejects(late, /unreachable/, 'and hears its failure: a stale entry is never served');
+});

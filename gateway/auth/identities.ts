@@ -2,8 +2,8 @@
 // The gateway's root credentials (--access-key-id / CAIRN_SECRET_ACCESS_KEY) are the built-in
 // administrator "root": answered from the config, never from the namespace, so they work on an
 // empty cluster and cannot be disabled there. Every other key lives in the namespace (users and
-// access keys, see namespace/users.ts) and is looked up through a small cache: an entry is used for
-// `ttlMs` (2 s) and fetched again after that, a key not seen before is fetched at once, and misses
+// access keys, see namespace/users.ts) and is looked up through a small cache (common/ttl-cache.ts):
+// an entry is used for `ttlMs` (2 s) at most, a key not seen before is fetched at once, and misses
 // are cached too (so a flood of unknown key ids costs one namespace lookup per id per TTL). A
 // disabled or deleted key or user therefore stops working within the TTL. If the namespace cannot
 // be asked when an entry is due, the request fails (503) rather than trusting a stale entry.
