@@ -10,6 +10,17 @@ function deferred<V>() {
   return { promise, resolve, reject };
 }
 
+/** A loader whose fetches the test settles by hand, in `pending` (oldest first). */
+function manualLoader() {
+  const pending: ReturnType<typeof deferred<string>>[] = [];
+  const load = (): Promise<string> => {
+    const d = deferred<string>();
+    pending.push(d);
+    return d.promise;
+  };
+  return { load, pending };
+}
+
 t.test('fresh answers are served from the cache; due ones are fetched again', async (t) => {
   let now = 0;
   let calls = 0;
@@ -23,12 +34,8 @@ t.test('fresh answers are served from the cache; due ones are fetched again', as
 });
 
 t.test('concurrent misses share one fetch; a failed fetch is not kept', async (t) => {
-  const pending: ReturnType<typeof deferred<string>>[] = [];
-  const cache = new TtlCache((): Promise<string> => {
-    const d = deferred<string>();
-    pending.push(d);
-    return d.promise;
-  });
+  const { load, pending } = manualLoader();
+  const cache = new TtlCache(load);
   const first = cache.get('k');
   const second = cache.get('k');
   t.equal(pending.length, 1, 'one fetch for two callers');
@@ -45,12 +52,8 @@ t.test('concurrent misses share one fetch; a failed fetch is not kept', async (t
 });
 
 t.test('forget() during a fetch: the stale answer reaches its callers but is not stored', async (t) => {
-  const pending: ReturnType<typeof deferred<string>>[] = [];
-  const cache = new TtlCache((): Promise<string> => {
-    const d = deferred<string>();
-    pending.push(d);
-    return d.promise;
-  });
+  const { load, pending } = manualLoader();
+  const cache = new TtlCache(load);
   const before = cache.get('k');
   cache.forget('k');
   const after = cache.get('k');
@@ -81,15 +84,8 @@ t.test('at most maxEntries are kept, the least recently fetched dropped first', 
 
 t.test('an entry in use is refreshed ahead, from half its TTL, and never served past it', async (t) => {
   let now = 0;
-  const pending: ReturnType<typeof deferred<string>>[] = [];
-  const cache = new TtlCache(
-    (): Promise<string> => {
-      const d = deferred<string>();
-      pending.push(d);
-      return d.promise;
-    },
-    { ttlMs: 100, now: () => now },
-  );
+  const { load, pending } = manualLoader();
+  const cache = new TtlCache(load, { ttlMs: 100, now: () => now });
   const first = cache.get('k');
   pending[0]!.resolve('v1');
   t.equal(await first, 'v1');
