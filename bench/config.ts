@@ -101,7 +101,7 @@ function fullConfig(): Sizes {
     list: { keys: 1_000_000, dirs: 1000, peerKeys: 5_000, populateVia: 'store', firstPageTries: 7, budgetMs: 90_000 },
     degraded: { objectSize: 64 * MiB, objects: 8, budgetMs: 60_000 },
     rss: { objectSize: 512 * MiB, hugeObjectSize: 10 * GiB, hugePartSize: 128 * MiB, idleUploads: 1000, trickleMs: 15_000, pausedDownloads: 200, pauseMs: 8_000, budgetMs: 220_000 },
-    repair: { victimBytes: 2 * GiB, objectSize: 256 * MiB, concurrency: 2, downAfter: '3s', workers: 4, budgetMs: 330_000 },
+    repair: { victimBytes: 2 * GiB, objectSize: 256 * MiB, concurrency: 2, downAfter: '3s', workers: 8, budgetMs: 330_000 },
   };
 }
 
