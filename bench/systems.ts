@@ -47,10 +47,13 @@ export interface CairnStartOptions {
  */
 export const BENCH_USER = 'bench';
 
+/** The cluster's root credentials: the bench's own setup only, never a workload's. */
+const ROOT_CREDS: Credentials = { accessKeyId: 'bench', secretAccessKey: 'bench-secret-0123456789', region: REGION };
+
 export class CairnSystem implements System {
   readonly name = 'cairn' as const;
   /** BENCH_USER's key once the cluster is up (root's until then). */
-  creds: Credentials = { accessKeyId: 'bench', secretAccessKey: 'bench-secret-0123456789', region: REGION };
+  creds: Credentials = ROOT_CREDS;
   private stopFn: (() => Promise<void>) | undefined;
   private namespaceClient: NamespaceClient | undefined;
 
@@ -64,8 +67,8 @@ export class CairnSystem implements System {
     const clusterOpts: ClusterOptions = {
       dataDir,
       port: 0,
-      accessKeyId: 'bench',
-      secretAccessKey: 'bench-secret-0123456789',
+      accessKeyId: ROOT_CREDS.accessKeyId,
+      secretAccessKey: ROOT_CREDS.secretAccessKey,
       nodes: opts.nodes,
       nodesPerProcess: opts.nodesPerProcess,
       k: opts.k,

@@ -32,7 +32,7 @@ export interface GatewayServices {
   log: Logger;
   metrics: GatewayMetrics;
   damage: DamageReporter;
-  /** Buckets recently seen to exist: the early NoSuchBucket check of PUT and copy. */
+  /** Bucket records read within the last 2 s: the early NoSuchBucket check of PUT and copy, and authorization. */
   buckets: BucketRecords;
   /** Memory for upload stripes being filled (the writer takes it from here); the process-wide default when absent. */
   uploadBudget?: MemoryBudget;
