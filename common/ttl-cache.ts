@@ -18,6 +18,14 @@ export interface TtlCacheOptions {
   now?: () => number;
 }
 
+/** What a cache has answered since start: from memory, or by asking its source. */
+export interface TtlCacheStats {
+  /** Gets answered from a cached entry (an entry being refreshed ahead among them). */
+  hits: number;
+  /** Fetches started: a miss, an entry past its TTL, or a refresh ahead. */
+  fetches: number;
+}
+
 interface Entry<V> {
   value: V;
   fetchedAt: number;
@@ -31,6 +39,7 @@ interface Flight<V> {
 export class TtlCache<V> {
   private readonly entries = new Map<string, Entry<V>>();
   private readonly flights = new Map<string, Flight<V>>();
+  readonly stats: TtlCacheStats = { hits: 0, fetches: 0 };
   private readonly ttlMs: number;
   private readonly maxEntries: number;
   private readonly now: () => number;
@@ -54,6 +63,7 @@ export class TtlCache<V> {
           // Its failure reaches nobody: the entry stays until its TTL, then a caller fetches and hears it.
           this.start(key).catch(() => undefined);
         }
+        this.stats.hits++;
         return Promise.resolve(cached.value);
       }
     }
@@ -78,6 +88,7 @@ export class TtlCache<V> {
 
   private start(key: string): Promise<V> {
     const flight: Flight<V> = {};
+    this.stats.fetches++;
     this.flights.set(key, flight);
     flight.promise = this.fetch(key, flight);
     return flight.promise;

@@ -12,7 +12,7 @@
 // policy changes, which are eventually consistent.
 import type { NamespaceClient } from '../namespace/client.js';
 import type { BucketRecord } from '../namespace/types.js';
-import { TtlCache, type TtlCacheOptions } from '../common/ttl-cache.js';
+import { TtlCache, type TtlCacheOptions, type TtlCacheStats } from '../common/ttl-cache.js';
 
 export class BucketRecords {
   private readonly records: TtlCache<BucketRecord>;
@@ -24,6 +24,10 @@ export class BucketRecords {
   /** The bucket's record, at most the TTL old; NoSuchBucket from the namespace if it has none. */
   get(bucket: string): Promise<BucketRecord> {
     return this.records.get(bucket);
+  }
+
+  get stats(): Readonly<TtlCacheStats> {
+    return this.records.stats;
   }
 
   /** This gateway deleted the bucket: stop vouching for it at once. */

@@ -17,7 +17,7 @@ import { requestTarget } from './virtual-host.js';
 import { cors } from './cors.js';
 import { leanHeaderSet } from './lean-header-set.js';
 import { resolveOperation } from './operations/index.js';
-import type { GatewayServices } from './services.js';
+import { exposeCaches, type GatewayServices } from './services.js';
 
 export interface S3State {
   requestId: string;
@@ -59,7 +59,9 @@ export function createGatewayApp(services: GatewayServices): Koa<S3State> {
   app.use(internalRoutes(services));
   // Before authentication: preflights are never signed, and error replies need the CORS headers too.
   app.use(cors(services.config.corsOrigins, (ctx) => requestTarget(ctx.path, ctx.get('Host'), services.config.domains)));
-  app.use(authenticate(services));
+  const identities = new IdentityCache(services.config.credentials, services.namespace);
+  exposeCaches(services.metrics.registry, { access_keys: identities.stats, buckets: services.buckets.stats });
+  app.use(authenticate(services, identities));
   app.use(async (ctx, next) => {
     const operation = resolveOperation(ctx.method, ctx.state.target, ctx.query);
     ctx.state.operation = operation.name;
@@ -237,8 +239,7 @@ function internalRoutes(services: GatewayServices): Koa.Middleware<S3State> {
  * credentials from the config, any other key in the namespace through a 2-second cache, see
  * auth/identities.ts), and is then verified by the pure SigV4 code with that one secret.
  */
-function authenticate(services: GatewayServices): Koa.Middleware<S3State> {
-  const identities = new IdentityCache(services.config.credentials, services.namespace);
+function authenticate(services: GatewayServices, identities: IdentityCache): Koa.Middleware<S3State> {
   return async (ctx, next) => {
     const raw = ctx.req.url ?? '/';
     const q = raw.indexOf('?');

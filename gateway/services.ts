@@ -1,5 +1,6 @@
 // What every S3 operation handler may use: the clients of the other services and shared state.
 import type { BatcherStats } from '../common/batcher.js';
+import type { TtlCacheStats } from '../common/ttl-cache.js';
 import type { Logger } from '../common/log.js';
 import type { Counter, Histogram, Registry } from '../common/metrics.js';
 import type { StripeCodec } from '../erasure/codec.js';
@@ -90,5 +91,18 @@ export function exposeClientBatches(registry: Registry, namespace: Pick<Namespac
     items.set(() => stats().items, labels);
     queued.set(() => stats().queuedSeconds, labels);
     roundTrips.set(() => stats().requestSeconds, labels);
+  }
+}
+
+/**
+ * The gateway's caches of namespace answers (access keys, bucket records): how many lookups each
+ * answered from memory and how many it asked the namespace for. Hits far above fetches is the
+ * cache doing its job; fetches close to hits means its TTL is too short for the traffic.
+ */
+export function exposeCaches(registry: Registry, caches: Record<string, Readonly<TtlCacheStats>>): void {
+  const lookups = registry.gauge('cairn_gateway_cache_lookups_total', 'Lookups of the gateway\'s caches of namespace answers: answered from memory (hit) or fetched');
+  for (const [cache, stats] of Object.entries(caches)) {
+    lookups.set(() => stats.hits, { cache, result: 'hit' });
+    lookups.set(() => stats.fetches, { cache, result: 'fetch' });
   }
 }

@@ -31,6 +31,7 @@ t.test('fresh answers are served from the cache; due ones are fetched again', as
   now = 100;
   t.equal(await cache.get('a'), 'a#2', 'fetched again once due');
   t.equal(calls, 2);
+  t.same(cache.stats, { hits: 2, fetches: 2 }, 'counted: the first get fetched, the one at 99 was served and refreshed ahead, the one at 100 got that refresh');
 });
 
 t.test('concurrent misses share one fetch; a failed fetch is not kept', async (t) => {

@@ -8,7 +8,7 @@
 // disabled or deleted key or user therefore stops working within the TTL. If the namespace cannot
 // be asked when an entry is due, the request fails (503) rather than trusting a stale entry.
 import type { AccessKeyCredential } from '../../namespace/types.js';
-import { TtlCache, type TtlCacheOptions } from '../../common/ttl-cache.js';
+import { TtlCache, type TtlCacheOptions, type TtlCacheStats } from '../../common/ttl-cache.js';
 
 export type Principal =
   | { readonly type: 'root'; readonly userId: string; readonly displayName: string }
@@ -47,6 +47,11 @@ export class IdentityCache {
       const credential = await source.accessKeyCredential(accessKeyId);
       return credential === null ? undefined : usable(credential);
     }, opts);
+  }
+
+  /** Lookups of issued keys only: the root credentials never reach the cache. */
+  get stats(): Readonly<TtlCacheStats> {
+    return this.keys.stats;
   }
 
   /** The secret and principal of a usable key (it and its user active), or undefined. */
