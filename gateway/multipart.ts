@@ -7,7 +7,7 @@ import { s3Error } from './s3/errors.js';
 import { parseChecksumAlgorithm, type ChecksumAlgorithm } from './s3/checksums.js';
 import { defaultChecksumType, parseChecksumType, type ChecksumType } from './s3/multipart-checksums.js';
 import { commitRefused, discardSegments, writeObjectData } from './data/writer.js';
-import { writeOptions } from './data/options.js';
+import { writeOptions, type SourceHints } from './data/options.js';
 import { newVersionId } from './operations/put-object.js';
 import { NamespaceError } from '../namespace/client.js';
 import type { MultipartUploadRecord, PartRecord } from '../namespace/types.js';
@@ -101,7 +101,7 @@ export interface PartDigests {
  * Erasure-codes `source` as part `partNumber` and records it. `digests` is called once the source
  * has been read to its end (and has verified it); a failure leaves no shard behind, except when the
  * namespace's answer was lost (the part may be recorded): the orphan collector takes those if it is not.
- * `signal`: the client that sends `source` (clientGoneSignal), when it is the client.
+ * `hints`: the client that sends `source` (clientGoneSignal), when it is the client, and the size it declared.
  */
 export async function storePart(
   services: GatewayServices,
@@ -109,9 +109,9 @@ export async function storePart(
   partNumber: number,
   source: AsyncIterable<Uint8Array>,
   digests: () => PartDigests,
-  signal?: AbortSignal,
+  hints: SourceHints = {},
 ): Promise<PartRecord> {
-  const written = await writeObjectData(source, writeOptions(services, newVersionId(), signal), services);
+  const written = await writeObjectData(source, writeOptions(services, newVersionId(), hints), services);
   let committing = false;
   try {
     const { md5Hex, checksums } = digests();

@@ -392,6 +392,37 @@ t.test('round trip, default layout, large source chunks (the first stripe grows 
   await roundTrip(t, DEFAULT_LAYOUT, sizes, 2, 7, 2 * S);
 });
 
+t.test('a declared size sizes the first stripe buffer; the bytes are the same whatever it says', async (t) => {
+  /** The shards' digests, and the sizes of the buffers of 64 KiB or more the encoder made (negative: allocUnsafe, not the pool). */
+  const run = async (data: Buffer, expectedBytes?: number): Promise<{ shards: string[]; made: number[] }> => {
+    const made: number[] = [];
+    const buffers = { take: (size: number) => (made.push(size), Buffer.allocUnsafe(size)), release: () => undefined };
+    const allocUnsafe = Buffer.allocUnsafe;
+    // Watched only while the encoder runs: how else to see a buffer it grows and drops?
+    Buffer.allocUnsafe = ((size: number) => (size >= 64 * 1024 && made.push(-size), allocUnsafe(size))) as typeof Buffer.allocUnsafe;
+    let stripes: EncodedStripe[];
+    try {
+      stripes = await collect(encodeStripes(chunked(data, prng(3), 4096), DEFAULT_LAYOUT, undefined, { buffers, ...(expectedBytes === undefined ? {} : { expectedBytes }) }));
+    } finally {
+      Buffer.allocUnsafe = allocUnsafe;
+    }
+    return { made, shards: Array.from({ length: 6 }, (_, i) => sha(Buffer.concat(stripes.map((st) => st.blocks[i]!)))) };
+  };
+  const data = patternBytes(2 * S + 12_345, 9);
+  const unhinted = await run(data);
+  t.same(unhinted.made.slice(0, 3), [-64 * 1024, -256 * 1024, S], 'without a declared size, the first stripe grows 64 KiB → 256 KiB → a full buffer');
+  const hinted = await run(data, 8 * 1024 * 1024);
+  t.equal(hinted.made[0], S, 'with 8 MiB declared it takes a full buffer at once');
+  t.notOk(hinted.made.some((n) => n === -64 * 1024 || n === -256 * 1024), 'and grows through nothing');
+  t.same(hinted.shards, unhinted.shards, 'the same shards with and without the hint');
+  const mid = await run(patternBytes(300_000, 2), 300_000);
+  t.same(mid.made.slice(0, 1), [-300_000], 'a 300,000-byte body gets a buffer of its size, not 64 KiB grown twice');
+  // A client that declares more than it sends (or less) still gets exactly what it sent encoded.
+  const short = patternBytes(100, 6);
+  t.same((await run(short, 8 * 1024 * 1024)).shards, (await run(short)).shards, 'a declared size larger than the body changes nothing');
+  t.same((await run(data, 10)).shards, unhinted.shards, 'nor one smaller');
+});
+
 t.test('round trip, k=3 m=3 with 64-byte blocks', async (t) => {
   await roundTrip(t, { k: 3, m: 3, blockSize: 64 }, [0, 1, 23, 24, 25, 63, 64, 65, 191, 192, 193, 1000, 5000], 3, 2);
 });

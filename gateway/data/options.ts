@@ -20,11 +20,11 @@ export function readerDeps(services: GatewayServices): ReaderDeps {
   };
 }
 
-/**
- * Options for writing a new object, part or copy: `versionId` must be fresh (see newVersionId);
- * `signal` is the client's (clientGoneSignal).
- */
-export function writeOptions(services: GatewayServices, versionId: string, signal?: AbortSignal): WriteOptions {
+/** What a write knows of its source: `signal` is the client's (clientGoneSignal); `expectedSize` its declared size. */
+export type SourceHints = Pick<WriteOptions, 'signal' | 'expectedSize'>;
+
+/** Options for writing a new object, part or copy: `versionId` must be fresh (see newVersionId). */
+export function writeOptions(services: GatewayServices, versionId: string, hints: SourceHints = {}): WriteOptions {
   const { config } = services;
   return {
     layout: config.layout,
@@ -32,6 +32,6 @@ export function writeOptions(services: GatewayServices, versionId: string, signa
     versionId,
     writeQuorum: config.writeQuorum,
     stallTimeoutMs: config.shardTimeoutMs,
-    ...(signal ? { signal } : {}),
+    ...hints,
   };
 }

@@ -47,6 +47,8 @@ export interface WriteOptions {
   stallTimeoutMs: number;
   /** Aborted when the client has gone: a stripe waiting for upload memory stops waiting. */
   signal?: AbortSignal;
+  /** The object's size as its client declared it, when known: sizes each segment's first stripe buffer (EncodeOptions.expectedBytes). */
+  expectedSize?: number;
 }
 
 export interface WrittenData {
@@ -143,7 +145,12 @@ async function writeSegment(source: AsyncIterable<Uint8Array>, segmentIndex: num
   const dataBlockLengths: number[] = [];
   let size = 0;
   try {
-    const stripes = encodeStripes(received.bytes, opts.layout, deps.codec, deps.uploadBudget ?? sharedUploadBudget, deps.stripeBuffers ?? pooledStripeBuffers, opts.signal);
+    const stripes = encodeStripes(received.bytes, opts.layout, deps.codec, {
+      budget: deps.uploadBudget ?? sharedUploadBudget,
+      buffers: deps.stripeBuffers ?? pooledStripeBuffers,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.expectedSize === undefined ? {} : { expectedBytes: Math.min(opts.segmentSize, Math.max(0, opts.expectedSize - segmentIndex * opts.segmentSize)) }),
+    });
     for await (const stripe of stripes) {
       size += stripe.dataLength;
       for (let i = 0; i < k; i++) {

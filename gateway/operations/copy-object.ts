@@ -49,7 +49,7 @@ export const copyObject: OperationHandler = async (ctx, services) => {
   const algorithm = requestedAlgorithm ?? storedAlgorithm(original) ?? 'CRC64NVME';
   const digest = digesting(readObjectRange(original, 0, original.size - 1, readerDeps(services)), algorithm);
   const versionId = newVersionId();
-  const written = await writeObject(digest.bytes, writeOptions(services, versionId), services, services.config.inlineMaxBytes);
+  const written = await writeObject(digest.bytes, writeOptions(services, versionId, { expectedSize: original.size }), services, services.config.inlineMaxBytes);
   let committing = false;
   try {
     const computed = digest.result();

@@ -31,7 +31,7 @@ export const putObject: OperationHandler = async (ctx, services) => {
 
   const versionId = newVersionId();
   const { config } = services;
-  const written = await writeObject(payload.body, writeOptions(services, versionId, clientGoneSignal(ctx)), services, config.inlineMaxBytes);
+  const written = await writeObject(payload.body, writeOptions(services, versionId, { signal: clientGoneSignal(ctx), expectedSize: payload.declaredLength }), services, config.inlineMaxBytes);
   let committing = false;
   try {
     const digests = payload.digests();

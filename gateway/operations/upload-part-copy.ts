@@ -41,10 +41,17 @@ export const uploadPartCopy: OperationHandler = async (ctx, services) => {
       yield chunk;
     }
   }
-  const part = await storePart(services, upload, partNumber, copied(), () => ({
-    md5Hex: md5.digest('hex'),
-    checksums: algorithm === undefined || hasher === undefined ? {} : { [algorithm]: hasher.digest().toString('base64') },
-  }));
+  const part = await storePart(
+    services,
+    upload,
+    partNumber,
+    copied(),
+    () => ({
+      md5Hex: md5.digest('hex'),
+      checksums: algorithm === undefined || hasher === undefined ? {} : { [algorithm]: hasher.digest().toString('base64') },
+    }),
+    { expectedSize: Math.max(0, end - start + 1) },
+  );
   ctx.type = 'application/xml';
   ctx.body = copyPartResultXml({ etag: part.etag, lastModified: new Date(part.lastModified), checksums: part.checksums });
 };

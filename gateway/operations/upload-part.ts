@@ -32,7 +32,10 @@ export const uploadPart: OperationHandler = async (ctx, services) => {
       `Checksum Type mismatch occurred, expected checksum Type: ${expected.algorithm.toLowerCase()}, actual checksum Type: ${payload.checksumAlgorithm?.toLowerCase() ?? 'null'}`,
     );
   }
-  const part = await storePart(services, upload, partNumber, payload.body, () => payload.digests(), clientGoneSignal(ctx));
+  const part = await storePart(services, upload, partNumber, payload.body, () => payload.digests(), {
+    signal: clientGoneSignal(ctx),
+    expectedSize: payload.declaredLength,
+  });
   ctx.set('ETag', part.etag);
   for (const [name, value] of checksumHeaders(part.checksums)) ctx.set(name, value);
   sendEmpty(ctx, 200);
