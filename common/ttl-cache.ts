@@ -18,7 +18,10 @@ export interface TtlCacheOptions {
   now?: () => number;
 }
 
-/** What a cache has answered since start: from memory, or by asking its source. */
+/**
+ * What a cache has answered since start: from memory, or by asking its source. A get that joins a
+ * fetch already under way for its key counts as neither (it neither hit nor asked again).
+ */
 export interface TtlCacheStats {
   /** Gets answered from a cached entry (an entry being refreshed ahead among them). */
   hits: number;
