@@ -20,11 +20,12 @@
 // once the bytes have been sent (FileBytes.release). Small shards keep the page cache, where a
 // second read of a hot object is free.
 import { createRequire } from 'node:module';
-import { constants, promises as fs } from 'node:fs';
+import { constants, fstatSync, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { readFully, writeFully } from '../common/files.js';
+import type { FileIdentity, ReusableShardFile } from './open-shards.js';
 
 interface DirectIoBinding {
   readonly O_DIRECT: number;
@@ -88,7 +89,7 @@ export interface ShardFileReader {
 }
 
 /** Opens `file` for reading; ENOENT and other open errors surface as thrown. */
-export async function openShardFileForRead(file: string, mode: IoMode): Promise<ShardFileReader> {
+export async function openShardFileForRead(file: string, mode: IoMode): Promise<ReusableShardFile> {
   if (mode === 'buffered') return new BufferedShardReader(await fs.open(file, 'r'));
   return new DirectShardReader(await fs.open(file, constants.O_RDONLY | directIo.O_DIRECT));
 }
@@ -142,6 +143,12 @@ abstract class OpenShardFile {
 
   stat(): Promise<{ size: number; mtime: Date }> {
     return this.fh.stat();
+  }
+
+  /** Synchronous: fstat reads no disk, and a kept file is checked before every reuse (open-shards.ts). */
+  identity(): FileIdentity {
+    const st = fstatSync(this.fh.fd);
+    return { nlink: st.nlink, size: st.size, mtimeMs: st.mtimeMs };
   }
 
   async close(): Promise<void> {
@@ -291,7 +298,7 @@ class DirectShardFile extends OpenShardFile implements ShardFile {
 const idleReads: Buffer[] = [];
 const NOTHING_TO_RELEASE = (): void => undefined;
 
-class BufferedShardReader extends OpenShardFile implements ShardFileReader {
+class BufferedShardReader extends OpenShardFile implements ReusableShardFile {
   readonly mode = 'buffered';
 
   async read(position: number, length: number): Promise<FileBytes> {
@@ -301,7 +308,7 @@ class BufferedShardReader extends OpenShardFile implements ShardFileReader {
   }
 }
 
-class DirectShardReader extends OpenShardFile implements ShardFileReader {
+class DirectShardReader extends OpenShardFile implements ReusableShardFile {
   readonly mode = 'direct';
 
   async read(position: number, length: number): Promise<FileBytes> {

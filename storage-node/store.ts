@@ -21,8 +21,10 @@ import { CRC_BYTES } from '../erasure/layout.js';
 import { CorruptFrameError, FrameParser, TruncatedFrameError, verifyFrame, type FrameCheck } from '../erasure/frames.js';
 import type { Logger } from '../common/log.js';
 import { MAX_PACKED_SHARD_BYTES, PackLog } from './pack-log.js';
+import { DEFAULT_OPEN_SHARD_FILES, OpenShardFiles, type OpenShardFilesOptions, type OpenShardFilesStats } from './open-shards.js';
 import { fsyncDir } from '../common/files.js';
 import { createShardFile, openShardFileForRead, probeDirectIo, shareRelease, type FileBytes, type ShardFile, type ShardFileReader, type IoMode } from './shard-file.js';
+import type { ReusableShardFile } from './open-shards.js';
 import {
   isValidShardId,
   PREVERIFIED_READ_BYTES,
@@ -98,6 +100,8 @@ export interface StoreOptions {
   directReads?: boolean;
   /** Shards of at most this many stored bytes are packed into logs; 0 = every shard is a file. Default DEFAULT_PACK_MAX_BYTES. */
   packMaxBytes?: number;
+  /** Shard files kept open between reads (open-shards.ts). Default DEFAULT_OPEN_SHARD_FILES; max 0 opens every time. */
+  openFiles?: OpenShardFilesOptions;
 }
 
 export interface StoreUsage {
@@ -500,6 +504,8 @@ export class ShardStore {
    * operations, each a threadpool round trip.
    */
   private readonly fanHandles = new Map<string, Promise<FileHandle>>();
+  /** Shard files kept open for the next read of the same shard; dropped whenever a shard's file is replaced or removed. */
+  private readonly openFiles: OpenShardFiles<OpenedShard>;
   /** Names temp files: the tmp directory is emptied at every open, so a count is unique (a random name cost an RNG call and a getpid per shard). */
   private tmpCount = 0;
 
@@ -510,8 +516,10 @@ export class ShardStore {
     private readonly log: Logger | undefined,
     private readonly packs: PackLog,
     readonly packMaxBytes: number,
+    openFiles: OpenShardFilesOptions,
   ) {
     this.slots = new WriteSlots(limits.maxConcurrentWrites, limits.maxQueuedWrites);
+    this.openFiles = new OpenShardFiles(openFiles);
   }
 
   static async open(opts: StoreOptions): Promise<ShardStore> {
@@ -522,7 +530,7 @@ export class ShardStore {
     if (!Number.isSafeInteger(packMax) || packMax < 0 || packMax > MAX_PACKED_SHARD_BYTES) throw new RangeError(`packMaxBytes must be an integer in 0..${MAX_PACKED_SHARD_BYTES}`);
     await prepareDirs(dir);
     const packs = await PackLog.open(path.join(dir, 'packs'), opts.log);
-    const store = new ShardStore(dir, nodeId, { ...DEFAULT_LIMITS, ...opts.limits }, opts.log, packs, packMax);
+    const store = new ShardStore(dir, nodeId, { ...DEFAULT_LIMITS, ...opts.limits }, opts.log, packs, packMax, opts.openFiles ?? DEFAULT_OPEN_SHARD_FILES);
     const wanted = { writes: opts.directWrites !== false, reads: opts.directReads !== false };
     if ((wanted.writes || wanted.reads) && (await probeDirectIo(path.join(dir, 'tmp')))) {
       if (wanted.writes) store.mode = 'direct';
@@ -532,9 +540,10 @@ export class ShardStore {
     return store;
   }
 
-  /** Waits for pack log writes under way and closes the logs and the fan directories (shard files are closed by their users). */
+  /** Waits for pack log writes under way and closes the logs, the fan directories and the kept shard files (files in use close with their readers). */
   async close(): Promise<void> {
     await this.packs.close();
+    await this.openFiles.close();
     const fans = [...this.fanHandles.values()];
     this.fanHandles.clear();
     await Promise.all(fans.map((fh) => fh.then((h) => h.close()).catch(() => undefined)));
@@ -550,6 +559,16 @@ export class ShardStore {
       handle.catch(() => this.fanHandles.delete(dir));
     }
     await (await handle).sync();
+  }
+
+  /** Reads that reused a kept shard file, files kept, and kept files found changed (see open-shards.ts). */
+  get openFileStats(): Readonly<OpenShardFilesStats> {
+    return this.openFiles.stats;
+  }
+
+  /** Shard files kept open now. */
+  get openFileCount(): number {
+    return this.openFiles.size;
   }
 
   /** Pack log activity since open (see PackLog.stats). */
@@ -690,6 +709,7 @@ export class ShardStore {
         this.index.remove(id);
         return true;
       }
+      this.openFiles.drop(id);
       try {
         await fs.unlink(file);
       } catch (err) {
@@ -724,7 +744,7 @@ export class ShardStore {
     assertShardId(id);
     let opened: OpenedShard | null;
     try {
-      opened = await this.openShard(id, 'data');
+      opened = await this.openShard(id, 'verify');
     } catch (err) {
       if (err instanceof StoreError && err.details?.header === true) return { id, blocks: 0, corruptBlocks: [WHOLE_SHARD_BLOCK], headerCorrupt: true };
       throw err;
@@ -857,6 +877,7 @@ export class ShardStore {
     const target = this.shardPath(id);
     await this.locks.run(id, async () => {
       await fs.rename(tmp, target);
+      this.openFiles.drop(id);
       this.index.set(id, size);
       handBack();
       this.unwritableUntil = 0;
@@ -874,20 +895,31 @@ export class ShardStore {
       this.index.set(id, packed.length);
       handBack();
       this.unwritableUntil = 0;
-      if (hadFile) await removeFileDurably(this.shardPath(id));
+      if (hadFile) {
+        this.openFiles.drop(id);
+        await removeFileDurably(this.shardPath(id));
+      }
       return packed;
     });
   }
 
   /**
    * Opens a shard and checks its header. Only a read of a large shard's data goes around the page
-   * cache: a header alone (stat, listings) is one small read, which the cache serves best.
+   * cache: a header alone (stat, listings) is one small read, which the cache serves best. A data
+   * read reuses the shard's file kept open by the read before, and keeps the file it opens; a
+   * verification opens the file afresh, so that it checks the disk as it is now, header included.
    */
-  private async openShard(id: string, purpose: 'header' | 'data'): Promise<OpenedShard | null> {
+  private async openShard(id: string, purpose: 'header' | 'data' | 'verify'): Promise<OpenedShard | null> {
+    if (purpose === 'data') {
+      const kept = this.openFiles.take(id);
+      if (kept) return kept;
+    }
+    const whole = purpose !== 'header';
+    const large = whole && (this.index.size(id) ?? 0) >= DIRECT_READ_MIN_BYTES;
     let file: ShardFileReader;
-    const large = purpose === 'data' && (this.index.size(id) ?? 0) >= DIRECT_READ_MIN_BYTES;
+    let ownFile: ReusableShardFile | undefined;
     try {
-      file = this.packs.reader(id, purpose === 'data') ?? (await openShardFileForRead(this.shardPath(id), large ? this.largeReads : 'buffered'));
+      file = this.packs.reader(id, whole) ?? (ownFile = await openShardFileForRead(this.shardPath(id), large ? this.largeReads : 'buffered'));
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return null;
       throw err;
@@ -902,7 +934,7 @@ export class ShardStore {
       }
       const stat = await file.stat();
       const info: ShardInfo = { id, blockSize: geometry.blockSize, dataLength: geometry.dataLength, storedLength: stat.size, mtime: stat.mtime.toISOString() };
-      return { file, geometry, info };
+      return purpose === 'data' && ownFile ? this.openFiles.keep(id, { file: ownFile, geometry, info }) : { file, geometry, info };
     } catch (err) {
       await file.close().catch(() => undefined);
       throw err;

@@ -675,7 +675,7 @@ t.test('reading ahead: a bad batch read early surfaces in turn, and a reader lef
 });
 
 t.test('corruption past the pre-verified bytes cuts the stream instead of passing bad data; within them it is a clean 409', async (t) => {
-  const { client, store } = await startNode(t);
+  const { client, store, url } = await startNode(t);
   const MiB = 1024 * 1024;
   const verifiedBlocks = PREVERIFIED_READ_BYTES / MiB;
   t.equal(verifiedBlocks, 2, 'one gateway read window of 1 MiB blocks');
@@ -695,6 +695,97 @@ t.test('corruption past the pre-verified bytes cuts the stream instead of passin
   await client.putShard('late', MiB, chunks(frame(data, MiB), 256 * 1024));
   await flipStoredByte(store, 'late', HEADER_BYTES + verifiedBlocks * (MiB + 4) + 7);
   await t.rejects(client.readShard('late'), { code: 'Unavailable', details: { cut: true } });
+
+  const metrics = await (await request(`${url}/metrics`)).body.text();
+  t.match(metrics, /cairn_storage_shard_file_reuses_total [1-9]/, 'the reads of "long" after the first found its file open');
+  t.match(metrics, /cairn_storage_open_shard_files [1-9]/);
+});
+
+/** A shard's data bytes [start, end], read through the store. */
+async function readRange(store: ShardStore, id: string, start: number, end: number): Promise<Buffer> {
+  const got: Buffer[] = [];
+  for await (const c of await store.openRead(id, { start, end })) {
+    got.push(Buffer.from(c.data));
+    c.release();
+  }
+  return Buffer.concat(got);
+}
+
+t.test('a read keeps its shard file open for the next; a rewrite, a delete or a change from outside is never served from it', async (t) => {
+  const dir = await tempDir(t, 'cairn-kept-');
+  // packMaxBytes 0: every shard is a file.
+  const store = await ShardStore.open({ dir, nodeId: 'node-kept', log, packMaxBytes: 0 });
+  t.teardown(() => store.close());
+  const put = (id: string, data: Buffer) => store.put(id, 1000, chunks(frame(data, 1000)));
+  const a = randomBytes(5000);
+  await put('k', a);
+  t.ok((await readRange(store, 'k', 100, 2999)).equals(a.subarray(100, 3000)));
+  t.ok((await readRange(store, 'k', 4000, 4999)).equals(a.subarray(4000)));
+  t.match(store.openFileStats, { kept: 1, reused: 1, stale: 0 }, 'the second read found the file open');
+  t.equal(store.openFileCount, 1);
+
+  const b = randomBytes(5000);
+  await put('k', b);
+  t.ok((await readRange(store, 'k', 0, 4999)).equals(b), 'a rewrite is read from its new file');
+  t.match(store.openFileStats, { kept: 2, reused: 1 }, 'the old file was dropped by the rewrite, not found stale');
+
+  // Renamed over from outside the store: the kept file has no name any more.
+  const c = randomBytes(5000);
+  await put('other', c);
+  await fs.rename(store.shardPath('other'), store.shardPath('k'));
+  t.ok((await readRange(store, 'k', 0, 4999)).equals(c), 'a file renamed over the shard is read, not the kept one');
+  t.equal(store.openFileStats.stale, 1);
+
+  // Removed from outside: gone, although a file was kept open.
+  await readRange(store, 'k', 0, 9);
+  await fs.rm(store.shardPath('k'));
+  await t.rejects(store.openRead('k'), { code: 'NoSuchShard' }, 'a shard whose file was removed is not read from the kept one');
+
+  // Damage in place is seen by reads (every frame is checked as read) and by verify, which opens afresh.
+  await put('d', a);
+  t.ok((await readRange(store, 'd', 0, 999)).equals(a.subarray(0, 1000)));
+  await flipStoredByte(store, 'd', HEADER_BYTES + 2 * 1004 + 10);
+  await t.rejects(readRange(store, 'd', 2000, 2999), { code: 'CorruptBlock', details: { block: 2 } });
+  await flipStoredByte(store, 'd', 13);
+  t.match(await store.verify('d'), { corruptBlocks: [-1], headerCorrupt: true }, 'a header damaged after a read kept the file is found by verify');
+
+  const kept = store.openFileCount;
+  t.ok(await store.delete('d'));
+  t.equal(store.openFileCount, kept - 1, 'a delete drops the kept file');
+  await t.rejects(store.openRead('d'), { code: 'NoSuchShard' });
+});
+
+t.test('kept shard files are bounded: least recently used closed first, idle ones closed, one in use closed when its reader is done', { skip: process.platform !== 'linux' && 'counts /proc/self/fd' }, async (t) => {
+  const openFds = async (): Promise<number> => (await fs.readdir('/proc/self/fd')).length;
+  const dir = await tempDir(t, 'cairn-kept-');
+  const store = await ShardStore.open({ dir, nodeId: 'node-kept', log, packMaxBytes: 0, openFiles: { max: 3, idleMs: 300 } });
+  let closed = false;
+  t.teardown(() => (closed ? undefined : store.close()));
+  const data = Array.from({ length: 5 }, () => randomBytes(3000));
+  for (const [i, d] of data.entries()) await store.put(`s${i}`, 1000, chunks(frame(d, 1000)));
+  const before = await openFds();
+
+  // A reader of s0 holds its kept file while four other shards are read: s0 is pushed out of the
+  // three kept, but stays open, and readable, until its reader is done.
+  const holding = await store.openRead('s0', { start: 0, end: 2999 });
+  for (let i = 1; i < 5; i++) t.ok((await readRange(store, `s${i}`, 0, 2999)).equals(data[i]!));
+  t.equal(store.openFileCount, 3, 'three files kept');
+  t.equal(await openFds(), before + 4, 'the three kept and the one still being read');
+  const got: Buffer[] = [];
+  for await (const c of holding) got.push(Buffer.from(c.data));
+  t.ok(Buffer.concat(got).equals(data[0]!), 'the pushed-out file still read whole');
+  await until(async () => (await openFds()) === before + 3);
+  t.pass('and closed once its reader was done');
+
+  await until(() => store.openFileCount === 0);
+  await until(async () => (await openFds()) === before);
+  t.pass('files unused for the idle time are closed');
+  t.ok((await readRange(store, 's2', 0, 2999)).equals(data[2]!), 'and opened again when read again');
+  t.equal(await openFds(), before + 1);
+  await store.close();
+  closed = true;
+  t.equal(store.openFileCount, 0);
+  t.ok((await openFds()) < before, 'close leaves no kept file open (nor the fan directories the puts opened)');
 });
 
 t.test('invalid shard ids are rejected everywhere', async (t) => {
