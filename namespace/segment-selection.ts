@@ -4,8 +4,8 @@ import type { ObjectRecord, SegmentSelection } from './types.js';
 
 /**
  * The record with only the segments holding bytes of the selection (a contiguous run, empty ones
- * inside it kept, so indices count on from `segmentSlice.first`). Inline records and reads without
- * a selection come back whole.
+ * inside it kept, so indices count on from `segmentSlice.first`), and without its parts unless the
+ * selection asks for them. Inline records and reads without a selection come back whole.
  */
 export function selectSegments(record: ObjectRecord, select: SegmentSelection | undefined): ObjectRecord {
   if (select === undefined || record.inline) return record;
@@ -23,7 +23,9 @@ export function selectSegments(record: ObjectRecord, select: SegmentSelection | 
     offset += segment.size;
   }
   const segments = first < 0 ? [] : record.segments.slice(first, last + 1);
-  return { ...record, segments, segmentSlice: { first: first < 0 ? record.segments.length : first, offset: firstOffset } };
+  const { parts, ...rest } = record;
+  const slice = { segments, segmentSlice: { first: first < 0 ? record.segments.length : first, offset: firstOffset } };
+  return select.parts && parts !== undefined ? { ...rest, parts, ...slice } : { ...rest, ...slice };
 }
 
 /** Object bytes [from, to] the selection names; from > to when none. */

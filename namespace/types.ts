@@ -50,7 +50,10 @@ export interface ObjectRecord {
   checksums: Record<string, string>;
   layout: Layout;
   segments: Segment[];
-  /** Multipart objects: the parts in order, each covering `segmentCount` consecutive segments. */
+  /**
+   * Multipart objects: the parts in order, each covering `segmentCount` consecutive segments. Absent
+   * from a record read with a SegmentSelection that did not ask for them.
+   */
   parts?: PartSummary[];
   /** Set when the object's bytes are kept in the namespace itself instead of erasure-coded shards (then `segments` is empty). */
   inline?: InlineData;
@@ -63,8 +66,12 @@ export interface ObjectRecord {
  * one HTTP-style range: bytes `start` to `end` (inclusive; to the end of the object when absent), or
  * the last `suffix` bytes. A read without one gets every segment. A ranged GET of a large object
  * needs a few of its segments (a 1 GiB object's record is ~95 KB of JSON, 128 segments).
+ *
+ * A selected record leaves out `parts` too unless `parts: true` asks for them: only a request by
+ * part number (HEAD with ?partNumber) reads them from a selected record, and a 1 GiB object's 128
+ * part summaries were most of what a ranged GET's record weighed once its segments were cut.
  */
-export type SegmentSelection = { none: true } | { start: number; end?: number } | { suffix: number };
+export type SegmentSelection = ({ none: true } | { start: number; end?: number } | { suffix: number }) & { parts?: true };
 
 /** The segments a selected record carries are the object's segments `first`.. in order, the first starting at object byte `offset`. */
 export interface SegmentSlice {

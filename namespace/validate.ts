@@ -212,19 +212,21 @@ function partSummaries(value: unknown, record: { size: number; segments: Segment
   return parts;
 }
 
-/** A read's segment selection: absent, or exactly one of its three forms (see SegmentSelection). */
+/** A read's segment selection: absent, or exactly one of its three forms, with `parts: true` or without (see SegmentSelection). */
 export function segmentSelection(value: unknown, what: string): SegmentSelection | undefined {
   if (value === undefined) return undefined;
-  const f = fields(value, what);
+  const { parts, ...f } = fields(value, what);
+  if (parts !== undefined && parts !== true) fail(`${what}.parts must be true when given`);
+  const withParts = parts === true ? { parts: true as const } : {};
   const names = Object.keys(f).sort().join(',');
-  if (names === 'none' && f.none === true) return { none: true };
-  if (names === 'suffix') return { suffix: integer(f.suffix, `${what}.suffix`, 1, MAX_SIZE) };
-  if (names === 'start') return { start: integer(f.start, `${what}.start`, 0, MAX_SIZE) };
+  if (names === 'none' && f.none === true) return { none: true, ...withParts };
+  if (names === 'suffix') return { suffix: integer(f.suffix, `${what}.suffix`, 1, MAX_SIZE), ...withParts };
+  if (names === 'start') return { start: integer(f.start, `${what}.start`, 0, MAX_SIZE), ...withParts };
   if (names === 'end,start') {
     const start = integer(f.start, `${what}.start`, 0, MAX_SIZE);
-    return { start, end: integer(f.end, `${what}.end`, start, MAX_SIZE) };
+    return { start, end: integer(f.end, `${what}.end`, start, MAX_SIZE), ...withParts };
   }
-  return fail(`${what} must be {none: true}, {start[, end]} or {suffix}`);
+  return fail(`${what} must be {none: true}, {start[, end]} or {suffix}, each with parts: true or without`);
 }
 
 export function objectRecord(value: unknown): ObjectRecord {

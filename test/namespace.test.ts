@@ -394,11 +394,24 @@ t.test('reads with a segment selection carry only the segments that hold the byt
   const many = await Promise.all([client.getObject('b', 'sel', { none: true }), client.getObject('b', 'sel', { suffix: 3 }), client.getObject('b', 'sel', { start: 9 }), client.getObject('b', 'sel')]);
   t.same(many.map((m) => [m.segmentSlice, m.segments.length]), [[{ first: 4, offset: 22 }, 0], [{ first: 3, offset: 15 }, 1], [{ first: 0, offset: 0 }, 4], [undefined, 4]], 'in a batch too, each its own');
 
+  // A multipart record's parts come only whole, or when the selection asks for them.
+  const parts = [
+    { partNumber: 1, size: 10, etag: '"p1"', segmentCount: 2 },
+    { partNumber: 2, size: 12, etag: '"p2"', segmentCount: 2 },
+  ];
+  await client.commitObject({ record: record('b', 'mp', { segments: segments('mp', [10, 0, 5, 7], ['n1', 'n2', 'n3']), parts }) });
+  t.same((await client.getObject('b', 'mp')).parts, parts, 'no selection: the parts');
+  const sliced = await Promise.all([client.getObject('b', 'mp', { start: 12, end: 16 }), client.getObject('b', 'mp', { none: true }), client.getObject('b', 'mp', { suffix: 3 })]);
+  t.same(sliced.map((m) => m.parts), [undefined, undefined, undefined], 'a selection without parts: none (a ranged GET or HEAD has no use for them)');
+  const asked = await Promise.all([client.getObject('b', 'mp', { none: true, parts: true }), client.getObject('b', 'mp', { start: 12, end: 16, parts: true })]);
+  t.same(asked.map((m) => [m.parts, m.segments.length]), [[parts, 0], [parts, 2]], 'asked for: the parts, beside the selected segments');
+  t.equal((await client.getObject('b', 'sel', { none: true, parts: true })).parts, undefined, 'a single-PUT object has none to give');
+
   const post = async (select: unknown): Promise<{ code?: string }> => {
     const res = await rawRequest(`${url}/batch/records`, { method: 'POST', headers: { 'content-type': JSON_LINES_TYPE }, body: encodeJsonLines([{ bucket: 'b', key: 'sel', select }]) });
     return (decodeJsonLines(Buffer.from(await res.body.arrayBuffer())) as { error?: { code: string } }[])[0]!.error ?? {};
   };
-  for (const bad of [{ none: false }, { start: -1 }, { start: 5, end: 4 }, { suffix: 0 }, { start: 1, suffix: 2 }, { start: 1.5 }, 'all']) {
+  for (const bad of [{ none: false }, { start: -1 }, { start: 5, end: 4 }, { suffix: 0 }, { start: 1, suffix: 2 }, { start: 1.5 }, 'all', { none: true, parts: false }, { parts: true }, { start: 1, parts: 'yes' }]) {
     t.equal((await post(bad)).code, 'InvalidArgument', `select ${JSON.stringify(bad)} is refused`);
   }
 });

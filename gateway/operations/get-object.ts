@@ -71,11 +71,13 @@ export const getObject: OperationHandler = async (ctx, services) => {
 /**
  * The segments this request reads: none for a HEAD; those of its range for a ranged GET (a few of a
  * large object's hundreds, whose record would otherwise travel and be parsed whole on every GET).
- * A part's range is known only from the record: a partNumber GET gets them all.
+ * A part's range is known only from the record: a partNumber GET gets them all, and a partNumber
+ * HEAD the parts (a selected record comes without them otherwise).
  */
 function segmentsNeeded(ctx: S3Context): SegmentSelection | undefined {
-  if (ctx.method === 'HEAD') return { none: true };
-  if ('partNumber' in ctx.query) return undefined;
+  const byPart = 'partNumber' in ctx.query;
+  if (ctx.method === 'HEAD') return byPart ? { none: true, parts: true } : { none: true };
+  if (byPart) return undefined;
   return rangeSelection(ctx.get('range') || undefined);
 }
 
