@@ -21,10 +21,9 @@ import { CRC_BYTES } from '../erasure/layout.js';
 import { CorruptFrameError, FrameParser, TruncatedFrameError, verifyFrame, type FrameCheck } from '../erasure/frames.js';
 import type { Logger } from '../common/log.js';
 import { MAX_PACKED_SHARD_BYTES, PackLog } from './pack-log.js';
-import { DEFAULT_OPEN_SHARD_FILES, OpenShardFiles, type OpenShardFilesOptions, type OpenShardFilesStats } from './open-shards.js';
+import { DEFAULT_OPEN_SHARD_FILES, OpenShardFiles, type OpenShardFilesOptions, type OpenShardFilesStats, type ReusableShardFile } from './open-shards.js';
 import { fsyncDir } from '../common/files.js';
 import { createShardFile, openShardFileForRead, probeDirectIo, shareRelease, type FileBytes, type ShardFile, type ShardFileReader, type IoMode } from './shard-file.js';
-import type { ReusableShardFile } from './open-shards.js';
 import {
   isValidShardId,
   PREVERIFIED_READ_BYTES,
