@@ -15,6 +15,7 @@ import { DEFAULT_SCRUB_RATE } from './scrub.js';
 import { nodeUrlKey } from './rebuild.js';
 import { createStorageNodeServer } from './server.js';
 import { parseByteSize } from './size.js';
+import { DEFAULT_OPEN_SHARD_FILES } from './open-shards.js';
 import { DEFAULT_PACK_MAX_BYTES, ShardStore } from './store.js';
 
 const log = createLogger('storage-node');
@@ -37,7 +38,12 @@ interface NodeConfig {
   directReads: boolean;
   /** Shards of at most this many stored bytes are packed into logs; 0 = off. */
   packMaxBytes: number;
+  /** Shard files each disk keeps open between reads of the same shard; 0 = none. */
+  openFiles: number;
 }
+
+/** The most `--open-files` may ask for: it counts per disk, and one process may serve many disks. */
+const MAX_OPEN_FILES = 4096;
 
 function loadConfig(): NodeConfig {
   const c = readConfig({
@@ -63,6 +69,8 @@ function loadConfig(): NodeConfig {
     'direct-reads': { env: 'CAIRN_DIRECT_READS', default: 'auto' },
     // Shards up to this size are appended to pack logs instead of getting a file each; "0" = off.
     'pack-max': { env: 'CAIRN_PACK_MAX', default: String(DEFAULT_PACK_MAX_BYTES) },
+    // Shard files each disk keeps open for the next read of the same shard (ranged reads); "0" = none.
+    'open-files': { env: 'CAIRN_OPEN_FILES', default: String(DEFAULT_OPEN_SHARD_FILES.max) },
   });
   const autoOrOff = (flag: 'direct-writes' | 'direct-reads'): boolean => {
     const value = c[flag] ?? 'auto';
@@ -75,6 +83,8 @@ function loadConfig(): NodeConfig {
   const port = Number(c.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got "${c.port}"`);
   const heartbeatMs = parseDuration(c['heartbeat-interval'] ?? '1s');
+  const openFiles = Number(c['open-files']);
+  if (!Number.isSafeInteger(openFiles) || openFiles < 0 || openFiles > MAX_OPEN_FILES) throw new Error(`--open-files must be an integer in 0..${MAX_OPEN_FILES}, got "${c['open-files']}"`);
   if (heartbeatMs < 1) throw new Error('--heartbeat-interval must be positive');
   return {
     disks,
@@ -89,6 +99,7 @@ function loadConfig(): NodeConfig {
     directWrites: autoOrOff('direct-writes'),
     directReads: autoOrOff('direct-reads'),
     packMaxBytes: c['pack-max'] === '0' ? 0 : parseByteSize(c['pack-max'] ?? String(DEFAULT_PACK_MAX_BYTES), '--pack-max'),
+    openFiles,
   };
 }
 
@@ -112,7 +123,7 @@ type DiskStores = Map<string, ShardStore>;
 
 /** Opens one disk's store and serves it as a storage node: its own server, metrics and heartbeats. */
 async function startDiskNode(config: NodeConfig, secret: ClusterSecret, disk: DiskSpec, port: number, advertiseUrl: string | undefined, disks: DiskStores): Promise<DiskNode> {
-  const store = await ShardStore.open({ dir: disk.dataDir, nodeId: disk.nodeId, log, limits: { quotaBytes: config.maxBytes }, directWrites: config.directWrites, directReads: config.directReads, packMaxBytes: config.packMaxBytes });
+  const store = await ShardStore.open({ dir: disk.dataDir, nodeId: disk.nodeId, log, limits: { quotaBytes: config.maxBytes }, directWrites: config.directWrites, directReads: config.directReads, packMaxBytes: config.packMaxBytes, openFiles: { ...DEFAULT_OPEN_SHARD_FILES, max: config.openFiles } });
   let ownHost: string | undefined;
   const server = createStorageNodeServer(store, { log, secret, host: () => ownHost, metrics: new Registry('storage-node'), scrubRate: config.scrubRate, localStores: (u) => disks.get(nodeUrlKey(u)) });
   const boundUrl = await listen(server, config.host, port);

@@ -66,6 +66,11 @@ export class OpenShardFiles<T extends { file: ShardFileReader }> {
     if (opts.max > 0) this.timer = setInterval(() => this.closeIdle(), Math.max(10, opts.idleMs / 2)).unref();
   }
 
+  /** Most files kept open at once. */
+  get max(): number {
+    return this.opts.max;
+  }
+
   /** Files kept open now (in use or idle). */
   get size(): number {
     return this.entries.size;

@@ -271,7 +271,7 @@ export function createStorageNodeServer(store: ShardStore, opts: StorageNodeServ
     metrics,
     secret: opts.secret,
     host: opts.host,
-    health: async () => ({ nodeId: store.nodeId, ...(await store.usage()), writesInFlight: store.writesInFlight, shardWrites: store.writeMode, largeShardReads: store.largeReadMode, packMaxBytes: store.packMaxBytes, packedShards: store.packedCount, scrubbing: scrubber.busy }),
+    health: async () => ({ nodeId: store.nodeId, ...(await store.usage()), writesInFlight: store.writesInFlight, shardWrites: store.writeMode, largeShardReads: store.largeReadMode, packMaxBytes: store.packMaxBytes, packedShards: store.packedCount, openFilesMax: store.openFileMax, scrubbing: scrubber.busy }),
   });
   server.on('close', () => void peerPool?.close());
   return server;

@@ -570,6 +570,11 @@ export class ShardStore {
     return this.openFiles.size;
   }
 
+  /** Most shard files kept open at once (`--open-files`). */
+  get openFileMax(): number {
+    return this.openFiles.max;
+  }
+
   /** Pack log activity since open (see PackLog.stats). */
   get packStats(): Readonly<PackLog['stats']> {
     return this.packs.stats;

@@ -251,11 +251,11 @@ t.test('a read-only data dir and the flags: clean errors, the process stays up',
   const uid = process.getuid?.() === 0 ? 65534 : undefined;
   if (uid !== undefined) await fs.chown(dir, uid, uid);
   // Packing off: a pack log already open stays writable whatever the directory's mode says.
-  const node = spawnNode(['--node-id', 'node-ro', '--data-dir', dir, '--max-bytes', '200KB', '--scrub-rate', '8MB/s', '--pack-max', '0'], uid);
+  const node = spawnNode(['--node-id', 'node-ro', '--data-dir', dir, '--max-bytes', '200KB', '--scrub-rate', '8MB/s', '--pack-max', '0', '--open-files', '0'], uid);
   const ready = await node.ready;
   const client = new StorageNodeClient(String(ready.url), { secret: TEST_SECRET, timeoutMs: 5000 });
   t.teardown(() => client.close());
-  t.match(await client.health(), { capacityBytes: 200_000, packMaxBytes: 0 }, '--max-bytes caps the reported capacity; --pack-max 0 turns packing off');
+  t.match(await client.health(), { capacityBytes: 200_000, packMaxBytes: 0, openFilesMax: 0 }, '--max-bytes caps the reported capacity; --pack-max 0 turns packing off; --open-files 0 keeps no file open');
 
   await put(client, 'keep.0', 1000);
   const over = await failure(put(client, 'huge.0', 300_000, 64 * 1024));
@@ -269,6 +269,7 @@ t.test('a read-only data dir and the flags: clean errors, the process stays up',
   t.match(await client.health(), { freeBytes: 0 }, 'an unwritable node reports no free space, steering placement away');
   t.same(await fs.readdir(path.join(dir, 'tmp')), [], 'the temp file was removed');
   t.equal((await client.readShard('keep.0')).length, 1000, 'reads still work');
+  t.equal((await client.readShard('keep.0')).length, 1000, 'and again, each opening the file');
   t.equal((await client.scrub({})).checked, 1, 'scrubbing still works');
   const del = await failure(client.deleteShard('keep.0'));
   t.equal(del.status, 500, 'a delete that cannot happen is a clean 500');

@@ -996,7 +996,7 @@ t.test('main.ts runs as a process: ready line, /health, heartbeats, clean SIGTER
   const ready = await node.ready;
   t.match(ready, { service: 'storage-node', nodeId: 'node-proc' });
   const client = new StorageNodeClient(String(ready.url), { secret: TEST_SECRET });
-  t.match(await client.health(), { status: 'ok', nodeId: 'node-proc', shardCount: 0, largeShardReads: 'buffered' });
+  t.match(await client.health(), { status: 'ok', nodeId: 'node-proc', shardCount: 0, largeShardReads: 'buffered', openFilesMax: 64 }, 'files kept open between reads: 64 per disk by default');
   await until(() => ns.beats.length > 0, 5000);
   t.match(ns.beats[0], { path: '/nodes/node-proc/heartbeat', body: { url: ready.url, zone: 'z9' } });
   await client.close();
