@@ -758,7 +758,8 @@ t.test('a read keeps its shard file open for the next; a rewrite, a delete or a 
 t.test('kept shard files are bounded: least recently used closed first, idle ones closed, one in use closed when its reader is done', { skip: process.platform !== 'linux' && 'counts /proc/self/fd' }, async (t) => {
   const openFds = async (): Promise<number> => (await fs.readdir('/proc/self/fd')).length;
   const dir = await tempDir(t, 'cairn-kept-');
-  const store = await ShardStore.open({ dir, nodeId: 'node-kept', log, packMaxBytes: 0, openFiles: { max: 3, idleMs: 300 } });
+  // An idle time well above what the reads below take on a loaded machine, so that only the wait for it closes files.
+  const store = await ShardStore.open({ dir, nodeId: 'node-kept', log, packMaxBytes: 0, openFiles: { max: 3, idleMs: 1000 } });
   let closed = false;
   t.teardown(() => (closed ? undefined : store.close()));
   const data = Array.from({ length: 5 }, () => randomBytes(3000));
@@ -777,7 +778,7 @@ t.test('kept shard files are bounded: least recently used closed first, idle one
   await until(async () => (await openFds()) === before + 3);
   t.pass('and closed once its reader was done');
 
-  await until(() => store.openFileCount === 0);
+  await until(() => store.openFileCount === 0, 10_000);
   await until(async () => (await openFds()) === before);
   t.pass('files unused for the idle time are closed');
   t.ok((await readRange(store, 's2', 0, 2999)).equals(data[2]!), 'and opened again when read again');
