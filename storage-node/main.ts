@@ -83,9 +83,9 @@ function loadConfig(): NodeConfig {
   const port = Number(c.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got "${c.port}"`);
   const heartbeatMs = parseDuration(c['heartbeat-interval'] ?? '1s');
+  if (heartbeatMs < 1) throw new Error('--heartbeat-interval must be positive');
   const openFiles = Number(c['open-files']);
   if (!Number.isSafeInteger(openFiles) || openFiles < 0 || openFiles > MAX_OPEN_FILES) throw new Error(`--open-files must be an integer in 0..${MAX_OPEN_FILES}, got "${c['open-files']}"`);
-  if (heartbeatMs < 1) throw new Error('--heartbeat-interval must be positive');
   return {
     disks,
     host: c.host ?? '127.0.0.1',

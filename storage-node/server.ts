@@ -299,7 +299,7 @@ function registerMetrics(metrics: Registry, store: ShardStore): NodeMetrics {
   metrics.gauge('cairn_storage_pack_syncs_total', 'Batches (one write and one fdatasync each) the pack appends went out in').set(() => store.packStats.batches);
   metrics.gauge('cairn_storage_pack_compactions_total', 'Pack logs compacted away since start').set(() => store.packStats.compactions);
   metrics.gauge('cairn_storage_open_shard_files', 'Shard files kept open between reads').set(() => store.openFileCount);
-  metrics.gauge('cairn_storage_shard_file_reuses_total', 'Reads that found their shard file kept open (no open, header read or fstat)').set(() => store.openFileStats.reused);
+  metrics.gauge('cairn_storage_shard_file_reuses_total', 'Reads that found their shard file kept open (no open or header read; one fstat checks the file is unchanged)').set(() => store.openFileStats.reused);
   metrics.gauge('cairn_storage_shard_files_kept_total', 'Shard files opened by a read and kept open for the next').set(() => store.openFileStats.kept);
   return {
     bytesWritten: metrics.counter('cairn_storage_bytes_written_total', 'Bytes of shard files written'),
