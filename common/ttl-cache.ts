@@ -98,18 +98,21 @@ export class TtlCache<V> {
   }
 
   private async fetch(key: string, flight: Flight<V>): Promise<V> {
+    // Aged from the ask, not the answer: what the answer says held at some moment after the ask, so
+    // no entry is ever used more than ttlMs after the state it shows (a slow answer only ages faster).
+    const askedAt = this.now();
     try {
       const value = await this.load(key);
-      if (this.flights.get(key) === flight) this.store(key, value);
+      if (this.flights.get(key) === flight) this.store(key, value, askedAt);
       return value;
     } finally {
       if (this.flights.get(key) === flight) this.flights.delete(key);
     }
   }
 
-  private store(key: string, value: V): void {
+  private store(key: string, value: V, fetchedAt = this.now()): void {
     this.entries.delete(key);
-    this.entries.set(key, { value, fetchedAt: this.now() });
+    this.entries.set(key, { value, fetchedAt });
     for (const oldest of this.entries.keys()) {
       if (this.entries.size <= this.maxEntries) break;
       this.entries.delete(oldest);

@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
 import type { AbstractIterator, AbstractSublevel } from 'abstract-level';
 
-export const SPACES = ['buckets', 'objects', 'uploads', 'upload-keys', 'parts', 'nodes', 'shards', 'gc', 'repairs', 'users', 'access-keys', 'inline', 'values', 'value-segments'] as const;
+export const SPACES = ['buckets', 'bucket-holds', 'objects', 'uploads', 'upload-keys', 'parts', 'nodes', 'shards', 'gc', 'repairs', 'users', 'access-keys', 'inline', 'values', 'value-segments'] as const;
 export type Space = (typeof SPACES)[number];
 
 export type KvOp = { type: 'put'; space: Space; key: Buffer; value: Buffer } | { type: 'del'; space: Space; key: Buffer };

@@ -31,6 +31,9 @@ export const invalidArgument = (why: string): NamespaceError => new NamespaceErr
 export const conflict = (code: 'BucketNotEmpty' | 'BucketAlreadyExists' | 'BucketAlreadyOwnedByYou', why: string): NamespaceError =>
   new NamespaceError(409, code, why);
 
+/** The bucket name was deleted by another owner a moment ago and is still held (see BUCKET_NAME_HOLD_MS). */
+export const operationAborted = (why: string): NamespaceError => new NamespaceError(409, 'OperationAborted', why);
+
 /** A compare-and-swap on placements lost: the object moved on (overwritten, or its placements changed). Re-read and retry. */
 export const placementConflict = (why: string): NamespaceError => new NamespaceError(409, 'PlacementConflict', why);
 

@@ -24,6 +24,9 @@ export const pastPrefix = (prefix: Buffer): Buffer => Buffer.concat([prefix, HIG
 /** buckets: name → BucketRecord */
 export const bucketKey = (bucket: string): Buffer => utf8(bucket);
 
+/** bucket-holds: name → BucketHold (a deleted bucket's name, held from other owners for a while) */
+export const bucketHoldKey = bucketKey;
+
 /** objects: bucket 0x00 key → ObjectRecord */
 export const objectKey = (bucket: string, key: string): Buffer => join(bucket, key);
 export const bucketObjectsPrefix = (bucket: string): Buffer => join(bucket, '');

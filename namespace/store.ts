@@ -26,6 +26,7 @@ import { applyReplacement, replacementOps } from './replace.js';
 import { decode, encode, objectRefs, partRefs, placedShards, shardTransition, type PlacedShard } from './records.js';
 import { UserDirectory } from './users.js';
 import type * as T from './types.js';
+import { BUCKET_NAME_HOLD_MS } from './types.js';
 import * as v from './validate.js';
 
 /** A request as received: every field still to be validated. */
@@ -46,6 +47,14 @@ export interface StoreOptions {
   recordCache?: RecordCacheOptions;
   /** For the value log's compactions and damage (open only). */
   log?: Logger;
+  /** How long a deleted bucket's name is held from other owners (default BUCKET_NAME_HOLD_MS). */
+  bucketNameHoldMs?: number;
+}
+
+/** bucket-holds: who deleted a bucket and when (ms), so that nobody else takes its name too soon. */
+interface BucketHold {
+  owner: string;
+  deletedAt: number;
 }
 
 /** Counters for tests and diagnostics. */
@@ -89,6 +98,8 @@ export class NamespaceStore {
   private readonly sync: boolean;
   private readonly now: () => number;
   private readonly random: RandomSource;
+  private readonly bucketNameHoldMs: number;
+  private bucketHoldsSweptAt = 0;
   private readonly engine: ObjectWriteCounter;
   /** Pages of listings read before they are asked for (list-read-ahead.ts). */
   readonly listReadAhead: ListReadAhead<CountedPage>;
@@ -107,6 +118,7 @@ export class NamespaceStore {
     this.sync = opts.sync ?? true;
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
+    this.bucketNameHoldMs = opts.bucketNameHoldMs ?? BUCKET_NAME_HOLD_MS;
     this.nodes = new NodeRegistry(this.engine, {
       suspectAfterMs: opts.suspectAfterMs ?? 5_000,
       downAfterMs: opts.downAfterMs ?? 600_000,
@@ -127,6 +139,7 @@ export class NamespaceStore {
     const store = new NamespaceStore(new GroupCommitEngine(values), opts);
     store.valueLog = values;
     await store.nodes.load();
+    await store.dropExpiredBucketHolds();
     return store;
   }
 
@@ -147,8 +160,13 @@ export class NamespaceStore {
           ? errors.conflict('BucketAlreadyOwnedByYou', `you already own bucket ${JSON.stringify(bucket)}`)
           : errors.conflict('BucketAlreadyExists', `bucket ${JSON.stringify(bucket)} is taken`);
       }
+      const hold = await this.read<BucketHold>('bucket-holds', k.bucketHoldKey(bucket));
+      if (hold && hold.owner !== who && this.now() - hold.deletedAt < this.bucketNameHoldMs) {
+        throw errors.operationAborted(`bucket name ${JSON.stringify(bucket)} was deleted by its owner a moment ago; another owner may take it ${this.bucketNameHoldMs} ms after the delete`);
+      }
       const record: T.BucketRecord = { name: bucket, createdAt: this.isoNow(), owner: who };
-      await this.write([put('buckets', k.bucketKey(bucket), record)]);
+      const releaseHold: KvOp[] = hold ? [{ type: 'del', space: 'bucket-holds', key: k.bucketHoldKey(bucket) }] : [];
+      await this.write([put('buckets', k.bucketKey(bucket), record), ...releaseHold]);
       return record;
     });
   }
@@ -178,15 +196,29 @@ export class NamespaceStore {
     });
   }
 
-  deleteBucket(name: string): Promise<void> {
+  async deleteBucket(name: string): Promise<void> {
     const bucket = v.bucketName(name);
-    return this.bucketLocks.exclusive(bucket, async () => {
-      await this.getBucket(bucket);
+    await this.bucketLocks.exclusive(bucket, async () => {
+      const existing = await this.getBucket(bucket);
       if ((await this.anyUnder('objects', k.bucketObjectsPrefix(bucket))) || (await this.anyUnder('upload-keys', k.bucketObjectsPrefix(bucket)))) {
         throw errors.conflict('BucketNotEmpty', `bucket ${JSON.stringify(bucket)} holds objects or multipart uploads`);
       }
-      await this.write([{ type: 'del', space: 'buckets', key: k.bucketKey(bucket) }]);
+      const hold: BucketHold = { owner: existing.owner, deletedAt: this.now() };
+      await this.write([{ type: 'del', space: 'buckets', key: k.bucketKey(bucket) }, put('bucket-holds', k.bucketHoldKey(bucket), hold)]);
     });
+    // At most once a hold period: the holds left are then those of the last two periods' deletes.
+    if (this.now() - this.bucketHoldsSweptAt >= this.bucketNameHoldMs) await this.dropExpiredBucketHolds();
+  }
+
+  /**
+   * Forgets the holds on deleted buckets' names that have run out; a name nobody takes again would
+   * otherwise keep its small key for good (a pipeline making and deleting a bucket per job).
+   */
+  async dropExpiredBucketHolds(): Promise<number> {
+    this.bucketHoldsSweptAt = this.now();
+    const expired = (await this.scan('bucket-holds', {})).filter(([, value]) => this.now() - decode<BucketHold>(value).deletedAt >= this.bucketNameHoldMs);
+    await this.write(expired.map(([key]) => ({ type: 'del', space: 'bucket-holds', key })));
+    return expired.length;
   }
 
   // ---- objects ----

@@ -23,6 +23,20 @@ export interface Segment {
   blockCrcs?: string;
 }
 
+/**
+ * The longest a gateway may answer from a bucket record it read (owner, policy) without reading it
+ * again, counted from when it asked.
+ */
+export const BUCKET_RECORD_MAX_AGE_MS = 2_000;
+
+/**
+ * How long a deleted bucket's name is held from other owners (CreateBucket answers OperationAborted,
+ * as AWS does while a deleted name is not yet free). Longer than BUCKET_RECORD_MAX_AGE_MS: a gateway
+ * that still trusts the deleted bucket's record would otherwise authorize its old owner, or users
+ * its old policy named, in a stranger's new bucket of the same name. Its owner may re-create it at once.
+ */
+export const BUCKET_NAME_HOLD_MS = 10_000;
+
 export interface BucketRecord {
   name: string;
   createdAt: string; // ISO-8601

@@ -111,6 +111,45 @@ t.test('buckets: lifecycle and errors', async (t) => {
   t.same((await client.listBuckets()).map((b) => b.name), ['alpha']);
 });
 
+t.test("buckets: a deleted bucket's name is held from other owners for a while, across a restart, then freed", async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'cairn-ns-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  let clock = Date.parse('2030-01-01T00:00:00Z');
+  const opts: StoreOptions = { now: () => clock, bucketNameHoldMs: 10_000 };
+  const first = await startService(t, opts, dir);
+  const { client } = first;
+  await client.createBucket('held', 'alice');
+  await client.deleteBucket('held');
+  await expectError(t, client.createBucket('held', 'bob'), 409, 'OperationAborted');
+  const again = await client.createBucket('held', 'alice');
+  t.match(again, { name: 'held', owner: 'alice' }, 'its owner takes it back at once');
+  await client.deleteBucket('held');
+  clock += 9_999;
+  await expectError(t, client.createBucket('held', 'bob'), 409, 'OperationAborted');
+  await first.stop();
+
+  const second = await startService(t, opts, dir);
+  await expectError(t, second.client.createBucket('held', 'bob'), 409, 'OperationAborted');
+  t.equal(await second.store.dropExpiredBucketHolds(), 0, 'a hold still running is kept');
+  clock += 1;
+  t.match(await second.client.createBucket('held', 'bob'), { name: 'held', owner: 'bob' }, 'another owner takes it once the hold has run out');
+  t.equal(await second.store.dropExpiredBucketHolds(), 0, 'creating the bucket released its hold');
+
+  await second.client.createBucket('gone', 'carol');
+  await second.client.deleteBucket('gone');
+  clock += 10_000;
+  await second.client.createBucket('other', 'erin');
+  await second.client.deleteBucket('other');
+  t.equal(await second.store.dropExpiredBucketHolds(), 0, "a delete a hold period after the last sweep dropped the run-out holds (gone's)");
+  await expectError(t, second.client.createBucket('other', 'bob'), 409, 'OperationAborted');
+  clock += 10_000;
+  await second.stop();
+  const third = await startService(t, opts, dir);
+  t.equal(await third.store.dropExpiredBucketHolds(), 0, 'a hold that ran out while the namespace was down is dropped at open');
+  t.match(await third.client.createBucket('other', 'dave'), { owner: 'dave' });
+  t.match(await third.client.createBucket('gone', 'dave'), { owner: 'dave' });
+});
+
 t.test('objects: commit, overwrite, delete keep the reverse index and GC queue right', async (t) => {
   const { client } = await startService(t);
   await client.createBucket('b', 'o');

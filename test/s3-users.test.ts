@@ -218,6 +218,22 @@ t.test('users, keys, ownership and bucket policies', async (t) => {
   const revokedAfter = await untilRefused(() => text(bob, ALICE_BUCKET, 'a.txt'), 'AccessDenied');
   t.ok(revokedAfter < 4000, `a policy removed through another gateway stops granting within a few seconds (${revokedAfter} ms)`);
 
+  // A bucket deleted through another gateway while this one still trusts its record: nobody else
+  // can take the name until that record is past use, so its old owner is never let into a stranger's bucket.
+  const scratch = 'alice-scratch';
+  await alice.send(new CreateBucketCommand({ Bucket: scratch }));
+  await alice.send(new HeadBucketCommand({ Bucket: scratch }));
+  await otherGateway.deleteBucket(scratch);
+  await t.rejects(
+    bob.send(new CreateBucketCommand({ Bucket: scratch })),
+    { name: 'OperationAborted', message: /^A conflicting conditional operation is currently in progress against this resource/, $metadata: { httpStatusCode: 409 } },
+    'bob taking a name alice deleted a moment ago: OperationAborted, with AWS\'s text',
+  );
+  await expectError(t, alice.send(new PutObjectCommand({ Bucket: scratch, Key: 'late', Body: 'x' })), 'NoSuchBucket', 404, 'alice writing through the stale record');
+  await alice.send(new CreateBucketCommand({ Bucket: scratch }));
+  t.pass('its owner may re-create a deleted bucket at once');
+  await alice.send(new DeleteBucketCommand({ Bucket: scratch }));
+
   // ---- an explicit Deny beats the Allow ----
   await alice.send(
     new PutBucketPolicyCommand({

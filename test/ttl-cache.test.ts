@@ -1,5 +1,5 @@
 // The gateway's small lookup cache alone, with a fake clock and loaders the test resolves by hand:
-// TTL, one fetch for concurrent misses, failures not kept, forget() beating a fetch in flight, the bound.
+// TTL (aged from the ask), one fetch for concurrent misses, failures not kept, forget() beating a fetch in flight, the bound.
 import t from 'tap';
 import { TtlCache } from '../common/ttl-cache.js';
 
@@ -32,6 +32,24 @@ t.test('fresh answers are served from the cache; due ones are fetched again', as
   t.equal(await cache.get('a'), 'a#2', 'fetched again once due');
   t.equal(calls, 2);
   t.same(cache.stats, { hits: 2, fetches: 2 }, 'counted: the first get fetched, the one at 99 was served and refreshed ahead, the one at 100 got that refresh');
+});
+
+t.test('an answer ages from when it was asked for: a slow fetch never stretches the bound on staleness', async (t) => {
+  let now = 0;
+  const { load, pending } = manualLoader();
+  const cache = new TtlCache(load, { ttlMs: 100, now: () => now });
+  const first = cache.get('k');
+  now = 60; // the namespace took 60 ms to answer: what it said may be 60 ms old already
+  pending[0]!.resolve('old');
+  t.equal(await first, 'old');
+  now = 99;
+  t.equal(await cache.get('k'), 'old', 'served until 100 ms after the ask');
+  t.equal(pending.length, 2, 'and refreshed ahead (past half the TTL)');
+  now = 100;
+  const due = cache.get('k');
+  t.equal(pending.length, 2, 'at 100 ms after the ask it is due: the caller joins the refresh under way');
+  pending[1]!.resolve('new');
+  t.equal(await due, 'new', 'not the answer asked for 100 ms ago');
 });
 
 t.test('concurrent misses share one fetch; a failed fetch is not kept', async (t) => {
@@ -102,16 +120,16 @@ t.test('an entry in use is refreshed ahead, from half its TTL, and never served 
   await pending[1]!.promise;
   t.equal(await cache.get('k'), 'v2', 'the refreshed answer replaces it');
   now = 110;
-  t.equal(await cache.get('k'), 'v2', 'fresh again for a full TTL from its fetch');
+  t.equal(await cache.get('k'), 'v2', 'fresh again for a full TTL from its ask (at 50)');
   t.equal(pending.length, 3, '(and refreshed ahead again)');
   pending[2]!.reject(new Error('namespace unreachable'));
   await t.rejects(pending[2]!.promise);
-  now = 159;
+  now = 149;
   t.equal(await cache.get('k'), 'v2', 'a failed refresh leaves the entry until its TTL');
   t.equal(pending.length, 4, 'the next caller past half the TTL tries again');
   pending[3]!.reject(new Error('namespace unreachable'));
   await t.rejects(pending[3]!.promise);
-  now = 160;
+  now = 150;
   const late = cache.get('k');
   t.equal(pending.length, 5, 'past the TTL the caller waits for a fetch');
   pending[4]!.reject(new Error('namespace unreachable'));
