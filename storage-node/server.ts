@@ -301,6 +301,7 @@ function registerMetrics(metrics: Registry, store: ShardStore): NodeMetrics {
   metrics.gauge('cairn_storage_open_shard_files', 'Shard files kept open between reads').set(() => store.openFileCount);
   metrics.gauge('cairn_storage_shard_file_reuses_total', 'Reads that found their shard file kept open (no open or header read; one fstat checks the file is unchanged)').set(() => store.openFileStats.reused);
   metrics.gauge('cairn_storage_shard_files_kept_total', 'Shard files opened by a read and kept open for the next').set(() => store.openFileStats.kept);
+  metrics.gauge('cairn_storage_shard_files_changed_total', 'Kept shard files found renamed over, removed or changed from outside the node when a read came back for them (closed, the shard opened afresh): someone else writes in the data dir').set(() => store.openFileStats.stale);
   return {
     bytesWritten: metrics.counter('cairn_storage_bytes_written_total', 'Bytes of shard files written'),
     bytesRead: metrics.counter('cairn_storage_bytes_read_total', 'Data bytes sent by shard reads'),

@@ -696,9 +696,18 @@ t.test('corruption past the pre-verified bytes cuts the stream instead of passin
   await flipStoredByte(store, 'late', HEADER_BYTES + verifiedBlocks * (MiB + 4) + 7);
   await t.rejects(client.readShard('late'), { code: 'Unavailable', details: { cut: true } });
 
+  // A kept file renamed over from outside: read afresh, and counted.
+  const moved = randomBytes(2 * MiB);
+  await client.putShard('moved', MiB, chunks(frame(data.subarray(0, 2 * MiB), MiB), 256 * 1024));
+  await client.putShard('mover', MiB, chunks(frame(moved, MiB), 256 * 1024));
+  t.ok((await client.readShard('moved', { start: 0, end: 99 })).equals(data.subarray(0, 100)));
+  await fs.rename(store.shardPath('mover'), store.shardPath('moved'));
+  t.ok((await client.readShard('moved', { start: 0, end: 99 })).equals(moved.subarray(0, 100)), 'the file renamed over it is read');
+
   const metrics = await (await request(`${url}/metrics`)).body.text();
   t.match(metrics, /cairn_storage_shard_file_reuses_total [1-9]/, 'the reads of "long" after the first found its file open');
   t.match(metrics, /cairn_storage_open_shard_files [1-9]/);
+  t.match(metrics, /cairn_storage_shard_files_changed_total 1\n/, 'the kept file of "moved" found changed from outside, once');
 });
 
 /** A shard's data bytes [start, end], read through the store. */
