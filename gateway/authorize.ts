@@ -62,11 +62,13 @@ export function authorize(services: GatewayServices): Koa.Middleware<S3State> {
   };
 
   const accessTo = (record: BucketRecord, principal: Principal): Access => {
-    const policy = policyOf(record);
+    const parsedPolicy = policyOf(record);
+    const policy = parsedPolicy && record.policyPrincipals ? { ...parsedPolicy, pins: record.policyPrincipals } : parsedPolicy;
     const userId = principal.type === 'anonymous' ? undefined : principal.userId;
+    const userPin = principal.type === 'user' ? principal.pin : undefined;
     return {
       allows: (action, key) =>
-        isAllowed(policy, record.owner, { userId, action, resource: key === undefined ? bucketArn(record.name) : objectArn(record.name, key) }),
+        isAllowed(policy, record.owner, { userId, userPin, action, resource: key === undefined ? bucketArn(record.name) : objectArn(record.name, key) }),
     };
   };
 

@@ -77,10 +77,10 @@ export class NamespaceClient {
     return (await this.call<T.ListBucketsResponse>('GET', '/buckets', undefined, { owner })).buckets;
   }
 
-  /** Sets the bucket's policy text (checked by the gateway), or removes it with null. */
-  setBucketPolicy(bucket: string, policy: string | null): Promise<T.BucketRecord> {
+  /** Sets the bucket's policy text (checked by the gateway) with the pins of the users it names, or removes it with null. */
+  setBucketPolicy(bucket: string, policy: string | null, principals?: Record<string, string>): Promise<T.BucketRecord> {
     if (policy === null) return this.call('DELETE', `/buckets/${seg(bucket)}/policy`);
-    const body: T.BucketPolicyRequest = { policy };
+    const body: T.BucketPolicyRequest = principals === undefined ? { policy } : { policy, principals };
     return this.call('PUT', `/buckets/${seg(bucket)}/policy`, body);
   }
 

@@ -202,9 +202,10 @@ function bucketRoutes(router: Router, store: NamespaceStore): void {
     const owner = url.searchParams.get('owner');
     return { buckets: await store.listBuckets(owner === null ? undefined : v.userId(owner)) };
   });
-  route(router, 'PUT', '/buckets/:bucket/policy', async (p, _u, req) =>
-    store.setBucketPolicy(p.bucket, v.bucketPolicy(v.fields(await body(req), 'body').policy)),
-  );
+  route(router, 'PUT', '/buckets/:bucket/policy', async (p, _u, req) => {
+    const input = v.fields(await body(req), 'body');
+    return store.setBucketPolicy(p.bucket, v.bucketPolicy(input.policy), v.policyPrincipals(input.principals));
+  });
   route(router, 'DELETE', '/buckets/:bucket/policy', (p) => store.setBucketPolicy(p.bucket, null));
   route(router, 'GET', '/buckets/:bucket', (p) => store.getBucket(p.bucket));
   route(router, 'DELETE', '/buckets/:bucket', async (p) => {

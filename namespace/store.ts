@@ -184,13 +184,17 @@ export class NamespaceStore {
     return owner === undefined ? all : all.filter((b) => b.owner === owner);
   }
 
-  /** Sets (or with null removes) the bucket's policy text; the gateway has parsed and checked it. */
-  setBucketPolicy(name: string, policy: string | null): Promise<T.BucketRecord> {
+  /**
+   * Sets (or with null removes) the bucket's policy text, with the pins of the users it names
+   * (BucketRecord.policyPrincipals); the gateway has parsed and checked it.
+   */
+  setBucketPolicy(name: string, policy: string | null, principals?: Record<string, string>): Promise<T.BucketRecord> {
     const bucket = v.bucketName(name);
     const text = v.bucketPolicy(policy);
+    const pins = v.policyPrincipals(principals);
     return this.bucketLocks.exclusive(bucket, async () => {
-      const { policy: _old, ...rest } = await this.getBucket(bucket);
-      const record: T.BucketRecord = text === null ? rest : { ...rest, policy: text };
+      const { policy: _old, policyPrincipals: _oldPins, ...rest } = await this.getBucket(bucket);
+      const record: T.BucketRecord = text === null ? rest : pins === undefined ? { ...rest, policy: text } : { ...rest, policy: text, policyPrincipals: pins };
       await this.write([put('buckets', k.bucketKey(bucket), record)]);
       return record;
     });

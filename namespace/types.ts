@@ -44,6 +44,12 @@ export interface BucketRecord {
   owner: string;
   /** The bucket policy document as the owner sent it (JSON text, at most 20 KB; validated by the gateway). */
   policy?: string;
+  /**
+   * With the policy: for each user it names, who that user was when it was put (user id → the
+   * gateway's pin of them, their uniqueId). A user deleted and made again under a named id is not
+   * who the policy named and gets nothing from it until the policy is put again, as in AWS.
+   */
+  policyPrincipals?: Record<string, string>;
 }
 
 export interface ObjectRecord {
@@ -463,6 +469,13 @@ export type PrincipalStatus = 'active' | 'disabled';
 export interface UserRecord {
   /** IAM-style user name, also the id (bucket owner, policy principal): [A-Za-z0-9+=,.@_-], 1..64. */
   id: string;
+  /**
+   * Never reused: "AIDA" + 17 of [A-Z2-7], the shape of AWS's unique user ids. A user deleted and
+   * made again under the same id is someone else and gets a new one, so what was granted to the
+   * old user by name (a bucket policy, pinned to this) does not pass to the new. Absent on users
+   * made before it existed.
+   */
+  uniqueId?: string;
   displayName: string;
   createdAt: string;
   status: PrincipalStatus;
@@ -507,4 +520,6 @@ export interface ListAccessKeysResponse {
 export interface BucketPolicyRequest {
   /** The policy text, or null to remove it. */
   policy: string | null;
+  /** See BucketRecord.policyPrincipals (ignored with a null policy). */
+  principals?: Record<string, string>;
 }

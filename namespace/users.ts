@@ -17,14 +17,23 @@ const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
 /** "AKIA" + 16 characters of [A-Z2-7]: 80 random bits, the shape AWS's long-term key ids have. */
 export function newAccessKeyId(): string {
-  const bytes = randomBytes(10);
+  return 'AKIA' + randomBase32(16);
+}
+
+/** "AIDA" + 17 characters of [A-Z2-7] (85 random bits), the shape of AWS's unique user ids. */
+export function newUniqueUserId(): string {
+  return 'AIDA' + randomBase32(17);
+}
+
+function randomBase32(length: number): string {
+  const bytes = randomBytes(Math.ceil((length * 5) / 8));
   let bits = 0;
   let value = 0;
-  let out = 'AKIA';
+  let out = '';
   for (const byte of bytes) {
-    value = (value << 8) | byte;
+    value = ((value << 8) | byte) & 0xffff;
     bits += 8;
-    while (bits >= 5) {
+    while (bits >= 5 && out.length < length) {
       out += BASE32[(value >>> (bits - 5)) & 31];
       bits -= 5;
     }
@@ -59,7 +68,7 @@ export class UserDirectory {
       if (orphan) {
         throw new errors.NamespaceError(409, 'EntityAlreadyExists', `bucket ${JSON.stringify(orphan.name)} is owned by ${JSON.stringify(userId)}, which is no user: a new user may not take that name`);
       }
-      const user: UserRecord = { id: userId, displayName: name, createdAt: this.isoNow(), status: 'active' };
+      const user: UserRecord = { id: userId, uniqueId: newUniqueUserId(), displayName: name, createdAt: this.isoNow(), status: 'active' };
       await this.batch([{ type: 'put', space: 'users', key: userKey(userId), value: encode(user) }]);
       return user;
     });

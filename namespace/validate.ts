@@ -471,6 +471,18 @@ export const principalStatus = (value: unknown): 'active' | 'disabled' => {
   return value;
 };
 
+/** Users a policy names, each pinned (BucketRecord.policyPrincipals): user id → pin of at most 64 bytes. */
+export const policyPrincipals = (value: unknown): Record<string, string> | undefined => {
+  if (value === undefined) return undefined;
+  // No prototype: a user may be called "__proto__", which a plain object would swallow.
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  const entries = Object.entries(fields(value, 'principals'));
+  // A 20 KB policy names fewer users than this.
+  if (entries.length > 1000) fail('principals has more than 1000 entries');
+  for (const [id, pin] of entries) out[userId(id)] = token(pin, `principals.${id}`, 64);
+  return out;
+};
+
 /** A policy document is opaque text here (the gateway parses and checks it); only its size is bounded. */
 export const bucketPolicy = (value: unknown): string | null => {
   if (value === null) return null;

@@ -1,7 +1,7 @@
 // The gateway's access-key cache alone, over a fake namespace and a fake clock: root from the
 // config, TTL, cached misses, disabled keys and users, one lookup for concurrent requests, bounds.
 import t from 'tap';
-import { IdentityCache, type CredentialSource } from '../gateway/auth/identities.js';
+import { IdentityCache, userPin, type CredentialSource } from '../gateway/auth/identities.js';
 import type { AccessKeyCredential, PrincipalStatus } from '../namespace/types.js';
 
 const KEY = 'AKIAABCDEFGHIJKLMNOP';
@@ -39,7 +39,7 @@ t.test('a key is fetched once per TTL; a change is seen after it', async (t) => 
   const { cache, state, advance } = setup();
   const first = await cache.resolve(KEY);
   t.equal(first?.secret, 'secret-of-alice');
-  t.same(first?.principal, { type: 'user', userId: 'alice', displayName: 'Alice' });
+  t.same(first?.principal, { type: 'user', userId: 'alice', displayName: 'Alice', pin: 'created ' }, 'a user made before unique ids is pinned by creation time');
   await cache.resolve(KEY);
   t.equal(state.calls, 1, 'served from the cache');
   state.answer = credential('disabled');
@@ -56,6 +56,15 @@ t.test('a key is fetched once per TTL; a change is seen after it', async (t) => 
   t.equal(await cache.resolve(KEY), undefined, 'a deleted key is refused');
   await cache.resolve(KEY);
   t.equal(state.calls, 4, 'misses are cached too');
+});
+
+t.test("a user's pin is their unique id, or for a user made before unique ids their creation time", async (t) => {
+  t.equal(userPin({ uniqueId: 'AIDAABCDEFGHIJKLMNOPQ', createdAt: '2026-01-01T00:00:00.000Z' }), 'AIDAABCDEFGHIJKLMNOPQ');
+  t.equal(userPin({ createdAt: '2026-01-01T00:00:00.000Z' }), 'created 2026-01-01T00:00:00.000Z');
+  const withId = credential();
+  withId.user.uniqueId = 'AIDAABCDEFGHIJKLMNOPQ';
+  const { cache } = setup(withId);
+  t.match((await cache.resolve(KEY))?.principal, { type: 'user', userId: 'alice', pin: 'AIDAABCDEFGHIJKLMNOPQ' });
 });
 
 t.test('concurrent requests share one lookup; failures are not cached and fail the request', async (t) => {

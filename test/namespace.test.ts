@@ -150,6 +150,38 @@ t.test("buckets: a deleted bucket's name is held from other owners for a while, 
   t.match(await third.client.createBucket('gone', 'dave'), { owner: 'dave' });
 });
 
+t.test('users: each gets a unique id that a user made again under the name does not get back', async (t) => {
+  const { client } = await startService(t);
+  const first = await client.createUser('erin');
+  t.match(first.uniqueId, /^AIDA[A-Z2-7]{17}$/, "AWS's shape of a unique user id");
+  t.same(await client.getUser('erin'), first, 'read back as made');
+  await client.deleteUser('erin');
+  const second = await client.createUser('erin');
+  t.not(second.uniqueId, first.uniqueId);
+});
+
+t.test('buckets: a policy is kept with the pins of the users it names; removing it removes them', async (t) => {
+  const { client } = await startService(t);
+  await client.createBucket('pinned', 'alice');
+  const text = '{"Statement":[]}';
+  const set = await client.setBucketPolicy('pinned', text, { bob: 'AIDABOB00000000000000' });
+  t.match(set, { policy: text, policyPrincipals: { bob: 'AIDABOB00000000000000' } });
+  t.same((await client.getBucket('pinned')).policyPrincipals, { bob: 'AIDABOB00000000000000' }, 'read back');
+  const unpinned = await client.setBucketPolicy('pinned', text);
+  t.equal(unpinned.policyPrincipals, undefined, 'a policy put without pins drops the old ones');
+  await client.setBucketPolicy('pinned', text, { bob: 'AIDABOB00000000000000' });
+  const removed = await client.setBucketPolicy('pinned', null);
+  t.same([removed.policy, removed.policyPrincipals], [undefined, undefined], 'no policy, no pins');
+  await expectError(t, client.setBucketPolicy('pinned', text, { 'not a user id': 'x' }), 400, 'InvalidArgument');
+  await expectError(t, client.setBucketPolicy('pinned', text, { bob: 'x'.repeat(65) }), 400, 'InvalidArgument');
+  await expectError(t, client.setBucketPolicy('pinned', text, { bob: 7 } as unknown as Record<string, string>), 400, 'InvalidArgument');
+  t.equal((await client.getBucket('pinned')).policy, undefined, 'a refused put changed nothing');
+  const odd = JSON.parse('{"__proto__":"AIDAPROTO000000000000"}') as Record<string, string>;
+  const kept = await client.setBucketPolicy('pinned', text, odd);
+  t.ok(Object.hasOwn(kept.policyPrincipals!, '__proto__'), 'a user called "__proto__" keeps their pin');
+  t.equal(kept.policyPrincipals!['__proto__'], 'AIDAPROTO000000000000');
+});
+
 t.test('objects: commit, overwrite, delete keep the reverse index and GC queue right', async (t) => {
   const { client } = await startService(t);
   await client.createBucket('b', 'o');

@@ -1,5 +1,5 @@
 // The pure bucket-policy module alone: parsing (and S3's MalformedPolicy / PolicyTooLarge answers),
-// wildcard matching, and evaluation (explicit Deny over Allow, owner access, anonymous "*").
+// wildcard matching, and evaluation (explicit Deny over Allow, owner access, anonymous "*", pinned users).
 import t, { type Test } from 'tap';
 import {
   MAX_POLICY_BYTES,
@@ -149,6 +149,30 @@ t.test('evaluation: principals, actions, resources', async (t) => {
   t.equal(evaluatePolicy(p, req('dave', 's3:GetObject', 'public/a.jpg')), 'allow', 'any user matches "*"');
   t.equal(evaluatePolicy(p, req(undefined, 's3:GetObject', 'a/b')), 'none', 'anonymous is not bob');
   t.equal(evaluatePolicy(undefined, req('bob', 's3:GetObject', 'a')), 'none', 'no policy');
+});
+
+t.test('a named user is pinned: someone made later under the same id is not named, for Allow or Deny', async (t) => {
+  const parsed = parse(
+    policy(
+      allow({ AWS: ['bob', 'carol'] }, 's3:GetObject', 'arn:aws:s3:::photos/*'),
+      deny({ AWS: 'bob' }, 's3:GetObject', 'arn:aws:s3:::photos/secret/*'),
+    ),
+  );
+  const p: BucketPolicy = { ...parsed, pins: { bob: 'AIDABOBTHEFIRST000000' } };
+  const as = (userId: string, userPin: string | undefined, key: string) => ({ ...req(userId, 's3:GetObject', key), userPin });
+  t.equal(evaluatePolicy(p, as('bob', 'AIDABOBTHEFIRST000000', 'a')), 'allow', 'the bob the policy named');
+  t.equal(evaluatePolicy(p, as('bob', 'AIDABOBTHEFIRST000000', 'secret/a')), 'deny');
+  t.equal(evaluatePolicy(p, as('bob', 'AIDABOBTHESECOND00000', 'a')), 'none', 'a later bob gets no Allow');
+  t.equal(evaluatePolicy(p, as('bob', 'AIDABOBTHESECOND00000', 'secret/a')), 'none', 'nor the Deny: the policy names someone else');
+  t.equal(evaluatePolicy(p, as('bob', undefined, 'a')), 'none', 'a caller without a pin is not a pinned user');
+  t.equal(evaluatePolicy(p, as('carol', 'AIDAANYONE00000000000', 'a')), 'allow', 'a user without a pin (policy put before pins) is matched by name');
+  t.equal(evaluatePolicy(parsed, as('bob', 'AIDABOBTHESECOND00000', 'a')), 'allow', 'no pins at all: by name');
+  // Users named like Object's own properties, pins as the bucket record's JSON brings them.
+  const odd = parse(policy(allow({ AWS: ['__proto__', 'constructor'] }, 's3:GetObject', 'arn:aws:s3:::photos/*')));
+  const oddPins: BucketPolicy = { ...odd, pins: JSON.parse('{"__proto__":"AIDAPROTO000000000000"}') as Record<string, string> };
+  t.equal(evaluatePolicy(oddPins, as('__proto__', 'AIDAPROTO000000000000', 'a')), 'allow');
+  t.equal(evaluatePolicy(oddPins, as('__proto__', 'AIDAOTHER000000000000', 'a')), 'none');
+  t.equal(evaluatePolicy(oddPins, as('constructor', 'AIDAANY00000000000000', 'a')), 'allow', 'no pin of its own: by name, not by a prototype property');
 });
 
 t.test('explicit Deny beats Allow, also for the owner; the owner needs no Allow', async (t) => {

@@ -321,6 +321,24 @@ t.test('users, keys, ownership and bucket policies', async (t) => {
   t.ok((await untilRefused(bobCall, 'InvalidAccessKeyId')) < 4000, 'a deleted key is refused');
   t.equal(await text(alice, ALICE_BUCKET, 'a.txt'), 'from alice', 'other keys are unaffected');
 
+  // ---- a policy names a user, not a name: deleted and made again, the name gets nothing ----
+  t.match(await admin('user', 'create', 'carol'), /user carol created/);
+  const carolPolicy = policy({ Effect: 'Allow', Principal: { AWS: 'carol' }, Action: 's3:GetObject', Resource: `arn:aws:s3:::${ALICE_BUCKET}/a.txt` });
+  await alice.send(new PutBucketPolicyCommand({ Bucket: ALICE_BUCKET, Policy: carolPolicy }));
+  const firstCarol = clientOf(await newKey('carol'));
+  t.teardown(() => firstCarol.destroy());
+  t.equal(await text(firstCarol, ALICE_BUCKET, 'a.txt'), 'from alice', 'the policy lets carol in');
+  t.match(await admin('user', 'delete', 'carol'), /deleted/);
+  t.match(await admin('user', 'create', 'carol'), /user carol created/);
+  const secondCarol = clientOf(await newKey('carol'));
+  t.teardown(() => secondCarol.destroy());
+  await denied(t, secondCarol.send(new GetObjectCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' })), 'a new user under a deleted one\'s name');
+  t.equal((await alice.send(new GetBucketPolicyCommand({ Bucket: ALICE_BUCKET }))).Policy, carolPolicy, 'the policy reads back as sent');
+  await alice.send(new PutBucketPolicyCommand({ Bucket: ALICE_BUCKET, Policy: carolPolicy }));
+  t.equal(await text(secondCarol, ALICE_BUCKET, 'a.txt'), 'from alice', 'put again, the policy names the new carol');
+  await alice.send(new DeleteBucketPolicyCommand({ Bucket: ALICE_BUCKET }));
+  t.match(await admin('user', 'delete', 'carol'), /deleted/);
+
   // ---- cleaning up: a user without buckets can go, with their keys ----
   for (const key of ['a.txt', 'private/p.txt']) await alice.send(new DeleteObjectCommand({ Bucket: ALICE_BUCKET, Key: key }));
   await alice.send(new DeleteBucketCommand({ Bucket: ALICE_BUCKET }));

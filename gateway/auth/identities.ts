@@ -7,13 +7,22 @@
 // are cached too (so a flood of unknown key ids costs one namespace lookup per id per TTL). A
 // disabled or deleted key or user therefore stops working within the TTL. If the namespace cannot
 // be asked when an entry is due, the request fails (503) rather than trusting a stale entry.
-import type { AccessKeyCredential } from '../../namespace/types.js';
+import type { AccessKeyCredential, UserRecord } from '../../namespace/types.js';
 import { TtlCache, type TtlCacheOptions, type TtlCacheStats } from '../../common/ttl-cache.js';
 
 export type Principal =
   | { readonly type: 'root'; readonly userId: string; readonly displayName: string }
-  | { readonly type: 'user'; readonly userId: string; readonly displayName: string }
+  | { readonly type: 'user'; readonly userId: string; readonly displayName: string; readonly pin: string }
   | { readonly type: 'anonymous' };
+
+/**
+ * Which user this is, not only which name: their uniqueId, or for a user made before users had
+ * one, their creation time (a user deleted and made again under the name has neither of the
+ * old). Bucket policies keep the pins of the users they name (BucketRecord.policyPrincipals).
+ */
+export function userPin(user: Pick<UserRecord, 'uniqueId' | 'createdAt'>): string {
+  return user.uniqueId ?? `created ${user.createdAt}`;
+}
 
 /** The user id the root credentials act as: owner of the buckets they create. Reserved in the namespace. */
 export const ROOT_USER_ID = 'root';
@@ -65,5 +74,5 @@ export class IdentityCache {
 
 function usable({ key, user }: AccessKeyCredential): Identity | undefined {
   if (key.status !== 'active' || user.status !== 'active' || key.userId !== user.id) return undefined;
-  return { secret: key.secretAccessKey, principal: { type: 'user', userId: user.id, displayName: user.displayName } };
+  return { secret: key.secretAccessKey, principal: { type: 'user', userId: user.id, displayName: user.displayName, pin: userPin(user) } };
 }

@@ -67,11 +67,19 @@ export interface PolicyStatement {
 
 export interface BucketPolicy {
   readonly statements: readonly PolicyStatement[];
+  /**
+   * Who each user the policy names was when it was put (user id → pin, identities.ts userPin):
+   * a user deleted and made again under that id is someone else, whom the policy does not name
+   * (AWS pins principals to unique ids alike). An id without a pin (a policy put before pins) is
+   * matched by name.
+   */
+  readonly pins?: Readonly<Record<string, string>>;
 }
 
-/** Who asks: a user id, or undefined for an anonymous (unsigned) request. */
+/** Who asks: a user id (and which user by that id: their pin), or undefined for an anonymous (unsigned) request. */
 export interface AccessRequest {
   readonly userId: string | undefined;
+  readonly userPin?: string;
   /** "s3:GetObject" */
   readonly action: string;
   /** bucketArn(...) or objectArn(...) */
@@ -238,12 +246,18 @@ export function globMatch(pattern: string, value: string): boolean {
   return p === pattern.length;
 }
 
-function statementMatches(s: PolicyStatement, req: AccessRequest): boolean {
-  const principal = s.principals === '*' || (req.userId !== undefined && s.principals.includes(req.userId));
-  if (!principal) return false;
+function statementMatches(s: PolicyStatement, req: AccessRequest, pins: BucketPolicy['pins']): boolean {
+  if (s.principals !== '*' && !namesCaller(s.principals, req, pins)) return false;
   const action = req.action.toLowerCase();
   if (!s.actions.some((pattern) => globMatch(pattern, action))) return false;
   return s.resources.some((pattern) => globMatch(pattern, req.resource));
+}
+
+function namesCaller(principals: readonly string[], req: AccessRequest, pins: BucketPolicy['pins']): boolean {
+  if (req.userId === undefined || !principals.includes(req.userId)) return false;
+  // Own keys only: a user may be called "constructor" or "__proto__".
+  const pin = pins !== undefined && Object.hasOwn(pins, req.userId) ? pins[req.userId] : undefined;
+  return pin === undefined || pin === req.userPin;
 }
 
 /** 'deny' when a Deny statement matches, else 'allow' when an Allow does, else 'none'. */
@@ -251,7 +265,7 @@ export function evaluatePolicy(policy: BucketPolicy | undefined, req: AccessRequ
   if (policy === undefined) return 'none';
   let verdict: Verdict = 'none';
   for (const s of policy.statements) {
-    if (!statementMatches(s, req)) continue;
+    if (!statementMatches(s, req, policy.pins)) continue;
     if (s.effect === 'Deny') return 'deny';
     verdict = 'allow';
   }
