@@ -179,7 +179,7 @@ async function userCommand(namespace: NamespaceClient, action: string, id: strin
     case 'list': {
       const users = await namespace.listUsers();
       if (json) return console.log(JSON.stringify(users, null, 2));
-      return console.log(table(['user', 'display name', 'status', 'created'], users.map((u) => [u.id, u.displayName, u.status, u.createdAt])));
+      return console.log(table(['user', 'display name', 'status', 'created', 'unique id'], users.map((u) => [u.id, u.displayName, u.status, u.createdAt, u.uniqueId ?? '-'])));
     }
     case 'disable':
     case 'enable':

@@ -134,7 +134,7 @@ t.test('users, keys, ownership and bucket policies', async (t) => {
   for (const secret of secrets) {
     t.notOk(listText.includes(secret) || JSON.stringify(listed).includes(secret), 'no secret in a key listing');
   }
-  t.match(await admin('user', 'list'), /alice\s+Alice A\.\s+active/);
+  t.match(await admin('user', 'list'), /alice\s+Alice A\.\s+active\s+\S+\s+AIDA[A-Z2-7]{17}/, 'user list shows each user\'s unique id');
   t.match(await admin('key', 'delete', spare), /deleted/);
 
   const alice = clientOf(aliceKey);
