@@ -2,8 +2,8 @@
 // before a PUT streams any byte, and to authorize every caller but root. A record is trusted for
 // BUCKET_RECORD_MAX_AGE_MS (2 s, counted from when it was asked for) without asking the namespace
 // again, which saves a namespace round trip per request — for a user's 4 KiB GETs that lookup cost
-// more CPU than the GET itself. A missing
-// bucket is never cached (a bucket created through another gateway is usable at once).
+// more CPU than the GET itself. A missing bucket is never cached (a bucket created through another
+// gateway is usable at once).
 //
 // What a stale record can do, and why that is acceptable: existence is only an early answer (the
 // commit checks the bucket atomically, so a bucket deleted within the TTL costs a wasted upload

@@ -220,9 +220,20 @@ export class NamespaceStore {
    */
   async dropExpiredBucketHolds(): Promise<number> {
     this.bucketHoldsSweptAt = this.now();
-    const expired = (await this.scan('bucket-holds', {})).filter(([, value]) => this.now() - decode<BucketHold>(value).deletedAt >= this.bucketNameHoldMs);
-    await this.write(expired.map(([key]) => ({ type: 'del', space: 'bucket-holds', key })));
-    return expired.length;
+    const expired = (hold: BucketHold | undefined): boolean => hold !== undefined && this.now() - hold.deletedAt >= this.bucketNameHoldMs;
+    const candidates = (await this.scan('bucket-holds', {})).filter(([, value]) => expired(decode<BucketHold>(value)));
+    // Concurrently, so that group commit gives many of them one fsync (one bucket lock each).
+    const dropped = await Promise.all(
+      candidates.map(([key]) =>
+        // Under the bucket's lock, read again: the name may have been taken and deleted since the scan.
+        this.bucketLocks.exclusive(key.toString('utf8'), async () => {
+          if (!expired(await this.read<BucketHold>('bucket-holds', key))) return false;
+          await this.write([{ type: 'del', space: 'bucket-holds', key }]);
+          return true;
+        }),
+      ),
+    );
+    return dropped.filter(Boolean).length;
   }
 
   // ---- objects ----
