@@ -16,7 +16,8 @@ export interface ObjectHeaders {
 }
 
 export function objectHeadersFrom(headers: IncomingHttpHeaders): ObjectHeaders {
-  const userMetadata: Record<string, string> = {};
+  // No prototype: a metadata name may be "__proto__", which a plain object would swallow.
+  const userMetadata: Record<string, string> = Object.create(null) as Record<string, string>;
   let metadataBytes = 0;
   for (const [name, value] of Object.entries(headers)) {
     if (!name.startsWith('x-amz-meta-') || value === undefined) continue;

@@ -79,7 +79,8 @@ function isoDate(value: unknown, what: string): string {
 
 function stringMap(value: unknown, what: string): Record<string, string> {
   const obj = fields(value, what);
-  const out: Record<string, string> = {};
+  // No prototype: a name may be "__proto__" (user metadata), which a plain object would swallow.
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
   let bytes = 0;
   for (const [name, v] of Object.entries(obj)) {
     out[text(name, `${what} name`, 256)] = text(v, `${what}.${name}`, 8192, 0);

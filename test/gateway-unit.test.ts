@@ -97,6 +97,8 @@ t.test('object headers: metadata, stored headers, limits', async (t) => {
   t.same(h.userMetadata, { color: 'blue', empty: '' });
   t.same(h.headers, { 'content-encoding': 'gzip', 'cache-control': 'max-age=60' }, 'aws-chunked is framing, not an encoding to store');
   t.equal(objectHeadersFrom({}).contentType, 'binary/octet-stream', 'S3 default content type');
+  const odd = objectHeadersFrom({ 'x-amz-meta-__proto__': 'kept', 'x-amz-meta-constructor': 'too' }).userMetadata;
+  t.same(Object.entries(odd), [['__proto__', 'kept'], ['constructor', 'too']], 'metadata named like Object\'s own properties is kept');
   t.same(objectHeadersFrom({ 'content-encoding': 'aws-chunked' }).headers, {});
   t.equal(s3Code(() => objectHeadersFrom({ 'x-amz-meta-big': 'x'.repeat(2046) })), 'MetadataTooLarge');
   t.equal(s3Code(() => objectHeadersFrom({ 'x-amz-meta-big': 'x'.repeat(2045) })), undefined, '2 KB counts names and values');

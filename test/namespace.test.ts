@@ -182,6 +182,14 @@ t.test('buckets: a policy is kept with the pins of the users it names; removing 
   t.equal(kept.policyPrincipals!['__proto__'], 'AIDAPROTO000000000000');
 });
 
+t.test('objects: user metadata named like Object\'s own properties is kept', async (t) => {
+  const { client } = await startService(t);
+  await client.createBucket('meta', 'o');
+  const odd = JSON.parse('{"__proto__":"kept","constructor":"too"}') as Record<string, string>;
+  await client.commitObject({ record: record('meta', 'k', { userMetadata: odd }) });
+  t.same(Object.entries((await client.getObject('meta', 'k')).userMetadata), [['__proto__', 'kept'], ['constructor', 'too']]);
+});
+
 t.test('objects: commit, overwrite, delete keep the reverse index and GC queue right', async (t) => {
   const { client } = await startService(t);
   await client.createBucket('b', 'o');
