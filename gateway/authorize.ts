@@ -102,6 +102,10 @@ export function authorize(services: GatewayServices): Koa.Middleware<S3State> {
       const sourceRecord = source.bucket === record.name ? record : await bucketFor(source.bucket, principal);
       if (!accessTo(sourceRecord, principal).allows('s3:GetObject', source.key)) throw s3Error('AccessDenied');
     }
+    // Tags given with a write are a PutObjectTagging too (S3 asks for both permissions).
+    if ((operation === 'PutObject' || operation === 'CreateMultipartUpload') && ctx.get('x-amz-tagging') !== '' && !access.allows('s3:PutObjectTagging', target.key)) {
+      throw s3Error('AccessDenied');
+    }
     ctx.state.access = access;
     if (operation !== 'GetObject' && operation !== 'HeadObject') return next();
     try {

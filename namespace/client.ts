@@ -202,6 +202,12 @@ export class NamespaceClient {
     return this.call('PUT', path, req);
   }
 
+  /** Replaces the object's tags in place (`[]` removes them); NoSuchKey when it is gone, PreconditionFailed when `condition.ifVersionId` no longer holds. */
+  setObjectTags(bucket: string, key: string, req: T.SetObjectTagsRequest): Promise<T.SetObjectTagsResponse> {
+    const path = key === '.' || key === '..' ? `/object-tags/${seg(bucket)}?key=${seg(key)}` : `${objectPath(bucket, key)}/tags`;
+    return this.call('PUT', path, req);
+  }
+
   listObjects(bucket: string, query: T.ListObjectsQuery = {}): Promise<T.ListObjectsResponse> {
     return this.call('GET', `/list/${seg(bucket)}`, undefined, {
       prefix: query.prefix,

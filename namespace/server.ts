@@ -280,6 +280,9 @@ function objectRoutes(router: Router, store: NamespaceStore, c: Counters, log: L
       return result;
     });
   }
+  for (const path of ['/objects/:bucket/:key/tags', '/object-tags/:bucket']) {
+    route(router, 'PUT', path, async (p, url, req) => store.setObjectTags(p.bucket, keyOf(p, url), v.setObjectTagsRequest(await body(req))));
+  }
   route(router, 'GET', '/list/:bucket', async (p, url) => {
     const q = url.searchParams;
     const query: T.ListObjectsQuery = {

@@ -337,6 +337,22 @@ export class NamespaceStore {
   }
 
   /**
+   * Replaces the object's tags in place: the record keeps its version, ETag, date and shards (as S3
+   * keeps them when tags change), so nothing is queued for GC. `[]` removes them.
+   */
+  setObjectTags(bucket: string, key: string, request: T.SetObjectTagsRequest): Promise<T.SetObjectTagsResponse> {
+    const req = v.setObjectTagsRequest(request);
+    return this.withObject(v.bucketName(bucket), v.objectKey(key), async (current) => {
+      if (!current) throw errors.noSuchKey(bucket, key);
+      checkCondition(req.condition, current);
+      const { tags: _old, ...rest } = current;
+      const record: T.ObjectRecord = req.tags.length > 0 ? { ...rest, tags: req.tags } : rest;
+      await this.write([put('objects', k.objectKey(record.bucket, record.key), record)]);
+      return { versionId: record.versionId };
+    });
+  }
+
+  /**
    * Compare-and-swap of shard placements in one segment (see replace.ts): the object must still be
    * at `versionId` and every `from` must still hold. A segment left with placements without a node
    * is re-queued for repair in the same batch.

@@ -77,6 +77,8 @@ export interface ObjectRecord {
   parts?: PartSummary[];
   /** Set when the object's bytes are kept in the namespace itself instead of erasure-coded shards (then `segments` is empty). */
   inline?: InlineData;
+  /** S3 object tags in the order they were given; absent when the object has none. */
+  tags?: ObjectTag[];
   /** Set on a record read with a SegmentSelection: `segments` are then only those it selected. Never stored. */
   segmentSlice?: SegmentSlice;
 }
@@ -120,6 +122,30 @@ export interface InlineData {
   data?: string;
   /** The bytes themselves: how a record holds them in memory, and how they travel as blob lines (common/json-lines.ts); never inside JSON. */
   bytes?: Buffer;
+}
+
+/**
+ * One S3 object tag. The namespace checks only the shape and S3's limits (MAX_OBJECT_TAGS, key
+ * 1–128 and value 0–256 UTF-16 units, keys distinct); which characters S3 allows is the gateway's rule.
+ */
+export interface ObjectTag {
+  key: string;
+  value: string;
+}
+
+/** S3's limit of tags per object. */
+export const MAX_OBJECT_TAGS = 10;
+
+/** PUT /objects/:bucket/:key/tags: the object's tags replaced in place (its version, ETag and date kept); `[]` removes them. */
+export interface SetObjectTagsRequest {
+  tags: ObjectTag[];
+  /** Only `ifVersionId` applies: the tags go on that version or nowhere. */
+  condition?: WriteCondition;
+}
+
+export interface SetObjectTagsResponse {
+  /** The version that now carries the tags. */
+  versionId: string;
 }
 
 /** The namespace refuses inline objects larger than this (the gateway's threshold is at most this). */
@@ -276,6 +302,8 @@ export interface MultipartUploadRecord {
   checksumAlgorithm?: string;
   /** "COMPOSITE" or "FULL_OBJECT": how the parts' checksums make the object's (with checksumAlgorithm). */
   checksumType?: string;
+  /** The tags the object gets at completion (x-amz-tagging of CreateMultipartUpload). */
+  tags?: ObjectTag[];
 }
 
 export interface PartRecord {

@@ -7,6 +7,8 @@ import { invalidArgument } from './errors.js';
 import type {
   CompleteUploadRequest,
   CreateUploadRequest,
+  ObjectTag,
+  SetObjectTagsRequest,
   DamageReport,
   HeartbeatRequest,
   InlineData,
@@ -22,7 +24,7 @@ import type {
   ShardPlacement,
   WriteCondition,
 } from './types.js';
-import { MAX_INLINE_BYTES } from './types.js';
+import { MAX_INLINE_BYTES, MAX_OBJECT_TAGS } from './types.js';
 
 type Fields = Record<string, unknown>;
 
@@ -247,6 +249,8 @@ export function objectRecord(value: unknown): ObjectRecord {
     layout: shape,
     segments: segments(f.segments, shape),
   };
+  const tags = f.tags === undefined ? [] : objectTags(f.tags, 'tags');
+  if (tags.length > 0) record.tags = tags;
   if (f.inline !== undefined) {
     if (record.segments.length > 0 || f.parts !== undefined) fail('an inline object has no segments and no parts');
     record.inline = inlineData(f.inline, record.size);
@@ -344,6 +348,30 @@ export function createUploadRequest(value: unknown): CreateUploadRequest {
   if (f.initiated !== undefined) out.initiated = isoDate(f.initiated, 'initiated');
   if (f.checksumAlgorithm !== undefined) out.checksumAlgorithm = token(f.checksumAlgorithm, 'checksumAlgorithm', 64);
   if (f.checksumType !== undefined) out.checksumType = token(f.checksumType, 'checksumType', 64);
+  const tags = f.tags === undefined ? [] : objectTags(f.tags, 'tags');
+  if (tags.length > 0) out.tags = tags;
+  return out;
+}
+
+/** S3's limits on an object's tags (see ObjectTag); an empty list stands for none. */
+export function objectTags(value: unknown, what: string): ObjectTag[] {
+  const seen = new Set<string>();
+  return array(value, what, MAX_OBJECT_TAGS).map((item, i) => {
+    const f = fields(item, `${what}[${i}]`);
+    const tag = { key: text(f.key, `${what}[${i}].key`, 512), value: text(f.value, `${what}[${i}].value`, 1024, 0) };
+    if (tag.key.length > 128 || tag.value.length > 256) fail(`${what}[${i}]: a tag key holds at most 128 characters and a value 256`);
+    if (seen.has(tag.key)) fail(`${what}: the key ${JSON.stringify(tag.key)} is given twice`);
+    seen.add(tag.key);
+    return tag;
+  });
+}
+
+export function setObjectTagsRequest(value: unknown): SetObjectTagsRequest {
+  const f = fields(value, 'body');
+  const out: SetObjectTagsRequest = { tags: objectTags(f.tags, 'tags') };
+  const cond = condition(f.condition);
+  if (cond?.ifNoneMatch !== undefined || cond?.ifEtag !== undefined) fail('tags take only the condition ifVersionId');
+  if (cond) out.condition = cond;
   return out;
 }
 

@@ -211,6 +211,31 @@ async function awsTests(t: Test, tc: TestCluster): Promise<void> {
     await unlink(path.join(work, 'big.down'));
   });
 
+  // A data lake's raw → conformed step: s3transfer copies an object above its multipart threshold
+  // with UploadPartCopy, and first reads the source's tags (GetObjectTagging) to carry them over.
+  await t.test('aws: s3 cp and s3 sync from bucket to bucket (multipart copy, tags carried)', async (t) => {
+    const conformed = 'conformed-aws';
+    const tag = await aws(['s3api', 'put-object-tagging', '--bucket', bucket, '--key', 'big.bin', '--tagging', 'TagSet=[{Key=stage,Value=raw},{Key=team,Value=lake}]']);
+    if (!ok(t, tag, 's3api put-object-tagging') || !ok(t, await aws(['s3', 'mb', `s3://${conformed}`]), 's3 mb')) return;
+    t.teardown(() => aws(['s3', 'rb', `s3://${conformed}`, '--force']).then(() => undefined));
+    const tagsOf = async (b: string, key: string): Promise<unknown> =>
+      (json<{ TagSet: unknown }>(t, await aws(['s3api', 'get-object-tagging', '--bucket', b, '--key', key]), 'get-object-tagging') ?? {}).TagSet;
+    t.same(await tagsOf(bucket, 'big.bin'), [{ Key: 'stage', Value: 'raw' }, { Key: 'team', Value: 'lake' }]);
+
+    const cp = await aws(['s3', 'cp', url('big.bin'), `s3://${conformed}/big.bin`, '--no-progress']);
+    if (!ok(t, cp, 's3 cp from bucket to bucket')) return;
+    t.same(await tagsOf(conformed, 'big.bin'), [{ Key: 'stage', Value: 'raw' }, { Key: 'team', Value: 'lake' }], 'the copy carries the tags');
+    const sync = await aws(['s3', 'sync', url(), `s3://${conformed}/synced/`, '--no-progress']);
+    if (!ok(t, sync, 's3 sync from bucket to bucket')) return;
+    const copied = [...sync.stdout.matchAll(/^copy: (\S+) to /gm)].map((m) => m[1]).sort();
+    t.same(copied, [url('big.bin'), url('dir/small.bin')], 'sync copied every object');
+    for (const [key, bytes] of [['big.bin', big], ['synced/big.bin', big], ['synced/dir/small.bin', small]] as const) {
+      const down = await aws(['s3', 'cp', `s3://${conformed}/${key}`, 'copy.down', '--no-progress']);
+      if (ok(t, down, `s3 cp down ${key}`)) t.equal(await sha256File(path.join(work, 'copy.down')), sha256(bytes), `${key}: the copy's bytes match (sha256)`);
+    }
+    await unlink(path.join(work, 'copy.down'));
+  });
+
   const tree = makeTree();
   const src = path.join(work, 'tree');
   await writeTree(src, tree);

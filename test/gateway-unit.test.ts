@@ -6,6 +6,8 @@ import { evaluateReadConditions, etagMatches } from '../gateway/conditions.js';
 import { objectHeadersFrom } from '../gateway/metadata.js';
 import { ChunkSource } from '../gateway/data/chunk-source.js';
 import { S3Error } from '../gateway/s3/errors.js';
+import { checkTags, parseTaggingDirective, parseTaggingHeader } from '../gateway/s3/tagging.js';
+import { parseTagging, taggingXml } from '../gateway/s3/xml.js';
 import { resolveOperation } from '../gateway/operations/index.js';
 import { checkAssembledSizes } from '../gateway/multipart.js';
 import { DamageReporter } from '../gateway/data/damage-reporter.js';
@@ -54,6 +56,76 @@ t.test('bucket names follow the S3 rules', async (t) => {
   for (const opaque of ['../../etc/passwd', 'a/../../b', '//', '.', '\u0001\u001f\u007f', '/'.repeat(1024)]) {
     t.equal(s3Code(() => validateKey(opaque)), undefined, `${JSON.stringify(opaque.slice(0, 20))} is an ordinary key`);
   }
+});
+
+/** The S3 error a call throws, with its message and extra elements. */
+function s3Failure(fn: () => unknown): { code: string; message: string; extra: Record<string, string | number> } | undefined {
+  try {
+    fn();
+  } catch (err) {
+    if (!(err instanceof S3Error)) throw err;
+    return { code: err.code, message: err.message, extra: { ...err.extra } };
+  }
+  return undefined;
+}
+
+t.test('object tags: the x-amz-tagging header, the Tagging document and S3\'s rules', async (t) => {
+  const pairs = (header: string): string[][] => parseTaggingHeader(header).map((tag) => [tag.key, tag.value]);
+  t.same(pairs('a=1&b=2'), [['a', '1'], ['b', '2']]);
+  t.same(pairs('a&b='), [['a', ''], ['b', '']], 'a tag without "=" has an empty value');
+  t.same(pairs('a%20b=c%2Bd&e+f=g=h'), [['a b', 'c+d'], ['e f', 'g=h']], '"+" is a space; the value runs to the end');
+  t.same(pairs('%C3%BC=%E6%96%87&&k'), [['ü', '文'], ['k', '']], 'UTF-8 escapes; empty pairs are skipped');
+  t.same(parseTaggingHeader(undefined), []);
+  t.same(parseTaggingHeader(''), []);
+  const headerError = (value: string) => ({
+    code: 'InvalidArgument',
+    message: "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates.",
+    extra: { ArgumentName: 'x-amz-tagging', ArgumentValue: value },
+  });
+  for (const bad of ['a=1&a=2', '=1', 'a=%FF', 'a=%zz', '%E6%96=1']) t.same(s3Failure(() => parseTaggingHeader(bad)), headerError(bad), bad);
+  t.same(s3Failure(() => parseTaggingHeader('a,b=1')), { code: 'InvalidTag', message: 'The TagKey you have provided is invalid', extra: { TagKey: 'a,b' } });
+
+  const tag = (key: string, value = 'v') => [{ key, value }];
+  const eleven = Array.from({ length: 11 }, (_, i) => ({ key: `key-${i}`, value: '' }));
+  t.same(s3Failure(() => checkTags(eleven)), { code: 'BadRequest', message: 'Object tags cannot be greater than 10', extra: {} });
+  t.equal(s3Failure(() => checkTags(eleven.slice(0, 10))), undefined, 'ten tags are allowed');
+  const invalidKey = (TagKey: string) => ({ code: 'InvalidTag', message: 'The TagKey you have provided is invalid', extra: { TagKey } });
+  const invalidValue = (TagValue: string) => ({ code: 'InvalidTag', message: 'The TagValue you have provided is invalid', extra: { TagKey: 'k', TagValue } });
+  t.same(s3Failure(() => checkTags(tag('k'.repeat(129)))), invalidKey('k'.repeat(129)));
+  t.same(s3Failure(() => checkTags(tag(''))), invalidKey(''));
+  t.same(s3Failure(() => checkTags(tag('k', 'v'.repeat(257)))), invalidValue('v'.repeat(257)));
+  for (const bad of ['a,b', 'a;b', 'a?b', 'a!b', 'a*b', 'a#b', 'a%b', 'a(b)', 'a\tb', '😀']) {
+    t.same(s3Failure(() => checkTags(tag(bad))), invalidKey(bad), `key ${JSON.stringify(bad)}`);
+    t.same(s3Failure(() => checkTags(tag('k', bad))), invalidValue(bad), `value ${JSON.stringify(bad)}`);
+  }
+  for (const key of ['aws:cost', 'AWS:cost']) {
+    t.same(s3Failure(() => checkTags(tag(key))), { code: 'InvalidTag', message: 'System tags cannot be added/updated by requester', extra: { TagKey: key } });
+  }
+  t.same(s3Failure(() => checkTags([...tag('a', '1'), ...tag('a', '2')])), { code: 'InvalidTag', message: 'Cannot provide multiple Tags with the same key', extra: { TagKey: 'a' } });
+  const fine = [...tag('k'.repeat(128), 'v'.repeat(256)), ...tag('Straße 1 ü文 +-=._:/@', ''), ...tag('文'.repeat(128))];
+  t.same(checkTags(fine), fine, 'letters and digits of any script, spaces and + - = . _ : / @; lengths in UTF-16 units');
+
+  const doc = '<Tagging><TagSet><Tag><Key>a b</Key><Value> x&amp;y </Value></Tag><Tag><Key>c</Key><Value/></Tag></TagSet></Tagging>';
+  t.same(parseTagging(doc), [{ key: 'a b', value: ' x&y ' }, { key: 'c', value: '' }], 'texts as sent, entities decoded');
+  t.same(parseTagging('<Tagging><TagSet/></Tagging>'), []);
+  for (const bad of ['<Tagging><TagSet>', '<Tagging></Tagging>', '<Tagging><TagSet><Tag><Key>a</Key></Tag></TagSet></Tagging>', '<Tags><TagSet></TagSet></Tags>']) {
+    t.equal(s3Code(() => parseTagging(bad)), 'MalformedXML', bad);
+  }
+  const xml = taggingXml([{ key: 'a<b', value: 'c&d' }]);
+  t.match(xml, '<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet><Tag><Key>a&lt;b</Key><Value>c&amp;d</Value></Tag></TagSet></Tagging>');
+  t.same(parseTagging(xml), [{ key: 'a<b', value: 'c&d' }], 'what GetObjectTagging writes, PutObjectTagging reads back');
+
+  t.equal(parseTaggingDirective(undefined), 'COPY');
+  t.equal(parseTaggingDirective(' replace '), 'REPLACE');
+  t.same(s3Failure(() => parseTaggingDirective('MOVE')), {
+    code: 'InvalidArgument',
+    message: 'Unknown tagging directive.',
+    extra: { ArgumentName: 'x-amz-tagging-directive', ArgumentValue: 'MOVE' },
+  });
+  t.equal(resolveOperation('GET', { bucket: 'b', key: 'k' }, { tagging: '' }).name, 'GetObjectTagging');
+  t.equal(resolveOperation('PUT', { bucket: 'b', key: 'k' }, { tagging: '' }).name, 'PutObjectTagging');
+  t.equal(resolveOperation('DELETE', { bucket: 'b', key: 'k' }, { tagging: '' }).name, 'DeleteObjectTagging');
+  t.equal(s3Code(() => resolveOperation('POST', { bucket: 'b', key: 'k' }, { tagging: '' })), 'MethodNotAllowed');
 });
 
 t.test('conditional reads follow S3 precedence', async (t) => {

@@ -259,6 +259,53 @@ t.test('objects: commit, overwrite, delete keep the reverse index and GC queue r
   t.ok((await client.garbage(farFuture())).length > 0);
 });
 
+t.test('objects: tags are replaced in place; the version, shards and inline bytes stay, nothing goes to GC', async (t) => {
+  const { client } = await startService(t);
+  await client.createBucket('tags', 'o');
+  const tags = [{ key: 'team', value: 'blue' }, { key: '1', value: '' }, { key: '__proto__', value: 'x' }];
+  const tagged = record('tags', 'a', { tags });
+  await client.commitObject({ record: tagged });
+  t.same((await client.getObject('tags', 'a')).tags, tags, 'a commit keeps tags in the order given');
+
+  const now = [{ key: 'team', value: 'red' }];
+  t.same(await client.setObjectTags('tags', 'a', { tags: now, condition: { ifVersionId: tagged.versionId } }), { versionId: tagged.versionId });
+  const after = await client.getObject('tags', 'a');
+  t.same(after, { ...tagged, tags: now }, 'only the tags changed');
+  t.same(await client.garbage(farFuture()), [], 'no shard was queued for GC');
+  t.same(shardIds((await client.shardsOnNode('n1')).refs), shardIds(tagged.segments.flatMap((s) => s.placements).filter((p) => p.nodeId === 'n1')));
+
+  await client.setObjectTags('tags', 'a', { tags: [] });
+  t.equal((await client.getObject('tags', 'a')).tags, undefined, '[] removes the tags');
+
+  const bytes = Buffer.from('small object');
+  const inline = record('tags', '.', { segments: [], size: bytes.length, inline: { crc32c: crc32c(bytes) >>> 0, data: bytes.toString('base64') } });
+  await client.commitObject({ record: inline });
+  await client.setObjectTags('tags', '.', { tags: now });
+  const read = await client.getObject('tags', '.');
+  t.same(read.tags, now, 'a key that is not a path segment takes the query form');
+  t.same(read.inline?.bytes, bytes, "an inline object's bytes stay with its version");
+
+  await expectError(t, client.setObjectTags('tags', 'a', { tags: now, condition: { ifVersionId: 'v-other' } }), 412, 'PreconditionFailed');
+  await expectError(t, client.setObjectTags('tags', 'missing', { tags: now }), 404, 'NoSuchKey');
+  await expectError(t, client.setObjectTags('nobucket', 'a', { tags: now }), 404, 'NoSuchBucket');
+  const refused: unknown[] = [
+    Array.from({ length: 11 }, (_, i) => ({ key: `k${i}`, value: '' })),
+    [{ key: 'k', value: '1' }, { key: 'k', value: '2' }],
+    [{ key: '', value: 'v' }],
+    [{ key: 'k'.repeat(129), value: '' }],
+    [{ key: 'k', value: 'v'.repeat(257) }],
+    [{ key: 'k' }],
+    'k=v',
+  ];
+  for (const bad of refused) {
+    await expectError(t, client.setObjectTags('tags', 'a', { tags: bad as [] }), 400, 'InvalidArgument');
+    await expectError(t, client.commitObject({ record: { ...record('tags', 'b'), tags: bad as [] } }), 400, 'InvalidArgument');
+  }
+  await expectError(t, client.setObjectTags('tags', 'a', { tags: now, condition: { ifNoneMatch: true } }), 400, 'InvalidArgument');
+  t.equal((await client.getObject('tags', 'a')).tags, undefined, 'nothing refused was stored');
+  await expectError(t, client.getObject('tags', 'b'), 404, 'NoSuchKey');
+});
+
 t.test('objects: malformed records are refused and never stored', async (t) => {
   const { client } = await startService(t);
   await client.createBucket('b', 'o');

@@ -9,18 +9,25 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
 import {
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectTaggingCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  GetObjectTaggingCommand,
   HeadObjectCommand,
   ListObjectsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  PutObjectTaggingCommand,
   S3Client,
   S3ServiceException,
+  UploadPartCommand,
   type ChecksumAlgorithm as SdkChecksumAlgorithm,
+  type Tag,
 } from '@aws-sdk/client-s3';
 import { startTestCluster, s3ClientFor, ACCESS_KEY_ID, SECRET_ACCESS_KEY, type TestCluster } from './helpers/cluster.js';
 import {
@@ -800,4 +807,86 @@ t.test('ListObjectsV2 paging: later pages come from read-ahead, yet a write betw
   const m3 = await v1(m2.Contents!.at(-1)!.Key);
   t.same([keysOf(m1), keysOf(m2), keysOf(m3)], [['ra/a0', 'ra/a1'], ['ra/a1x', 'ra/a2'], ['ra/a4', 'ra/a5']]);
   t.equal((await readAheads()).hit! - after.hit!, 2, 'v1 pages 2 and 3 were read ahead');
+});
+
+t.test('object tags: with a write, on their own, through copies and multipart uploads; the object itself never changes', async (t) => {
+  const tagsOf = async (key: string): Promise<Tag[]> => (await s3.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: key }))).TagSet ?? [];
+  const body = randomBytes(3 * MiB + 5); // several segments: shards a tag change must leave alone
+  await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'tags/big', Body: body, Tagging: 'team=blue&stage=raw%2Fin&empty' }));
+  t.same(await tagsOf('tags/big'), [{ Key: 'team', Value: 'blue' }, { Key: 'stage', Value: 'raw/in' }, { Key: 'empty', Value: '' }], 'x-amz-tagging of PutObject, in order');
+  const before = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'tags/big' }));
+  const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'tags/big' }));
+  t.equal(got.TagCount, 3, 'GET tells the tag count');
+  t.same(Buffer.from(await got.Body!.transformToByteArray()), body);
+  const record = await namespace.getObject(BUCKET, 'tags/big');
+
+  const replaced = [{ Key: 'team', Value: 'red' }, { Key: 'Straße ü文', Value: 'a b+c=d.e_f:g/h@i' }];
+  await s3.send(new PutObjectTaggingCommand({ Bucket: BUCKET, Key: 'tags/big', Tagging: { TagSet: replaced } }));
+  t.same(await tagsOf('tags/big'), replaced, 'PutObjectTagging replaces the whole set');
+  const after = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'tags/big' }));
+  t.equal(after.ETag, before.ETag, 'the ETag stays');
+  t.equal(after.LastModified?.getTime(), before.LastModified?.getTime(), 'Last-Modified stays');
+  t.same({ ...(await namespace.getObject(BUCKET, 'tags/big')), tags: undefined }, { ...record, tags: undefined }, 'the version and its shards stay');
+  t.same(Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'tags/big' }))).Body!.transformToByteArray()), body);
+
+  // Copies keep the source's tags unless told to replace them.
+  await s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: 'tags/copy', CopySource: `${BUCKET}/tags/big`, Tagging: 'ignored=1' }));
+  t.same(await tagsOf('tags/copy'), replaced, 'COPY (the default) keeps the source tags and ignores x-amz-tagging');
+  await s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: 'tags/copy', CopySource: `${BUCKET}/tags/big`, TaggingDirective: 'REPLACE', Tagging: 'new=1' }));
+  t.same(await tagsOf('tags/copy'), [{ Key: 'new', Value: '1' }], 'REPLACE takes x-amz-tagging');
+  await s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: 'tags/copy', CopySource: `${BUCKET}/tags/big`, TaggingDirective: 'REPLACE' }));
+  t.same(await tagsOf('tags/copy'), [], 'REPLACE without tags leaves none');
+  t.equal((await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'tags/copy' }))).ETag, before.ETag);
+
+  // A multipart upload gets the tags it was created with when it completes.
+  const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'tags/multi', Tagging: 'phase=upload' }));
+  const part = await s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: 'tags/multi', UploadId, PartNumber: 1, Body: body.subarray(0, 1000) }));
+  await s3.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: 'tags/multi', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+  t.same(await tagsOf('tags/multi'), [{ Key: 'phase', Value: 'upload' }]);
+
+  // A small (inline) object, a key that is not a path segment, and deleting tags.
+  await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: '..', Body: 'tiny', Tagging: 'a=1' }));
+  await s3.send(new PutObjectTaggingCommand({ Bucket: BUCKET, Key: '..', Tagging: { TagSet: [{ Key: 'b', Value: '2' }] } }));
+  t.same(await tagsOf('..'), [{ Key: 'b', Value: '2' }]);
+  const deleted = await s3.send(new DeleteObjectTaggingCommand({ Bucket: BUCKET, Key: '..' }));
+  t.equal(deleted.$metadata.httpStatusCode, 204);
+  t.same(await tagsOf('..'), [], 'no tags is an empty TagSet');
+  const small = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: '..' }));
+  t.equal(small.TagCount, undefined, 'no x-amz-tagging-count without tags');
+  t.equal(await small.Body!.transformToString(), 'tiny');
+
+  // Refusals, with S3's codes; none changes anything.
+  await rejectsS3(t, s3.send(new PutObjectTaggingCommand({ Bucket: BUCKET, Key: 'tags/big', Tagging: { TagSet: Array.from({ length: 11 }, (_, i) => ({ Key: `k${i}`, Value: '' })) } })), 'BadRequest', 400, '11 tags');
+  await rejectsS3(t, s3.send(new PutObjectTaggingCommand({ Bucket: BUCKET, Key: 'tags/big', Tagging: { TagSet: [{ Key: 'a', Value: '1' }, { Key: 'a', Value: '2' }] } })), 'InvalidTag', 400, 'a repeated key');
+  await rejectsS3(t, s3.send(new PutObjectTaggingCommand({ Bucket: BUCKET, Key: 'tags/big', Tagging: { TagSet: [{ Key: 'aws:x', Value: '1' }] } })), 'InvalidTag', 400, 'a system tag');
+  await rejectsS3(t, s3.send(new PutObjectTaggingCommand({ Bucket: BUCKET, Key: 'tags/none', Tagging: { TagSet: [] } })), 'NoSuchKey', 404, 'no such key');
+  await rejectsS3(t, s3.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: 'tags/none' })), 'NoSuchKey', 404, 'no such key');
+  await rejectsS3(t, s3.send(new DeleteObjectTaggingCommand({ Bucket: BUCKET, Key: 'tags/none' })), 'NoSuchKey', 404, 'no such key');
+  await rejectsS3(t, s3.send(new GetObjectTaggingCommand({ Bucket: 'no-such-bucket', Key: 'k' })), 'NoSuchBucket', 404, 'no such bucket');
+  await rejectsS3(t, s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'tags/refused', Body: 'x', Tagging: 'a=1&a=2' })), 'InvalidArgument', 400, 'a repeated key in x-amz-tagging');
+  await rejectsS3(t, s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: 'tags/refused', CopySource: `${BUCKET}/tags/big`, TaggingDirective: 'REPLACE', Tagging: 'a,b=1' })), 'InvalidTag', 400, 'a bad key in a copy');
+  await rejectsS3(t, s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'tags/refused', Tagging: Array.from({ length: 11 }, (_, i) => `k${i}=`).join('&') })), 'BadRequest', 400, '11 tags for an upload');
+  await rejectsS3(t, s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'tags/refused' })), 'NotFound', 404, 'nothing refused was stored');
+  t.same(await tagsOf('tags/big'), replaced);
+
+  // The raw protocol: S3 wants the document protected by Content-MD5 or a checksum, and a document at all.
+  const doc = Buffer.from('<Tagging><TagSet><Tag><Key>raw</Key><Value>1</Value></Tag></TagSet></Tagging>');
+  const put = (headers: Record<string, string>, payload: Buffer) => rawRequest(endpoint, CREDS, { method: 'PUT', path: `/${BUCKET}/tags/big`, query: { tagging: '' }, headers, body: payload });
+  const unprotected = await put({}, doc);
+  t.equal(unprotected.status, 400);
+  t.equal(errorCode(unprotected), 'InvalidRequest', 'no Content-MD5 or checksum');
+  const md5 = (b: Buffer) => createHash('md5').update(b).digest('base64');
+  const wrong = await put({ 'content-md5': md5(Buffer.from('other')) }, doc);
+  t.equal(errorCode(wrong), 'BadDigest', 'a Content-MD5 that does not match');
+  const empty = await put({ 'content-md5': md5(Buffer.alloc(0)) }, Buffer.alloc(0));
+  t.equal(errorCode(empty), 'MissingRequestBodyError');
+  const malformed = Buffer.from('<Tagging><TagSet><Tag><Key>a</Key></Tag></TagSet></Tagging>');
+  t.equal(errorCode(await put({ 'content-md5': md5(malformed) }, malformed)), 'MalformedXML');
+  t.same(await tagsOf('tags/big'), replaced, 'no refused document changed the tags');
+  const ok = await put({ 'content-md5': md5(doc) }, doc);
+  t.equal(ok.status, 200);
+  t.same(await tagsOf('tags/big'), [{ Key: 'raw', Value: '1' }]);
+  const raw = await rawRequest(endpoint, CREDS, { method: 'GET', path: `/${BUCKET}/tags/big`, query: { tagging: '' } });
+  t.equal(raw.headers['content-type'], 'application/xml');
+  t.equal(raw.body.toString(), '<?xml version="1.0" encoding="UTF-8"?>\n<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet><Tag><Key>raw</Key><Value>1</Value></Tag></TagSet></Tagging>');
 });

@@ -13,15 +13,18 @@ import {
   DeleteBucketCommand,
   DeleteBucketPolicyCommand,
   DeleteObjectCommand,
+  DeleteObjectTaggingCommand,
   DeleteObjectsCommand,
   GetBucketPolicyCommand,
   GetObjectCommand,
+  GetObjectTaggingCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListBucketsCommand,
   ListObjectsV2Command,
   PutBucketPolicyCommand,
   PutObjectCommand,
+  PutObjectTaggingCommand,
   S3ServiceException,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -299,6 +302,27 @@ t.test('users, keys, ownership and bucket policies', async (t) => {
   t.ok((await root.send(new GetBucketPolicyCommand({ Bucket: ALICE_BUCKET }))).Policy, 'root reads alice\'s policy');
   t.equal((await root.send(new ListObjectsV2Command({ Bucket: BOB_BUCKET }))).KeyCount, 1, 'root lists bob\'s bucket');
   await root.send(new DeleteObjectCommand({ Bucket: ALICE_BUCKET, Key: 'from-root' }));
+
+  // ---- tags are permissions of their own ----
+  const ownerTag = [{ Key: 'owner', Value: 'alice' }];
+  await alice.send(new PutObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt', Tagging: { TagSet: ownerTag } }));
+  t.equal(await text(bob, ALICE_BUCKET, 'a.txt'), 'from alice', 'the public-read policy lets bob read the object');
+  await denied(t, bob.send(new GetObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' })), 'but s3:GetObject does not cover its tags');
+  await denied(t, bob.send(new PutObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt', Tagging: { TagSet: [] } })), 'bob may not tag without s3:PutObjectTagging');
+  await denied(t, bob.send(new DeleteObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' })), 'nor untag');
+  const bobWrites = (...actions: string[]) =>
+    alice.send(new PutBucketPolicyCommand({ Bucket: ALICE_BUCKET, Policy: policy({ Effect: 'Allow', Principal: { AWS: 'bob' }, Action: actions, Resource: `arn:aws:s3:::${ALICE_BUCKET}/bob/*` }) }));
+  await bobWrites('s3:PutObject');
+  await bob.send(new PutObjectCommand({ Bucket: ALICE_BUCKET, Key: 'bob/plain', Body: 'x' }));
+  await denied(t, bob.send(new PutObjectCommand({ Bucket: ALICE_BUCKET, Key: 'bob/tagged', Body: 'x', Tagging: 'by=bob' })), 'a PUT with tags also needs s3:PutObjectTagging');
+  await denied(t, bob.send(new GetObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'bob/plain' })), 'and reading tags s3:GetObjectTagging');
+  await bobWrites('s3:PutObject', 's3:PutObjectTagging', 's3:GetObjectTagging', 's3:DeleteObjectTagging', 's3:DeleteObject');
+  await bob.send(new PutObjectCommand({ Bucket: ALICE_BUCKET, Key: 'bob/tagged', Body: 'x', Tagging: 'by=bob' }));
+  t.same((await bob.send(new GetObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'bob/tagged' }))).TagSet, [{ Key: 'by', Value: 'bob' }], 'granted, bob tags his writes');
+  await bob.send(new DeleteObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'bob/tagged' }));
+  await denied(t, bob.send(new PutObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt', Tagging: { TagSet: [] } })), 'only where the policy says');
+  t.same((await alice.send(new GetObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' }))).TagSet, ownerTag);
+  for (const key of ['bob/plain', 'bob/tagged']) await bob.send(new DeleteObjectCommand({ Bucket: ALICE_BUCKET, Key: key }));
 
   // ---- users who own buckets stay ----
   t.match(await adminFails('user', 'delete', 'alice'), /still owns 1 bucket/, 'a user who owns buckets cannot be deleted');

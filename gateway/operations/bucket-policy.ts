@@ -3,20 +3,13 @@
 // stored (auth/policy.ts) and kept as sent, on the bucket's namespace record.
 import { MAX_POLICY_BYTES, namedPrincipals, parseBucketPolicy } from '../auth/policy.js';
 import { ROOT_USER_ID, userPin } from '../auth/identities.js';
-import { S3Error, s3Error } from '../s3/errors.js';
+import { s3Error } from '../s3/errors.js';
 import { sendEmpty, type OperationHandler } from '../server.js';
-import { readSmallBody } from './body.js';
+import { readDocument } from './body.js';
 
 export const putBucketPolicy: OperationHandler = async (ctx, services) => {
   const bucket = ctx.state.target.bucket!;
-  let body: Buffer;
-  try {
-    body = await readSmallBody(ctx, services, MAX_POLICY_BYTES);
-  } catch (err) {
-    if (err instanceof S3Error && (err.code === 'EntityTooLarge' || err.code === 'MaxMessageLengthExceeded')) throw s3Error('PolicyTooLarge');
-    throw err;
-  }
-  if (body.length === 0) throw s3Error('MissingRequestBodyError');
+  const body = await readDocument(ctx, services, MAX_POLICY_BYTES, 'PolicyTooLarge');
   const text = body.toString('utf8');
   if (!Buffer.from(text, 'utf8').equals(body)) throw s3Error('MalformedPolicy', 'Policies must be valid UTF-8');
   const policy = parseBucketPolicy(text, bucket);

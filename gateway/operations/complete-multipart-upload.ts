@@ -19,7 +19,7 @@ import { checkAssembledSizes, asUploadError, requireUpload, uploadChecksum, uplo
 import { newVersionId } from './put-object.js';
 import { readSmallBody } from './body.js';
 import { NamespaceError } from '../../namespace/client.js';
-import type { CompleteUploadRequest, ObjectRecord, PartRecord, PartSummary } from '../../namespace/types.js';
+import type { CompleteUploadRequest, MultipartUploadRecord, ObjectRecord, PartRecord, PartSummary } from '../../namespace/types.js';
 import type { GatewayServices } from '../services.js';
 import type { OperationHandler } from '../server.js';
 
@@ -43,7 +43,7 @@ export const completeMultipartUpload: OperationHandler = async (ctx, services) =
   const used = requested.map((wanted) => matchPart(wanted, stored.get(wanted.partNumber), uploadId, checksum));
   checkAssembledSizes(used);
 
-  const record = assemble(bucket, key, upload.contentType, upload.userMetadata, upload.headers, used, checksum);
+  const record = assemble(bucket, key, upload, used, checksum);
   if (claimed !== undefined && checksum !== undefined) checkClaimedChecksum(claimed, record.checksums[checksum.algorithm]!);
   checkDeclaredSize(headerValue(ctx.req.headersDistinct, 'x-amz-mp-object-size'), record.size);
   const condition = await resolveWritePrecondition(precondition, services.namespace, bucket, key);
@@ -123,15 +123,8 @@ function matchPart(wanted: CompletedPart, part: PartRecord | undefined, uploadId
   return part;
 }
 
-function assemble(
-  bucket: string,
-  key: string,
-  contentType: string,
-  userMetadata: Record<string, string>,
-  headers: Record<string, string>,
-  used: PartRecord[],
-  checksum: UploadChecksum | undefined,
-): ObjectRecord {
+/** The finished object: the parts' segments in order, with what CreateMultipartUpload recorded for it (type, metadata, headers, tags). */
+function assemble(bucket: string, key: string, upload: MultipartUploadRecord, used: PartRecord[], checksum: UploadChecksum | undefined): ObjectRecord {
   const layout = used[0]!.layout;
   if (used.some((p) => p.layout.k !== layout.k || p.layout.m !== layout.m || p.layout.blockSize !== layout.blockSize)) {
     // One record has one layout; parts written by gateways configured differently cannot be joined.
@@ -159,13 +152,14 @@ function assemble(
     size: used.reduce((sum, p) => sum + p.size, 0),
     etag: `"${md5.digest('hex')}-${used.length}"`,
     lastModified: new Date().toISOString(),
-    contentType,
-    userMetadata,
-    headers,
+    contentType: upload.contentType,
+    userMetadata: upload.userMetadata,
+    headers: upload.headers,
     checksums,
     layout,
     segments: used.flatMap((p) => p.segments),
     parts,
+    ...(upload.tags ? { tags: upload.tags } : {}),
   };
 }
 

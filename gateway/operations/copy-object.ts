@@ -13,6 +13,7 @@ import {
   type ChecksumAlgorithm,
 } from '../s3/checksums.js';
 import { objectHeadersFrom } from '../metadata.js';
+import { parseTaggingDirective, parseTaggingHeader } from '../s3/tagging.js';
 import { checkCopySourceConditions, parseCopySource, parseMetadataDirective } from '../copy-source.js';
 import { parseWritePrecondition, resolveWritePrecondition } from '../write-conditions.js';
 import { readObjectRange } from '../data/reader.js';
@@ -36,6 +37,8 @@ export const copyObject: OperationHandler = async (ctx, services) => {
   const precondition = parseWritePrecondition(headers);
   const requestedAlgorithm = checksumAlgorithmHeader(ctx.get('x-amz-checksum-algorithm'));
   const replaced = directive === 'REPLACE' ? objectHeadersFrom(headers) : undefined;
+  // As S3: COPY (the default) keeps the source's tags and ignores x-amz-tagging; REPLACE takes it (none when absent).
+  const replacedTags = parseTaggingDirective(headers['x-amz-tagging-directive']) === 'REPLACE' ? parseTaggingHeader(headers['x-amz-tagging']) : undefined;
 
   await services.buckets.get(bucket);
   const original = await services.namespace.getObject(source.bucket, source.key);
@@ -69,6 +72,8 @@ export const copyObject: OperationHandler = async (ctx, services) => {
       segments: written.segments,
       ...(written.inline ? { inline: written.inline } : {}),
     };
+    const tags = replacedTags ?? original.tags ?? [];
+    if (tags.length > 0) record.tags = [...tags];
     committing = true;
     await services.namespace.commitObject({ record, condition });
     ctx.status = 200;

@@ -1,10 +1,11 @@
 // CreateMultipartUpload: POST /bucket/key?uploads. Records what the finished object will carry
-// (content type, x-amz-meta-*, stored headers) and the checksum its parts must bring; nothing is
+// (content type, x-amz-meta-*, stored headers, x-amz-tagging) and the checksum its parts must bring; nothing is
 // visible under the key until CompleteMultipartUpload.
 import { s3Error } from '../s3/errors.js';
 import { parseChecksumAlgorithm, type ChecksumAlgorithm } from '../s3/checksums.js';
 import { defaultChecksumType, parseChecksumType, supportsChecksumType, type ChecksumType } from '../s3/multipart-checksums.js';
 import { initiateMultipartUploadXml } from '../s3/xml.js';
+import { parseTaggingHeader } from '../s3/tagging.js';
 import { objectHeadersFrom } from '../metadata.js';
 import type { CreateUploadRequest } from '../../namespace/types.js';
 import type { OperationHandler, S3Context } from '../server.js';
@@ -13,7 +14,9 @@ export const createMultipartUpload: OperationHandler = async (ctx, services) => 
   const { bucket, key } = ctx.state.target as { bucket: string; key: string };
   const meta = objectHeadersFrom(ctx.req.headers);
   const checksum = requestedChecksum(ctx);
+  const tags = parseTaggingHeader(ctx.req.headers['x-amz-tagging']);
   const request: CreateUploadRequest = { bucket, key, ...meta };
+  if (tags.length > 0) request.tags = [...tags];
   if (checksum) {
     request.checksumAlgorithm = checksum.algorithm;
     request.checksumType = checksum.type;

@@ -2,34 +2,22 @@
 // own; a failure is reported for that key in the DeleteResult and the others go on. A key that does
 // not exist is reported as deleted, as S3 does. Quiet mode lists only the errors. Access is checked
 // per key (s3:DeleteObject on that object, authorize.ts), and a refused key is AccessDenied.
-import type { IncomingHttpHeaders } from 'node:http';
-import { S3Error, s3Error, S3_ERROR_CODES, defaultMessage, type S3ErrorCode } from '../s3/errors.js';
+import { S3Error, S3_ERROR_CODES, defaultMessage, type S3ErrorCode } from '../s3/errors.js';
 import { deleteResultXml, parseDeleteRequest, type DeleteErrorEntry, type DeletedEntry } from '../s3/xml.js';
-import { algorithmOfHeader } from '../s3/checksums.js';
 import { objectKeyError } from '../request-target.js';
 import { HttpError } from '../../common/http.js';
 import type { OperationHandler } from '../server.js';
 import type { GatewayServices } from '../services.js';
-import { readSmallBody } from './body.js';
+import { readSmallBody, requireIntegrityHeader } from './body.js';
 
 /** 1000 keys of up to 1 KiB each, XML-escaped, fit well within this. */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** Deletes in flight at once: enough to hide namespace round trips without flooding it. */
 const PARALLEL_DELETES = 16;
 
-/** S3 refuses a multi-object delete whose body is not protected by Content-MD5 or a checksum. */
-function hasIntegrityHeader(headers: IncomingHttpHeaders): boolean {
-  if (headers['content-md5'] !== undefined) return true;
-  const trailer = headers['x-amz-trailer'];
-  if (typeof trailer === 'string' && algorithmOfHeader(trailer.trim()) !== undefined) return true;
-  return Object.keys(headers).some((name) => algorithmOfHeader(name) !== undefined);
-}
-
 export const deleteObjects: OperationHandler = async (ctx, services) => {
   const bucket = ctx.state.target.bucket!;
-  if (!hasIntegrityHeader(ctx.req.headers)) {
-    throw s3Error('InvalidRequest', 'Missing required header for this request: Content-MD5 OR x-amz-checksum-*');
-  }
+  requireIntegrityHeader(ctx.req.headers);
   await services.namespace.getBucket(bucket);
   const request = parseDeleteRequest(await readSmallBody(ctx, services, MAX_BODY_BYTES));
 

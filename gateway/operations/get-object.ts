@@ -128,6 +128,7 @@ function setObjectHeaders(ctx: S3Context, record: ObjectRecord, lastModified: Da
   ctx.set('Content-Type', record.contentType);
   for (const [name, value] of Object.entries(record.headers)) ctx.set(name, value);
   for (const [name, value] of Object.entries(record.userMetadata)) ctx.set(`x-amz-meta-${name}`, encodeHeaderText(value));
+  if (record.tags !== undefined && record.tags.length > 0) ctx.set('x-amz-tagging-count', String(record.tags.length));
 }
 
 /** Stored checksums describe the whole object, so they are returned only for whole-object reads. */

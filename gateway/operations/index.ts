@@ -22,6 +22,7 @@ import { abortMultipartUpload } from './abort-multipart-upload.js';
 import { listParts } from './list-parts.js';
 import { listMultipartUploads } from './list-multipart-uploads.js';
 import { deleteBucketPolicy, getBucketPolicy, putBucketPolicy } from './bucket-policy.js';
+import { deleteObjectTagging, getObjectTagging, putObjectTagging } from './object-tagging.js';
 
 export interface Operation {
   name: string;
@@ -35,7 +36,7 @@ const UNSUPPORTED_BUCKET_SUBRESOURCES = [
   'publicAccessBlock', 'replication', 'requestPayment', 'tagging', 'versioning', 'versions', 'website',
 ];
 const UNSUPPORTED_OBJECT_SUBRESOURCES = [
-  'acl', 'attributes', 'legal-hold', 'retention', 'tagging', 'torrent', 'restore', 'select', 'versionId',
+  'acl', 'attributes', 'legal-hold', 'retention', 'torrent', 'restore', 'select', 'versionId',
 ];
 
 /**
@@ -77,6 +78,9 @@ const OPERATION_ACCESS: Readonly<Record<string, OperationAccess>> = {
   CompleteMultipartUpload: { scope: 'object', action: 's3:PutObject' },
   AbortMultipartUpload: { scope: 'object', action: 's3:AbortMultipartUpload' },
   ListParts: { scope: 'object', action: 's3:ListMultipartUploadParts' },
+  GetObjectTagging: { scope: 'object', action: 's3:GetObjectTagging' },
+  PutObjectTagging: { scope: 'object', action: 's3:PutObjectTagging' },
+  DeleteObjectTagging: { scope: 'object', action: 's3:DeleteObjectTagging' },
 };
 
 export function operationAccess(name: string): OperationAccess {
@@ -164,6 +168,12 @@ function objectOperation(method: string, query: ParsedUrlQuery): Operation {
   if (multipart) return multipart;
   const sub = firstPresent(query, UNSUPPORTED_OBJECT_SUBRESOURCES);
   if (sub) return notImplemented(`${method} object ?${sub}`);
+  if ('tagging' in query) {
+    if (method === 'GET') return op('GetObjectTagging', getObjectTagging);
+    if (method === 'PUT') return op('PutObjectTagging', putObjectTagging);
+    if (method === 'DELETE') return op('DeleteObjectTagging', deleteObjectTagging);
+    throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: 'OBJECT' });
+  }
   switch (method) {
     case 'GET':
       return op('GetObject', getObject);

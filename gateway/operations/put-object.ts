@@ -4,6 +4,7 @@
 import { pooledRandomBytes } from '../../common/random.js';
 import { requestPayload } from './body.js';
 import { objectHeadersFrom } from '../metadata.js';
+import { parseTaggingHeader } from '../s3/tagging.js';
 import { commitRefused, discardSegments } from '../data/writer.js';
 import { integrityUnits, writeObject } from '../data/object-writer.js';
 import { writeOptions } from '../data/options.js';
@@ -25,6 +26,7 @@ export const putObject: OperationHandler = async (ctx, services) => {
   const { bucket, key } = ctx.state.target as { bucket: string; key: string };
   const precondition = parseWritePrecondition(ctx.req.headers);
   const meta = objectHeadersFrom(ctx.req.headers);
+  const tags = parseTaggingHeader(ctx.req.headers['x-amz-tagging']);
   const payload = requestPayload(ctx, services, { maxSize: MAX_PUT_SIZE, defaultChecksum: 'CRC64NVME' });
   await services.buckets.get(bucket); // NoSuchBucket before any byte is stored
   const condition = await resolveWritePrecondition(precondition, services.namespace, bucket, key);
@@ -51,6 +53,7 @@ export const putObject: OperationHandler = async (ctx, services) => {
       layout: config.layout,
       segments: written.segments,
       ...(written.inline ? { inline: written.inline } : {}),
+      ...(tags.length > 0 ? { tags: [...tags] } : {}),
     };
     committing = true;
     await services.namespace.commitObject({ record, condition });

@@ -306,3 +306,17 @@ export function parseDeleteRequest(input: string | Uint8Array): DeleteRequest {
   if (objects.length === 0 || objects.length > MAX_DELETE_OBJECTS) throw malformed('object count');
   return { quiet: quietText === 'true', objects };
 }
+
+/** PutObjectTagging's body: <Tagging><TagSet><Tag><Key/><Value/></Tag>…</TagSet></Tagging>, texts as sent (not trimmed); S3's tag rules are checked after (s3/tagging.ts). */
+export function parseTagging(input: string | Uint8Array): { key: string; value: string }[] {
+  const root = parseXml(input, { maxBytes: 64 * 1024 });
+  expectRoot(root, 'Tagging');
+  const tagSet = onlyChild(root, 'TagSet');
+  if (tagSet === undefined) throw malformed('Tagging without TagSet');
+  return childrenNamed(tagSet, 'Tag').map((tag) => {
+    const key = onlyChild(tag, 'Key');
+    const value = onlyChild(tag, 'Value');
+    if (key === undefined || value === undefined) throw malformed('Tag without Key or Value');
+    return { key: key.text, value: value.text };
+  });
+}

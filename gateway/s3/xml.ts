@@ -6,6 +6,7 @@ export {
   parseCompleteMultipartUpload,
   parseCreateBucketConfiguration,
   parseDeleteRequest,
+  parseTagging,
   type XmlElement,
   type XmlParseOptions,
   type CompletedPart,
@@ -362,6 +363,14 @@ export function listObjectsV1Xml(input: ListObjectsV1Input): Buffer {
     leaf('IsTruncated', input.isTruncated),
   ];
   return listingBytes(head.join(''), input);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tagging
+
+/** GetObjectTagging's body; no tags is an empty TagSet. */
+export function taggingXml(tags: readonly { readonly key: string; readonly value: string }[]): string {
+  return document('Tagging', node('TagSet', ...tags.map((t) => node('Tag', leaf('Key', t.key), leaf('Value', t.value)))));
 }
 
 // ---------------------------------------------------------------------------------------------
