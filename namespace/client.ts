@@ -84,6 +84,11 @@ export class NamespaceClient {
     return this.call('PUT', `/buckets/${seg(bucket)}/policy`, body);
   }
 
+  /** Replaces the bucket's tags (`[]` removes them); the updated record. */
+  setBucketTags(bucket: string, tags: T.Tag[]): Promise<T.BucketRecord> {
+    return this.call('PUT', `/buckets/${seg(bucket)}/tags`, { tags });
+  }
+
   // ---- users and access keys (IAM-style codes: NoSuchEntity, EntityAlreadyExists, DeleteConflict) ----
 
   createUser(userId: string, displayName?: string): Promise<T.UserRecord> {

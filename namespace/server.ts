@@ -207,6 +207,7 @@ function bucketRoutes(router: Router, store: NamespaceStore): void {
     return store.setBucketPolicy(p.bucket, v.bucketPolicy(input.policy), v.policyPrincipals(input.principals));
   });
   route(router, 'DELETE', '/buckets/:bucket/policy', (p) => store.setBucketPolicy(p.bucket, null));
+  route(router, 'PUT', '/buckets/:bucket/tags', async (p, _u, req) => store.setBucketTags(p.bucket, v.bucketTags(v.fields(await body(req), 'body').tags)));
   route(router, 'GET', '/buckets/:bucket', (p) => store.getBucket(p.bucket));
   route(router, 'DELETE', '/buckets/:bucket', async (p) => {
     await store.deleteBucket(p.bucket);

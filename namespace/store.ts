@@ -200,6 +200,18 @@ export class NamespaceStore {
     });
   }
 
+  /** Replaces the bucket's tags (`[]` removes them). */
+  setBucketTags(name: string, tags: T.Tag[]): Promise<T.BucketRecord> {
+    const bucket = v.bucketName(name);
+    const wanted = v.bucketTags(tags);
+    return this.bucketLocks.exclusive(bucket, async () => {
+      const { tags: _old, ...rest } = await this.getBucket(bucket);
+      const record: T.BucketRecord = wanted.length > 0 ? { ...rest, tags: wanted } : rest;
+      await this.write([put('buckets', k.bucketKey(bucket), record)]);
+      return record;
+    });
+  }
+
   async deleteBucket(name: string): Promise<void> {
     const bucket = v.bucketName(name);
     await this.bucketLocks.exclusive(bucket, async () => {

@@ -50,6 +50,8 @@ export interface BucketRecord {
    * who the policy named and gets nothing from it until the policy is put again, as in AWS.
    */
   policyPrincipals?: Record<string, string>;
+  /** The bucket's tags (PutBucketTagging), in the order given; absent when none. */
+  tags?: Tag[];
 }
 
 export interface ObjectRecord {
@@ -78,7 +80,7 @@ export interface ObjectRecord {
   /** Set when the object's bytes are kept in the namespace itself instead of erasure-coded shards (then `segments` is empty). */
   inline?: InlineData;
   /** S3 object tags in the order they were given; absent when the object has none. */
-  tags?: ObjectTag[];
+  tags?: Tag[];
   /** Set on a record read with a SegmentSelection: `segments` are then only those it selected. Never stored. */
   segmentSlice?: SegmentSlice;
 }
@@ -125,20 +127,22 @@ export interface InlineData {
 }
 
 /**
- * One S3 object tag. The namespace checks only the shape and S3's limits (MAX_OBJECT_TAGS, key
- * 1–128 and value 0–256 UTF-16 units, keys distinct); which characters S3 allows is the gateway's rule.
+ * One S3 tag, of an object or a bucket. The namespace checks only the shape and S3's limits
+ * (MAX_OBJECT_TAGS or MAX_BUCKET_TAGS, key 1–128 and value 0–256 UTF-16 units, keys distinct);
+ * which characters S3 allows is the gateway's rule.
  */
-export interface ObjectTag {
+export interface Tag {
   key: string;
   value: string;
 }
 
-/** S3's limit of tags per object. */
+/** S3's limits of tags per object and per bucket. */
 export const MAX_OBJECT_TAGS = 10;
+export const MAX_BUCKET_TAGS = 50;
 
 /** PUT /objects/:bucket/:key/tags: the object's tags replaced in place (its version, ETag and date kept); `[]` removes them. */
 export interface SetObjectTagsRequest {
-  tags: ObjectTag[];
+  tags: Tag[];
   /** Only `ifVersionId` applies: the tags go on that version or nowhere. */
   condition?: WriteCondition;
 }
@@ -303,7 +307,7 @@ export interface MultipartUploadRecord {
   /** "COMPOSITE" or "FULL_OBJECT": how the parts' checksums make the object's (with checksumAlgorithm). */
   checksumType?: string;
   /** The tags the object gets at completion (x-amz-tagging of CreateMultipartUpload). */
-  tags?: ObjectTag[];
+  tags?: Tag[];
 }
 
 export interface PartRecord {

@@ -7,7 +7,7 @@ import { invalidArgument } from './errors.js';
 import type {
   CompleteUploadRequest,
   CreateUploadRequest,
-  ObjectTag,
+  Tag,
   SetObjectTagsRequest,
   DamageReport,
   HeartbeatRequest,
@@ -24,7 +24,7 @@ import type {
   ShardPlacement,
   WriteCondition,
 } from './types.js';
-import { MAX_INLINE_BYTES, MAX_OBJECT_TAGS } from './types.js';
+import { MAX_BUCKET_TAGS, MAX_INLINE_BYTES, MAX_OBJECT_TAGS } from './types.js';
 
 type Fields = Record<string, unknown>;
 
@@ -353,10 +353,10 @@ export function createUploadRequest(value: unknown): CreateUploadRequest {
   return out;
 }
 
-/** S3's limits on an object's tags (see ObjectTag); an empty list stands for none. */
-export function objectTags(value: unknown, what: string): ObjectTag[] {
+/** S3's limits on an object's (or, with `max` MAX_BUCKET_TAGS, a bucket's) tags (see Tag); an empty list stands for none. */
+export function objectTags(value: unknown, what: string, max = MAX_OBJECT_TAGS): Tag[] {
   const seen = new Set<string>();
-  return array(value, what, MAX_OBJECT_TAGS).map((item, i) => {
+  return array(value, what, max).map((item, i) => {
     const f = fields(item, `${what}[${i}]`);
     const tag = { key: text(f.key, `${what}[${i}].key`, 512), value: text(f.value, `${what}[${i}].value`, 1024, 0) };
     if (tag.key.length > 128 || tag.value.length > 256) fail(`${what}[${i}]: a tag key holds at most 128 characters and a value 256`);
@@ -364,6 +364,10 @@ export function objectTags(value: unknown, what: string): ObjectTag[] {
     seen.add(tag.key);
     return tag;
   });
+}
+
+export function bucketTags(value: unknown): Tag[] {
+  return objectTags(value, 'tags', MAX_BUCKET_TAGS);
 }
 
 export function setObjectTagsRequest(value: unknown): SetObjectTagsRequest {

@@ -183,8 +183,13 @@ t.test('operations resolve by method, target and sub-resource', async (t) => {
   t.equal(resolveOperation('GET', { bucket: 'b' }, { location: '' }).name, 'GetBucketLocation');
   t.equal(resolveOperation('HEAD', { bucket: 'b', key: 'k' }, {}).name, 'HeadObject');
   t.equal(resolveOperation('PUT', { bucket: 'b', key: 'k' }, { 'x-id': 'PutObject' }).name, 'PutObject');
-  const versioning = resolveOperation('GET', { bucket: 'b' }, { versioning: '' });
-  await t.rejects(versioning.handler({} as never, {} as never), { code: 'NotImplemented', status: 501 });
+  const lifecycle = resolveOperation('GET', { bucket: 'b' }, { lifecycle: '' });
+  await t.rejects(lifecycle.handler({} as never, {} as never), { code: 'NotImplemented', status: 501 });
+  t.equal(resolveOperation('GET', { bucket: 'b' }, { versioning: '' }).name, 'GetBucketVersioning');
+  await t.rejects(resolveOperation('PUT', { bucket: 'b' }, { versioning: '' }).handler({} as never, {} as never), { code: 'NotImplemented', status: 501 });
+  for (const [method, name] of [['GET', 'GetBucketTagging'], ['PUT', 'PutBucketTagging'], ['DELETE', 'DeleteBucketTagging']]) {
+    t.equal(resolveOperation(method!, { bucket: 'b' }, { tagging: '' }).name, name);
+  }
   t.equal(s3Code(() => resolveOperation('POST', {}, {})), 'MethodNotAllowed');
 });
 

@@ -13,14 +13,20 @@ import {
   CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  DeleteBucketCommand,
+  DeleteBucketTaggingCommand,
   DeleteObjectCommand,
   DeleteObjectTaggingCommand,
   DeleteObjectsCommand,
+  GetBucketTaggingCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
   HeadObjectCommand,
   ListObjectsCommand,
   ListObjectsV2Command,
+  PutBucketTaggingCommand,
+  PutBucketVersioningCommand,
   PutObjectCommand,
   PutObjectTaggingCommand,
   S3Client,
@@ -889,4 +895,32 @@ t.test('object tags: with a write, on their own, through copies and multipart up
   const raw = await rawRequest(endpoint, CREDS, { method: 'GET', path: `/${BUCKET}/tags/big`, query: { tagging: '' } });
   t.equal(raw.headers['content-type'], 'application/xml');
   t.equal(raw.body.toString(), '<?xml version="1.0" encoding="UTF-8"?>\n<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet><Tag><Key>raw</Key><Value>1</Value></Tag></TagSet></Tagging>');
+});
+
+t.test('bucket tags, and the versioning state of a bucket that cannot be versioned', async (t) => {
+  const bucket = 'tagged-bucket';
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  t.teardown(() => s3.send(new DeleteBucketCommand({ Bucket: bucket })).then(() => undefined));
+  await rejectsS3(t, s3.send(new GetBucketTaggingCommand({ Bucket: bucket })), 'NoSuchTagSet', 404, 'a bucket without tags');
+  const tags = Array.from({ length: 50 }, (_, i) => ({ Key: `cost-centre-${i}`, Value: i % 2 ? 'lake' : '' }));
+  await s3.send(new PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet: tags } }));
+  t.same((await s3.send(new GetBucketTaggingCommand({ Bucket: bucket }))).TagSet, tags, 'fifty tags, in order');
+  await rejectsS3(t, s3.send(new PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet: [...tags, { Key: 'one-more', Value: '' }] } })), 'BadRequest', 400, '51 tags');
+  await rejectsS3(t, s3.send(new PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet: [{ Key: 'a!', Value: '' }] } })), 'InvalidTag', 400, 'a bad key');
+  t.equal((await s3.send(new GetBucketTaggingCommand({ Bucket: bucket }))).TagSet?.length, 50, 'refused sets changed nothing');
+  const removed = await s3.send(new DeleteBucketTaggingCommand({ Bucket: bucket }));
+  t.equal(removed.$metadata.httpStatusCode, 204);
+  await rejectsS3(t, s3.send(new GetBucketTaggingCommand({ Bucket: bucket })), 'NoSuchTagSet', 404, 'after DeleteBucketTagging');
+  await s3.send(new PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet: [{ Key: 'env', Value: 'test' }] } }));
+  await s3.send(new PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet: [] } }));
+  await rejectsS3(t, s3.send(new GetBucketTaggingCommand({ Bucket: bucket })), 'NoSuchTagSet', 404, 'an empty set removes them');
+  await rejectsS3(t, s3.send(new GetBucketTaggingCommand({ Bucket: 'no-such-bucket' })), 'NoSuchBucket', 404, 'no such bucket');
+
+  const versioning = await s3.send(new GetBucketVersioningCommand({ Bucket: bucket }));
+  t.equal(versioning.Status, undefined, 'never versioned: no Status');
+  t.equal(versioning.MFADelete, undefined);
+  await rejectsS3(t, s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } })), 'NotImplemented', 501, 'Cairn keeps one version');
+  await rejectsS3(t, s3.send(new GetBucketVersioningCommand({ Bucket: 'no-such-bucket' })), 'NoSuchBucket', 404, 'no such bucket');
+  const raw = await rawRequest(endpoint, CREDS, { method: 'GET', path: `/${bucket}`, query: { versioning: '' } });
+  t.equal(raw.body.toString(), '<?xml version="1.0" encoding="UTF-8"?>\n<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"></VersioningConfiguration>');
 });

@@ -16,6 +16,7 @@ import {
   DeleteObjectTaggingCommand,
   DeleteObjectsCommand,
   GetBucketPolicyCommand,
+  GetBucketTaggingCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
   HeadBucketCommand,
@@ -23,6 +24,7 @@ import {
   ListBucketsCommand,
   ListObjectsV2Command,
   PutBucketPolicyCommand,
+  PutBucketTaggingCommand,
   PutObjectCommand,
   PutObjectTaggingCommand,
   S3ServiceException,
@@ -323,6 +325,10 @@ t.test('users, keys, ownership and bucket policies', async (t) => {
   await denied(t, bob.send(new PutObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt', Tagging: { TagSet: [] } })), 'only where the policy says');
   t.same((await alice.send(new GetObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' }))).TagSet, ownerTag);
   for (const key of ['bob/plain', 'bob/tagged']) await bob.send(new DeleteObjectCommand({ Bucket: ALICE_BUCKET, Key: key }));
+  await alice.send(new PutBucketTaggingCommand({ Bucket: ALICE_BUCKET, Tagging: { TagSet: ownerTag } }));
+  await denied(t, bob.send(new GetBucketTaggingCommand({ Bucket: ALICE_BUCKET })), "bob may not read alice's bucket tags");
+  await denied(t, bob.send(new PutBucketTaggingCommand({ Bucket: ALICE_BUCKET, Tagging: { TagSet: [] } })), 'nor set them');
+  t.same((await alice.send(new GetBucketTaggingCommand({ Bucket: ALICE_BUCKET }))).TagSet, ownerTag);
 
   // ---- users who own buckets stay ----
   t.match(await adminFails('user', 'delete', 'alice'), /still owns 1 bucket/, 'a user who owns buckets cannot be deleted');

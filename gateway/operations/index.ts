@@ -23,6 +23,8 @@ import { listParts } from './list-parts.js';
 import { listMultipartUploads } from './list-multipart-uploads.js';
 import { deleteBucketPolicy, getBucketPolicy, putBucketPolicy } from './bucket-policy.js';
 import { deleteObjectTagging, getObjectTagging, putObjectTagging } from './object-tagging.js';
+import { deleteBucketTagging, getBucketTagging, putBucketTagging } from './bucket-tagging.js';
+import { getBucketVersioning } from './get-bucket-versioning.js';
 
 export interface Operation {
   name: string;
@@ -33,7 +35,7 @@ export interface Operation {
 const UNSUPPORTED_BUCKET_SUBRESOURCES = [
   'accelerate', 'acl', 'analytics', 'cors', 'encryption', 'intelligent-tiering', 'inventory', 'lifecycle',
   'logging', 'metrics', 'notification', 'object-lock', 'ownershipControls', 'policyStatus',
-  'publicAccessBlock', 'replication', 'requestPayment', 'tagging', 'versioning', 'versions', 'website',
+  'publicAccessBlock', 'replication', 'requestPayment', 'versions', 'website',
 ];
 const UNSUPPORTED_OBJECT_SUBRESOURCES = [
   'acl', 'attributes', 'legal-hold', 'retention', 'torrent', 'restore', 'select', 'versionId',
@@ -66,6 +68,11 @@ const OPERATION_ACCESS: Readonly<Record<string, OperationAccess>> = {
   ListObjectsV2: { scope: 'bucket', action: 's3:ListBucket' },
   ListMultipartUploads: { scope: 'bucket', action: 's3:ListBucketMultipartUploads' },
   DeleteObjects: { scope: 'keys', action: 's3:DeleteObject' },
+  GetBucketTagging: { scope: 'bucket', action: 's3:GetBucketTagging' },
+  PutBucketTagging: { scope: 'bucket', action: 's3:PutBucketTagging' },
+  // As in S3: removing a bucket's tags is putting none.
+  DeleteBucketTagging: { scope: 'bucket', action: 's3:PutBucketTagging' },
+  GetBucketVersioning: { scope: 'bucket', action: 's3:GetBucketVersioning' },
   GetBucketPolicy: { scope: 'owner' },
   PutBucketPolicy: { scope: 'owner' },
   DeleteBucketPolicy: { scope: 'owner' },
@@ -129,6 +136,13 @@ function bucketOperation(method: string, query: ParsedUrlQuery): Operation {
     if (method === 'DELETE') return op('DeleteBucketPolicy', deleteBucketPolicy);
     throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: 'BUCKET' });
   }
+  if ('tagging' in query) {
+    if (method === 'GET') return op('GetBucketTagging', getBucketTagging);
+    if (method === 'PUT') return op('PutBucketTagging', putBucketTagging);
+    if (method === 'DELETE') return op('DeleteBucketTagging', deleteBucketTagging);
+    throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: 'BUCKET' });
+  }
+  if ('versioning' in query) return method === 'GET' ? op('GetBucketVersioning', getBucketVersioning) : notImplemented(`${method} bucket ?versioning`);
   const sub = firstPresent(query, UNSUPPORTED_BUCKET_SUBRESOURCES);
   if (sub) return notImplemented(`${method} bucket ?${sub}`);
   switch (method) {

@@ -1,7 +1,7 @@
 // Pure: S3 object tags as clients send them — the x-amz-tagging header (PutObject, CopyObject,
 // CreateMultipartUpload) and the Tagging document (PutObjectTagging) — checked by S3's rules, with
 // the errors and texts S3 answers (measured against S3 by other S3 implementations' suites).
-import { MAX_OBJECT_TAGS, type ObjectTag } from '../../namespace/types.js';
+import { MAX_BUCKET_TAGS, MAX_OBJECT_TAGS, type Tag } from '../../namespace/types.js';
 import { s3Error } from './errors.js';
 
 /** A request header as Node gives it (a repeated one joined, as Node joins unknown headers). */
@@ -20,9 +20,10 @@ function validText(text: string, min: number, max: number): boolean {
   return text.length >= min && text.length <= max && TAG_TEXT.test(text);
 }
 
-/** Throws the S3 error for the first tag S3 would refuse; the tags are returned as given. */
-export function checkTags(tags: readonly ObjectTag[]): readonly ObjectTag[] {
-  if (tags.length > MAX_OBJECT_TAGS) throw s3Error('BadRequest', `Object tags cannot be greater than ${MAX_OBJECT_TAGS}`);
+/** Throws the S3 error for the first tag S3 would refuse (an object's, or a bucket's); the tags are returned as given. */
+export function checkTags(tags: readonly Tag[], of: 'object' | 'bucket' = 'object'): readonly Tag[] {
+  const [what, max] = of === 'object' ? ['Object', MAX_OBJECT_TAGS] : ['Bucket', MAX_BUCKET_TAGS];
+  if (tags.length > max) throw s3Error('BadRequest', `${what} tags cannot be greater than ${max}`);
   const seen = new Set<string>();
   for (const { key, value } of tags) {
     if (!validText(key, 1, MAX_KEY_LENGTH)) throw s3Error('InvalidTag', 'The TagKey you have provided is invalid', { TagKey: key });
@@ -41,7 +42,7 @@ export function checkTags(tags: readonly ObjectTag[]): readonly ObjectTag[] {
  * value, empty pairs are skipped). A pair without a key, a repeated key or an escape that is not
  * UTF-8 is the header's own InvalidArgument; the tags then pass checkTags. Absent or empty: none.
  */
-export function parseTaggingHeader(value: HeaderValue): readonly ObjectTag[] {
+export function parseTaggingHeader(value: HeaderValue): readonly Tag[] {
   const header = single(value);
   if (header === undefined || header === '') return [];
   const invalid = () =>
@@ -50,7 +51,7 @@ export function parseTaggingHeader(value: HeaderValue): readonly ObjectTag[] {
       "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates.",
       { ArgumentName: 'x-amz-tagging', ArgumentValue: header },
     );
-  const tags: ObjectTag[] = [];
+  const tags: Tag[] = [];
   const seen = new Set<string>();
   for (const pair of header.split('&')) {
     if (pair === '') continue;

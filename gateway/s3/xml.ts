@@ -368,9 +368,14 @@ export function listObjectsV1Xml(input: ListObjectsV1Input): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Tagging
 
-/** GetObjectTagging's body; no tags is an empty TagSet. */
+/** GetObjectTagging's and GetBucketTagging's body; an object without tags has an empty TagSet. */
 export function taggingXml(tags: readonly { readonly key: string; readonly value: string }[]): string {
   return document('Tagging', node('TagSet', ...tags.map((t) => node('Tag', leaf('Key', t.key), leaf('Value', t.value)))));
+}
+
+/** GetBucketVersioning of a bucket that was never versioned: no Status, as S3 answers then. */
+export function unversionedConfigurationXml(): string {
+  return document('VersioningConfiguration');
 }
 
 // ---------------------------------------------------------------------------------------------
