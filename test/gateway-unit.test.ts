@@ -7,7 +7,7 @@ import { objectHeadersFrom } from '../gateway/metadata.js';
 import { ChunkSource } from '../gateway/data/chunk-source.js';
 import { S3Error } from '../gateway/s3/errors.js';
 import { checkTags, parseTaggingDirective, parseTaggingHeader } from '../gateway/s3/tagging.js';
-import { parseTagging, taggingXml } from '../gateway/s3/xml.js';
+import { ownerOnlyAclXml, parseAccessControlPolicy, parseTagging, taggingXml } from '../gateway/s3/xml.js';
 import { resolveOperation } from '../gateway/operations/index.js';
 import { checkAssembledSizes } from '../gateway/multipart.js';
 import { DamageReporter } from '../gateway/data/damage-reporter.js';
@@ -126,6 +126,18 @@ t.test('object tags: the x-amz-tagging header, the Tagging document and S3\'s ru
   t.equal(resolveOperation('PUT', { bucket: 'b', key: 'k' }, { tagging: '' }).name, 'PutObjectTagging');
   t.equal(resolveOperation('DELETE', { bucket: 'b', key: 'k' }, { tagging: '' }).name, 'DeleteObjectTagging');
   t.equal(s3Code(() => resolveOperation('POST', { bucket: 'b', key: 'k' }, { tagging: '' })), 'MethodNotAllowed');
+});
+
+t.test('ACL documents: the owner-only policy Cairn shows, read back as one FULL_CONTROL grant; other shapes are MalformedACLError', async (t) => {
+  const xml = ownerOnlyAclXml({ id: 'alice', displayName: 'A & B' });
+  t.match(xml, '<Owner><ID>alice</ID><DisplayName>A &amp; B</DisplayName></Owner>');
+  t.match(xml, '<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser"><ID>alice</ID>');
+  t.same(parseAccessControlPolicy(xml), [{ granteeId: 'alice', granteeUri: undefined, granteeEmail: undefined, permission: 'FULL_CONTROL' }]);
+  const group = '<AccessControlPolicy><AccessControlList><Grant><Grantee><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee><Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>';
+  t.same(parseAccessControlPolicy(group), [{ granteeId: undefined, granteeUri: 'http://acs.amazonaws.com/groups/global/AllUsers', granteeEmail: undefined, permission: 'READ' }]);
+  for (const bad of ['<AccessControlPolicy/>', '<Other><AccessControlList/></Other>', '<AccessControlPolicy><AccessControlList><Grant><Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>', 'not xml']) {
+    t.equal(s3Code(() => parseAccessControlPolicy(bad)), 'MalformedACLError', bad);
+  }
 });
 
 t.test('conditional reads follow S3 precedence', async (t) => {

@@ -18,15 +18,19 @@ import {
   DeleteObjectCommand,
   DeleteObjectTaggingCommand,
   DeleteObjectsCommand,
+  GetBucketAclCommand,
   GetBucketTaggingCommand,
   GetBucketVersioningCommand,
+  GetObjectAclCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
   HeadObjectCommand,
   ListObjectsCommand,
   ListObjectsV2Command,
+  PutBucketAclCommand,
   PutBucketTaggingCommand,
   PutBucketVersioningCommand,
+  PutObjectAclCommand,
   PutObjectCommand,
   PutObjectTaggingCommand,
   S3Client,
@@ -923,4 +927,44 @@ t.test('bucket tags, and the versioning state of a bucket that cannot be version
   await rejectsS3(t, s3.send(new GetBucketVersioningCommand({ Bucket: 'no-such-bucket' })), 'NoSuchBucket', 404, 'no such bucket');
   const raw = await rawRequest(endpoint, CREDS, { method: 'GET', path: `/${bucket}`, query: { versioning: '' } });
   t.equal(raw.body.toString(), '<?xml version="1.0" encoding="UTF-8"?>\n<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"></VersioningConfiguration>');
+});
+
+t.test('ACLs as in an S3 bucket whose ACLs are off: they read as the owner\'s full control, and only that may be set', async (t) => {
+  await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'acl/object', Body: 'x' }));
+  const bucketAcl = await s3.send(new GetBucketAclCommand({ Bucket: BUCKET }));
+  const ownerOnly = { Owner: bucketAcl.Owner, Grants: bucketAcl.Grants };
+  t.equal(bucketAcl.Grants?.length, 1);
+  t.equal(bucketAcl.Grants?.[0]?.Permission, 'FULL_CONTROL');
+  t.equal(bucketAcl.Grants?.[0]?.Grantee?.Type, 'CanonicalUser');
+  t.equal(bucketAcl.Grants?.[0]?.Grantee?.ID, bucketAcl.Owner?.ID, 'the grantee is the bucket owner');
+  t.not(bucketAcl.Owner?.ID, undefined);
+  const objectAcl = await s3.send(new GetObjectAclCommand({ Bucket: BUCKET, Key: 'acl/object' }));
+  t.same({ Owner: objectAcl.Owner, Grants: objectAcl.Grants }, ownerOnly, "an object's ACL is the bucket owner's too");
+
+  // Setting what is already true is accepted; anything more is AccessControlListNotSupported.
+  for (const ACL of ['private', 'bucket-owner-full-control'] as const) {
+    t.equal((await s3.send(new PutObjectAclCommand({ Bucket: BUCKET, Key: 'acl/object', ACL }))).$metadata.httpStatusCode, 200, `canned ${ACL}`);
+  }
+  t.equal((await s3.send(new PutBucketAclCommand({ Bucket: BUCKET, ACL: 'private' }))).$metadata.httpStatusCode, 200, 'canned private on the bucket');
+  await s3.send(new PutBucketAclCommand({ Bucket: BUCKET, AccessControlPolicy: ownerOnly }));
+  await s3.send(new PutObjectAclCommand({ Bucket: BUCKET, Key: 'acl/object', AccessControlPolicy: ownerOnly }));
+  t.pass('the document GetBucketAcl returns is taken back');
+  const allUsers = { Grantee: { Type: 'Group' as const, URI: 'http://acs.amazonaws.com/groups/global/AllUsers' }, Permission: 'READ' as const };
+  const refused: [string, () => Promise<unknown>][] = [
+    ['canned public-read', () => s3.send(new PutObjectAclCommand({ Bucket: BUCKET, Key: 'acl/object', ACL: 'public-read' }))],
+    ['canned public-read-write on the bucket', () => s3.send(new PutBucketAclCommand({ Bucket: BUCKET, ACL: 'public-read-write' }))],
+    ['a grant header', () => s3.send(new PutBucketAclCommand({ Bucket: BUCKET, GrantRead: 'uri="http://acs.amazonaws.com/groups/global/AllUsers"' }))],
+    ['a grant to everyone', () => s3.send(new PutObjectAclCommand({ Bucket: BUCKET, Key: 'acl/object', AccessControlPolicy: { Owner: ownerOnly.Owner, Grants: [...ownerOnly.Grants!, allUsers] } }))],
+    ['full control for someone else', () => s3.send(new PutBucketAclCommand({ Bucket: BUCKET, AccessControlPolicy: { Owner: ownerOnly.Owner, Grants: [{ Grantee: { Type: 'CanonicalUser', ID: 'someone-else' }, Permission: 'FULL_CONTROL' }] } }))],
+    ['only READ for the owner', () => s3.send(new PutBucketAclCommand({ Bucket: BUCKET, AccessControlPolicy: { Owner: ownerOnly.Owner, Grants: [{ ...ownerOnly.Grants![0], Permission: 'READ' }] } }))],
+  ];
+  for (const [what, attempt] of refused) await rejectsS3(t, attempt(), 'AccessControlListNotSupported', 400, what);
+  await rejectsS3(t, s3.send(new GetObjectAclCommand({ Bucket: BUCKET, Key: 'acl/none' })), 'NoSuchKey', 404, 'no such key');
+  await rejectsS3(t, s3.send(new PutObjectAclCommand({ Bucket: BUCKET, Key: 'acl/none', ACL: 'private' })), 'NoSuchKey', 404, 'no such key');
+  await rejectsS3(t, s3.send(new GetBucketAclCommand({ Bucket: 'no-such-bucket' })), 'NoSuchBucket', 404, 'no such bucket');
+  const malformed = await rawRequest(endpoint, CREDS, { method: 'PUT', path: `/${BUCKET}`, query: { acl: '' }, body: Buffer.from('<AccessControlPolicy><Owner/></AccessControlPolicy>') });
+  t.equal(errorCode(malformed), 'MalformedACLError', 'a document without an AccessControlList');
+  const empty = await rawRequest(endpoint, CREDS, { method: 'PUT', path: `/${BUCKET}`, query: { acl: '' } });
+  t.equal(errorCode(empty), 'MalformedACLError', 'neither a canned ACL nor a document');
+  t.same((await s3.send(new GetObjectAclCommand({ Bucket: BUCKET, Key: 'acl/object' }))).Grants, ownerOnly.Grants, 'nothing refused changed anything');
 });

@@ -15,8 +15,10 @@ import {
   DeleteObjectCommand,
   DeleteObjectTaggingCommand,
   DeleteObjectsCommand,
+  GetBucketAclCommand,
   GetBucketPolicyCommand,
   GetBucketTaggingCommand,
+  GetObjectAclCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
   HeadBucketCommand,
@@ -329,6 +331,11 @@ t.test('users, keys, ownership and bucket policies', async (t) => {
   await denied(t, bob.send(new GetBucketTaggingCommand({ Bucket: ALICE_BUCKET })), "bob may not read alice's bucket tags");
   await denied(t, bob.send(new PutBucketTaggingCommand({ Bucket: ALICE_BUCKET, Tagging: { TagSet: [] } })), 'nor set them');
   t.same((await alice.send(new GetBucketTaggingCommand({ Bucket: ALICE_BUCKET }))).TagSet, ownerTag);
+  const aliceAcl = await alice.send(new GetObjectAclCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' }));
+  t.same(aliceAcl.Owner, { ID: 'alice', DisplayName: 'Alice A.' }, "an ACL shows the bucket's owner as ListBuckets does");
+  t.same(aliceAcl.Grants?.map((g) => [g.Grantee?.ID, g.Permission]), [['alice', 'FULL_CONTROL']]);
+  await denied(t, bob.send(new GetBucketAclCommand({ Bucket: ALICE_BUCKET })), 'ACLs are read with s3:GetBucketAcl');
+  await denied(t, bob.send(new GetObjectAclCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' })), 'and s3:GetObjectAcl');
 
   // ---- users who own buckets stay ----
   t.match(await adminFails('user', 'delete', 'alice'), /still owns 1 bucket/, 'a user who owns buckets cannot be deleted');

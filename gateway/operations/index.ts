@@ -25,6 +25,7 @@ import { deleteBucketPolicy, getBucketPolicy, putBucketPolicy } from './bucket-p
 import { deleteObjectTagging, getObjectTagging, putObjectTagging } from './object-tagging.js';
 import { deleteBucketTagging, getBucketTagging, putBucketTagging } from './bucket-tagging.js';
 import { getBucketVersioning } from './get-bucket-versioning.js';
+import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from './acl.js';
 
 export interface Operation {
   name: string;
@@ -33,12 +34,12 @@ export interface Operation {
 
 /** Sub-resources S3 defines on buckets and objects that Cairn does not serve yet. */
 const UNSUPPORTED_BUCKET_SUBRESOURCES = [
-  'accelerate', 'acl', 'analytics', 'cors', 'encryption', 'intelligent-tiering', 'inventory', 'lifecycle',
+  'accelerate', 'analytics', 'cors', 'encryption', 'intelligent-tiering', 'inventory', 'lifecycle',
   'logging', 'metrics', 'notification', 'object-lock', 'ownershipControls', 'policyStatus',
   'publicAccessBlock', 'replication', 'requestPayment', 'versions', 'website',
 ];
 const UNSUPPORTED_OBJECT_SUBRESOURCES = [
-  'acl', 'attributes', 'legal-hold', 'retention', 'torrent', 'restore', 'select', 'versionId',
+  'attributes', 'legal-hold', 'retention', 'torrent', 'restore', 'select', 'versionId',
 ];
 
 /**
@@ -73,6 +74,10 @@ const OPERATION_ACCESS: Readonly<Record<string, OperationAccess>> = {
   // As in S3: removing a bucket's tags is putting none.
   DeleteBucketTagging: { scope: 'bucket', action: 's3:PutBucketTagging' },
   GetBucketVersioning: { scope: 'bucket', action: 's3:GetBucketVersioning' },
+  GetBucketAcl: { scope: 'bucket', action: 's3:GetBucketAcl' },
+  PutBucketAcl: { scope: 'bucket', action: 's3:PutBucketAcl' },
+  GetObjectAcl: { scope: 'object', action: 's3:GetObjectAcl' },
+  PutObjectAcl: { scope: 'object', action: 's3:PutObjectAcl' },
   GetBucketPolicy: { scope: 'owner' },
   PutBucketPolicy: { scope: 'owner' },
   DeleteBucketPolicy: { scope: 'owner' },
@@ -111,6 +116,10 @@ function notImplemented(name: string): Operation {
   });
 }
 
+function methodNotAllowed(method: string, resourceType: 'SERVICE' | 'BUCKET' | 'OBJECT'): Error {
+  return s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: resourceType });
+}
+
 function firstPresent(query: ParsedUrlQuery, names: string[]): string | undefined {
   return names.find((n) => n in query);
 }
@@ -118,7 +127,7 @@ function firstPresent(query: ParsedUrlQuery, names: string[]): string | undefine
 export function resolveOperation(method: string, target: RequestTarget, query: ParsedUrlQuery): Operation {
   if (!target.bucket) {
     if (method === 'GET') return op('ListBuckets', listBuckets);
-    throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: 'SERVICE' });
+    throw methodNotAllowed(method, 'SERVICE');
   }
   return target.key === undefined ? bucketOperation(method, query) : objectOperation(method, query);
 }
@@ -128,19 +137,24 @@ function bucketOperation(method: string, query: ParsedUrlQuery): Operation {
   if (method === 'POST' && 'delete' in query) return op('DeleteObjects', deleteObjects);
   if ('uploads' in query) {
     if (method === 'GET') return op('ListMultipartUploads', listMultipartUploads);
-    throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: 'BUCKET' });
+    throw methodNotAllowed(method, 'BUCKET');
   }
   if ('policy' in query) {
     if (method === 'GET') return op('GetBucketPolicy', getBucketPolicy);
     if (method === 'PUT') return op('PutBucketPolicy', putBucketPolicy);
     if (method === 'DELETE') return op('DeleteBucketPolicy', deleteBucketPolicy);
-    throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: 'BUCKET' });
+    throw methodNotAllowed(method, 'BUCKET');
   }
   if ('tagging' in query) {
     if (method === 'GET') return op('GetBucketTagging', getBucketTagging);
     if (method === 'PUT') return op('PutBucketTagging', putBucketTagging);
     if (method === 'DELETE') return op('DeleteBucketTagging', deleteBucketTagging);
-    throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: 'BUCKET' });
+    throw methodNotAllowed(method, 'BUCKET');
+  }
+  if ('acl' in query) {
+    if (method === 'GET') return op('GetBucketAcl', getBucketAcl);
+    if (method === 'PUT') return op('PutBucketAcl', putBucketAcl);
+    throw methodNotAllowed(method, 'BUCKET');
   }
   if ('versioning' in query) return method === 'GET' ? op('GetBucketVersioning', getBucketVersioning) : notImplemented(`${method} bucket ?versioning`);
   const sub = firstPresent(query, UNSUPPORTED_BUCKET_SUBRESOURCES);
@@ -155,7 +169,7 @@ function bucketOperation(method: string, query: ParsedUrlQuery): Operation {
     case 'DELETE':
       return op('DeleteBucket', deleteBucket);
     default:
-      throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: 'BUCKET' });
+      throw methodNotAllowed(method, 'BUCKET');
   }
 }
 
@@ -182,11 +196,16 @@ function objectOperation(method: string, query: ParsedUrlQuery): Operation {
   if (multipart) return multipart;
   const sub = firstPresent(query, UNSUPPORTED_OBJECT_SUBRESOURCES);
   if (sub) return notImplemented(`${method} object ?${sub}`);
+  if ('acl' in query) {
+    if (method === 'GET') return op('GetObjectAcl', getObjectAcl);
+    if (method === 'PUT') return op('PutObjectAcl', putObjectAcl);
+    throw methodNotAllowed(method, 'OBJECT');
+  }
   if ('tagging' in query) {
     if (method === 'GET') return op('GetObjectTagging', getObjectTagging);
     if (method === 'PUT') return op('PutObjectTagging', putObjectTagging);
     if (method === 'DELETE') return op('DeleteObjectTagging', deleteObjectTagging);
-    throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: 'OBJECT' });
+    throw methodNotAllowed(method, 'OBJECT');
   }
   switch (method) {
     case 'GET':
@@ -200,6 +219,6 @@ function objectOperation(method: string, query: ParsedUrlQuery): Operation {
     case 'POST':
       return notImplemented('POST object');
     default:
-      throw s3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: method, ResourceType: 'OBJECT' });
+      throw methodNotAllowed(method, 'OBJECT');
   }
 }

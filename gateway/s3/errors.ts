@@ -4,6 +4,7 @@
 // clients and conformance suites compare against what S3 actually returns.
 
 const TABLE = {
+  AccessControlListNotSupported: [400, 'The bucket does not allow ACLs'],
   AccessDenied: [403, 'Access Denied'],
   // A CORS preflight that no rule allows (AWS's text, its "evalution" typo included).
   AccessForbidden: [
@@ -55,6 +56,7 @@ const TABLE = {
   InvalidToken: [400, 'The provided token is malformed or otherwise invalid.'],
   InvalidURI: [400, "Couldn't parse the specified URI."],
   KeyTooLongError: [400, 'Your key is too long.'],
+  MalformedACLError: [400, 'The XML you provided was not well-formed or did not validate against our published schema'],
   MalformedPolicy: [400, 'This policy contains invalid Json'],
   MalformedTrailerError: [
     400,

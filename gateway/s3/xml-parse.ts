@@ -320,3 +320,30 @@ export function parseTagging(input: string | Uint8Array): { key: string; value: 
     return { key: key.text, value: value.text };
   });
 }
+
+/** One grant of a PutBucketAcl / PutObjectAcl document: its grantee (by ID, URI or email) and permission. */
+export interface AclGrant {
+  readonly granteeId: string | undefined;
+  readonly granteeUri: string | undefined;
+  readonly granteeEmail: string | undefined;
+  readonly permission: string;
+}
+
+/** An AccessControlPolicy document; any shape S3 would not take is MalformedACLError, as S3 answers it. */
+export function parseAccessControlPolicy(input: string | Uint8Array): readonly AclGrant[] {
+  let root: XmlElement;
+  try {
+    root = parseXml(input, { maxBytes: 64 * 1024 });
+  } catch {
+    throw new S3Error('MalformedACLError');
+  }
+  const list = root.name === 'AccessControlPolicy' ? root.children.filter((c) => c.name === 'AccessControlList') : [];
+  if (list.length !== 1) throw new S3Error('MalformedACLError');
+  return childrenNamed(list[0]!, 'Grant').map((grant) => {
+    const grantees = childrenNamed(grant, 'Grantee');
+    const permissions = childrenNamed(grant, 'Permission');
+    if (grantees.length !== 1 || permissions.length !== 1) throw new S3Error('MalformedACLError');
+    const text = (name: string): string | undefined => childrenNamed(grantees[0]!, name)[0]?.text.trim();
+    return { granteeId: text('ID'), granteeUri: text('URI'), granteeEmail: text('EmailAddress'), permission: permissions[0]!.text.trim() };
+  });
+}

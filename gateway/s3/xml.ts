@@ -7,6 +7,8 @@ export {
   parseCreateBucketConfiguration,
   parseDeleteRequest,
   parseTagging,
+  parseAccessControlPolicy,
+  type AclGrant,
   type XmlElement,
   type XmlParseOptions,
   type CompletedPart,
@@ -371,6 +373,16 @@ export function listObjectsV1Xml(input: ListObjectsV1Input): Buffer {
 /** GetObjectTagging's and GetBucketTagging's body; an object without tags has an empty TagSet. */
 export function taggingXml(tags: readonly { readonly key: string; readonly value: string }[]): string {
   return document('Tagging', node('TagSet', ...tags.map((t) => node('Tag', leaf('Key', t.key), leaf('Value', t.value)))));
+}
+
+/**
+ * GetBucketAcl's and GetObjectAcl's body where ACLs are off (S3's "bucket owner enforced", Cairn's
+ * only mode): the bucket owner, with full control.
+ */
+export function ownerOnlyAclXml(owner: { readonly id: string; readonly displayName: string }): string {
+  const who = [leaf('ID', owner.id), leaf('DisplayName', owner.displayName)];
+  const grantee = `<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser">${who.join('')}</Grantee>`;
+  return document('AccessControlPolicy', node('Owner', ...who), node('AccessControlList', node('Grant', grantee, leaf('Permission', 'FULL_CONTROL'))));
 }
 
 /** GetBucketVersioning of a bucket that was never versioned: no Status, as S3 answers then. */
