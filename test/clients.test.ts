@@ -1,8 +1,8 @@
 // Client compatibility: the real cluster (processes in a temp dir) driven by real third-party S3
-// clients from Debian — awscli v2 (/usr/bin/aws) and rclone (/usr/bin/rclone) — exactly as a user
+// clients from Debian — awscli v2 (/usr/bin/aws), rclone (/usr/bin/rclone) and s3cmd — exactly as a user
 // would run them. Every round trip compares bytes (sha256 of source vs what came back); every S3
 // error the clients hit is checked for its code and HTTP status in the client's own output.
-// CI installs both binaries (.ci/run); a missing binary fails this file, it is never skipped.
+// CI installs the three (.ci/run); a missing binary fails this file, it is never skipped.
 import t, { type Test } from 'tap';
 import { randomBytes, createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, unlink, utimes, writeFile } from 'node:fs/promises';
@@ -12,6 +12,7 @@ import { startTestCluster, ACCESS_KEY_ID, SECRET_ACCESS_KEY, type TestCluster } 
 import {
   AWS_BIN,
   RCLONE_BIN,
+  S3CMD_BIN,
   awsDebugStatuses,
   awsEnv,
   cleanEnv,
@@ -20,6 +21,7 @@ import {
   md5hex,
   rcloneConfig,
   run,
+  s3cmdConfig,
   sha256,
   sha256File,
   writeTree,
@@ -110,16 +112,16 @@ function json<T = Record<string, unknown>>(t: Test, r: RunResult, what: string):
 
 let tmp = '';
 
-t.test('real third-party S3 clients (awscli v2, rclone) against a real cluster', async (t) => {
+t.test('real third-party S3 clients (awscli v2, rclone, s3cmd) against a real cluster', async (t) => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'cairn-clients-'));
   t.teardown(() => rm(tmp, { recursive: true, force: true }));
 
   const missing: string[] = [];
-  for (const [bin, pkg] of [[AWS_BIN, 'awscli'], [RCLONE_BIN, 'rclone']] as const) {
+  for (const [bin, pkg] of [[AWS_BIN, 'awscli'], [RCLONE_BIN, 'rclone'], [S3CMD_BIN, 's3cmd']] as const) {
     if (!(await isExecutable(bin))) missing.push(`${bin} (Debian package ${pkg})`);
   }
   if (missing.length > 0) {
-    t.fail(`third-party S3 clients are not installed: ${missing.join(', ')}. Install them (apt-get install awscli rclone; .ci/run does this) — this test is not skipped.`);
+    t.fail(`third-party S3 clients are not installed: ${missing.join(', ')}. Install them (apt-get install awscli rclone s3cmd; .ci/run does this) — this test is not skipped.`);
     return;
   }
   const started = Date.now();
@@ -128,6 +130,7 @@ t.test('real third-party S3 clients (awscli v2, rclone) against a real cluster',
   t.comment(`cluster up in ${Date.now() - started} ms at ${tc.cluster.endpoint}`);
   await t.test('awscli', (t) => awsTests(t, tc));
   await t.test('rclone', (t) => rcloneTests(t, tc));
+  await t.test('s3cmd', (t) => s3cmdTests(t, tc));
   t.comment(`clients.test.ts total ${Date.now() - started} ms`);
 });
 
@@ -633,5 +636,86 @@ async function rcloneTests(t: Test, tc: TestCluster): Promise<void> {
     if (!ok(t, r, 'rclone purge')) return;
     const ls = await rclone(['lsd', 'cairn:']);
     if (ok(t, ls, 'rclone lsd')) t.notMatch(ls.stdout, bucket, 'bucket gone');
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// s3cmd
+
+async function s3cmdTests(t: Test, tc: TestCluster): Promise<void> {
+  const endpoint = tc.cluster.endpoint;
+  const config = await s3cmdConfig(path.join(tmp, 's3cmd'), { endpoint, accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY });
+  const env = cleanEnv({ HOME: path.join(tmp, 's3cmd') });
+  const work = path.join(tmp, 's3cmd-work');
+  await mkdir(work, { recursive: true });
+  const bucket = 'cli-s3cmd';
+  const url = (key = ''): string => `s3://${bucket}/${key}`;
+  const awsChecks = await awsEnv(path.join(tmp, 'aws-s3cmd'), { endpoint, accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY });
+  const s3cmd = (args: string[]): Promise<RunResult> => run(S3CMD_BIN, ['-c', config, '--no-progress', ...args], { env, cwd: work, timeoutMs: COMMAND_TIMEOUT_MS });
+  const small = randomBytes(54_321);
+  const big = randomBytes(BIG_SIZE);
+  await writeFile(path.join(work, 'small.bin'), small);
+  await writeFile(path.join(work, 'big.bin'), big);
+
+  await t.test('s3cmd: mb, put (one part and multipart), get, ls, du, info', async (t) => {
+    const mb = await s3cmd(['mb', url()]);
+    if (!ok(t, mb, 's3cmd mb')) return;
+    t.match(mb.stdout, `Bucket '${url()}' created`);
+    for (const [name, bytes] of [['small.bin', small], ['big.bin', big]] as const) {
+      const put = await s3cmd(['put', name, url(`up/${name}`)]);
+      if (!ok(t, put, `s3cmd put ${name}`)) return;
+      if (name === 'big.bin') {
+        const head = await run(AWS_BIN, ['--endpoint-url', endpoint, 's3api', 'head-object', '--bucket', bucket, '--key', `up/${name}`], { env: awsChecks, timeoutMs: COMMAND_TIMEOUT_MS });
+        if (ok(t, head, 'aws s3api head-object')) t.match(JSON.parse(head.stdout), { ETag: /-4"$/ }, 'uploaded in 4 parts of 5 MiB');
+      }
+      const got = await s3cmd(['get', '--force', url(`up/${name}`), `${name}.down`]);
+      if (ok(t, got, `s3cmd get ${name} (s3cmd checks the MD5 itself)`)) t.equal(await sha256File(path.join(work, `${name}.down`)), sha256(bytes), `${name}: bytes match (sha256)`);
+      t.notMatch(got.stderr, /MD5 signatures do not match|WARNING/, `${name}: no checksum warning`);
+    }
+    const ls = await s3cmd(['ls', url('up/')]);
+    if (ok(t, ls, 's3cmd ls')) t.same([...ls.stdout.matchAll(/\s(\d+)\s+(s3:\S+)$/gm)].map((m) => [m[2], Number(m[1])]), [[url('up/big.bin'), BIG_SIZE], [url('up/small.bin'), small.length]]);
+    const du = await s3cmd(['du', url()]);
+    if (ok(t, du, 's3cmd du')) t.match(du.stdout, new RegExp(`^\\s*${BIG_SIZE + small.length}\\s+2 objects`, 'm'), 'du adds up every byte');
+    const info = await s3cmd(['info', url('up/small.bin')]);
+    if (ok(t, info, 's3cmd info')) {
+      t.match(info.stdout, `MD5 sum:   ${md5hex(small)}`);
+      t.match(info.stdout, /ACL:\s+\S+: FULL_CONTROL/, 'the owner has full control');
+    }
+  });
+
+  await t.test('s3cmd: sync up and down, then nothing to do', async (t) => {
+    const tree = makeTree();
+    await writeTree(path.join(work, 'tree'), tree);
+    if (!ok(t, await s3cmd(['sync', 'tree/', url('tree/')]), 's3cmd sync up')) return;
+    const again = await s3cmd(['sync', 'tree/', url('tree/')]);
+    if (ok(t, again, 's3cmd sync up again')) t.notMatch(again.stdout, /upload:/, 'nothing uploaded the second time');
+    if (!ok(t, await s3cmd(['sync', url('tree/'), 'tree-down/']), 's3cmd sync down')) return;
+    t.same(await hashTree(path.join(work, 'tree-down')), await hashTree(path.join(work, 'tree')), 'the tree came back byte for byte');
+  });
+
+  await t.test('s3cmd: cp, modify, mv, setacl, del, rb', async (t) => {
+    if (!ok(t, await s3cmd(['cp', url('up/big.bin'), url('copy/big.bin')]), 's3cmd cp (a server-side copy)')) return;
+    const copied = await s3cmd(['get', '--force', url('copy/big.bin'), 'copy.down']);
+    if (ok(t, copied, 's3cmd get of the copy')) t.equal(await sha256File(path.join(work, 'copy.down')), sha256(big));
+    if (ok(t, await s3cmd(['modify', '--add-header', 'x-amz-meta-stage:conformed', url('up/small.bin')]), 's3cmd modify (a copy onto itself)')) {
+      const info = await s3cmd(['info', url('up/small.bin')]);
+      if (ok(t, info, 's3cmd info after modify')) t.match(info.stdout, 'x-amz-meta-stage: conformed');
+    }
+    if (ok(t, await s3cmd(['mv', url('copy/big.bin'), url('moved/big.bin')]), 's3cmd mv')) {
+      const ls = await s3cmd(['ls', '--recursive', url()]);
+      if (ok(t, ls, 's3cmd ls --recursive')) {
+        t.match(ls.stdout, url('moved/big.bin'));
+        t.notMatch(ls.stdout, url('copy/big.bin'), 'the source of the move is gone');
+      }
+    }
+    const publicAcl = await s3cmd(['setacl', '--acl-public', url('up/small.bin')]);
+    t.not(publicAcl.code, 0, 's3cmd setacl --acl-public fails: ACLs are off, grant with a bucket policy');
+    t.match(publicAcl.stderr, 'AccessControlListNotSupported');
+    if (ok(t, await s3cmd(['del', url('up/small.bin')]), 's3cmd del')) {
+      const info = await s3cmd(['info', url('up/small.bin')]);
+      t.not(info.code, 0, 'deleted');
+    }
+    const rb = await s3cmd(['rb', '--recursive', '--force', url()]);
+    if (ok(t, rb, 's3cmd rb --recursive')) t.match(rb.stdout, `Bucket '${url()}' removed`);
   });
 }

@@ -11,6 +11,7 @@ import path from 'node:path';
 /** Debian's awscli v2: another (older) `aws` comes first on PATH on this machine. */
 export const AWS_BIN = '/usr/bin/aws';
 export const RCLONE_BIN = '/usr/bin/rclone';
+export const S3CMD_BIN = '/usr/bin/s3cmd';
 
 export interface RunResult {
   command: string;
@@ -129,6 +130,31 @@ export async function rcloneConfig(dir: string, c: ClientCredentials): Promise<s
       `secret_access_key = ${c.secretAccessKey}`,
       `endpoint = ${c.endpoint}`,
       'region = us-east-1',
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+/** Writes an s3cmd config (path style, SigV4, plain http, 5 MiB multipart chunks) and returns its path. */
+export async function s3cmdConfig(dir: string, c: ClientCredentials): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, 's3cfg');
+  const host = new URL(c.endpoint).host;
+  await writeFile(
+    file,
+    [
+      '[default]',
+      `access_key = ${c.accessKeyId}`,
+      `secret_key = ${c.secretAccessKey}`,
+      `host_base = ${host}`,
+      // No %(bucket)s: path-style addressing.
+      `host_bucket = ${host}`,
+      'use_https = False',
+      'signature_v2 = False',
+      'bucket_location = us-east-1',
+      'multipart_chunk_size_mb = 5',
+      'progress_meter = False',
       '',
     ].join('\n'),
   );
