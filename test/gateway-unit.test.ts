@@ -199,6 +199,11 @@ t.test('operations resolve by method, target and sub-resource', async (t) => {
   await t.rejects(lifecycle.handler({} as never, {} as never), { code: 'NotImplemented', status: 501 });
   t.equal(resolveOperation('GET', { bucket: 'b' }, { versioning: '' }).name, 'GetBucketVersioning');
   await t.rejects(resolveOperation('PUT', { bucket: 'b' }, { versioning: '' }).handler({} as never, {} as never), { code: 'NotImplemented', status: 501 });
+  t.equal(resolveOperation('GET', { bucket: 'b' }, { versions: '' }).name, 'ListObjectVersions');
+  t.equal(s3Code(() => resolveOperation('PUT', { bucket: 'b' }, { versions: '' })), 'MethodNotAllowed');
+  const otherVersion = resolveOperation('GET', { bucket: 'b', key: 'k' }, { versionId: 'abc' });
+  t.equal(otherVersion.name, 'GetObject', 'a version id keeps the operation (and its authorization)');
+  await t.rejects(otherVersion.handler({} as never, {} as never), { code: 'InvalidArgument', message: 'Invalid version id specified' });
   for (const [method, name] of [['GET', 'GetBucketTagging'], ['PUT', 'PutBucketTagging'], ['DELETE', 'DeleteBucketTagging']]) {
     t.equal(resolveOperation(method!, { bucket: 'b' }, { tagging: '' }).name, name);
   }

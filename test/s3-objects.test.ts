@@ -25,6 +25,7 @@ import {
   GetObjectCommand,
   GetObjectTaggingCommand,
   HeadObjectCommand,
+  ListObjectVersionsCommand,
   ListObjectsCommand,
   ListObjectsV2Command,
   PutBucketAclCommand,
@@ -967,4 +968,46 @@ t.test('ACLs as in an S3 bucket whose ACLs are off: they read as the owner\'s fu
   const empty = await rawRequest(endpoint, CREDS, { method: 'PUT', path: `/${BUCKET}`, query: { acl: '' } });
   t.equal(errorCode(empty), 'MalformedACLError', 'neither a canned ACL nor a document');
   t.same((await s3.send(new GetObjectAclCommand({ Bucket: BUCKET, Key: 'acl/object' }))).Grants, ownerOnly.Grants, 'nothing refused changed anything');
+});
+
+t.test('versions of a bucket that keeps one per key: ListObjectVersions, and versionId=null names the object', async (t) => {
+  const bucket = 'versions-bucket';
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  const keys = ['a/1', 'a/2', 'a/3', 'b/1', 'c', 'd e+f'];
+  for (const key of keys) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: `body of ${key}` }));
+
+  const all = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
+  t.same(all.Versions?.map((v) => [v.Key, v.VersionId, v.IsLatest, v.Size]), keys.map((k) => [k, 'null', true, `body of ${k}`.length]), 'every object is its own latest version "null"');
+  t.equal(all.Versions?.[0]?.ETag, md5Etag(Buffer.from('body of a/1')));
+  t.equal(all.IsTruncated, false);
+  t.same(all.DeleteMarkers, undefined, 'no delete markers');
+
+  // Paging by key, as the SDK's paginator and Terraform do.
+  const seen: string[] = [];
+  let markers: { KeyMarker?: string; VersionIdMarker?: string } = {};
+  for (let pages = 0; pages < 10; pages++) {
+    const page = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, MaxKeys: 4, ...markers }));
+    seen.push(...(page.Versions ?? []).map((v) => v.Key!));
+    if (!page.IsTruncated) break;
+    t.equal(page.NextVersionIdMarker, 'null');
+    markers = { KeyMarker: page.NextKeyMarker, VersionIdMarker: page.NextVersionIdMarker };
+  }
+  t.same(seen, keys, 'pages of 4 cover every key once');
+  const grouped = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Delimiter: '/', Prefix: '' }));
+  t.same(grouped.CommonPrefixes?.map((p) => p.Prefix), ['a/', 'b/']);
+  t.same(grouped.Versions?.map((v) => v.Key), ['c', 'd e+f']);
+
+  // versionId=null reads and deletes the one version; another id is refused.
+  const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'c', VersionId: 'null' }));
+  t.equal(await got.Body!.transformToString(), 'body of c');
+  t.equal(got.VersionId, 'null');
+  t.equal((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'c', VersionId: 'null' }))).ContentLength, 'body of c'.length);
+  await rejectsS3(t, s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'c', VersionId: '3HL4kqtJlcpXroDTDmjVBH40Nrjfkd' })), 'InvalidArgument', 400, 'a version id that is not "null"');
+  await rejectsS3(t, s3.send(new ListObjectVersionsCommand({ Bucket: bucket, KeyMarker: 'a', VersionIdMarker: 'abc' })), 'InvalidArgument', 400, 'a version id marker that is not "null"');
+  await rejectsS3(t, s3.send(new ListObjectVersionsCommand({ Bucket: bucket, VersionIdMarker: 'null' })), 'InvalidArgument', 400, 'a version id marker without a key marker');
+  // Emptying the bucket the way version-aware tools do: each listed version deleted by its id.
+  for (const v of all.Versions ?? []) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: v.Key, VersionId: v.VersionId }));
+  t.same((await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }))).Versions, undefined, 'every version deleted');
+  await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
+  await rejectsS3(t, s3.send(new ListObjectVersionsCommand({ Bucket: bucket })), 'NoSuchBucket', 404, 'no such bucket');
 });

@@ -9,7 +9,7 @@ import { createBucket } from './create-bucket.js';
 import { headBucket } from './head-bucket.js';
 import { deleteBucket } from './delete-bucket.js';
 import { getBucketLocation } from './get-bucket-location.js';
-import { listObjects } from './list-objects.js';
+import { listObjects, listObjectVersions } from './list-objects.js';
 import { putObject } from './put-object.js';
 import { getObject } from './get-object.js';
 import { deleteObject } from './delete-object.js';
@@ -36,10 +36,10 @@ export interface Operation {
 const UNSUPPORTED_BUCKET_SUBRESOURCES = [
   'accelerate', 'analytics', 'cors', 'encryption', 'intelligent-tiering', 'inventory', 'lifecycle',
   'logging', 'metrics', 'notification', 'object-lock', 'ownershipControls', 'policyStatus',
-  'publicAccessBlock', 'replication', 'requestPayment', 'versions', 'website',
+  'publicAccessBlock', 'replication', 'requestPayment', 'website',
 ];
 const UNSUPPORTED_OBJECT_SUBRESOURCES = [
-  'attributes', 'legal-hold', 'retention', 'torrent', 'restore', 'select', 'versionId',
+  'attributes', 'legal-hold', 'retention', 'torrent', 'restore', 'select',
 ];
 
 /**
@@ -67,6 +67,7 @@ const OPERATION_ACCESS: Readonly<Record<string, OperationAccess>> = {
   GetBucketLocation: { scope: 'bucket', action: 's3:GetBucketLocation' },
   ListObjects: { scope: 'bucket', action: 's3:ListBucket' },
   ListObjectsV2: { scope: 'bucket', action: 's3:ListBucket' },
+  ListObjectVersions: { scope: 'bucket', action: 's3:ListBucketVersions' },
   ListMultipartUploads: { scope: 'bucket', action: 's3:ListBucketMultipartUploads' },
   DeleteObjects: { scope: 'keys', action: 's3:DeleteObject' },
   GetBucketTagging: { scope: 'bucket', action: 's3:GetBucketTagging' },
@@ -156,6 +157,10 @@ function bucketOperation(method: string, query: ParsedUrlQuery): Operation {
     if (method === 'PUT') return op('PutBucketAcl', putBucketAcl);
     throw methodNotAllowed(method, 'BUCKET');
   }
+  if ('versions' in query) {
+    if (method === 'GET') return op('ListObjectVersions', listObjectVersions);
+    throw methodNotAllowed(method, 'BUCKET');
+  }
   if ('versioning' in query) return method === 'GET' ? op('GetBucketVersioning', getBucketVersioning) : notImplemented(`${method} bucket ?versioning`);
   const sub = firstPresent(query, UNSUPPORTED_BUCKET_SUBRESOURCES);
   if (sub) return notImplemented(`${method} bucket ?${sub}`);
@@ -192,6 +197,23 @@ function multipartOperation(method: string, query: ParsedUrlQuery): Operation | 
 }
 
 function objectOperation(method: string, query: ParsedUrlQuery): Operation {
+  const operation = currentVersionOperation(method, query);
+  return 'versionId' in query ? onlyNullVersion(operation, query['versionId']) : operation;
+}
+
+/**
+ * Cairn keeps one version of each key, which S3 calls version "null": `versionId=null` names it,
+ * and any other id is refused (after authorization, like any error of the operation).
+ */
+function onlyNullVersion(operation: Operation, versionId: string | string[] | undefined): Operation {
+  return op(operation.name, async (ctx, services) => {
+    if (versionId !== 'null') throw s3Error('InvalidArgument', 'Invalid version id specified', { ArgumentName: 'versionId', ArgumentValue: String(versionId ?? '') });
+    ctx.set('x-amz-version-id', 'null');
+    return operation.handler(ctx, services);
+  });
+}
+
+function currentVersionOperation(method: string, query: ParsedUrlQuery): Operation {
   const multipart = multipartOperation(method, query);
   if (multipart) return multipart;
   const sub = firstPresent(query, UNSUPPORTED_OBJECT_SUBRESOURCES);

@@ -367,6 +367,45 @@ export function listObjectsV1Xml(input: ListObjectsV1Input): Buffer {
   return listingBytes(head.join(''), input);
 }
 
+export interface ListVersionsInput extends ListCommon {
+  readonly keyMarker?: string;
+  readonly versionIdMarker?: string;
+  readonly nextKeyMarker?: string;
+}
+
+/**
+ * ListObjectVersions where every key has one version, S3's version "null" (an unversioned
+ * bucket): each object is a Version that is the latest; NextVersionIdMarker is then "null" too.
+ */
+export function listVersionsXml(input: ListVersionsInput): Buffer {
+  const enc = input.encodingType;
+  const head = [
+    leaf('Name', input.name),
+    leaf('Prefix', maybeUrl(input.prefix ?? '', enc)),
+    leaf('KeyMarker', maybeUrl(input.keyMarker ?? '', enc)),
+    leaf('VersionIdMarker', input.versionIdMarker ?? ''),
+    leaf('NextKeyMarker', maybeUrl(input.nextKeyMarker, enc)),
+    leaf('NextVersionIdMarker', input.nextKeyMarker === undefined ? undefined : 'null'),
+    leaf('MaxKeys', input.maxKeys),
+    leaf('Delimiter', maybeUrl(nonEmpty(input.delimiter), enc)),
+    leaf('EncodingType', enc),
+    leaf('IsTruncated', input.isTruncated),
+  ].join('');
+  const out = new Utf8Builder(head.length + (input.contents.length + input.commonPrefixes.length) * BYTES_PER_ENTRY);
+  out.append(`${XML_DECLARATION}<ListVersionsResult xmlns="${S3_XMLNS}">${head}`);
+  const owner = ownerRenderer();
+  for (const entry of input.contents) {
+    const key = enc === 'url' ? s3UrlEncode(entry.key) : escapeText(entry.key);
+    out.append(
+      `<Version><Key>${key}</Key><VersionId>null</VersionId><IsLatest>true</IsLatest><LastModified>${listTimestamp(entry.lastModified)}</LastModified>` +
+        `<ETag>${escapeEtag(entry.etag)}</ETag><Size>${entry.size}</Size>${owner(entry.owner)}<StorageClass>STANDARD</StorageClass></Version>`,
+    );
+  }
+  for (const p of input.commonPrefixes) out.append(commonPrefixXml(p, enc));
+  out.append('</ListVersionsResult>');
+  return out.bytes();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tagging
 
