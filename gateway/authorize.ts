@@ -22,6 +22,9 @@ export interface Access {
 const ALLOW_ALL: Access = { allows: () => true };
 const DENY_ALL: Access = { allows: () => false };
 
+/** Object operations that answer NoSuchKey for a missing key: without s3:ListBucket that is AccessDenied. */
+const KEY_PROBES = new Set(['GetObject', 'HeadObject', 'GetObjectTagging', 'PutObjectTagging', 'DeleteObjectTagging', 'GetObjectAcl', 'PutObjectAcl']);
+
 /** Parsed policies, by bucket and text: parsing 20 KB of JSON on every request would cost more than the lookup. */
 const MAX_PARSED = 256;
 
@@ -107,7 +110,7 @@ export function authorize(services: GatewayServices): Koa.Middleware<S3State> {
       throw s3Error('AccessDenied');
     }
     ctx.state.access = access;
-    if (operation !== 'GetObject' && operation !== 'HeadObject') return next();
+    if (!KEY_PROBES.has(operation)) return next();
     try {
       await next();
     } catch (err) {

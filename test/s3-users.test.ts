@@ -324,6 +324,8 @@ t.test('users, keys, ownership and bucket policies', async (t) => {
   await bob.send(new PutObjectCommand({ Bucket: ALICE_BUCKET, Key: 'bob/tagged', Body: 'x', Tagging: 'by=bob' }));
   t.same((await bob.send(new GetObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'bob/tagged' }))).TagSet, [{ Key: 'by', Value: 'bob' }], 'granted, bob tags his writes');
   await bob.send(new DeleteObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'bob/tagged' }));
+  await denied(t, bob.send(new GetObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'bob/none' })), 'the tags of a missing key are AccessDenied without s3:ListBucket');
+  await expectError(t, alice.send(new GetObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'bob/none' })), 'NoSuchKey', 404, 'but NoSuchKey for the owner');
   await denied(t, bob.send(new PutObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt', Tagging: { TagSet: [] } })), 'only where the policy says');
   t.same((await alice.send(new GetObjectTaggingCommand({ Bucket: ALICE_BUCKET, Key: 'a.txt' }))).TagSet, ownerTag);
   for (const key of ['bob/plain', 'bob/tagged']) await bob.send(new DeleteObjectCommand({ Bucket: ALICE_BUCKET, Key: key }));
