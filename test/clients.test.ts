@@ -237,6 +237,19 @@ async function awsTests(t: Test, tc: TestCluster): Promise<void> {
       if (ok(t, down, `s3 cp down ${key}`)) t.equal(await sha256File(path.join(work, 'copy.down')), sha256(bytes), `${key}: the copy's bytes match (sha256)`);
     }
     await unlink(path.join(work, 'copy.down'));
+
+    // Emptying it as version-aware tools do (Terraform's force_destroy, boto3's object_versions):
+    // every listed version, each one's only version "null", deleted by its id.
+    type Versions = { Versions?: { Key: string; VersionId: string; IsLatest: boolean }[] };
+    const listed = json<Versions>(t, await aws(['s3api', 'list-object-versions', '--bucket', conformed]), 'list-object-versions')?.Versions ?? [];
+    const keys = ['big.bin', 'synced/big.bin', 'synced/dir/small.bin'];
+    t.same(listed.map((v) => [v.Key, v.VersionId, v.IsLatest]), keys.map((k) => [k, 'null', true]), 'each object is its one version, null');
+    await writeFile(path.join(work, 'versions.json'), JSON.stringify({ Objects: listed.map((v) => ({ Key: v.Key, VersionId: v.VersionId })) }));
+    const deleted = await aws(['s3api', 'delete-objects', '--bucket', conformed, '--delete', 'file://versions.json']);
+    if (ok(t, deleted, 's3api delete-objects of the listed versions')) {
+      t.same(json<{ Deleted?: { Key: string }[] }>(t, deleted, 'delete-objects')?.Deleted?.map((d) => d.Key).sort(), keys);
+    }
+    ok(t, await aws(['s3', 'rb', `s3://${conformed}`]), 's3 rb: the bucket was left empty');
   });
 
   const tree = makeTree();
