@@ -337,7 +337,7 @@ export function parseAccessControlPolicy(input: string | Uint8Array): readonly A
   } catch {
     throw new S3Error('MalformedACLError');
   }
-  const list = root.name === 'AccessControlPolicy' ? root.children.filter((c) => c.name === 'AccessControlList') : [];
+  const list = root.name === 'AccessControlPolicy' ? childrenNamed(root, 'AccessControlList') : [];
   if (list.length !== 1) throw new S3Error('MalformedACLError');
   return childrenNamed(list[0]!, 'Grant').map((grant) => {
     const grantees = childrenNamed(grant, 'Grantee');
